@@ -1,0 +1,149 @@
+"""The emulator process: one AWS endpoint (moto behind our gateway) plus IoT Core's data plane,
+the rules engine, Firehose and the Lambda runtime, all on 127.0.0.1.
+
+Components are plain classes constructed with the `Emulator` (they read what they need from
+it: gateway, data_dir, region, and each other, late-bound) and may have `start()`/`stop()`.
+moto keeps its state in module globals, so there is one `Emulator` per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+DEFAULT_MQTT_PORT = 8883
+DEFAULT_REGION = "us-east-1"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "iot-core-pipeline" / "emulator"
+
+
+class Emulator:
+    """Everything the local AWS holds, in this process."""
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        mqtt_port: int = DEFAULT_MQTT_PORT,
+        data_dir: str | Path | None = None,
+        region: str = DEFAULT_REGION,
+        ephemeral: bool = False,
+    ) -> None:
+        self.host = host
+        self.region = region
+        self.account_id = DEFAULT_ACCOUNT_ID
+        self.ephemeral = ephemeral
+        if ephemeral:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="iot-emulator-"))
+        else:
+            self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._requested_port = port
+        self._requested_mqtt_port = mqtt_port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+        # certificateId = SHA-256 of the DER, as on AWS (moto hashes the PEM text otherwise).
+        default_user_config.setdefault("iot", {})["use_valid_cert"] = True
+        self.gateway = Gateway(DomainDispatcherApplication(create_backend_app), self.account_id)
+        self.gateway.route("/_emulator/health", self._health)
+        self.gateway.route("/_emulator/info", lambda _req: json_response(self.info()))
+        self.components: list[Any] = []
+
+    # Life cycle ---------------------------------------------------------------------------
+    def add(self, component: Any) -> Any:
+        """Register a component so that it is started and stopped with the emulator."""
+        self.components.append(component)
+        return component
+
+    def start(self) -> Emulator:
+        self._server = make_server(
+            self.host,
+            self._requested_port,
+            self.gateway,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="aws-endpoint", daemon=True
+        )
+        self._thread.start()
+        for component in self.components:
+            if hasattr(component, "start"):
+                component.start()
+        return self
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            if hasattr(component, "stop"):
+                try:
+                    component.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(component).__name__)
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if self.ephemeral:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # What a client needs to know ----------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def mqtt_port(self) -> int | None:
+        broker = self.find("broker")
+        return getattr(broker, "port", None) if broker else None
+
+    def find(self, name: str) -> Any | None:
+        """The component registered under attribute `name` (set by its constructor), if any."""
+        return getattr(self, name, None)
+
+    def info(self) -> dict[str, Any]:
+        iot = self.find("iot")
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "account_id": self.account_id,
+            "mqtt_host": self.host,
+            "mqtt_port": self.mqtt_port,
+            "root_ca_path": str(iot.root_ca_path) if iot is not None else None,
+            "data_dir": str(self.data_dir),
+            "pid": os.getpid(),
+        }
+
+    def _health(self, _request: AwsRequest) -> AwsResponse:
+        return AwsResponse(200, json.dumps({"status": "ok"}).encode(), {"Content-Type": "application/json"})

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test: an in-process emulator on ephemeral ports, and AWS clients
+pointed at it. Nothing here may reach beyond 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import boto3
+import pytest
+
+# Never let a test find real credentials or a real region.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One emulator for the session: moto's state is process-global, so tests use unique names."""
+    from emulator.app import build_emulator
+
+    emu = build_emulator(port=0, mqtt_port=0, ephemeral=True)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(emulator):
+    """A factory of boto3 clients bound to the emulator's endpoint."""
+
+    def client(service: str, **kwargs):
+        return boto3.client(
+            service, endpoint_url=emulator.endpoint_url, region_name=emulator.region, **kwargs
+        )
+
+    return client
+
+
+@pytest.fixture
+def unique():
+    """A short unique suffix for resource names in the shared emulator."""
+    return uuid.uuid4().hex[:8]
