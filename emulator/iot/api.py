@@ -1,0 +1,301 @@
+"""IoT control-plane requests the emulator answers or watches, in front of moto (thin adapter).
+
+Answered here (moto's own answers are not usable for a real TLS client):
+- CreateKeysAndCertificate, CreateCertificateFromCsr: certificates signed by our root CA (from
+  the CSR's own public key), then stored in moto's registry;
+- RegisterCertificate, RegisterCertificateWithoutCA: the device's own certificate, validated;
+- DescribeEndpoint for iot:Data-ATS / iot:Data: a stable address the broker's certificate names;
+- CreatePolicy, CreatePolicyVersion: the document is checked as AWS does (MalformedPolicyException)
+  before moto stores it.
+Observed after moto answered: every change that can alter an authentication or authorization
+decision (the caches in `IotCore` are dropped; certificate status changes reach the listeners).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from moto.core.exceptions import JsonRESTError
+
+from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error, json_response
+from emulator.iot.ca import (
+    AWS_IOT_CERTIFICATE_SUBJECT,
+    certificate_pem,
+    new_rsa_key,
+    private_key_pem,
+    public_key_pem,
+)
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError
+
+if TYPE_CHECKING:
+    from emulator.iot.core import IotCore
+
+# API_UpdateCertificate: the values newStatus accepts.
+CERTIFICATE_STATUSES = {
+    "ACTIVE",
+    "INACTIVE",
+    "REVOKED",
+    "PENDING_TRANSFER",
+    "REGISTER_INACTIVE",
+    "PENDING_ACTIVATION",
+}
+DATA_ENDPOINT_TYPES = {None, "", "iot:Data", "iot:Data-ATS"}
+# Changes after which cached decisions and the TLS trust store may be stale.
+_INVALIDATING = (
+    "AttachPolicy",
+    "DetachPolicy",
+    "AttachPrincipalPolicy",
+    "DetachPrincipalPolicy",
+    "CreatePolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "DeletePolicyVersion",
+    "DeletePolicy",
+    "AttachThingPrincipal",
+    "DetachThingPrincipal",
+    "UpdateThing",
+    "DeleteThing",
+    "RegisterCACertificate",
+    "UpdateCACertificate",
+    "DeleteCACertificate",
+    "RegisterCertificate",
+    "RegisterCertificateWithoutCA",
+)
+
+
+def register(core: IotCore, gateway: Gateway) -> None:
+    handlers = _Handlers(core)
+    gateway.on("iot", "CreateKeysAndCertificate", handlers.create_keys_and_certificate)
+    gateway.on("iot", "CreateCertificateFromCsr", handlers.create_certificate_from_csr)
+    gateway.on("iot", "RegisterCertificate", handlers.register_certificate)
+    gateway.on("iot", "RegisterCertificateWithoutCA", handlers.register_certificate_without_ca)
+    gateway.on("iot", "DescribeEndpoint", handlers.describe_endpoint)
+    gateway.on("iot", "CreatePolicy", handlers.check_policy_document)
+    gateway.on("iot", "CreatePolicyVersion", handlers.check_policy_document)
+    gateway.on("iot", "UpdateCertificate", handlers.before_update_certificate)
+    gateway.after("iot", "UpdateCertificate", handlers.after_update_certificate)
+    gateway.after("iot", "DeleteCertificate", handlers.after_delete_certificate)
+    for operation in _INVALIDATING:
+        gateway.after("iot", operation, handlers.invalidate)
+    gateway.route("/_emulator/root-ca.pem", handlers.root_ca)
+
+
+def _moto_error(exc: JsonRESTError) -> AwsResponse:
+    # moto's description carries AWS's extra fields (resourceId, resourceArn) as well.
+    return AwsResponse(
+        int(exc.code),
+        exc.description.encode(),
+        {"Content-Type": "application/json", "x-amzn-ErrorType": exc.error_type},
+    )
+
+
+def _flag(request: AwsRequest, name: str, body: dict[str, Any] | None = None) -> bool:
+    value = request.query_value(name)
+    if value is None and body is not None:
+        value = body.get(name)
+    return str(value).lower() == "true"
+
+
+class _Handlers:
+    def __init__(self, core: IotCore) -> None:
+        self.core = core
+        # Status of a certificate before an UpdateCertificate, keyed by the request object.
+        self._status_before: dict[int, str | None] = {}
+
+    # Certificates we issue ----------------------------------------------------------------
+    def create_keys_and_certificate(self, request: AwsRequest) -> AwsResponse:
+        key = new_rsa_key()
+        cert = self.core.ca.issue_device_certificate(key.public_key(), AWS_IOT_CERTIFICATE_SUBJECT)
+        status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
+        stored = self._store(request, certificate_pem(cert), status)
+        if isinstance(stored, AwsResponse):
+            return stored
+        return json_response(
+            {
+                "certificateArn": stored.arn,
+                "certificateId": stored.certificate_id,
+                "certificatePem": stored.certificate_pem,
+                "keyPair": {
+                    "PublicKey": public_key_pem(key.public_key()),
+                    "PrivateKey": private_key_pem(key),
+                },
+            }
+        )
+
+    def create_certificate_from_csr(self, request: AwsRequest) -> AwsResponse:
+        body = request.json()
+        text = body.get("certificateSigningRequest") or ""
+        try:
+            csr = x509.load_pem_x509_csr(text.encode())
+        except ValueError as exc:
+            return json_error(
+                "InvalidRequestException",
+                f"certificateSigningRequest is not a PEM certificate signing request: {exc}",
+            )
+        if not csr.is_signature_valid:
+            return json_error(
+                "InvalidRequestException",
+                "the certificate signing request's signature does not verify with its own key",
+            )
+        # AWS keeps the CSR's subject and signs the CSR's own public key.
+        cert = self.core.ca.issue_device_certificate(csr.public_key(), csr.subject)
+        status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
+        stored = self._store(request, certificate_pem(cert), status)
+        if isinstance(stored, AwsResponse):
+            return stored
+        return json_response(
+            {
+                "certificateArn": stored.arn,
+                "certificateId": stored.certificate_id,
+                "certificatePem": stored.certificate_pem,
+            }
+        )
+
+    def _store(self, request: AwsRequest, pem: str, status: str) -> Any:
+        backend = self.core.backend(request.region)
+        try:
+            stored = backend.register_certificate_without_ca(pem, status)
+        except JsonRESTError as exc:
+            return _moto_error(exc)
+        self.core.invalidate()
+        return stored
+
+    # Certificates devices bring -------------------------------------------------------------
+    def register_certificate_without_ca(self, request: AwsRequest) -> AwsResponse:
+        body = request.json()
+        parsed = _parse_certificate(body.get("certificatePem"))
+        if isinstance(parsed, AwsResponse):
+            return parsed
+        status = body.get("status") or "INACTIVE"
+        if status not in CERTIFICATE_STATUSES:
+            return _invalid_status(status)
+        stored = self._store(request, body["certificatePem"], status)
+        if isinstance(stored, AwsResponse):
+            return stored
+        return json_response({"certificateArn": stored.arn, "certificateId": stored.certificate_id})
+
+    def register_certificate(self, request: AwsRequest) -> AwsResponse:
+        body = request.json()
+        parsed = _parse_certificate(body.get("certificatePem"))
+        if isinstance(parsed, AwsResponse):
+            return parsed
+        backend = self.core.backend(request.region)
+        ca = _signing_ca(backend, parsed, body.get("caCertificatePem"))
+        if isinstance(ca, AwsResponse):
+            return ca
+        status = body.get("status") or ("ACTIVE" if _flag(request, "setAsActive") else "INACTIVE")
+        if status not in CERTIFICATE_STATUSES:
+            return _invalid_status(status)
+        try:
+            stored = backend.register_certificate(
+                certificate_pem=body["certificatePem"],
+                ca_certificate_pem=ca.certificate_pem,
+                set_as_active=False,
+                status=status,
+            )
+        except JsonRESTError as exc:
+            return _moto_error(exc)
+        self.core.invalidate()
+        return json_response({"certificateArn": stored.arn, "certificateId": stored.certificate_id})
+
+    # Endpoint, policies -------------------------------------------------------------------
+    def describe_endpoint(self, request: AwsRequest) -> AwsResponse | None:
+        if request.query_value("endpointType") in DATA_ENDPOINT_TYPES:
+            return json_response({"endpointAddress": self.core.endpoint_address})
+        return None  # other endpoint types: moto's answer
+
+    def check_policy_document(self, request: AwsRequest) -> AwsResponse | None:
+        document = request.json().get("policyDocument")
+        if not isinstance(document, str):
+            return json_error("MalformedPolicyException", "policyDocument is required")
+        try:
+            CompiledPolicy.parse(document)
+        except PolicyDocumentError as exc:
+            return json_error("MalformedPolicyException", f"Policy document is malformed: {exc}")
+        return None
+
+    # Status changes ---------------------------------------------------------------------------
+    def before_update_certificate(self, request: AwsRequest) -> AwsResponse | None:
+        new_status = request.query_value("newStatus")
+        if new_status not in CERTIFICATE_STATUSES:
+            return _invalid_status(new_status)
+        certificate_id = request.path_params.get("certificateId", "")
+        cert = self.core.backend(request.region).certificates.get(certificate_id)
+        self._status_before[id(request)] = cert.status if cert is not None else None
+        return None
+
+    def after_update_certificate(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        before = self._status_before.pop(id(request), None)
+        certificate_id = request.path_params.get("certificateId", "")
+        cert = self.core.backend(request.region).certificates.get(certificate_id)
+        self.core.invalidate()
+        if cert is not None and cert.status != before:
+            self.core.notify(certificate_id, cert.status)
+
+    def after_delete_certificate(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        self.core.notify(request.path_params.get("certificateId", ""), "DELETED")
+
+    def invalidate(self, _request: AwsRequest, _status: int, _body: bytes) -> None:
+        self.core.invalidate()
+
+    def root_ca(self, _request: AwsRequest) -> AwsResponse:
+        return AwsResponse(
+            200, self.core.ca.root_pem.encode(), {"Content-Type": "application/x-pem-file"}
+        )
+
+
+def _invalid_status(status: str | None) -> AwsResponse:
+    allowed = ", ".join(sorted(CERTIFICATE_STATUSES))
+    return json_error(
+        "InvalidRequestException", f"status {status!r} is not valid; use one of {allowed}"
+    )
+
+
+def _parse_certificate(pem: Any) -> x509.Certificate | AwsResponse:
+    if not isinstance(pem, str) or not pem.strip():
+        return json_error("InvalidRequestException", "certificatePem is required")
+    try:
+        return x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:
+        return json_error(
+            "CertificateValidationException",
+            f"certificatePem is not a PEM X.509 certificate: {exc}",
+        )
+
+
+def _signing_ca(backend: Any, cert: x509.Certificate, ca_pem: str | None) -> Any:
+    """The registered CA that signed `cert` (RegisterCertificate needs one)."""
+    candidates = list(backend.ca_certificates.values())
+    if ca_pem:
+        try:
+            wanted = x509.load_pem_x509_certificate(ca_pem.encode())
+        except ValueError as exc:
+            return json_error(
+                "CertificateValidationException", f"caCertificatePem is not a certificate: {exc}"
+            )
+        candidates = [
+            c
+            for c in candidates
+            if x509.load_pem_x509_certificate(c.certificate_pem.encode()) == wanted
+        ]
+        if not candidates:
+            return json_error(
+                "CertificateValidationException",
+                "caCertificatePem is not a registered CA certificate: register it first with "
+                "RegisterCACertificate, or use RegisterCertificateWithoutCA",
+            )
+    for ca in candidates:
+        ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        return ca
+    return json_error(
+        "CertificateValidationException",
+        "no registered CA certificate signed this certificate "
+        f"(issuer {cert.issuer.rfc4514_string()}): register its CA with "
+        "RegisterCACertificate, or use RegisterCertificateWithoutCA",
+    )

@@ -1,0 +1,420 @@
+"""IoT Core's identity and authorization for the MQTT broker: who a TLS client certificate is
+(`authenticate`), what IoT policies let it do (`authorize`), and the TLS server context that
+accepts the certificates the registry knows (`server_ssl_context`).
+
+moto's IoT backend stays the registry (certificates, policies and their default versions,
+principal-policy and thing-principal attachments); this component only reads it, caches what it
+derives and drops the caches when a gateway hook sees a change (see `api.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from moto.iot.models import iot_backends
+from moto.utilities.utils import get_partition
+
+from emulator.iot import api
+from emulator.iot.ca import CertificateAuthority
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, evaluate
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "ACTIVE"
+# Resource type each action is authorised on ("iot-action-resources").
+RESOURCE_TYPES = {
+    "iot:Connect": "client",
+    "iot:Publish": "topic",
+    "iot:Receive": "topic",
+    "iot:RetainPublish": "topic",
+    "iot:GetRetainedMessage": "topic",
+    "iot:DeleteRetainedMessage": "topic",
+    "iot:Subscribe": "topicfilter",
+}
+# Certificate name attributes and their policy-variable names ("cert-policy-variables").
+_NAME_ATTRIBUTES = {
+    NameOID.DN_QUALIFIER: "DistinguishedNameQualifier",
+    NameOID.COUNTRY_NAME: "Country",
+    NameOID.ORGANIZATION_NAME: "Organization",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OrganizationalUnit",
+    NameOID.STATE_OR_PROVINCE_NAME: "State",
+    NameOID.COMMON_NAME: "CommonName",
+    NameOID.SERIAL_NUMBER: "SerialNumber",
+    NameOID.TITLE: "Title",
+    NameOID.SURNAME: "Surname",
+    NameOID.GIVEN_NAME: "GivenName",
+    NameOID.INITIALS: "Initials",
+    NameOID.PSEUDONYM: "Pseudonym",
+    NameOID.GENERATION_QUALIFIER: "GenerationQualifier",
+}
+_ALT_NAME_TYPES = {
+    x509.RFC822Name: "RFC822Name",
+    x509.DNSName: "DNSName",
+    x509.DirectoryName: "DirectoryName",
+    x509.UniformResourceIdentifier: "UniformResourceIdentifier",
+    x509.IPAddress: "IPAddress",
+}
+# "X.509 Certificate policy variable limitations": a value with one of these characters, or
+# longer than 1024 characters, is not substituted (the statement then does not apply).
+_WILDCARD_CHARACTERS = set("*$+?#")
+_MAX_VARIABLE_LENGTH = 1024
+_DECISION_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated X.509 client, as IoT Core's policies see it."""
+
+    certificate_id: str  # SHA-256 of the DER, lowercase hex (as AWS)
+    certificate_arn: str
+    account_id: str
+    region: str
+    certificate_pem: str = field(compare=False, repr=False)
+    # First value of each attribute, by AWS's variable name: {"CommonName": ..., ...}
+    subject: dict[str, str] = field(compare=False)
+    issuer: dict[str, str] = field(compare=False)
+    # Every `iot:Certificate.*` policy variable with a value (substitutable ones only).
+    certificate_variables: Mapping[str, str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+class AuthenticationError(Exception):
+    """The certificate may not connect; `reason` says why in a few words."""
+
+    def __init__(self, reason: str, certificate_id: str | None = None) -> None:
+        self.reason = reason
+        self.certificate_id = certificate_id
+        super().__init__(f"{reason} (certificate {certificate_id})" if certificate_id else reason)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    action: str
+    resource: str  # the full ARN evaluated
+    reason: str
+    policy_name: str | None
+
+
+def _name_values(name: x509.Name) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for attribute in name:
+        label = _NAME_ATTRIBUTES.get(attribute.oid)
+        if label and isinstance(attribute.value, str):
+            values.setdefault(label, []).append(attribute.value)
+    return values
+
+
+def _alt_names(cert: x509.Certificate, extension: type) -> dict[str, list[str]]:
+    try:
+        names = cert.extensions.get_extension_for_class(extension).value
+    except x509.ExtensionNotFound:
+        return {}
+    values: dict[str, list[str]] = {}
+    for general_name in names:
+        label = _ALT_NAME_TYPES.get(type(general_name))
+        if label:
+            value = general_name.value
+            text = value.rfc4514_string() if isinstance(value, x509.Name) else str(value)
+            values.setdefault(label, []).append(text)
+    return values
+
+
+def _substitutable(value: str) -> bool:
+    return len(value) <= _MAX_VARIABLE_LENGTH and not (_WILDCARD_CHARACTERS & set(value))
+
+
+def certificate_variables(cert: x509.Certificate) -> dict[str, str]:
+    """The `iot:Certificate.*` policy variables of a certificate (first value of each)."""
+    variables: dict[str, str] = {}
+    groups = {
+        "Subject": _name_values(cert.subject),
+        "Issuer": _name_values(cert.issuer),
+        "SubjectAlternativeName": _alt_names(cert, x509.SubjectAlternativeName),
+        "IssuerAlternativeName": _alt_names(cert, x509.IssuerAlternativeName),
+    }
+    for group, attributes in groups.items():
+        for label, values in attributes.items():
+            if _substitutable(values[0]):
+                variables[f"iot:Certificate.{group}.{label}"] = values[0]
+    # The serial number's textual form is not documented; decimal is an approximation.
+    variables["iot:Certificate.SerialNumber"] = str(cert.serial_number)
+    return variables
+
+
+class IotCore:
+    """The `emulator.iot` component."""
+
+    def __init__(self, emulator: Any) -> None:
+        self._emulator = emulator
+        self.account_id: str = emulator.account_id
+        self.region: str = emulator.region
+        self.ca = CertificateAuthority(Path(emulator.data_dir) / "iot")
+        self.root_ca_path: Path = self.ca.root_ca_path
+        # What DescribeEndpoint returns for iot:Data-ATS / iot:Data: stable, and a name the
+        # broker's server certificate carries.
+        self.endpoint_address = "localhost"
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._listeners: list[Callable[[str, str], None]] = []
+        self._decisions: dict[tuple, Decision] = {}
+        self._decisions_stamp: tuple | None = None
+        self._compiled: dict[tuple[str, str], CompiledPolicy | None] = {}
+        self._principals: dict[str, Principal] = {}
+        self._issued_by_root: dict[str, bool] = {}
+        self._ssl: tuple[tuple, ssl.SSLContext] | None = None
+        emulator.iot = self
+        api.register(self, emulator.gateway)
+
+    # Registry -------------------------------------------------------------------------------
+    def backend(self, region: str | None = None) -> Any:
+        """moto's IoT backend for this account and (by default) the emulator's region."""
+        return iot_backends[self.account_id][region or self.region]
+
+    def invalidate(self) -> None:
+        """Forget every derived decision (called after any registry change)."""
+        with self._lock:
+            self._generation += 1
+
+    def add_listener(self, callback: Callable[[str, str], None]) -> None:
+        """Call `callback(certificate_id, status)` when a certificate's status changes or it is
+        deleted ("DELETED"). Called from an HTTP request thread."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def notify(self, certificate_id: str, status: str) -> None:
+        self.invalidate()
+        for callback in list(self._listeners):
+            try:
+                callback(certificate_id, status)
+            except Exception:
+                log.exception("certificate listener failed for %s -> %s", certificate_id, status)
+
+    # Authentication -------------------------------------------------------------------------
+    def authenticate(self, cert_der: bytes) -> Principal:
+        """The principal of a registered, ACTIVE certificate; AuthenticationError otherwise."""
+        certificate_id = hashlib.sha256(cert_der).hexdigest()
+        backend = self.backend()
+        cert = backend.certificates.get(certificate_id)
+        if cert is None:
+            elsewhere = self._regions_holding(certificate_id)
+            reason = "certificate is not registered"
+            if elsewhere:
+                reason += (
+                    f" in {self.region} (this endpoint's region); it is registered in "
+                    + ", ".join(elsewhere)
+                )
+            raise AuthenticationError(reason, certificate_id)
+        if cert.status != ACTIVE:
+            raise AuthenticationError(f"certificate status is {cert.status}", certificate_id)
+        if cert.ca_certificate_id:
+            ca = backend.ca_certificates.get(cert.ca_certificate_id)
+            if ca is None or ca.status != ACTIVE:
+                status = "deleted" if ca is None else ca.status
+                raise AuthenticationError(
+                    f"CA certificate {cert.ca_certificate_id} status is {status}", certificate_id
+                )
+        return self._principal(cert)
+
+    def _regions_holding(self, certificate_id: str) -> list[str]:
+        try:
+            loaded = list(dict.items(iot_backends[self.account_id]))
+        except Exception:  # moto internals differ: the message just gets shorter
+            return []
+        return [region for region, b in loaded if certificate_id in b.certificates]
+
+    def _principal(self, cert: Any) -> Principal:
+        principal = self._principals.get(cert.certificate_id)
+        if principal is None:
+            parsed = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
+            principal = Principal(
+                certificate_id=cert.certificate_id,
+                certificate_arn=cert.arn,
+                account_id=self.account_id,
+                region=self.region,
+                certificate_pem=cert.certificate_pem,
+                subject={k: v[0] for k, v in _name_values(parsed.subject).items()},
+                issuer={k: v[0] for k, v in _name_values(parsed.issuer).items()},
+                certificate_variables=certificate_variables(parsed),
+            )
+            self._principals[cert.certificate_id] = principal
+        return principal
+
+    # Authorization --------------------------------------------------------------------------
+    def resource_arn(self, action: str, target: str) -> str:
+        kind = RESOURCE_TYPES.get(action)
+        if kind is None:
+            raise ValueError(f"unknown IoT data-plane action {action!r}")
+        partition = get_partition(self.region)
+        return f"arn:{partition}:iot:{self.region}:{self.account_id}:{kind}/{target}"
+
+    def _stamp(self, backend: Any) -> tuple:
+        # The generation covers API calls; the sizes catch writes that bypass the gateway
+        # (e.g. moto's CloudFormation creating a policy attachment).
+        return (
+            self._generation,
+            id(backend),
+            len(backend.principal_policies),
+            len(backend.principal_things),
+            len(backend.policies),
+            len(backend.certificates),
+        )
+
+    def authorize(
+        self,
+        principal: Principal,
+        client_id: str,
+        action: str,
+        target: str,
+        source_ip: str | None = None,
+    ) -> Decision:
+        """Evaluate every policy attached to the certificate for `action` on `target` (the
+        client id for iot:Connect, the topic, or the topic filter for iot:Subscribe)."""
+        backend = self.backend()
+        stamp = self._stamp(backend)
+        if stamp != self._decisions_stamp:
+            with self._lock:
+                self._decisions = {}
+                self._decisions_stamp = stamp
+        key = (principal.certificate_id, client_id, action, target, source_ip)
+        decisions = self._decisions
+        decision = decisions.get(key)
+        if decision is None:
+            decision = self._decide(backend, principal, client_id, action, target, source_ip)
+            if len(decisions) >= _DECISION_CACHE_LIMIT:
+                decisions.clear()
+            decisions[key] = decision
+        return decision
+
+    def _decide(
+        self,
+        backend: Any,
+        principal: Principal,
+        client_id: str,
+        action: str,
+        target: str,
+        source_ip: str | None,
+    ) -> Decision:
+        resource = self.resource_arn(action, target)
+        cert = backend.certificates.get(principal.certificate_id)
+        if cert is None or cert.status != ACTIVE:
+            status = "deleted" if cert is None else f"status is {cert.status}"
+            reason = f"certificate {principal.certificate_id} {status}"
+            return Decision(False, action, resource, reason, None)
+        attached = [
+            policy
+            for (target_arn, _name), (_p, policy) in list(backend.principal_policies.items())
+            if target_arn == principal.certificate_arn
+        ]
+        if not attached:
+            reason = f"no policy attached to certificate {principal.certificate_id}"
+            return Decision(False, action, resource, reason, None)
+        compiled = []
+        broken = []
+        for policy in attached:
+            program = self._compile(policy)
+            if program is None:
+                broken.append(policy.name)
+            else:
+                compiled.append((policy.name, program))
+        context = self.policy_context(principal, client_id, source_ip)
+        result = evaluate(compiled, action, resource, context)
+        reason = result.reason
+        if broken and not result.allowed:
+            reason += f" (policies with malformed documents ignored: {', '.join(broken)})"
+        return Decision(result.allowed, action, resource, reason, result.policy_name)
+
+    def _compile(self, policy: Any) -> CompiledPolicy | None:
+        document = policy.document
+        text = document if isinstance(document, str) else repr(document)
+        key = (policy.name, text)
+        if key not in self._compiled:
+            try:
+                self._compiled[key] = CompiledPolicy.parse(document)
+            except PolicyDocumentError as exc:
+                log.warning("IoT policy %s cannot be evaluated: %s", policy.name, exc)
+                self._compiled[key] = None
+        return self._compiled[key]
+
+    def thing_for(self, principal: Principal, client_id: str) -> str | None:
+        """The thing named `client_id` if it is attached to the principal's certificate."""
+        backend = self.backend()
+        if (principal.certificate_arn, client_id) in backend.principal_things:
+            return client_id
+        return None
+
+    def policy_context(
+        self, principal: Principal, client_id: str, source_ip: str | None = None
+    ) -> dict[str, str]:
+        """The policy variables (and condition keys) for one connection."""
+        context: dict[str, str] = dict(principal.certificate_variables)
+        context["iot:ClientId"] = client_id
+        if source_ip:
+            context["aws:SourceIp"] = source_ip
+        thing_name = self.thing_for(principal, client_id)
+        context["iot:Connection.Thing.IsAttached"] = "true" if thing_name else "false"
+        if thing_name:
+            backend = self.backend()
+            thing = next(
+                (t for t in list(backend.things.values()) if t.thing_name == thing_name), None
+            )
+            if thing is not None:
+                context["iot:Connection.Thing.ThingName"] = thing.thing_name
+                if thing.thing_type is not None:
+                    context["iot:Connection.Thing.ThingTypeName"] = thing.thing_type.thing_type_name
+                for name, value in (thing.attributes or {}).items():
+                    context[f"iot:Connection.Thing.Attributes[{name}]"] = str(value)
+        return context
+
+    # TLS --------------------------------------------------------------------------------------
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """The broker's TLS server context: our server certificate, client certificates
+        required, trusting the root CA and every registered certificate (rebuilt when the
+        registry's certificates change; cached otherwise)."""
+        backend = self.backend()
+        certificates = list(backend.certificates.values())
+        key = (id(backend), tuple(c.certificate_id for c in certificates))
+        cached = self._ssl
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._lock:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(self.ca.server_cert_path, self.ca.server_key_path)
+            context.verify_mode = ssl.CERT_REQUIRED
+            # A registered certificate that our root did not sign (RegisterCertificate(WithoutCA))
+            # is itself the trust anchor: accept it without its issuer's chain.
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            context.load_verify_locations(cadata=self.ca.root_pem)
+            for cert in certificates:
+                if self._is_issued_by_root(cert):
+                    continue
+                try:
+                    context.load_verify_locations(cadata=cert.certificate_pem)
+                except (ssl.SSLError, ValueError):
+                    log.warning("certificate %s cannot be a TLS trust anchor", cert.certificate_id)
+            # Session tickets cost handshake time and devices reconnect with full handshakes.
+            context.num_tickets = 0
+            self._ssl = (key, context)
+            return context
+
+    def _is_issued_by_root(self, cert: Any) -> bool:
+        known = self._issued_by_root.get(cert.certificate_id)
+        if known is None:
+            try:
+                parsed = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
+                known = self.ca.issued_by_root(parsed)
+            except ValueError:
+                known = False
+            self._issued_by_root[cert.certificate_id] = known
+        return known
