@@ -1,0 +1,480 @@
+"""The Lambda data plane: `LambdaRuntime.invoke` runs a function's real handler in a warm or
+fresh execution environment (`worker.Worker`) and answers as Lambda's Invoke does.
+
+moto stays the control plane (CreateFunction, GetFunction, versions, aliases; it keeps the code
+.zip); this module reads moto's function model at call time, extracts the package, and keeps a
+small pool of workers per (function, code, configuration). Firehose's processor, the rules
+engine and the gateway's `Invoke` handler all come through `invoke`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from moto.awslambda.models import LambdaFunction, lambda_backends
+from moto.core.exceptions import JsonRESTError
+
+from emulator.lambda_.code import DeploymentPackageError, extract_package
+from emulator.lambda_.logs import CloudWatchLogWriter, LogBatch
+from emulator.lambda_.runtime_api import Invocation
+from emulator.lambda_.worker import Worker, WorkerSpec
+
+if TYPE_CHECKING:
+    from emulator.server import Emulator
+
+log = logging.getLogger(__name__)
+
+# Execution environments kept per function version/configuration. Lambda scales much further;
+# four is plenty on a laptop and bounds the processes a runaway caller can start.
+MAX_WORKERS_PER_FUNCTION = 4
+# Lambda reclaims idle environments after some minutes; so do we, to free memory.
+IDLE_TTL_S = 600.0
+# Invoke quotas (AWS docs: "Lambda quotas"): 6 MB request and response for synchronous calls,
+# 1 MB for asynchronous ones.
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024
+LOG_TAIL_BYTES = 4096
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status_code: int  # 200 for RequestResponse, 202 for Event, 204 for DryRun
+    payload: bytes  # the function's response, or Lambda's error body
+    function_error: str | None  # "Unhandled" when the function raised / timed out / crashed
+    log_tail: str  # the last 4 KB of the invocation's log (START/END/REPORT included)
+    executed_version: str = "$LATEST"
+    request_id: str = ""
+
+
+class LambdaError(Exception):
+    """An Invoke error in Lambda's terms (the API error, not a function error)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class _Pool:
+    idle: list[Worker]
+    busy: int = 0
+
+
+class LambdaRuntime:
+    """Component `emulator.lambdas`."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._pools: dict[WorkerSpec, _Pool] = {}
+        self._all: set[Worker] = set()
+        self._cond = threading.Condition()
+        self._logs = CloudWatchLogWriter(lambda: emulator.endpoint_url)
+        self._background: set[threading.Thread] = set()
+        self._stopped = False
+        emulator.lambdas = self
+        from emulator.lambda_.api import register
+
+        register(emulator.gateway, self)
+
+    # Public interface ---------------------------------------------------------------------
+    def invoke(
+        self,
+        account_id: str,
+        region: str,
+        function: str,
+        payload: bytes,
+        invocation_type: str = "RequestResponse",
+        qualifier: str | None = None,
+        client_context: str | None = None,
+    ) -> InvokeResult:
+        """Invoke `function` (name, name:qualifier, or ARN with optional qualifier)."""
+        if invocation_type not in INVOCATION_TYPES:
+            raise LambdaError(
+                "InvalidParameterValueException",
+                f"Invalid InvocationType '{invocation_type}': use one of "
+                + ", ".join(INVOCATION_TYPES),
+            )
+        fn, invoked_arn = self._resolve(account_id, region, function, qualifier)
+        version = _version_of(fn)
+        if invocation_type == "DryRun":
+            return InvokeResult(204, b"", None, "", version)
+        payload = _validated_payload(payload, invocation_type)
+        spec = self._spec(fn, region)
+        invocation = Invocation(
+            request_id=str(uuid.uuid4()),
+            payload=payload,
+            function_arn=invoked_arn,
+            timeout_s=float(fn.timeout),
+            client_context=client_context,
+            trace_id=_trace_id(),
+        )
+        if invocation_type == "Event":
+            # Lambda queues the event and answers at once; the function runs later.
+            thread = threading.Thread(
+                target=self._run_in_background, args=(spec, invocation), daemon=True
+            )
+            with self._cond:
+                self._background.add(thread)
+            thread.start()
+            return InvokeResult(202, b"", None, "", version, invocation.request_id)
+        return self._execute(spec, invocation)
+
+    def flush_logs(self, timeout: float = 10.0) -> bool:
+        """Wait until the logs of finished invocations are in CloudWatch Logs."""
+        return self._logs.flush(timeout)
+
+    def wait_for_background(self, timeout: float = 30.0) -> bool:
+        """Wait until every Event invocation accepted so far has finished."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                threads = list(self._background)
+            if not threads:
+                return True
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                with self._cond:
+                    return not self._background
+
+    def worker_pids(self, function_name: str) -> list[int]:
+        """Process ids of the live execution environments of `function_name` (diagnostics)."""
+        with self._cond:
+            return sorted(
+                w.pid for w in self._all if w.spec.function_name == function_name and w.alive
+            )
+
+    def stop(self) -> None:
+        """Kill every worker (and its process group)."""
+        with self._cond:
+            self._stopped = True
+            workers = list(self._all)
+            self._all.clear()
+            self._pools.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            worker.kill()
+        self._logs.flush(timeout=5)
+        self._logs.close()
+
+    # Resolution ---------------------------------------------------------------------------
+    def _resolve(
+        self, account_id: str, region: str, function: str, qualifier: str | None
+    ) -> tuple[LambdaFunction, str]:
+        try:
+            fn = lambda_backends[account_id][region].get_function(function, qualifier)
+        except JsonRESTError as exc:
+            # moto's own ResourceNotFoundException ("Function not found: <arn>") and friends.
+            raise LambdaError(exc.error_type, exc.message, getattr(exc, "code", 400)) from exc
+        if fn is None:
+            raise LambdaError("ResourceNotFoundException", f"Function not found: {function}", 404)
+        base_arn = (
+            f"arn:{fn.partition}:lambda:{fn.region}:{fn.account_id}:function:{fn.function_name}"
+        )
+        used_qualifier = qualifier
+        name_part = function.split(":function:")[-1]
+        if ":" in name_part:
+            used_qualifier = name_part.split(":", 1)[1]
+        invoked_arn = f"{base_arn}:{used_qualifier}" if used_qualifier else base_arn
+        return fn, invoked_arn
+
+    def _spec(self, fn: LambdaFunction, region: str) -> WorkerSpec:
+        runtime = fn.run_time or ""
+        if getattr(fn, "package_type", "Zip") != "Zip" or not runtime.startswith("python"):
+            raise LambdaError(
+                "InvalidRuntimeException",
+                f"The emulator runs Python .zip functions only; {fn.function_name} has "
+                f"PackageType {getattr(fn, 'package_type', 'Zip')} "
+                f"and Runtime {runtime or 'none'}.",
+                502,
+            )
+        if not fn.handler:
+            raise LambdaError(
+                "InvalidParameterValueException",
+                f"Function {fn.function_name} has no Handler; set one with "
+                "UpdateFunctionConfiguration (e.g. app.lambda_handler).",
+            )
+        if not getattr(fn, "code_bytes", b""):
+            raise LambdaError(
+                "InvalidZipFileException",
+                f"Function {fn.function_name} has no deployment package (was its S3 object "
+                "missing when the function was created?).",
+                502,
+            )
+        try:
+            code_dir, sha256 = extract_package(
+                self._emulator.data_dir, fn.function_name, fn.code_bytes
+            )
+        except DeploymentPackageError as exc:
+            raise LambdaError("InvalidZipFileException", str(exc), 502) from exc
+        environment = tuple(
+            sorted((str(k), str(v)) for k, v in (fn.environment_vars or {}).items())
+        )
+        return WorkerSpec(
+            function_name=fn.function_name,
+            function_arn=fn.function_arn,
+            version=_version_of(fn),
+            handler=fn.handler,
+            runtime=runtime,
+            memory_size=int(fn.memory_size),
+            timeout_s=float(fn.timeout),
+            environment=environment,
+            code_dir=code_dir,
+            code_sha256=sha256,
+            region=region,
+            endpoint_url=self._emulator.endpoint_url,
+        )
+
+    # Execution ----------------------------------------------------------------------------
+    def _run_in_background(self, spec: WorkerSpec, invocation: Invocation) -> None:
+        try:
+            self._execute(spec, invocation)
+        except Exception:
+            log.exception("asynchronous invocation %s failed", invocation.request_id)
+        finally:
+            with self._cond:
+                self._background.discard(threading.current_thread())
+
+    def _execute(self, spec: WorkerSpec, invocation: Invocation) -> InvokeResult:
+        worker = self._acquire(spec)
+        reusable = False
+        try:
+            cold = not worker.initialized
+            started = time.monotonic()
+            worker.run(invocation)
+            ended = time.monotonic()
+            output = worker.take_output()
+            init_output = ""
+            if cold and invocation.outcome == "init_error":
+                init_output, output = output, ""
+            elif cold:
+                init_output = worker.init_output
+            reusable = invocation.outcome in ("response", "error") and worker.alive
+            payload, function_error, error_type = _outcome_payload(invocation, spec)
+            begin = invocation.picked_up_at or started
+            duration_ms = max(0.0, (ended - begin) * 1000)
+            lines = self._log_lines(
+                spec, worker, invocation, init_output, output, duration_ms, cold, error_type
+            )
+            self._logs.put(
+                LogBatch(
+                    region=spec.region,
+                    group=f"/aws/lambda/{spec.function_name}",
+                    stream=worker.log_stream_name,
+                    events=_events(lines),
+                )
+            )
+            return InvokeResult(
+                200,
+                payload,
+                function_error,
+                _tail("\n".join(lines) + "\n"),
+                spec.version,
+                invocation.request_id,
+            )
+        finally:
+            self._release(spec, worker, reusable)
+
+    def _log_lines(
+        self,
+        spec: WorkerSpec,
+        worker: Worker,
+        invocation: Invocation,
+        init_output: str,
+        output: str,
+        duration_ms: float,
+        cold: bool,
+        error_type: str | None,
+    ) -> list[str]:
+        rid = invocation.request_id
+        lines = _split(init_output)
+        lines.append(f"START RequestId: {rid} Version: {spec.version}")
+        lines.extend(_split(output))
+        status = ""
+        if invocation.outcome == "timeout":
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            lines.append(f"{stamp} {rid} Task timed out after {spec.timeout_s:.2f} seconds")
+            status = "\tStatus: timeout"
+        elif invocation.outcome == "exit":
+            lines.append(
+                f"RequestId: {rid} Error: Runtime exited with error: {invocation.body.decode()}"
+            )
+            lines.append("Runtime.ExitError")
+            status = "\tStatus: error\tError Type: Runtime.ExitError"
+        elif invocation.outcome == "init_error":
+            status = f"\tStatus: error\tError Type: {error_type}"
+        lines.append(f"END RequestId: {rid}")
+        report = (
+            f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms"
+            f"\tBilled Duration: {max(1, math.ceil(duration_ms))} ms"
+            f"\tMemory Size: {spec.memory_size} MB"
+            f"\tMax Memory Used: {worker.max_memory_used_mb()} MB"
+        )
+        if cold and worker.init_duration_ms is not None:
+            report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
+        lines.append(report + status + "\t")
+        return lines
+
+    # Pool ---------------------------------------------------------------------------------
+    def _acquire(self, spec: WorkerSpec) -> Worker:
+        with self._cond:
+            self._reap_idle_locked()
+            while True:
+                if self._stopped:
+                    raise LambdaError("ServiceException", "The Lambda runtime is stopping.", 500)
+                pool = self._pools.setdefault(spec, _Pool(idle=[]))
+                while pool.idle:
+                    worker = pool.idle.pop()
+                    if worker.alive:
+                        pool.busy += 1
+                        return worker
+                    self._all.discard(worker)
+                if pool.busy < MAX_WORKERS_PER_FUNCTION:
+                    pool.busy += 1
+                    break
+                self._cond.wait()
+        try:
+            worker = Worker(spec)
+        except Exception as exc:
+            with self._cond:
+                pool.busy -= 1
+                self._cond.notify_all()
+            raise LambdaError(
+                "ServiceException", f"could not start a worker for {spec.function_name}: {exc}", 500
+            ) from exc
+        with self._cond:
+            self._all.add(worker)
+        return worker
+
+    def _release(self, spec: WorkerSpec, worker: Worker, reusable: bool) -> None:
+        with self._cond:
+            pool = self._pools.get(spec)
+            keep = reusable and pool is not None and not self._stopped
+            if pool is not None:
+                pool.busy -= 1
+                if keep:
+                    pool.idle.append(worker)
+            if not keep:
+                self._all.discard(worker)
+            self._cond.notify_all()
+        if not keep:
+            worker.kill()
+
+    def _reap_idle_locked(self) -> None:
+        now = time.monotonic()
+        for spec, pool in list(self._pools.items()):
+            stale = [w for w in pool.idle if now - w.last_used > IDLE_TTL_S or not w.alive]
+            for worker in stale:
+                pool.idle.remove(worker)
+                self._all.discard(worker)
+                threading.Thread(target=worker.kill, daemon=True).start()
+            if not pool.idle and pool.busy == 0:
+                del self._pools[spec]
+
+
+# Helpers ------------------------------------------------------------------------------------
+def _version_of(fn: LambdaFunction) -> str:
+    return "$LATEST" if str(fn.version) == "$LATEST" else str(fn.version)
+
+
+def _validated_payload(payload: bytes | str | None, invocation_type: str) -> bytes:
+    data = payload.encode() if isinstance(payload, str) else (payload or b"")
+    limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+    operation = "InvokeAsync" if invocation_type == "Event" else "InvokeFunction"
+    if len(data) > limit:
+        raise LambdaError(
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the {operation} operation",
+            413,
+        )
+    if not data.strip():
+        return b"{}"  # Lambda hands an empty payload to the function as {}
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise LambdaError(
+            "InvalidRequestContentException",
+            f"Could not parse request body into json: {exc}",
+        ) from exc
+    return data
+
+
+def _outcome_payload(
+    invocation: Invocation, spec: WorkerSpec
+) -> tuple[bytes, str | None, str | None]:
+    """(payload, X-Amz-Function-Error, error type for REPORT)."""
+    rid = invocation.request_id
+    if invocation.outcome == "response":
+        if len(invocation.body) > MAX_RESPONSE_PAYLOAD:
+            body = {
+                "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                f"({MAX_RESPONSE_PAYLOAD} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
+            return json.dumps(body).encode(), "Unhandled", "Function.ResponseSizeTooLarge"
+        return invocation.body, None, None
+    if invocation.outcome in ("error", "init_error"):
+        error_type = invocation.error_type or _error_type_of(invocation.body)
+        return invocation.body, "Unhandled", error_type
+    if invocation.outcome == "timeout":
+        # What Lambda answers today for a timed-out invocation (payload of Invoke).
+        body = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {rid} Error: Task timed out after "
+            f"{spec.timeout_s:.2f} seconds",
+        }
+        return json.dumps(body).encode(), "Unhandled", "Sandbox.Timedout"
+    reason = invocation.body.decode() or "unknown"
+    body = {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: {reason}",
+    }
+    return json.dumps(body).encode(), "Unhandled", "Runtime.ExitError"
+
+
+def _error_type_of(body: bytes) -> str | None:
+    try:
+        value: Any = json.loads(body)
+    except ValueError:
+        return None
+    return value.get("errorType") if isinstance(value, dict) else None
+
+
+def _split(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def _events(lines: list[str]) -> tuple[tuple[int, str], ...]:
+    now = int(time.time() * 1000)
+    return tuple((now, line) for line in lines)
+
+
+def _tail(text: str) -> str:
+    data = text.encode()[-LOG_TAIL_BYTES:]
+    return data.decode("utf-8", errors="ignore")
+
+
+def _trace_id() -> str:
+    # X-Ray trace header format: Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0
+    return (
+        f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+        f"Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    )
+
+
+def encode_log_result(log_tail: str) -> str:
+    """X-Amz-Log-Result: the base64 of the last 4 KB of the log."""
+    return base64.b64encode(log_tail.encode()).decode()

@@ -1,0 +1,144 @@
+"""Fixtures for the Lambda runtime tests: the runtime on the session emulator, an IAM role,
+and a factory that deploys a small handler package with boto3, as a user would."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+
+import pytest
+
+# The function code the tests deploy: one module, several handlers.
+APP_SOURCE = '''
+import json
+import logging
+import os
+import sys
+import time
+
+print("init: module loaded")
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+
+def echo(event, context):
+    return {"echo": event}
+
+
+def context_info(event, context):
+    return {
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "aws_request_id": context.aws_request_id,
+        "invoked_function_arn": context.invoked_function_arn,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "cwd": os.getcwd(),
+        "task_root": os.environ.get("LAMBDA_TASK_ROOT"),
+        "sys_path_has_project": any(p.endswith("/work/main") for p in sys.path),
+    }
+
+
+def environment(event, context):
+    names = event.get("names", [])
+    return {name: os.environ.get(name) for name in names}
+
+
+def fail(event, context):
+    raise ValueError("bad input: " + json.dumps(event))
+
+
+def sleep(event, context):
+    print("sleeping", event.get("seconds"))
+    time.sleep(event.get("seconds", 0))
+    return {"slept": event.get("seconds", 0), "pid": os.getpid()}
+
+
+def chatty(event, context):
+    print("hello from print", event.get("marker"))
+    logger.info("hello from logging %s", event.get("marker"))
+    return "ok"
+
+
+def pid(event, context):
+    return {"pid": os.getpid()}
+
+
+def crash(event, context):
+    os._exit(3)
+
+
+def big_output(event, context):
+    print("x" * event.get("size", 0))
+    return "done"
+'''
+
+
+def build_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def lambdas(emulator):
+    """The Lambda runtime component, added to the shared emulator if the app did not wire it."""
+    from emulator.lambda_.runtime import LambdaRuntime
+
+    runtime = emulator.find("lambdas")
+    if runtime is None:
+        runtime = emulator.add(LambdaRuntime(emulator))
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def lambda_role(aws) -> str:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = aws("iam").create_role(
+        RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    return role["Role"]["Arn"]
+
+
+@pytest.fixture
+def deploy(aws, lambda_role, lambdas, unique) -> Callable[..., str]:
+    """Create a function from `files` (default: the test app) and return its name."""
+    client = aws("lambda")
+
+    def create(
+        handler: str = "app.echo",
+        files: dict[str, str] | None = None,
+        timeout: int = 3,
+        memory_size: int = 128,
+        environment: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> str:
+        function_name = name or f"fn-{handler.replace('.', '-').replace('/', '-')}-{unique}"
+        client.create_function(
+            FunctionName=function_name,
+            Runtime="python3.11",
+            Role=lambda_role,
+            Handler=handler,
+            Code={"ZipFile": build_zip(files or {"app.py": APP_SOURCE})},
+            Timeout=timeout,
+            MemorySize=memory_size,
+            Environment={"Variables": environment or {}},
+        )
+        return function_name
+
+    return create
