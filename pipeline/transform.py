@@ -1,0 +1,232 @@
+"""Pure functions of the Firehose transformation: one IoT message in, one flat JSON line out.
+
+Standard library only: this module is shipped in the Lambda zip (see `pipeline.package`).
+
+What arrives. The topic rule `SELECT topic() AS topic, * FROM '<T>/+'` with a Firehose action
+whose separator is "\\n" sends each MQTT message as one record: the payload's JSON object with a
+`topic` field merged in, followed by "\\n" (IoT developer guide, "firehose-rule-action"). Firehose
+hands records to the Lambda base64-encoded, with `approximateArrivalTimestamp` in epoch
+milliseconds (Firehose developer guide, "data-transformation").
+
+What leaves, for a good record (result `Ok`): ONE flat JSON object followed by "\\n", UTF-8,
+compact separators, keys in this order:
+
+- `topic`: the full topic, as the rule selected it;
+- `topic_1`, `topic_2`, ...: each topic level, 1-based like IoT SQL's `topic(n)`;
+- `equipment_id`: the last topic level. The template's topic layout is `<T>/<equipment id>`
+  (the rule reads `<T>/+`), so the last level names the equipment;
+- `arrival_time`: `approximateArrivalTimestamp` as ISO 8601 UTC with milliseconds and `Z`;
+- `device_time`: the device's own clock, from the first of the payload's top-level keys
+  `timestamp`, `ts`, `time` that is present (see `device_time`), same format; null when the
+  payload has none of them or its value cannot be read as a time;
+- then every payload field, flattened (see `flatten`).
+
+Flattening: nested objects join their keys with "_" (`{"status": {"code": 2}}` ->
+`status_code`). Arrays and empty objects are kept as their compact JSON text
+(`{"samples": [1, 2]}` -> `"samples": "[1,2]"`), so a column has one scalar type whatever the
+array's length or content: that is what a columnar reader (pandas, pyarrow, Parquet) needs.
+Collisions: names are claimed first come, first served, in the order above (our fields, then the
+payload in document order). A later field whose name is taken gets the first free suffix among
+`__2`, `__3`, ...: a payload field `arrival_time` becomes `arrival_time__2`, and of
+`{"a_b": 1, "a": {"b": 2}}` the second becomes `a_b__2`. Nothing is silently overwritten.
+
+A record fails (result `ProcessingFailed`, data = the ORIGINAL base64 data, so Firehose writes the
+untouched bytes to its `processing-failed/` error output) when its data is not base64, is empty,
+is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not a JSON object,
+or has no string `topic` field. The reason is returned alongside, for the function's log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# Result values of the transformation contract (Firehose developer guide,
+# "data-transformation-status-model").
+OK = "Ok"
+DROPPED = "Dropped"
+PROCESSING_FAILED = "ProcessingFailed"
+
+# Top-level payload keys read as the device's clock, in this order of preference.
+DEVICE_TIME_KEYS = ("timestamp", "ts", "time")
+# Fields the transformation adds before the payload's own; they win a name collision.
+EQUIPMENT_ID = "equipment_id"
+ARRIVAL_TIME = "arrival_time"
+DEVICE_TIME = "device_time"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class RecordError(ValueError):
+    """A record that cannot be transformed; the message says why, for the function's log."""
+
+
+@dataclass(frozen=True)
+class TransformedRecord:
+    """One entry of the Lambda response, plus why it failed (never sent to Firehose)."""
+
+    record_id: str
+    result: str
+    data: str  # base64, as the contract wants it
+    reason: str | None = None
+
+    def response_entry(self) -> dict[str, str]:
+        """The entry exactly as Firehose expects it: recordId, result, data."""
+        return {"recordId": self.record_id, "result": self.result, "data": self.data}
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and `Z`: `2026-11-18T08:53:20.030Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_ms_to_iso(epoch_ms: int | float) -> str:
+    """Epoch milliseconds (Firehose's approximateArrivalTimestamp) as ISO 8601 UTC."""
+    return iso_utc(_from_epoch(epoch_ms, 1000))
+
+
+def _from_epoch(value: int | float, per_second: int) -> datetime:
+    # Integers stay exact (no float rounding of milliseconds); a timedelta from the epoch also
+    # avoids the platform limits of datetime.fromtimestamp.
+    if isinstance(value, int):
+        return _EPOCH + timedelta(microseconds=value * 1_000_000 // per_second)
+    return _EPOCH + timedelta(seconds=value / per_second)
+
+
+def device_time(value: Any) -> str | None:
+    """The device's timestamp as ISO 8601 UTC, or None when it cannot be read as a time.
+
+    Numbers (or strings of digits) are epoch time; the unit is told by magnitude, as a device's
+    clock in 2001-5138 reads: below 1e11 seconds, below 1e14 milliseconds, below 1e17
+    microseconds, else nanoseconds. Other strings are ISO 8601 (`Z` or an offset; a time
+    without an offset is taken as UTC). The result keeps milliseconds (finer digits are cut).
+    Booleans, objects and out-of-range values give None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value.strip())
+            except ValueError:
+                return None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return iso_utc(moment)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    magnitude = abs(value)
+    per_second = (
+        1
+        if magnitude < 1e11
+        else 1000
+        if magnitude < 1e14
+        else 10**6
+        if magnitude < 1e17
+        else 10**9
+    )
+    try:
+        return iso_utc(_from_epoch(value, per_second))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _claim(out: dict[str, Any], name: str, value: Any) -> None:
+    """Set `name`, or the first free `name__N` (N >= 2) when `name` is taken."""
+    if name in out:
+        n = 2
+        while f"{name}__{n}" in out:
+            n += 1
+        name = f"{name}__{n}"
+    out[name] = value
+
+
+def flatten(obj: dict[str, Any], out: dict[str, Any] | None = None, prefix: str = "") -> dict:
+    """Flatten nested objects into `out` (`a.b` -> `a_b`); arrays and `{}` become JSON text."""
+    out = {} if out is None else out
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flatten(value, out, f"{name}_")
+        elif isinstance(value, list | dict):
+            _claim(out, name, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        else:
+            _claim(out, name, value)
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise RecordError(f"not valid JSON: {name} is not a JSON value (RFC 8259)")
+
+
+def parse_message(data: bytes) -> dict[str, Any]:
+    """The IoT message of one record's data: a JSON object, trailing separator allowed."""
+    if not data.strip():
+        raise RecordError("empty record: no message between two separators")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise RecordError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(message, dict):
+        raise RecordError(f"not a JSON object but a JSON {_json_type(message)}")
+    return message
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
+    """The flat output object of one parsed message (see the module's docstring for the layout)."""
+    topic = message.get("topic")
+    if not isinstance(topic, str) or not topic:
+        raise RecordError(
+            "no string 'topic' field: the topic rule must be "
+            "SELECT topic() AS topic, * FROM '<topic root>/+'"
+        )
+    out: dict[str, Any] = {"topic": topic}
+    levels = topic.split("/")
+    for i, level in enumerate(levels, start=1):
+        out[f"topic_{i}"] = level
+    out[EQUIPMENT_ID] = levels[-1]
+    out[ARRIVAL_TIME] = epoch_ms_to_iso(arrival_ms) if arrival_ms is not None else None
+    clock = next((message[k] for k in DEVICE_TIME_KEYS if k in message), None)
+    out[DEVICE_TIME] = device_time(clock) if clock is not None else None
+    payload = {k: v for k, v in message.items() if k != "topic"}
+    return flatten(payload, out)
+
+
+def transform_data(data: bytes, arrival_ms: int | float | None) -> bytes:
+    """One record's bytes in, one JSON line out; raises RecordError with the reason."""
+    flat = transform_message(parse_message(data), arrival_ms)
+    return (json.dumps(flat, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def transform_record(record: dict[str, Any]) -> TransformedRecord:
+    """One Firehose input record -> its response entry. Never raises for bad data."""
+    record_id = record["recordId"]
+    original = record.get("data", "")
+    try:
+        try:
+            raw = base64.b64decode(original, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise RecordError("data is not valid base64") from None
+        line = transform_data(raw, record.get("approximateArrivalTimestamp"))
+    except RecordError as exc:
+        return TransformedRecord(record_id, PROCESSING_FAILED, original, str(exc))
+    return TransformedRecord(record_id, OK, base64.b64encode(line).decode("ascii"))
