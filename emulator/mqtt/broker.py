@@ -1,0 +1,934 @@
+"""IoT Core's data plane: an MQTT 3.1.1 + MQTT 5 broker over mutual TLS, on asyncio.
+
+`Broker(emulator)` is the `emulator.broker` component. It runs its own event loop in a daemon
+thread and listens on 127.0.0.1 only. Each client presents an X.509 certificate at the TLS
+handshake; `emulator.iot.authenticate` maps it to a registered ACTIVE certificate and
+`emulator.iot.authorize` evaluates the attached IoT policies for iot:Connect, iot:Publish,
+iot:RetainPublish, iot:Subscribe and iot:Receive, as AWS IoT does.
+
+A QoS 1 PUBLISH is acknowledged only after the consumer (the rules engine) has accepted the
+message (emulator/iot/messages.py), so nothing acknowledged is lost. What AWS refuses is refused
+the same way: QoS 2, payloads over 128 KB, topics over 256 bytes or 7 slashes, client ids over
+128 bytes ("AWS IoT Core quotas" and "AWS IoT differences from MQTT specifications" in the IoT
+developer guide). Lifecycle events follow "life-cycle-events".
+
+Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
+writes all PUBACKs of that read in one write (ARCHITECTURE.md, "How fast a Python broker can be").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.iot.messages import NO_CLIENT_ID, InboundMessage, MessageConsumer
+from emulator.mqtt import codec
+from emulator.mqtt.activity import ActivityLog
+from emulator.mqtt.codec import MalformedPacket
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_MQTT_PORT = 8883
+
+# AWS IoT Core quotas (general reference, "iot-core" service quotas).
+MAX_PAYLOAD_BYTES = 131_072
+MAX_TOPIC_BYTES = 256
+MAX_TOPIC_SLASHES = 7
+MAX_CLIENT_ID_BYTES = 128
+MAX_KEEP_ALIVE_S = 1200
+MIN_KEEP_ALIVE_S = 30
+PERSISTENT_SESSION_EXPIRY_S = 3600  # "MQTT persistent sessions": default expiry one hour
+# What AWS IoT announces in an MQTT 5 CONNACK ("MQTT 5 supported features").
+MAX_PACKET_BYTES = 149_504
+RECEIVE_MAXIMUM = 100
+TOPIC_ALIAS_MAXIMUM = 8
+# Basic Ingest topics go to the rules engine only, never to subscribers ("iot-basic-ingest").
+BASIC_INGEST_PREFIX = "$aws/rules/"
+# Messages kept for one offline persistent session (AWS throttles, we bound memory).
+MAX_QUEUED_PER_SESSION = 100_000
+
+# Connect return codes (3.1.1) and reason codes (5).
+CONNACK_311 = {"version": 1, "identifier": 2, "unavailable": 3, "not_authorized": 5}
+CONNACK_5 = {"version": 0x84, "identifier": 0x85, "unavailable": 0x88, "not_authorized": 0x87}
+RC_UNSPECIFIED = 0x80
+RC_NOT_AUTHORIZED = 0x87
+RC_SESSION_TAKEN_OVER = 0x8E
+RC_KEEP_ALIVE_TIMEOUT = 0x8D
+RC_TOPIC_FILTER_INVALID = 0x8F
+RC_TOPIC_NAME_INVALID = 0x90
+RC_PACKET_TOO_LARGE = 0x95
+RC_QOS_NOT_SUPPORTED = 0x9B
+RC_PROTOCOL_ERROR = 0x82
+RC_MALFORMED = 0x81
+RC_SERVER_SHUTTING_DOWN = 0x8B
+RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
+
+# Properties a broker forwards from a PUBLISH to its subscribers (MQTT 5 section 3.3.2.3).
+_FORWARDED_PROPERTIES = (
+    codec.PAYLOAD_FORMAT_INDICATOR,
+    codec.MESSAGE_EXPIRY_INTERVAL,
+    codec.CONTENT_TYPE,
+    codec.RESPONSE_TOPIC,
+    codec.CORRELATION_DATA,
+    codec.USER_PROPERTY,
+)
+
+
+def topic_limit_error(topic: str) -> str | None:
+    """Why AWS IoT refuses this topic name or filter, or None.
+
+    The quotas page counts bytes and forward slashes; reserved topics ("$aws/...") are checked
+    on what follows the reserved prefix for Basic Ingest ("$aws/rules/<rule>/"), which AWS
+    excludes from the limit ("iot-basic-ingest").
+    """
+    counted = topic
+    if topic.startswith(BASIC_INGEST_PREFIX):
+        parts = topic.split("/", 3)
+        counted = parts[3] if len(parts) > 3 else ""
+    size = len(counted.encode("utf-8"))
+    if size > MAX_TOPIC_BYTES:
+        return f"topic is {size} bytes, more than the {MAX_TOPIC_BYTES} bytes AWS IoT allows"
+    slashes = counted.count("/")
+    if slashes > MAX_TOPIC_SLASHES:
+        return f"topic has {slashes} forward slashes, more than the {MAX_TOPIC_SLASHES} allowed"
+    return None
+
+
+@dataclass
+class _Queued:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    props: dict
+
+
+@dataclass
+class Session:
+    """What the broker keeps for a client id: subscriptions and undelivered QoS 1 messages."""
+
+    client_id: str
+    persistent: bool
+    expiry_s: int
+    subscriptions: dict[str, int] = field(default_factory=dict)  # filter -> options byte
+    queue: deque = field(default_factory=deque)  # _Queued for an offline persistent session
+    inflight: dict[int, _Queued] = field(default_factory=dict)  # sent to the client, no PUBACK
+    next_packet_id: int = 1
+    connection: Connection | None = None
+    disconnected_at: float | None = None
+    principal: Any = None
+
+    def allocate_packet_id(self) -> int:
+        for _ in range(65535):
+            pid = self.next_packet_id
+            self.next_packet_id = pid % 65535 + 1
+            if pid not in self.inflight:
+                return pid
+        raise RuntimeError("65,535 messages in flight to one client")
+
+
+class Connection(asyncio.Protocol):
+    """One client's MQTT connection (after the TLS handshake)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.v5 = False
+        self.connected = False  # CONNACK with success sent
+        self.closing = False
+        self.client_id: str | None = None
+        self.principal: Any = None
+        self.cert_der: bytes | None = None
+        self.session: Session | None = None
+        self.keep_alive = 0
+        self.created = self.last_seen = time.monotonic()
+        self.will: codec.Will | None = None
+        self.disconnect_reason: str | None = None
+        self.client_initiated = False
+        self.session_identifier = str(uuid.uuid4())
+        self.ip_address = HOST
+        self.version_number = 0
+        self.topic_aliases: dict[int, str] = {}
+        self._batching = False
+        self._out: list[bytes] = []
+
+    # asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.ip_address = peer[0]
+        self.broker._pending.add(self)
+        if self.buffer:
+            # Bytes that arrived with the end of the handshake, before start_tls returned.
+            self.data_received(b"")
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.transport is None:
+            self.buffer += data
+            return
+        self.last_seen = time.monotonic()
+        buffer = self.buffer
+        buffer += data
+        self._batching = True
+        try:
+            packets, used = codec.split_packets(buffer, MAX_PACKET_BYTES)
+            del buffer[:used]
+            for first_byte, body in packets:
+                self._handle(first_byte, body)
+                if self.closing:
+                    break
+        except MalformedPacket as exc:
+            self.broker.activity.record(
+                "MALFORMED_PACKET", self.client_id, str(exc), principal=self._principal_id()
+            )
+            self.close("CLIENT_ERROR", RC_MALFORMED)
+        except Exception:
+            log.exception("broker error on connection of %s", self.client_id)
+            self.close("SERVER_ERROR", RC_UNSPECIFIED)
+        finally:
+            self._batching = False
+            if self._out:
+                out, self._out = self._out, []
+                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            if self.closing:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.broker._connection_closed(self)
+
+    # Output -----------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        if self._batching:
+            self._out.append(data)
+        elif not self.closing and self.transport is not None:
+            self.transport.write(data)
+
+    def close(self, reason: str, v5_reason_code: int | None = None) -> None:
+        """Close the connection; MQTT 5 clients first get a DISCONNECT with the reason code."""
+        if self.closing:
+            return
+        if self.disconnect_reason is None:
+            self.disconnect_reason = reason
+        if self.v5 and self.connected and v5_reason_code is not None:
+            self.send(codec.encode_disconnect(v5_reason_code))
+        self.closing = True
+        if not self._batching and self.transport is not None:
+            self.transport.close()
+
+    def _principal_id(self) -> str | None:
+        return getattr(self.principal, "certificate_id", None)
+
+    # Packets ----------------------------------------------------------------------------
+    def _handle(self, first_byte: int, body: bytes) -> None:
+        kind = first_byte >> 4
+        if kind == codec.PUBLISH and self.connected:
+            self._publish(first_byte, body)
+        elif kind == codec.PUBACK and self.connected:
+            packet_id, _ = codec.parse_packet_id_and_reason(body, self.v5)
+            self.session.inflight.pop(packet_id, None)
+        elif kind == codec.CONNECT:
+            if self.connected:
+                # "life-cycle-events": a second CONNECT on one connection is a CLIENT_ERROR.
+                self.close("CLIENT_ERROR", RC_PROTOCOL_ERROR)
+            else:
+                self.broker._connect(self, codec.parse_connect(body))
+        elif not self.connected:
+            raise MalformedPacket(f"packet type {kind} before CONNECT")
+        elif kind == codec.SUBSCRIBE:
+            self.broker._subscribe(self, codec.parse_subscribe(first_byte, body, self.v5))
+        elif kind == codec.UNSUBSCRIBE:
+            self.broker._unsubscribe(self, codec.parse_unsubscribe(first_byte, body, self.v5))
+        elif kind == codec.PINGREQ:
+            self.send(codec.encode_pingresp())
+        elif kind == codec.DISCONNECT:
+            reason, props = codec.parse_disconnect(body, self.v5)
+            if reason != 0x04:  # 0x04 "Disconnect with Will Message" keeps the will
+                self.will = None
+            expiry = props.get(codec.SESSION_EXPIRY_INTERVAL)
+            if expiry is not None and self.session is not None and self.session.persistent:
+                self.session.expiry_s = min(int(expiry), PERSISTENT_SESSION_EXPIRY_S)
+            self.client_initiated = True
+            self.close("CLIENT_INITIATED_DISCONNECT")
+        else:
+            # PUBREC/PUBREL/PUBCOMP (QoS 2, never granted), AUTH (not supported by AWS IoT).
+            raise MalformedPacket(f"unexpected packet type {kind}")
+
+    def _publish(self, first_byte: int, body: bytes) -> None:
+        v5 = self.v5
+        packet = codec.parse_publish(first_byte, body, v5)
+        topic = packet.topic
+        props = packet.properties
+        if v5 and codec.TOPIC_ALIAS in props:
+            alias = props.pop(codec.TOPIC_ALIAS)
+            if not 0 < alias <= TOPIC_ALIAS_MAXIMUM:
+                self._refuse_publish(topic, "topic alias out of range", RC_PROTOCOL_ERROR)
+                return
+            if topic:
+                self.topic_aliases[alias] = topic
+            elif alias in self.topic_aliases:
+                topic = self.topic_aliases[alias]
+            else:
+                self._refuse_publish(topic, "unknown topic alias", RC_PROTOCOL_ERROR)
+                return
+        if packet.qos == 2:
+            self._refuse_publish(topic, "QoS 2 is not supported by AWS IoT", RC_QOS_NOT_SUPPORTED)
+            return
+        if len(packet.payload) > MAX_PAYLOAD_BYTES:
+            self._refuse_publish(
+                topic,
+                f"payload is {len(packet.payload)} bytes, more than the "
+                f"{MAX_PAYLOAD_BYTES} bytes (128 KB) AWS IoT allows",
+                RC_PACKET_TOO_LARGE,
+            )
+            return
+        if not codec.valid_topic_name(topic):
+            self._refuse_publish(topic, "invalid topic name", RC_TOPIC_NAME_INVALID)
+            return
+        problem = topic_limit_error(topic)
+        if problem:
+            self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
+            return
+        broker = self.broker
+        iot = broker.iot
+        decision = iot.authorize(self.principal, self.client_id, "iot:Publish", topic)
+        if decision.allowed and packet.retain:
+            decision = iot.authorize(self.principal, self.client_id, "iot:RetainPublish", topic)
+        if not decision.allowed:
+            broker.activity.record(
+                "PUBLISH_DENIED",
+                self.client_id,
+                "not authorized",
+                decision.action,
+                decision.resource,
+                decision.reason,
+                self._principal_id(),
+            )
+            if v5:
+                # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
+                if packet.qos:
+                    self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
+            else:
+                # MQTT 3.1.1 has no way to say no: AWS IoT closes the connection.
+                self.close("AUTH_ERROR")
+            return
+        user_properties = ()
+        if v5 and codec.USER_PROPERTY in props:
+            user_properties = tuple(props[codec.USER_PROPERTY])
+        message = InboundMessage(
+            topic,
+            packet.payload,
+            packet.qos,
+            self.client_id,
+            self._principal_id(),
+            int(time.time() * 1000),
+            broker.account_id,
+            broker.region,
+            packet.retain,
+            user_properties,
+        )
+        consumer = broker.consumer
+        if consumer is not None:
+            try:
+                consumer.accept(message)
+            except Exception as exc:
+                log.warning("consumer refused a message on %s: %s", topic, exc)
+                broker.activity.record(
+                    "PUBLISH_NOT_ACCEPTED", self.client_id, str(exc), principal=self._principal_id()
+                )
+                if v5:
+                    if packet.qos:
+                        self.send(codec.encode_puback(packet.packet_id, True, RC_UNSPECIFIED))
+                else:
+                    self.close("SERVER_ERROR")
+                return
+        if packet.qos:
+            self.send(codec.encode_puback(packet.packet_id, v5))
+        broker._distribute(message, props if v5 else None, self.client_id)
+
+    def _refuse_publish(self, topic: str, reason: str, v5_code: int) -> None:
+        """A publish AWS IoT refuses outright: the client is disconnected (CLIENT_ERROR)."""
+        self.broker.activity.record(
+            "PUBLISH_REFUSED",
+            self.client_id,
+            reason,
+            "iot:Publish",
+            self.broker.arn("topic", topic) if topic else None,
+            principal=self._principal_id(),
+        )
+        self.close("CLIENT_ERROR", v5_code)
+
+
+class _Acceptor(asyncio.Protocol):
+    """Accepts TCP, then upgrades to TLS with the IoT registry's current server context."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()
+        task = self.broker._loop.create_task(self.broker._upgrade(transport))
+        self.broker._tasks.add(task)
+        task.add_done_callback(self.broker._tasks.discard)
+
+
+class Broker:
+    """The emulator's MQTT broker (component attribute `emulator.broker`)."""
+
+    def __init__(
+        self, emulator: Any, consumer: MessageConsumer | None = None, port: int | None = None
+    ) -> None:
+        self.emulator = emulator
+        self._consumer = consumer
+        self._requested_port = (
+            port if port is not None else getattr(emulator, "_requested_mqtt_port", 8883)
+        )
+        self.port: int | None = None
+        self.account_id: str = getattr(emulator, "account_id", "123456789012")
+        self.region: str = getattr(emulator, "region", "us-east-1")
+        self.min_keep_alive_s = MIN_KEEP_ALIVE_S
+        self.activity: ActivityLog = getattr(emulator, "activity", None) or ActivityLog(emulator)
+        self.sessions: dict[str, Session] = {}
+        self.connections: dict[str, Connection] = {}  # client id -> live connection
+        self.retained: dict[str, _Queued] = {}
+        self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
+        self._routes: dict[str, list[tuple[Session, int]]] = {}
+        self._versions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._listening = False
+        emulator.broker = self
+
+    # Components found at call time (emulator/README.md) --------------------------------
+    @property
+    def iot(self) -> Any:
+        return self.emulator.iot
+
+    @property
+    def consumer(self) -> MessageConsumer | None:
+        if self._consumer is not None:
+            return self._consumer
+        return getattr(self.emulator, "rules", None)
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:iot:{self.region}:{self.account_id}:{kind}/{name}"
+
+    # Life cycle -------------------------------------------------------------------------
+    def start(self) -> Broker:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    loop.create_server(
+                        lambda: _Acceptor(self), HOST, self._requested_port, backlog=1024
+                    )
+                )
+                self.port = self._server.sockets[0].getsockname()[1]
+                loop.create_task(self._sweep())
+            except BaseException as exc:  # reported to start()'s caller
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="mqtt-broker", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+        iot = getattr(self.emulator, "iot", None)
+        if iot is not None and hasattr(iot, "add_listener"):
+            iot.add_listener(self._certificate_changed)
+        self._listening = True
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None or not self._listening:
+            return
+        self._listening = False
+
+        def shutdown() -> None:
+            self._server.close()
+            for conn in list(self.connections.values()) + list(self._pending):
+                conn.will = None  # a server shutting down is not the client's fault
+                conn.close("SERVER_INITIATED_DISCONNECT", RC_SERVER_SHUTTING_DOWN)
+            loop.call_later(0.2, loop.stop)
+
+        loop.call_soon_threadsafe(shutdown)
+        self._thread.join(10)
+
+    # Public, thread-safe ----------------------------------------------------------------
+    def publish(self, message: InboundMessage) -> None:
+        """Deliver `message` to matching subscribers (iot-data Publish, rule republish).
+
+        The consumer is not called: the message did not come from a device connection.
+        """
+        props = {}
+        if message.user_properties:
+            props[codec.USER_PROPERTY] = list(message.user_properties)
+        self._loop.call_soon_threadsafe(self._distribute, message, props, None)
+
+    def _certificate_changed(self, certificate_id: str, status: str | None) -> None:
+        """IotCore's listener (another thread): drop connections of a no longer ACTIVE cert."""
+        if status == "ACTIVE" or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._drop_certificate, certificate_id, status)
+
+    def _drop_certificate(self, certificate_id: str, status: str | None) -> None:
+        for conn in list(self.connections.values()):
+            if conn._principal_id() == certificate_id:
+                self.activity.record(
+                    "DISCONNECT",
+                    conn.client_id,
+                    f"certificate is {status or 'DELETED'}",
+                    principal=certificate_id,
+                )
+                conn.close("AUTH_ERROR", RC_NOT_AUTHORIZED)
+
+    # TLS --------------------------------------------------------------------------------
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        try:
+            context: ssl.SSLContext = self.iot.server_ssl_context()
+            if context.num_tickets:
+                # Session tickets cost 20-25% of handshake CPU and are useless here.
+                context.num_tickets = 0
+            conn = Connection(self)
+            tls = await self._loop.start_tls(
+                transport, conn, context, server_side=True, ssl_handshake_timeout=10
+            )
+        except Exception as exc:
+            # A certificate the registry's CA store does not trust fails here, as on AWS.
+            peer = transport.get_extra_info("peername")
+            self.activity.record("TLS_HANDSHAKE_FAILED", None, f"{peer}: {exc}")
+            transport.abort()
+            return
+        conn.connection_made(tls)
+
+    # CONNECT ----------------------------------------------------------------------------
+    def _connect(self, conn: Connection, packet: codec.Connect) -> None:
+        self._pending.discard(conn)
+        v5 = packet.protocol_level == codec.MQTT_5
+        conn.v5 = v5
+        codes = CONNACK_5 if v5 else CONNACK_311
+        client_id = packet.client_id
+        conn.client_id = client_id
+
+        def refuse(code_name: str, event: str, reason: str, **details: Any) -> None:
+            self.activity.record(event, client_id or None, reason, **details)
+            conn.send(codec.encode_connack(False, codes[code_name], v5))
+            conn.close("CLIENT_ERROR" if code_name != "not_authorized" else "AUTH_ERROR")
+
+        if packet.protocol_level not in (codec.MQTT_311, codec.MQTT_5):
+            refuse(
+                "version",
+                "CONNECT_DENIED",
+                f"protocol {packet.protocol_name!r} level {packet.protocol_level}: "
+                "AWS IoT supports MQTT 3.1.1 (level 4) and MQTT 5 (level 5)",
+            )
+            return
+        assigned = None
+        if not client_id:
+            if not packet.clean_start:
+                refuse("identifier", "CONNECT_DENIED", "empty client id with a persistent session")
+                return
+            client_id = assigned = f"auto-{uuid.uuid4().hex}"
+            conn.client_id = client_id
+        if len(client_id.encode("utf-8")) > MAX_CLIENT_ID_BYTES:
+            refuse(
+                "identifier",
+                "CONNECT_DENIED",
+                f"client id is {len(client_id.encode())} bytes, more than the "
+                f"{MAX_CLIENT_ID_BYTES} bytes AWS IoT allows",
+            )
+            return
+        iot = self.iot
+        try:
+            conn.principal = iot.authenticate(conn.cert_der or b"")
+        except Exception as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            refuse("not_authorized", "CONNECT_DENIED", f"authentication failed: {reason}")
+            return
+        decision = iot.authorize(conn.principal, client_id, "iot:Connect", client_id)
+        if not decision.allowed:
+            refuse(
+                "not_authorized",
+                "CONNECT_DENIED",
+                "not authorized",
+                action=decision.action,
+                resource=decision.resource,
+                policy_decision=decision.reason,
+                principal=conn._principal_id(),
+            )
+            return
+
+        # A second connection with the same client id takes over ("life-cycle-events").
+        previous = self.connections.get(client_id)
+        if previous is not None and previous is not conn:
+            previous.close("DUPLICATE_CLIENTID", RC_SESSION_TAKEN_OVER)
+            self._connection_closed(previous)
+
+        keep_alive = packet.keep_alive
+        server_keep_alive = None
+        if keep_alive == 0 or keep_alive > MAX_KEEP_ALIVE_S:
+            server_keep_alive = MAX_KEEP_ALIVE_S
+        elif keep_alive < self.min_keep_alive_s:
+            server_keep_alive = self.min_keep_alive_s
+        conn.keep_alive = server_keep_alive or keep_alive
+
+        if v5:
+            requested_expiry = int(packet.properties.get(codec.SESSION_EXPIRY_INTERVAL, 0))
+            expiry = min(requested_expiry, PERSISTENT_SESSION_EXPIRY_S)
+        else:
+            requested_expiry = expiry = 0 if packet.clean_start else PERSISTENT_SESSION_EXPIRY_S
+        session = self.sessions.get(client_id)
+        if packet.clean_start and session is not None:
+            self._discard_session(session)
+            session = None
+        session_present = session is not None
+        if session is None:
+            session = Session(client_id, persistent=expiry > 0, expiry_s=expiry)
+            self.sessions[client_id] = session
+        else:
+            session.persistent, session.expiry_s = expiry > 0, expiry
+        session.connection = conn
+        session.principal = conn.principal
+        session.disconnected_at = None
+        conn.session = session
+        conn.will = packet.will
+        self.connections[client_id] = conn
+        self._routes.clear()
+
+        props: codec.Properties = {}
+        if v5:
+            props = {
+                codec.MAXIMUM_QOS: 1,
+                codec.RETAIN_AVAILABLE: 1,
+                codec.MAXIMUM_PACKET_SIZE: MAX_PACKET_BYTES,
+                codec.TOPIC_ALIAS_MAXIMUM: TOPIC_ALIAS_MAXIMUM,
+                codec.RECEIVE_MAXIMUM: RECEIVE_MAXIMUM,
+                codec.WILDCARD_SUBSCRIPTION_AVAILABLE: 1,
+                codec.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
+                codec.SHARED_SUBSCRIPTION_AVAILABLE: 0,
+            }
+            if server_keep_alive is not None:
+                props[codec.SERVER_KEEP_ALIVE] = server_keep_alive
+            if assigned:
+                props[codec.ASSIGNED_CLIENT_IDENTIFIER] = assigned
+            if expiry != requested_expiry:
+                props[codec.SESSION_EXPIRY_INTERVAL] = expiry
+        conn.send(codec.encode_connack(session_present, 0, v5, props))
+        conn.connected = True
+        self._versions[client_id] = conn.version_number = self._versions.get(client_id, 0) + 1
+        self.activity.record(
+            "CONNECT",
+            client_id,
+            "persistent session resumed" if session_present else None,
+            "iot:Connect",
+            decision.resource,
+            decision.reason,
+            conn._principal_id(),
+        )
+        # Unacknowledged and queued QoS 1 messages of a resumed session go out again.
+        for packet_id, queued in list(session.inflight.items()):
+            conn.send(self._encode_for(conn, queued, packet_id, dup=True))
+        while session.queue:
+            self._send_to(session, session.queue.popleft())
+        self._lifecycle(conn, "connected")
+
+    # SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------------
+    def _subscribe(self, conn: Connection, packet: codec.Subscribe) -> None:
+        v5 = conn.v5
+        codes = []
+        granted: list[tuple[str, int, bool]] = []
+        iot = self.iot
+        for topic_filter, options in packet.filters:
+            qos = options & 0x03
+            refusal = None
+            if not codec.valid_topic_filter(topic_filter):
+                refusal = ("invalid topic filter", RC_TOPIC_FILTER_INVALID)
+            elif topic_filter.startswith("$share/"):
+                refusal = (
+                    "shared subscriptions are not supported by this emulator",
+                    RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                )
+            elif qos == 2:
+                refusal = ("QoS 2 is not supported by AWS IoT", RC_QOS_NOT_SUPPORTED)
+            else:
+                problem = topic_limit_error(topic_filter)
+                if problem:
+                    refusal = (problem, RC_TOPIC_FILTER_INVALID)
+            if refusal:
+                self.activity.record(
+                    "SUBSCRIBE_REFUSED",
+                    conn.client_id,
+                    refusal[0],
+                    "iot:Subscribe",
+                    self.arn("topicfilter", topic_filter),
+                    principal=conn._principal_id(),
+                )
+                codes.append(refusal[1] if v5 else 0x80)
+                continue
+            decision = iot.authorize(conn.principal, conn.client_id, "iot:Subscribe", topic_filter)
+            if not decision.allowed:
+                self.activity.record(
+                    "SUBSCRIBE_DENIED",
+                    conn.client_id,
+                    "not authorized",
+                    decision.action,
+                    decision.resource,
+                    decision.reason,
+                    conn._principal_id(),
+                )
+                codes.append(RC_NOT_AUTHORIZED if v5 else 0x80)
+                continue
+            existed = topic_filter in conn.session.subscriptions
+            conn.session.subscriptions[topic_filter] = options
+            codes.append(qos)
+            granted.append((topic_filter, options, existed))
+        self._routes.clear()
+        conn.send(codec.encode_suback(packet.packet_id, codes, v5))
+        for topic_filter, options, existed in granted:
+            retain_handling = (options >> 4) & 0x03
+            if retain_handling == 2 or (retain_handling == 1 and existed):
+                continue
+            for topic, retained in list(self.retained.items()):
+                if codec.topic_matches(topic_filter, topic) and self._may_receive(
+                    conn.session, topic
+                ):
+                    qos = min(options & 0x03, retained.qos)
+                    self._send_to(
+                        conn.session, _Queued(topic, retained.payload, qos, True, retained.props)
+                    )
+
+    def _unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
+        codes = []
+        for topic_filter in packet.filters:
+            existed = conn.session.subscriptions.pop(topic_filter, None) is not None
+            codes.append(0x00 if existed else 0x11)
+        self._routes.clear()
+        conn.send(codec.encode_unsuback(packet.packet_id, codes, conn.v5))
+
+    # Delivery ---------------------------------------------------------------------------
+    def _distribute(self, message: InboundMessage, props: dict | None, sender: str | None) -> None:
+        """Route one accepted message to subscribers; keep it if it is retained."""
+        topic = message.topic
+        forwarded = {k: props[k] for k in _FORWARDED_PROPERTIES if k in props} if props else {}
+        if message.retain:
+            # "mqtt retained messages": an empty payload deletes the retained message.
+            if message.payload:
+                self.retained[topic] = _Queued(topic, message.payload, message.qos, True, forwarded)
+            else:
+                self.retained.pop(topic, None)
+        if topic.startswith(BASIC_INGEST_PREFIX):
+            return
+        routes = self._routes.get(topic)
+        if routes is None:
+            routes = self._match(topic)
+        if not routes:
+            return
+        for session, options in routes:
+            if options & 0x04 and session.client_id == sender:  # MQTT 5 No Local
+                continue
+            if not self._may_receive(session, topic):
+                continue
+            retain = message.retain and bool(options & 0x08)  # MQTT 5 Retain As Published
+            qos = min(options & 0x03, message.qos)
+            self._send_to(session, _Queued(topic, message.payload, qos, retain, forwarded))
+
+    def _match(self, topic: str) -> list[tuple[Session, int]]:
+        if len(self._routes) > 10_000:
+            self._routes.clear()
+        routes = [
+            (session, options)
+            for session in self.sessions.values()
+            for topic_filter, options in session.subscriptions.items()
+            if codec.topic_matches(topic_filter, topic)
+        ]
+        self._routes[topic] = routes
+        return routes
+
+    def _may_receive(self, session: Session, topic: str) -> bool:
+        decision = self.iot.authorize(session.principal, session.client_id, "iot:Receive", topic)
+        if not decision.allowed:
+            self.activity.record(
+                "RECEIVE_DENIED",
+                session.client_id,
+                "not authorized",
+                decision.action,
+                decision.resource,
+                decision.reason,
+                getattr(session.principal, "certificate_id", None),
+            )
+        return decision.allowed
+
+    def _send_to(self, session: Session, item: _Queued) -> None:
+        conn = session.connection
+        if conn is None or conn.closing:
+            # "MQTT persistent sessions": only QoS 1 messages wait for an offline client.
+            if session.persistent and item.qos == 1 and len(session.queue) < MAX_QUEUED_PER_SESSION:
+                session.queue.append(item)
+            return
+        packet_id = None
+        if item.qos:
+            packet_id = session.allocate_packet_id()
+            session.inflight[packet_id] = item
+        conn.send(self._encode_for(conn, item, packet_id))
+
+    @staticmethod
+    def _encode_for(
+        conn: Connection, item: _Queued, packet_id: int | None, dup: bool = False
+    ) -> bytes:
+        return codec.encode_publish(
+            item.topic, item.payload, item.qos, item.retain, packet_id, conn.v5, dup, item.props
+        )
+
+    # Disconnect, will, lifecycle --------------------------------------------------------
+    def _connection_closed(self, conn: Connection) -> None:
+        self._pending.discard(conn)
+        if not conn.connected or getattr(conn, "_closed_handled", False):
+            return
+        conn._closed_handled = True
+        conn.closing = True
+        client_id = conn.client_id
+        if self.connections.get(client_id) is conn:
+            del self.connections[client_id]
+        reason = conn.disconnect_reason or "CONNECTION_LOST"
+        conn.disconnect_reason = reason
+        session = conn.session
+        if session is not None and session.connection is conn:
+            session.connection = None
+            session.disconnected_at = time.monotonic()
+            if not session.persistent:
+                self._discard_session(session)
+        self.activity.record("DISCONNECT", client_id, reason, principal=conn._principal_id())
+        will, conn.will = conn.will, None
+        if will is not None:
+            self._publish_will(conn, will)
+        self._lifecycle(conn, "disconnected")
+
+    def _discard_session(self, session: Session) -> None:
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        self._routes.clear()
+
+    def _publish_will(self, conn: Connection, will: codec.Will) -> None:
+        """Last will: published as if the client had published it ("mqtt-lwt")."""
+        iot = self.iot
+        decision = iot.authorize(conn.principal, conn.client_id, "iot:Publish", will.topic)
+        if decision.allowed and will.retain:
+            decision = iot.authorize(
+                conn.principal, conn.client_id, "iot:RetainPublish", will.topic
+            )
+        if not decision.allowed or will.qos == 2 or topic_limit_error(will.topic):
+            self.activity.record(
+                "PUBLISH_DENIED",
+                conn.client_id,
+                "last will not published",
+                decision.action,
+                decision.resource,
+                decision.reason,
+                conn._principal_id(),
+            )
+            return
+        user_properties = tuple(will.properties.get(codec.USER_PROPERTY, ()))
+        message = InboundMessage(
+            will.topic,
+            will.payload,
+            will.qos,
+            conn.client_id,
+            conn._principal_id(),
+            int(time.time() * 1000),
+            self.account_id,
+            self.region,
+            will.retain,
+            user_properties,
+        )
+        self._hand_to_consumer(message)
+        self._distribute(message, will.properties, conn.client_id)
+
+    def _lifecycle(self, conn: Connection, event_type: str) -> None:
+        """Presence events on $aws/events/presence/<connected|disconnected>/<clientId>."""
+        client_id = conn.client_id
+        if "#" in client_id or "+" in client_id:
+            return  # "Client IDs that contain # or + do not receive lifecycle events."
+        now_ms = int(time.time() * 1000)
+        body: dict[str, Any] = {
+            "clientId": client_id,
+            "timestamp": now_ms,
+            "eventType": event_type,
+            "sessionIdentifier": conn.session_identifier,
+            "principalIdentifier": conn._principal_id(),
+        }
+        if event_type == "disconnected":
+            body["clientInitiatedDisconnect"] = conn.client_initiated
+            body["disconnectReason"] = conn.disconnect_reason
+        body["ipAddress"] = conn.ip_address
+        body["versionNumber"] = conn.version_number
+        message = InboundMessage(
+            f"$aws/events/presence/{event_type}/{client_id}",
+            json.dumps(body).encode(),
+            0,
+            NO_CLIENT_ID,
+            None,
+            now_ms,
+            self.account_id,
+            self.region,
+        )
+        self._hand_to_consumer(message)
+        self._distribute(message, None, None)
+
+    def _hand_to_consumer(self, message: InboundMessage) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        try:
+            consumer.accept(message)
+        except Exception:
+            log.exception("consumer refused %s", message.topic)
+
+    # Housekeeping -----------------------------------------------------------------------
+    async def _sweep(self) -> None:
+        """Keep-alive timeouts (1.5 x keep-alive), idle handshakes, expired sessions."""
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for conn in list(self.connections.values()):
+                if conn.keep_alive and now - conn.last_seen > 1.5 * conn.keep_alive:
+                    conn.close("MQTT_KEEP_ALIVE_TIMEOUT", RC_KEEP_ALIVE_TIMEOUT)
+                    self._connection_closed(conn)
+            for conn in list(self._pending):
+                if now - conn.created > 20:
+                    conn.close("CLIENT_ERROR")
+                    self._pending.discard(conn)
+            for session in list(self.sessions.values()):
+                if (
+                    session.connection is None
+                    and session.disconnected_at is not None
+                    and now - session.disconnected_at > session.expiry_s
+                ):
+                    self._discard_session(session)

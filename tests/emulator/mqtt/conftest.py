@@ -1,0 +1,208 @@
+"""Fixtures for the broker's tests: a Broker on an ephemeral port with a recording consumer,
+devices registered through boto3 against the emulator, and real MQTT clients (paho-mqtt,
+awsiotsdk, mosquitto_pub/sub) connecting over mutual TLS to 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from emulator.mqtt.broker import Broker
+
+ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
+}
+
+
+class RecordingConsumer:
+    """A MessageConsumer that keeps what it accepted (or refuses everything when told to)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.refuse = False
+        self._cond = threading.Condition()
+
+    def accept(self, message) -> None:
+        if self.refuse:
+            raise RuntimeError("consumer refuses (test)")
+        with self._cond:
+            self.messages.append(message)
+            self._cond.notify_all()
+
+    def on_topic(self, prefix: str) -> list:
+        with self._cond:
+            return [m for m in self.messages if m.topic.startswith(prefix)]
+
+    def wait_for(self, prefix: str, count: int, timeout: float = 10) -> list:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [m for m in self.messages if m.topic.startswith(prefix)]
+                left = deadline - time.monotonic()
+                if len(found) >= count or left <= 0:
+                    return found
+                self._cond.wait(left)
+
+
+@pytest.fixture(scope="session")
+def iot_emulator(emulator):
+    """The session emulator with IoT Core's registry (constructed here until app.py wires it)."""
+    if emulator.find("iot") is None:
+        try:
+            from emulator.iot.core import IotCore
+        except ImportError as exc:
+            pytest.skip(f"emulator.iot is not available yet: {exc}")
+        IotCore(emulator)
+    return emulator
+
+
+@pytest.fixture
+def consumer() -> RecordingConsumer:
+    return RecordingConsumer()
+
+
+@pytest.fixture
+def broker(iot_emulator, consumer):
+    """A Broker of its own (ephemeral port, recording consumer) over the real IoT registry.
+
+    It gets a view of the emulator so that it does not replace the session's `emulator.broker`.
+    """
+    view = SimpleNamespace(
+        iot=iot_emulator.iot,
+        account_id=iot_emulator.account_id,
+        region=iot_emulator.region,
+        gateway=None,
+        activity=None,
+    )
+    instance = Broker(view, consumer=consumer, port=0).start()
+    yield instance
+    instance.stop()
+
+
+@dataclass
+class Device:
+    client_id: str
+    certificate_id: str
+    certificate_arn: str
+    cert_path: Path
+    key_path: Path
+    ca_path: Path
+
+
+@pytest.fixture
+def make_device(aws, iot_emulator, tmp_path, unique):
+    """Register a thing with an ACTIVE certificate and a policy, as a user would with boto3."""
+    iot = aws("iot")
+    count = [0]
+
+    def make(policy: dict | None = None, name: str | None = None) -> Device:
+        count[0] += 1
+        thing = name or f"dev-{unique}-{count[0]}"
+        keys = iot.create_keys_and_certificate(setAsActive=True)
+        policy_name = f"pol-{unique}-{count[0]}"
+        iot.create_policy(policyName=policy_name, policyDocument=json.dumps(policy or ALLOW_ALL))
+        iot.attach_policy(policyName=policy_name, target=keys["certificateArn"])
+        iot.create_thing(thingName=thing)
+        iot.attach_thing_principal(thingName=thing, principal=keys["certificateArn"])
+        cert_path = tmp_path / f"{thing}.cert.pem"
+        key_path = tmp_path / f"{thing}.private.key"
+        cert_path.write_text(keys["certificatePem"])
+        key_path.touch(mode=0o600)
+        key_path.write_text(keys["keyPair"]["PrivateKey"])
+        os.chmod(key_path, 0o600)
+        return Device(
+            thing,
+            keys["certificateId"],
+            keys["certificateArn"],
+            cert_path,
+            key_path,
+            Path(iot_emulator.iot.root_ca_path),
+        )
+
+    return make
+
+
+@pytest.fixture
+def paho_client():
+    """Factory of connected paho-mqtt 2.x clients; each records what it sees."""
+    import paho.mqtt.client as mqtt
+
+    clients = []
+
+    def connect(device: Device, port: int, version: int = 4, client_id: str | None = None, **kw):
+        protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or device.client_id,
+            protocol=protocol,
+        )
+        client.tls_set(str(device.ca_path), str(device.cert_path), str(device.key_path))
+        seen = SimpleNamespace(
+            connack=None,
+            messages=[],
+            disconnects=[],
+            pubacks={},
+            subacks={},
+            event=threading.Event(),
+        )
+        client.user_data_set(seen)
+
+        def on_connect(c, s, flags, reason_code, properties):
+            s.connack = reason_code
+            s.event.set()
+
+        def on_disconnect(c, s, flags, reason_code, properties):
+            s.disconnects.append(reason_code)
+
+        def on_message(c, s, message):
+            s.messages.append(message)
+
+        def on_publish(c, s, mid, reason_code, properties):
+            s.pubacks[mid] = reason_code
+
+        def on_subscribe(c, s, mid, reason_codes, properties):
+            s.subacks[mid] = reason_codes
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        client.on_publish = on_publish
+        client.on_subscribe = on_subscribe
+        if "will" in kw:
+            client.will_set(**kw.pop("will"))
+        client.connect("localhost", port, keepalive=kw.pop("keepalive", 60), **kw)
+        client.loop_start()
+        seen.event.wait(10)
+        client.seen = seen
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.loop_stop()
+        try:
+            client.disconnect()
+        except Exception:
+            pass
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def until():
+    return wait_until

@@ -1,0 +1,105 @@
+"""The AWS IoT Device SDK v2 (awsiotsdk) against the broker: MQTT 3.1.1 and MQTT 5 over mTLS."""
+
+from __future__ import annotations
+
+import threading
+
+from awscrt import mqtt, mqtt5
+from awsiot import mqtt5_client_builder, mqtt_connection_builder
+
+
+def connect_311(device, port, clean_session=True):
+    connection = mqtt_connection_builder.mtls_from_path(
+        endpoint="localhost",
+        port=port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        clean_session=clean_session,
+        keep_alive_secs=30,
+    )
+    connection.connect().result(10)
+    return connection
+
+
+def test_sdk_311_publishes_qos1_and_the_consumer_has_every_message(broker, consumer, make_device):
+    # given a registered device connected with mtls_from_path
+    device = make_device()
+    connection = connect_311(device, broker.port)
+    try:
+        # when it publishes 50 QoS 1 messages and waits for each PUBACK
+        futures = [
+            connection.publish(
+                f"sensors/{device.client_id}", b'{"n": %d}' % i, mqtt.QoS.AT_LEAST_ONCE
+            )[0]
+            for i in range(50)
+        ]
+        for future in futures:
+            future.result(10)
+    finally:
+        connection.disconnect().result(10)
+    # then the consumer had accepted all 50 before they were acknowledged, with the principal
+    got = consumer.on_topic("sensors/")
+    assert [m.payload for m in got] == [b'{"n": %d}' % i for i in range(50)]
+    assert {m.client_id for m in got} == {device.client_id}
+    assert {m.principal for m in got} == {device.certificate_id}
+    assert all(m.qos == 1 for m in got)
+
+
+def test_sdk_311_subscriber_receives_what_another_device_publishes(broker, make_device):
+    # given a subscriber and a publisher
+    subscriber, publisher = make_device(), make_device()
+    received, done = [], threading.Event()
+
+    def on_message(topic, payload, **kwargs):
+        received.append((topic, payload))
+        done.set()
+
+    sub = connect_311(subscriber, broker.port)
+    pub = connect_311(publisher, broker.port)
+    try:
+        future, _ = sub.subscribe("alerts/#", mqtt.QoS.AT_LEAST_ONCE, on_message)
+        assert future.result(10)["qos"] == mqtt.QoS.AT_LEAST_ONCE
+        # when the publisher publishes
+        pub.publish("alerts/fire", b"hot", mqtt.QoS.AT_LEAST_ONCE)[0].result(10)
+        # then the subscriber gets it
+        assert done.wait(10)
+        assert received == [("alerts/fire", b"hot")]
+    finally:
+        sub.disconnect().result(10)
+        pub.disconnect().result(10)
+
+
+def test_sdk_mqtt5_publish_with_user_properties_reaches_the_consumer(broker, consumer, make_device):
+    # given a device using the SDK's MQTT 5 client
+    device = make_device()
+    connected, stopped = threading.Event(), threading.Event()
+    client = mqtt5_client_builder.mtls_from_path(
+        endpoint="localhost",
+        port=broker.port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        on_lifecycle_connection_success=lambda data: connected.set(),
+        on_lifecycle_stopped=lambda data: stopped.set(),
+    )
+    client.start()
+    try:
+        assert connected.wait(10)
+        # when it publishes at QoS 1 with a user property
+        packet = mqtt5.PublishPacket(
+            topic="telemetry/mqtt5",
+            payload=b"{}",
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+            user_properties=[mqtt5.UserProperty("site", "north")],
+        )
+        result = client.publish(packet).result(10)
+        # then the PUBACK is a success and the consumer has the message with its property
+        assert result.puback.reason_code == mqtt5.PubackReasonCode.SUCCESS
+        (message,) = consumer.on_topic("telemetry/mqtt5")
+        assert message.user_properties == (("site", "north"),)
+    finally:
+        client.stop()
+        stopped.wait(10)
