@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 # The function code the tests deploy: one module, several handlers.
-APP_SOURCE = '''
+APP_SOURCE = """
 import json
 import logging
 import os
@@ -72,10 +72,17 @@ def crash(event, context):
     os._exit(3)
 
 
+def put_object(event, context):
+    import boto3  # the SDK comes with the runtime, as on Lambda
+
+    boto3.client("s3").put_object(Bucket=event["bucket"], Key=event["key"], Body=b"from lambda")
+    return "stored"
+
+
 def big_output(event, context):
     print("x" * event.get("size", 0))
     return "done"
-'''
+"""
 
 
 def build_zip(files: dict[str, str]) -> bytes:
