@@ -27,6 +27,12 @@ def iot(iot_core, aws):
     return aws("iot")
 
 
+@pytest.fixture(scope="session")
+def self_signed():
+    """Make a device's own self-signed certificate: `self_signed(cn) -> (cert_pem, key_pem)`."""
+    return self_signed_certificate
+
+
 def self_signed_certificate(common_name: str) -> tuple[str, str]:
     """A device's own self-signed certificate and key (PEM), as a user would make with openssl."""
     key = ec.generate_private_key(ec.SECP256R1())
