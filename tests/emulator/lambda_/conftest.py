@@ -93,6 +93,16 @@ def build_zip(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture
+def app_package() -> Callable[[str], bytes]:
+    """Build a deployment package whose app.py is the test app with `replace` applied."""
+
+    def build(old: str = "", new: str = "") -> bytes:
+        return build_zip({"app.py": APP_SOURCE.replace(old, new) if old else APP_SOURCE})
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def lambdas(emulator):
     """The Lambda runtime component, added to the shared emulator if the app did not wire it."""
