@@ -1,0 +1,139 @@
+"""The Firehose transformation Lambda: `pipeline.handler.lambda_handler`.
+
+Thin on purpose: decode the event, transform each record (`pipeline.transform`), build the
+response. Standard library only, so the deployment zip holds just this package's handler modules.
+
+Contract (Firehose developer guide, "data-transformation" and
+"data-transformation-status-model"): every input `recordId` comes back exactly once, in input
+order, with `result` Ok or ProcessingFailed and base64 `data`. One bad record never fails the
+invocation; an invalid event (no `records` list, a record without `recordId`) does, so Firehose
+retries it and finally counts the batch as processing-failed.
+
+Response size: a synchronous Lambda response is at most 6 MB (6,291,456 bytes; Lambda developer
+guide, "Lambda quotas"); a larger one fails the whole invocation (`Function.ResponseSizeTooLarge`).
+Transformed lines are larger than their input (added topic and time fields), so a full 3 MB
+Firehose buffer can get close. When the response would not fit, records are kept Ok in input
+order while they fit, and the others come back ProcessingFailed with their original data and the
+reason "response size": Firehose then writes them to its `processing-failed/` error output, every
+recordId stays accounted for, and the fix is a smaller processor `BufferSizeInMBs`.
+
+Why a record failed is not part of the contract's response; it goes to the function's log (one
+JSON line per invocation with the counts and the first failures), which Firehose's docs point to
+for ProcessingFailed records ("data-transformation-failure-handling").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pipeline.transform import PROCESSING_FAILED, TransformedRecord, transform_record
+
+# Lambda quotas: 6 MB invocation response for synchronous invocations (Firehose invokes
+# synchronously). The emulator's runtime enforces the same number.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+# Failures named one by one in the log line; the rest are counted.
+LOGGED_FAILURES = 20
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidEvent(ValueError):
+    """The event is not a Firehose transformation event."""
+
+
+def firehose_records(event: Any) -> list[dict[str, Any]]:
+    """The event's records, checked for what the response needs (a recordId each)."""
+    records = event.get("records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise InvalidEvent(
+            "not a Firehose transformation event: expected an object with a 'records' list "
+            "(invocationId, deliveryStreamArn, region, records)"
+        )
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("recordId"), str):
+            raise InvalidEvent(f"records[{i}] has no string 'recordId'")
+    return records
+
+
+def _entry_size(entry: TransformedRecord) -> int:
+    # awslambdaric serialises the response with json's default separators (", ", ": ").
+    return len(json.dumps(entry.response_entry()).encode("utf-8"))
+
+
+def fit_response(
+    records: list[dict[str, Any]],
+    transformed: list[TransformedRecord],
+    limit: int = MAX_RESPONSE_BYTES,
+) -> list[TransformedRecord]:
+    """Keep the response within `limit` bytes by failing the records that do not fit.
+
+    Greedy in input order: a record keeps its result if the response still fits with every
+    later record reduced to its ProcessingFailed form (original data), which is never larger
+    than the request Lambda already accepted.
+    """
+    reason = (
+        f"response size: the transformed batch would exceed Lambda's {limit}-byte response "
+        "limit; lower the Firehose processor's BufferSizeInMBs"
+    )
+    fallback = [
+        t
+        if t.result == PROCESSING_FAILED
+        else TransformedRecord(t.record_id, PROCESSING_FAILED, r.get("data", ""), reason)
+        for r, t in zip(records, transformed, strict=True)
+    ]
+    separator = len(", ")
+    size = [_entry_size(t) + (separator if i else 0) for i, t in enumerate(transformed)]
+    size_failed = [_entry_size(t) + (separator if i else 0) for i, t in enumerate(fallback)]
+    rest = sum(size_failed) + len('{"records": []}')
+    if rest > limit:
+        raise ValueError(
+            f"the response cannot fit Lambda's {limit}-byte limit even with every record "
+            "returned unchanged: lower the Firehose processor's BufferSizeInMBs"
+        )
+    used = 0
+    out: list[TransformedRecord] = []
+    for i, t in enumerate(transformed):
+        rest -= size_failed[i]
+        if used + size[i] + rest <= limit:
+            out.append(t)
+            used += size[i]
+        else:
+            out.append(fallback[i])
+            used += size_failed[i]
+    return out
+
+
+def firehose_response(transformed: Iterable[TransformedRecord]) -> dict[str, list[dict]]:
+    """The response Firehose expects: `{"records": [{recordId, result, data}, ...]}`."""
+    return {"records": [t.response_entry() for t in transformed]}
+
+
+def _log_outcome(event: dict[str, Any], transformed: list[TransformedRecord]) -> None:
+    failed = [t for t in transformed if t.result == PROCESSING_FAILED]
+    summary = {
+        "invocationId": event.get("invocationId"),
+        "records": len(transformed),
+        "ok": sum(t.result == "Ok" for t in transformed),
+        "processingFailed": len(failed),
+        "failures": [
+            {"recordId": t.record_id, "reason": t.reason} for t in failed[:LOGGED_FAILURES]
+        ],
+    }
+    (logger.warning if failed else logger.info)(json.dumps(summary))
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict]]:
+    """Firehose data transformation: one flat JSON line per IoT message."""
+    records = firehose_records(event)
+    transformed = fit_response(records, [transform_record(r) for r in records])
+    _log_outcome(event, transformed)
+    return firehose_response(transformed)
+
+
+if __name__ == "__main__":  # python -m pipeline.handler [event.json]: see pipeline.invoke
+    from pipeline.invoke import main
+
+    raise SystemExit(main())
