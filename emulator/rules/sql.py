@@ -1,0 +1,974 @@
+"""IoT SQL (version 2016-03-23): parse a topic rule's statement once, evaluate it per message.
+
+`compile_sql(sql)` parses with sqlglot (a dialect with IoT's quoting: single- or double-quoted
+strings, back-quoted names) and turns the syntax tree into Python closures, so evaluating a
+message costs no parsing. Anything the evaluator does not implement is refused here, with the
+line, column and offset of the construct, rather than ignored at run time.
+
+IoT specifics handled on top of ANSI SQL (AWS IoT developer guide, "iot-sql-reference"):
+- FROM takes a topic filter in single quotes, with `+` and `#` ("iot-sql-from");
+- `SELECT VALUE expr` returns a bare value, arrays included ("iot-rule-sql-version");
+- `*` returns the payload, merged with other fields when listed with them ("iot-sql-select");
+- `a.b.c`, `a[0]`, object and array literals, nested `(SELECT ... FROM field)` queries
+  ("iot-sql-json", "iot-sql-literals", "iot-sql-nested-queries");
+- operators with Undefined propagation and string/number coercions ("iot-sql-operators").
+
+Non-JSON payloads ("binary-payloads"): `SELECT *` yields the raw bytes and `encode(*, 'base64')`
+works; a field reference on a non-JSON payload is Undefined (so `WHERE device_type = 'x'` is
+simply false); listing `*` with other fields needs a JSON (or empty) payload, otherwise the
+evaluation fails with `SqlEvaluationError`, which the rules engine reports as a rule failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp, parser, tokens
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
+
+from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
+from emulator.rules.values import (
+    UNDEFINED,
+    dumps,
+    equal,
+    normalize,
+    to_boolean,
+    to_decimal,
+    to_int,
+    to_string,
+)
+
+SUPPORTED_VERSIONS = ("2016-03-23",)
+NO_CLIENT_ID = "n/a"
+
+
+class SqlError(ValueError):
+    """A statement the engine refuses, with where (1-based line/column, 0-based offset)."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1, offset: int = 0) -> None:
+        self.reason = message
+        self.line = line
+        self.column = column
+        self.offset = offset
+        self.position = (line, column)
+        super().__init__(f"{message} (line {line}, column {column}, offset {offset})")
+
+
+class SqlEvaluationError(RuntimeError):
+    """A message the statement cannot be evaluated on (for example `*, x` on binary data)."""
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What the SQL functions read about the message besides its payload."""
+
+    topic: str
+    client_id: str = NO_CLIENT_ID
+    principal: str | None = None
+    timestamp_ms: int = 0
+    account_id: str = "123456789012"
+    user_properties: tuple[tuple[str, str], ...] = ()
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """The rule's output: a JSON value (`value`) or, for `SELECT *` on binary data, `raw`."""
+
+    value: Any = UNDEFINED
+    raw: bytes | None = None
+
+    def to_bytes(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return dumps(self.value).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Dialect: IoT quoting; every function name kept as written (no ANSI rewriting) except CAST.
+class IotSql(Dialect):
+    class Tokenizer(tokens.Tokenizer):
+        QUOTES = ["'", '"']
+        IDENTIFIERS = ["`"]
+
+    class Parser(parser.Parser):
+        FUNCTIONS: dict[str, Any] = {}
+        FUNCTION_PARSERS = {"CAST": parser.Parser.FUNCTION_PARSERS["CAST"]}
+        NO_PAREN_FUNCTIONS: dict[Any, Any] = {}
+
+
+_DIALECT = IotSql()
+
+
+class _Env:
+    """One evaluation: the message, its payload parsed lazily, and the current document."""
+
+    __slots__ = ("context", "payload", "_doc", "sql_version")
+
+    def __init__(self, payload: bytes, context: MessageContext, sql_version: str) -> None:
+        self.payload = payload
+        self.context = context
+        self._doc: Any = _UNPARSED
+        self.sql_version = sql_version
+
+    @property
+    def doc(self) -> Any:
+        doc = self._doc
+        if doc is _UNPARSED:
+            try:
+                doc = json.loads(self.payload) if self.payload else _NOT_JSON
+            except (ValueError, UnicodeDecodeError):
+                doc = _NOT_JSON
+            self._doc = doc
+        return doc
+
+    def nested(self, document: Any) -> _Env:
+        env = _Env(self.payload, self.context, self.sql_version)
+        env._doc = document
+        return env
+
+
+_UNPARSED = object()
+_NOT_JSON = object()
+
+Evaluator = Callable[[_Env], Any]
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CompiledRule:
+    """A parsed statement: `matches(topic)` for FROM, `evaluate(payload, context)` per message."""
+
+    sql: str
+    version: str
+    topic_filter: str
+    _matcher: Callable[[str], bool]
+    _where: Evaluator | None
+    _select: Callable[[_Env], Result]
+    uses_payload_fields: bool = False
+    field_names: list[str] = field(default_factory=list)
+
+    def matches(self, topic: str) -> bool:
+        return self._matcher(topic)
+
+    def evaluate(self, payload: bytes, context: MessageContext) -> Result | None:
+        """The rule's output for one message, or None when WHERE is not true."""
+        env = _Env(payload, context, self.version)
+        if self._where is not None and not _is_true(self._where(env)):
+            return None
+        return self._select(env)
+
+    def expression(self, source: str) -> Callable[[bytes, MessageContext], Any]:
+        """Compile a substitution-template expression (`${...}`) against this rule's version."""
+        evaluator = compile_expression(source)
+        return lambda payload, context: evaluator(_Env(payload, context, self.version))
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (type(value) is str and value.lower() == "true")
+
+
+def compile_sql(sql: str, version: str = "2016-03-23") -> CompiledRule:
+    """Parse and check a rule's statement; raise `SqlError` with the position of the problem."""
+    if version not in SUPPORTED_VERSIONS:
+        raise SqlError(
+            f"SQL version {version!r} is not supported by this emulator "
+            f"(supported: {', '.join(SUPPORTED_VERSIONS)})"
+        )
+    if not sql or not sql.strip():
+        raise SqlError("The SQL statement is empty")
+    select = _parse(sql)
+    if not isinstance(select, exp.Select):
+        raise _error_at(sql, select, "Expected a SELECT statement")
+    compiler = _Compiler(sql)
+    from_ = select.args.get("from_")
+    if from_ is None:
+        raise _error_at(sql, select, "Expected FROM with a topic filter in single quotes")
+    topic_filter = compiler.topic_filter(from_)
+    where, projection = compiler.select_parts(select, top_level=True)
+    return CompiledRule(
+        sql=sql,
+        version=version,
+        topic_filter=topic_filter,
+        _matcher=topic_matcher(topic_filter),
+        _where=where,
+        _select=projection,
+    )
+
+
+def compile_expression(source: str) -> Evaluator:
+    """An IoT SQL expression (substitution template body) as an evaluator."""
+    wrapper = f"SELECT {source} FROM 'x'"
+    try:
+        select = _parse(wrapper)
+    except SqlError as error:
+        raise SqlError(f"Invalid substitution template ${{{source}}}: {error.reason}") from None
+    if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+        raise SqlError(f"Invalid substitution template ${{{source}}}")
+    return _Compiler(wrapper).expr(select.expressions[0])
+
+
+def validate_sql(sql: str, version: str = "2016-03-23") -> None:
+    """Raise `SqlError` if the engine cannot run `sql` (CreateTopicRule, CloudFormation)."""
+    compile_sql(sql, version)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+def _parse(sql: str) -> exp.Expression:
+    try:
+        toks = _DIALECT.tokenize(sql)
+    except TokenError as error:
+        raise SqlError(f"Could not read the statement: {error}") from None
+    toks = _mark_select_value(sql, toks)
+    _check_from(toks)
+    try:
+        statements = _DIALECT.parser().parse(toks, sql)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        line, col = first.get("line", 1), first.get("col", 1)
+        reason = first.get("description", str(error))
+        if "missing for" in reason:
+            reason = "Incomplete statement"
+        highlight = first.get("highlight")
+        if highlight:
+            reason = f"{reason} near {highlight!r}"
+        raise SqlError(reason, line, col, _offset(sql, line, col)) from None
+    if len(statements) != 1 or statements[0] is None:
+        raise SqlError("Expected exactly one SELECT statement")
+    return statements[0]
+
+
+def _mark_select_value(sql: str, toks: list[tokens.Token]) -> list[tokens.Token]:
+    """`SELECT VALUE x` -> `SELECT DISTINCT x` internally (IoT has no DISTINCT, so no clash)."""
+    for index, token in enumerate(toks):
+        if token.token_type == TokenType.DISTINCT:
+            raise SqlError(
+                "DISTINCT is not supported by AWS IoT SQL",
+                token.line,
+                token.col - len(token.text) + 1,
+                token.start,
+            )
+        if (
+            token.token_type == TokenType.VAR
+            and token.text.upper() == "VALUE"
+            and index > 0
+            and toks[index - 1].token_type == TokenType.SELECT
+            and index + 1 < len(toks)
+            and toks[index + 1].token_type not in (TokenType.FROM, TokenType.COMMA)
+        ):
+            token.token_type = TokenType.DISTINCT
+    return toks
+
+
+def _check_from(toks: list[tokens.Token]) -> None:
+    """The statement's own FROM must name a quoted topic filter ("iot-sql-from")."""
+    depth = 0
+    for index, token in enumerate(toks):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type == TokenType.FROM and depth == 0:
+            following = toks[index + 1] if index + 1 < len(toks) else token
+            if following.token_type != TokenType.STRING or following is token:
+                raise SqlError(
+                    "FROM expects a topic filter enclosed in single quotes, e.g. FROM 'a/+/b'",
+                    following.line,
+                    max(following.col - len(following.text) + 1, 1),
+                    following.start,
+                )
+            return
+
+
+def _offset(sql: str, line: int, col: int) -> int:
+    lines = sql.split("\n")
+    return sum(len(text) + 1 for text in lines[: max(line - 1, 0)]) + max(col - 1, 0)
+
+
+def _position(node: exp.Expression) -> tuple[int, int, int] | None:
+    for candidate in node.walk():
+        meta = getattr(candidate, "_meta", None) or {}
+        if "line" in meta:
+            start = meta.get("start", 0)
+            end = meta.get("end", start)
+            return meta["line"], max(meta["col"] - (end - start), 1), start
+    return None
+
+
+def _error_at(sql: str, node: exp.Expression, message: str) -> SqlError:
+    if not isinstance(node, exp.Anonymous):
+        message = f"{message}: {node.sql()!r}"
+    where = _position(node)
+    if where is None:
+        return SqlError(message)
+    line, col, offset = where
+    return SqlError(message, line, col, offset)
+
+
+# Friendlier names for constructs sqlglot parses but IoT SQL does not have.
+_REFUSED_NODES = {
+    "DPipe": "'||' is not an AWS IoT SQL operator; use + or concat()",
+    "Is": "IS is not an AWS IoT SQL operator; use isNull() or isUndefined()",
+    "Like": "LIKE is not supported; use regexp_matches() or startswith()",
+    "Between": "BETWEEN is not supported; use two comparisons",
+    "Select": "A nested SELECT must be in parentheses",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Topic filters ("iot-sql-from"; MQTT wildcards)
+def topic_matcher(topic_filter: str) -> Callable[[str], bool]:
+    levels = topic_filter.split("/")
+    if "#" not in levels and "+" not in levels:
+        return topic_filter.__eq__
+    prefix_len = len(levels) - 1 if levels[-1] == "#" else len(levels)
+
+    def matches(topic: str) -> bool:
+        parts = topic.split("/")
+        if levels[-1] == "#":
+            # '#' matches one or more levels here: 'a/#' does not match 'a' ("iot-sql-from").
+            if len(parts) <= prefix_len:
+                return False
+        elif len(parts) != prefix_len:
+            return False
+        # Wildcards in the first level do not match topics that start with '$' (MQTT 4.7.2).
+        if parts[0].startswith("$") and levels[0] in ("+", "#"):
+            return False
+        for want, got in zip(levels[:prefix_len], parts, strict=False):
+            if want != "+" and want != got:
+                return False
+        return True
+
+    return matches
+
+
+def check_topic_filter(topic_filter: str) -> str | None:
+    """Why `topic_filter` is not a valid MQTT topic filter, or None."""
+    if not topic_filter:
+        return "the topic filter is empty"
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return "'#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation to closures
+_CAST_TYPES = {
+    exp.DataType.Type.TEXT: "String",
+    exp.DataType.Type.VARCHAR: "String",
+    exp.DataType.Type.NVARCHAR: "String",
+    exp.DataType.Type.NCHAR: "String",
+    exp.DataType.Type.INT: "Int",
+    exp.DataType.Type.DOUBLE: "Decimal",
+    exp.DataType.Type.DECIMAL: "Decimal",
+    exp.DataType.Type.BOOLEAN: "Boolean",
+}
+
+_SELECT_CLAUSES_REFUSED = {
+    "joins": "JOIN",
+    "group": "GROUP BY",
+    "having": "HAVING",
+    "order": "ORDER BY",
+    "limit": "LIMIT",
+    "offset": "OFFSET",
+    "laterals": "LATERAL",
+    "qualify": "QUALIFY",
+    "windows": "WINDOW",
+    "with_": "WITH",
+    "into": "INTO",
+    "kind": "SELECT AS",
+}
+
+
+class _Compiler:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def error(self, node: exp.Expression, message: str) -> SqlError:
+        return _error_at(self.sql, node, message)
+
+    # FROM --------------------------------------------------------------------------------
+    def topic_filter(self, from_: exp.From) -> str:
+        table = from_.this
+        ident = table.this if isinstance(table, exp.Table) else None
+        if (
+            not isinstance(table, exp.Table)
+            or not isinstance(ident, exp.Identifier)
+            or not ident.quoted
+            or table.args.get("db")
+            or table.args.get("alias")
+        ):
+            raise self.error(from_, "FROM expects a topic filter enclosed in single quotes")
+        reason = check_topic_filter(ident.this)
+        if reason:
+            raise self.error(from_, f"Invalid topic filter {ident.this!r}: {reason}")
+        return ident.this
+
+    # SELECT ------------------------------------------------------------------------------
+    def select_parts(
+        self, select: exp.Select, top_level: bool
+    ) -> tuple[Evaluator | None, Callable[[_Env], Any]]:
+        for key, clause in _SELECT_CLAUSES_REFUSED.items():
+            if select.args.get(key):
+                node = select.args[key]
+                node = node[0] if isinstance(node, list) else node
+                target = node if isinstance(node, exp.Expression) else select
+                raise self.error(target, f"{clause} is not supported by AWS IoT SQL")
+        value_mode = bool(select.args.get("distinct"))
+        where_node = select.args.get("where")
+        where = self.expr(where_node.this) if where_node is not None else None
+        items = select.expressions
+        if not items:
+            raise self.error(select, "SELECT needs at least one expression")
+        if value_mode:
+            if len(items) != 1 or isinstance(items[0], exp.Alias):
+                raise self.error(select, "SELECT VALUE takes exactly one expression, no alias")
+            return where, self._value_projection(items[0], top_level)
+        return where, self._object_projection(items, top_level)
+
+    def _value_projection(self, item: exp.Expression, top_level: bool) -> Callable:
+        if isinstance(item, exp.Star):
+            return self._star_only(top_level)
+        evaluator = self.expr(item)
+        if top_level:
+            return lambda env: Result(value=evaluator(env))
+        return evaluator
+
+    def _star_only(self, top_level: bool) -> Callable:
+        def star(env: _Env) -> Any:
+            doc = env.doc
+            if doc is _NOT_JSON:
+                return Result(raw=env.payload) if top_level else UNDEFINED
+            return Result(value=doc) if top_level else doc
+
+        return star
+
+    def _object_projection(self, items: list[exp.Expression], top_level: bool) -> Callable:
+        if len(items) == 1 and isinstance(items[0], exp.Star):
+            return self._star_only(top_level)
+        parts: list[tuple[str | None, Evaluator]] = []
+        for item in items:
+            if isinstance(item, exp.Star):
+                parts.append((None, _star_object))
+            elif isinstance(item, exp.Alias):
+                parts.append((item.alias, self.expr(item.this)))
+            else:
+                parts.append((self._output_name(item), self.expr(item)))
+        frozen = tuple(parts)
+
+        def project(env: _Env) -> Any:
+            out: dict[str, Any] = {}
+            for name, evaluator in frozen:
+                if name is None:
+                    out.update(evaluator(env))
+                    continue
+                value = evaluator(env)
+                if value is not UNDEFINED:
+                    out[name] = value
+            return Result(value=out) if top_level else out
+
+        return project
+
+    def _output_name(self, item: exp.Expression) -> str:
+        # Without AS, a field keeps its last name (`a.b` -> "b"); a call keeps the function name.
+        node = item
+        while isinstance(node, (exp.Bracket, exp.Paren)):
+            node = node.this
+        if isinstance(node, exp.Column):
+            return node.name
+        if isinstance(node, exp.Dot):
+            return node.expression.name
+        if isinstance(node, exp.Anonymous):
+            return node.name
+        if isinstance(node, exp.Cast):
+            return "cast"
+        raise self.error(item, "This SELECT expression needs a name: add AS <name>")
+
+    # Expressions -------------------------------------------------------------------------
+    def expr(self, node: exp.Expression) -> Evaluator:
+        method = getattr(self, f"_x_{type(node).__name__}", None)
+        if method is None:
+            kind = type(node).__name__
+            reason = _REFUSED_NODES.get(kind, f"{kind} is not supported by AWS IoT SQL")
+            raise self.error(node, reason)
+        return method(node)
+
+    def _x_Paren(self, node: exp.Paren) -> Evaluator:
+        return self.expr(node.this)
+
+    def _x_Literal(self, node: exp.Literal) -> Evaluator:
+        if node.is_string:
+            text = node.this
+            return lambda env: text
+        raw = node.this
+        if any(c in raw for c in ".eE"):
+            value: Any = normalize(float(raw))
+        else:
+            value = int(raw)
+        return lambda env: value
+
+    def _x_Boolean(self, node: exp.Boolean) -> Evaluator:
+        value = bool(node.this)
+        return lambda env: value
+
+    def _x_Null(self, node: exp.Null) -> Evaluator:
+        return lambda env: None
+
+    def _x_Star(self, node: exp.Star) -> Evaluator:
+        raise self.error(node, "'*' is only allowed in SELECT or as the argument of encode()")
+
+    def _x_Column(self, node: exp.Column) -> Evaluator:
+        names = [part.name for part in node.parts]
+        if not names or any(isinstance(p, exp.Star) for p in node.parts):
+            raise self.error(node, "'x.*' is not supported by AWS IoT SQL")
+        first, rest = names[0], tuple(names[1:])
+
+        def column(env: _Env) -> Any:
+            doc = env.doc
+            if type(doc) is not dict:
+                return UNDEFINED
+            value = doc.get(first, UNDEFINED)
+            for name in rest:
+                if type(value) is not dict:
+                    return UNDEFINED
+                value = value.get(name, UNDEFINED)
+            return value
+
+        return column
+
+    def _x_Dot(self, node: exp.Dot) -> Evaluator:
+        inner = self.expr(node.this)
+        if not isinstance(node.expression, exp.Identifier):
+            raise self.error(node, "Expected a field name after '.'")
+        name = node.expression.name
+
+        def dot(env: _Env) -> Any:
+            value = inner(env)
+            return value.get(name, UNDEFINED) if type(value) is dict else UNDEFINED
+
+        return dot
+
+    def _x_Bracket(self, node: exp.Bracket) -> Evaluator:
+        inner = self.expr(node.this)
+        if len(node.expressions) != 1:
+            raise self.error(node, "An array index takes one expression")
+        index = self.expr(node.expressions[0])
+
+        def bracket(env: _Env) -> Any:
+            value, key = inner(env), index(env)
+            if type(value) is list:
+                position = to_int(key)
+                if type(position) is int and 0 <= position < len(value):
+                    return value[position]
+                return UNDEFINED
+            if type(value) is dict and type(key) is str:
+                return value.get(key, UNDEFINED)
+            return UNDEFINED
+
+        return bracket
+
+    def _x_Array(self, node: exp.Array) -> Evaluator:
+        items = [self.expr(e) for e in node.expressions]
+        return lambda env: [v for v in (item(env) for item in items) if v is not UNDEFINED]
+
+    def _x_Struct(self, node: exp.Struct) -> Evaluator:
+        members: list[tuple[str, Evaluator]] = []
+        for member in node.expressions:
+            if not isinstance(member, exp.PropertyEQ):
+                raise self.error(member, "Object literal members are written 'key': value")
+            key = member.this
+            members.append((key.name, self.expr(member.expression)))
+
+        def struct(env: _Env) -> Any:
+            out = {}
+            for key, evaluator in members:
+                value = evaluator(env)
+                if value is not UNDEFINED:
+                    out[key] = value
+            return out
+
+        return struct
+
+    def _x_Subquery(self, node: exp.Subquery) -> Evaluator:
+        select = node.this
+        if not isinstance(select, exp.Select):
+            raise self.error(node, "A nested query must be a SELECT")
+        from_ = select.args.get("from_")
+        if from_ is None or not isinstance(from_.this, exp.Table):
+            raise self.error(node, "A nested query needs FROM <array field>")
+        table = from_.this
+        if isinstance(table.this, exp.Identifier) and table.this.quoted:
+            raise self.error(from_, "A nested query reads an array field, not a topic")
+        path = [p.name for p in table.parts]
+        source = self.expr(exp.column(*reversed(path)) if len(path) > 1 else exp.column(path[0]))
+        where, projection = self.select_parts(select, top_level=False)
+
+        def nested(env: _Env) -> Any:
+            array = source(env)
+            if type(array) is not list:
+                return UNDEFINED
+            out = []
+            for element in array:
+                inner = env.nested(element)
+                if where is not None and not _is_true(where(inner)):
+                    continue
+                value = projection(inner)
+                if value is not UNDEFINED:
+                    out.append(value)
+            return out
+
+        return nested
+
+    # Operators ---------------------------------------------------------------------------
+    def _binary(self, node: exp.Binary, op: Callable[[Any, Any], Any]) -> Evaluator:
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda env: op(left(env), right(env))
+
+    def _x_EQ(self, node: exp.EQ) -> Evaluator:
+        return self._binary(node, equal)
+
+    def _x_NEQ(self, node: exp.NEQ) -> Evaluator:
+        def not_equal(a: Any, b: Any) -> Any:
+            result = equal(a, b)
+            if result is UNDEFINED:
+                return UNDEFINED
+            if a is None and b is None:  # "iot-sql-operators": Null <> Null is false
+                return False
+            return not result
+
+        return self._binary(node, not_equal)
+
+    def _x_GT(self, node: exp.GT) -> Evaluator:
+        return self._binary(node, _comparison(lambda a, b: a > b))
+
+    def _x_GTE(self, node: exp.GTE) -> Evaluator:
+        return self._binary(node, _comparison(lambda a, b: a >= b))
+
+    def _x_LT(self, node: exp.LT) -> Evaluator:
+        return self._binary(node, _comparison(lambda a, b: a < b))
+
+    def _x_LTE(self, node: exp.LTE) -> Evaluator:
+        return self._binary(node, _comparison(lambda a, b: a <= b))
+
+    def _x_Add(self, node: exp.Add) -> Evaluator:
+        return self._binary(node, add)
+
+    def _x_Sub(self, node: exp.Sub) -> Evaluator:
+        return self._binary(node, _arithmetic(lambda a, b: a - b))
+
+    def _x_Mul(self, node: exp.Mul) -> Evaluator:
+        return self._binary(node, _arithmetic(lambda a, b: a * b))
+
+    def _x_Div(self, node: exp.Div) -> Evaluator:
+        return self._binary(node, _arithmetic(_divide))
+
+    def _x_Mod(self, node: exp.Mod) -> Evaluator:
+        return self._binary(node, _arithmetic(java_mod))
+
+    def _x_Neg(self, node: exp.Neg) -> Evaluator:
+        inner = self.expr(node.this)
+
+        def negate(env: _Env) -> Any:
+            value = inner(env)
+            if type(value) is bool or value is None:
+                return UNDEFINED
+            number = to_decimal(value)
+            return UNDEFINED if number is UNDEFINED else -number
+
+        return negate
+
+    def _x_And(self, node: exp.And) -> Evaluator:
+        left, right = self.expr(node.left), self.expr(node.right)
+
+        def and_(env: _Env) -> Any:
+            a = to_boolean(left(env))
+            if a is UNDEFINED:
+                return UNDEFINED
+            b = to_boolean(right(env))
+            if b is UNDEFINED:
+                return UNDEFINED
+            return a and b
+
+        return and_
+
+    def _x_Or(self, node: exp.Or) -> Evaluator:
+        left, right = self.expr(node.left), self.expr(node.right)
+
+        def or_(env: _Env) -> Any:
+            a, b = to_boolean(left(env)), to_boolean(right(env))
+            if a is UNDEFINED or b is UNDEFINED:
+                return UNDEFINED
+            return a or b
+
+        return or_
+
+    def _x_Not(self, node: exp.Not) -> Evaluator:
+        inner = self.expr(node.this)
+
+        def not_(env: _Env) -> Any:
+            value = to_boolean(inner(env))
+            return UNDEFINED if value is UNDEFINED else not value
+
+        return not_
+
+    def _x_In(self, node: exp.In) -> Evaluator:
+        if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+            raise self.error(node, "IN takes a list of values: x IN (a, b)")
+        needle = self.expr(node.this)
+        candidates = [self.expr(e) for e in node.expressions]
+
+        def in_(env: _Env) -> Any:
+            value = needle(env)
+            if value is UNDEFINED:
+                return UNDEFINED
+            return any(equal(value, c(env)) is True for c in candidates)
+
+        return in_
+
+    def _x_Case(self, node: exp.Case) -> Evaluator:
+        subject = self.expr(node.this) if node.this is not None else None
+        branches = [(self.expr(i.this), self.expr(i.args["true"])) for i in node.args["ifs"]]
+        default_node = node.args.get("default")
+        default = self.expr(default_node) if default_node is not None else None
+
+        def case(env: _Env) -> Any:
+            if subject is not None:
+                value = subject(env)
+                if value is UNDEFINED:  # "iot-sql-case": Undefined v gives Undefined
+                    return UNDEFINED
+                for test, result in branches:
+                    if equal(value, test(env)) is True:
+                        return result(env)
+            else:
+                for test, result in branches:
+                    if _is_true(test(env)):
+                        return result(env)
+            return default(env) if default is not None else UNDEFINED
+
+        return case
+
+    def _x_Cast(self, node: exp.Cast) -> Evaluator:
+        to = node.args["to"]
+        target = _CAST_TYPES.get(to.this)
+        if to.this == exp.DataType.Type.USERDEFINED and str(to.args.get("kind", "")).lower() in (
+            "ntext",
+            "string",
+        ):
+            target = "String"
+        if target is None:
+            raise self.error(
+                node,
+                f"cast to {to.sql()} is not supported; use String, Int, Decimal, Double or Boolean",
+            )
+        inner = self.expr(node.this)
+        return lambda env: cast(inner(env), target)
+
+    def _x_Anonymous(self, node: exp.Anonymous) -> Evaluator:
+        name = node.name.lower()
+        args = node.expressions
+        contextual = getattr(self, f"_f_{name}", None)
+        if contextual is not None:
+            return contextual(node, args)
+        fn = FUNCTIONS.get(name)
+        if fn is None:
+            reason = UNSUPPORTED_FUNCTIONS.get(name, "is not a known AWS IoT SQL function")
+            raise self.error(node, f"Function {node.name}() {reason}")
+        if name == "decode" and len(args) == 2 and isinstance(args[1], exp.Literal):
+            if str(args[1].this).lower() != "base64":
+                raise self.error(node, f"decode() {UNSUPPORTED_FUNCTIONS['decode']}")
+        evaluators = [self.expr(a) for a in args]
+        if len(evaluators) == 1:
+            only = evaluators[0]
+            return lambda env: fn(only(env))
+        if len(evaluators) == 2:
+            first, second = evaluators
+            return lambda env: fn(first(env), second(env))
+        return lambda env: fn(*(e(env) for e in evaluators))
+
+    # Functions that read the message -----------------------------------------------------
+    def _no_args(self, node: exp.Anonymous, args: list, getter: Evaluator) -> Evaluator:
+        if args:
+            raise self.error(node, f"{node.name}() takes no arguments")
+        return getter
+
+    def _f_topic(self, node: exp.Anonymous, args: list) -> Evaluator:
+        if not args:
+            return lambda env: env.context.topic
+        if len(args) != 1:
+            raise self.error(node, "topic() takes at most one argument, the 1-based level")
+        level = self.expr(args[0])
+
+        def topic_level(env: _Env) -> Any:
+            index = to_int(level(env))
+            parts = env.context.topic.split("/")
+            if type(index) is not int or not 1 <= index <= len(parts):
+                return UNDEFINED
+            return parts[index - 1]
+
+        return topic_level
+
+    def _f_clientid(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(node, args, lambda env: env.context.client_id)
+
+    def _f_timestamp(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(node, args, lambda env: env.context.timestamp_ms)
+
+    def _f_principal(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(
+            node,
+            args,
+            lambda env: env.context.principal if env.context.principal is not None else UNDEFINED,
+        )
+
+    def _f_accountid(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(node, args, lambda env: env.context.account_id)
+
+    def _f_traceid(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # "iot-sql-functions": Undefined when the message did not come over MQTT.
+        def trace(env: _Env) -> Any:
+            if env.context.client_id == NO_CLIENT_ID:
+                return UNDEFINED
+            return env.context.trace_id or str(uuid.uuid4())
+
+        return self._no_args(node, args, trace)
+
+    def _f_sql_version(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(node, args, lambda env: env.sql_version)
+
+    def _f_newuuid(self, node: exp.Anonymous, args: list) -> Evaluator:
+        return self._no_args(node, args, lambda env: str(uuid.uuid4()))
+
+    def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+        if len(args) != 1:
+            raise self.error(node, "get_user_property() takes one argument, the property key")
+        key = self.expr(args[0])
+
+        def user_property(env: _Env) -> Any:
+            wanted = key(env)
+            for name, value in env.context.user_properties:
+                if name == wanted:
+                    return value
+            return UNDEFINED
+
+        return user_property
+
+    def _f_encode(self, node: exp.Anonymous, args: list) -> Evaluator:
+        if len(args) != 2:
+            raise self.error(node, "encode() takes two arguments: a value (or *) and 'base64'")
+        scheme = args[1]
+        if not (isinstance(scheme, exp.Literal) and scheme.is_string):
+            raise self.error(node, "encode()'s second argument must be the literal 'base64'")
+        if scheme.this.lower() != "base64":
+            raise self.error(node, "encode() supports only the 'base64' scheme")
+        if isinstance(args[0], exp.Star):
+            return lambda env: base64.b64encode(env.payload).decode("ascii")
+        inner = self.expr(args[0])
+
+        def encode(env: _Env) -> Any:
+            text = to_string(inner(env))
+            if text is UNDEFINED:
+                return UNDEFINED
+            return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+        return encode
+
+
+def _star_object(env: _Env) -> dict[str, Any]:
+    doc = env.doc
+    if type(doc) is dict:
+        return doc
+    if doc is _NOT_JSON and not env.payload:
+        return {}  # an empty payload can have data added ("binary-payloads")
+    raise SqlEvaluationError(
+        "The payload is not a JSON object, so '*' cannot be merged with other fields; "
+        "select only * (raw bytes) or encode(*, 'base64')"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Operator semantics ("iot-sql-operators")
+def _comparison(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+    def compare(left: Any, right: Any) -> Any:
+        if type(left) is bool or type(right) is bool:
+            return UNDEFINED
+        a, b = to_decimal(left), to_decimal(right)
+        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+            return UNDEFINED
+        return op(a, b)
+
+    return compare
+
+
+def _divide(a: Any, b: Any) -> Any:
+    if type(a) is int and type(b) is int:
+        # Int / Int is an Int (truncated toward zero, as Java's integer division).
+        quotient = abs(a) // abs(b)
+        return quotient if (a >= 0) == (b >= 0) else -quotient
+    return a / b
+
+
+def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def arithmetic(left: Any, right: Any) -> Any:
+        if type(left) is bool or type(right) is bool:
+            return UNDEFINED
+        a, b = to_decimal(left), to_decimal(right)
+        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+            return UNDEFINED
+        try:
+            result = op(a, b)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            return UNDEFINED
+        return normalize(result) if type(result) is float else result
+
+    return arithmetic
+
+
+_numeric_add = _arithmetic(lambda a, b: a + b)
+
+
+def add(left: Any, right: Any) -> Any:
+    """`+`: concatenation when either side is a String, else addition."""
+    if type(left) is str or type(right) is str:
+        a, b = to_string(left), to_string(right)
+        if a is UNDEFINED or b is UNDEFINED:
+            return UNDEFINED
+        return a + b
+    kl, kr = type(left), type(right)
+    if (kl is int or kl is float) and (kr is int or kr is float):
+        return _numeric_add(left, right)
+    return UNDEFINED
+
+
+def cast(value: Any, target: str) -> Any:
+    """`cast(value AS type)` ("iot-sql-functions", cast)."""
+    kind = type(value)
+    if target == "String":
+        return to_string(value)
+    if target == "Boolean":
+        if kind is int or kind is float:
+            return value != 0
+        return to_boolean(value)
+    if value is None or value is UNDEFINED or kind is list or kind is dict:
+        return UNDEFINED
+    if target == "Int":
+        return to_int(value, cast=True)
+    # Decimal / Double
+    if kind is bool:
+        return 1 if value else 0
+    number = to_decimal(value)
+    if number is UNDEFINED:
+        return UNDEFINED
+    return normalize(float(number)) if math.isfinite(float(number)) else UNDEFINED
