@@ -8,6 +8,7 @@ must be compared with a concrete topic or ARN, `resolve_sub` fills Fn::Sub with 
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -196,13 +197,29 @@ def test_transform_function_keeps_its_handler_code_and_explicit_role(translated:
     assert function["Code"] == {"S3Bucket": "packaging-bucket", "S3Key": "transform.zip"}
     assert function["Role"] == {"Fn::GetAtt": ["TransformFunctionRole", "Arn"]}
     # and SAM added no role of its own (least privilege stays the template's choice)
-    assert "TransformFunctionRole" in translated["Resources"]
-    assert not any(
-        name.endswith("Role")
-        and name.startswith("TransformFunction")
-        and name != "TransformFunctionRole"
-        for name in translated["Resources"]
-    )
+    roles = {n for n, body in translated["Resources"].items() if body["Type"] == "AWS::IAM::Role"}
+    assert roles == {
+        "TopicRuleFirehoseRole",
+        "TopicRuleErrorRole",
+        "FirehoseRole",
+        "TransformFunctionRole",
+    }
+
+
+def test_handler_path_names_a_function_in_the_pipeline_package(template: dict) -> None:
+    # given the function's Handler, `<module path>.<function>`, relative to the code root
+    handler = template["Resources"]["TransformFunction"]["Properties"]["Handler"]
+    module, _, function = handler.rpartition(".")
+
+    # when the module is looked up in the source tree the build step copies from
+    source = TEMPLATE.parent.joinpath(*module.split(".")).with_suffix(".py")
+    tree = ast.parse(source.read_text())
+
+    # then it defines that function at module level, taking Lambda's two arguments
+    (definition,) = [
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function
+    ]
+    assert len(definition.args.args) == 2  # (event, context)
 
 
 def test_function_code_comes_from_the_build_folder(template: dict) -> None:
