@@ -1,0 +1,266 @@
+"""`emulator.cloudformation`: CloudFormation in front of moto, for the unchanged SAM template.
+
+Gateway handlers (query protocol, operation = the form's `Action`):
+- CreateStack, UpdateStack, ExecuteChangeSet, DeleteStack are answered here
+  (emulator/cloudformation/stacks.py: ordered creation, events, rollback, outputs, Retain);
+- CreateChangeSet and ValidateTemplate are rewritten (template fetched from the local S3 when
+  given as TemplateURL, SAM transform expanded) and passed on to moto.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlparse
+
+import boto3
+from botocore.config import Config
+from moto.cloudformation.models import cloudformation_backends
+
+from emulator.cloudformation import resources, stacks
+from emulator.cloudformation.template import (
+    TemplateError,
+    check_capabilities,
+    check_parameters,
+    expand_transforms,
+    parse_template,
+    transforms_of,
+)
+from emulator.gateway import AwsRequest, AwsResponse, query_error
+
+_XMLNS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
+
+
+def _xml(operation: str, result: str = "") -> AwsResponse:
+    body = (
+        f'<{operation}Response xmlns="{_XMLNS}">'
+        + (f"<{operation}Result>{result}</{operation}Result>" if result is not None else "")
+        + f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{operation}Response>"
+    ).encode()
+    return AwsResponse(200, body, {"Content-Type": "text/xml"})
+
+
+def _members(form: dict[str, str], prefix: str) -> list[dict[str, str]]:
+    """`Parameters.member.1.ParameterKey=...` -> [{"ParameterKey": ...}, ...] (query protocol)."""
+    items: dict[int, dict[str, str]] = {}
+    for key, value in form.items():
+        if key.startswith(f"{prefix}.member."):
+            rest = key[len(prefix) + 8 :]
+            index, _, field = rest.partition(".")
+            items.setdefault(int(index), {})[field or ""] = value
+    return [items[i] for i in sorted(items)]
+
+
+class CloudFormationDeployer:
+    """The CloudFormation component (see the module docstring)."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+        emulator.cloudformation = self
+        self._lock = threading.RLock()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+        resources.register()
+        resources.Services.factory = self.client
+        resources.Services.sql_validator = self._validate_sql
+        gateway = emulator.gateway
+        gateway.on("cloudformation", "CreateStack", self._create_stack)
+        gateway.on("cloudformation", "UpdateStack", self._update_stack)
+        gateway.on("cloudformation", "CreateChangeSet", self._create_change_set)
+        gateway.on("cloudformation", "ExecuteChangeSet", self._execute_change_set)
+        gateway.on("cloudformation", "DeleteStack", self._delete_stack)
+        gateway.on("cloudformation", "ValidateTemplate", self._validate_template)
+
+    # Clients CloudFormation uses to create resources -------------------------------------
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = boto3.session.Session().client(
+                    service,
+                    endpoint_url=self.emulator.endpoint_url,
+                    region_name=region,
+                    aws_access_key_id="cloudformation",
+                    aws_secret_access_key="cloudformation",
+                    config=Config(retries={"max_attempts": 1}, read_timeout=120),
+                )
+            return self._clients[key]
+
+    def _validate_sql(self, sql: str) -> None:
+        rules = self.emulator.find("rules")
+        if rules is not None and hasattr(rules, "validate_sql"):
+            rules.validate_sql(sql)
+
+    # Template in a request ---------------------------------------------------------------
+    def _template_body(self, form: dict[str, str], region: str) -> str | None:
+        if form.get("TemplateBody"):
+            return form["TemplateBody"]
+        url = form.get("TemplateURL")
+        if not url:
+            return None
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        path = unquote(parsed.path.lstrip("/"))
+        if (
+            host in ("127.0.0.1", "localhost")
+            or host.startswith("s3.")
+            or host == "s3.amazonaws.com"
+        ):
+            bucket, _, key = path.partition("/")
+        else:  # virtual-hosted style: <bucket>.s3.<region>.amazonaws.com/<key>
+            bucket, key = host.split(".s3", 1)[0], path
+        try:
+            obj = self.client("s3", region).get_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise TemplateError(
+                f"TemplateURL must reference a valid S3 object: {url} ({exc})"
+            ) from exc
+        return obj["Body"].read().decode()
+
+    def _prepare(
+        self,
+        request: AwsRequest,
+        form: dict[str, str],
+        direct: bool,
+        previous: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """(expanded template as JSON, resolved parameters) for a create/update request."""
+        body = self._template_body(form, request.region)
+        if body is None:
+            raise TemplateError("Either Template URL or Template Body must be specified.")
+        original = parse_template(body)
+        parameters: dict[str, Any] = {}
+        for member in _members(form, "Parameters"):
+            key = member.get("ParameterKey", "")
+            if member.get("UsePreviousValue", "").lower() == "true":
+                if previous is None or key not in previous:
+                    raise TemplateError(f"Parameter {key} has no previous value to use")
+                parameters[key] = previous[key]
+            else:
+                parameters[key] = member.get("ParameterValue", "")
+        check_parameters(original, parameters)
+        expanded = expand_transforms(original, parameters, request.region)
+        granted = [m.get("", "") for m in _members(form, "Capabilities")]
+        check_capabilities(original, expanded, granted, direct)
+        return json.dumps(expanded), parameters
+
+    @staticmethod
+    def _backend(request: AwsRequest):
+        return cloudformation_backends[request.account_id][request.region]
+
+    # Handlers ----------------------------------------------------------------------------
+    def _guard(self, work) -> AwsResponse:
+        try:
+            with self._lock:
+                return work()
+        except TemplateError as exc:
+            return query_error(exc.code, str(exc))
+        except Exception as exc:  # a moto error: keep its code and message
+            code = getattr(exc, "error_type", None) or "ValidationError"
+            message = getattr(exc, "message", None) or str(exc)
+            status = getattr(exc, "code", 400)
+            return query_error(code, message, status if isinstance(status, int) else 400)
+
+    def _create_stack(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            body, parameters = self._prepare(request, form, direct=True)
+            stack = stacks.new_stack(
+                self._backend(request),
+                form.get("StackName", ""),
+                body,
+                parameters,
+                {t.get("Key", ""): t.get("Value", "") for t in _members(form, "Tags")},
+                form.get("RoleARN"),
+                [m.get("", "") for m in _members(form, "NotificationARNs")],
+            )
+            return _xml("CreateStack", f"<StackId>{stack.stack_id}</StackId>")
+
+        return self._guard(work)
+
+    def _update_stack(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            backend = self._backend(request)
+            stack = backend.get_stack(form.get("StackName", ""))
+            if form.get("UsePreviousTemplate", "").lower() == "true":
+                form["TemplateBody"] = stack.template
+            body, parameters = self._prepare(
+                request, form, direct=True, previous=stack.stack_parameters
+            )
+            if stack.has_template(body) and stack.has_parameters(
+                {**stack.stack_parameters, **parameters}
+            ):
+                raise TemplateError("No updates are to be performed.")
+            tags = {t.get("Key", ""): t.get("Value", "") for t in _members(form, "Tags")}
+            merged = {**stack.stack_parameters, **parameters}
+            stacks.update_stack(stack, body, merged, tags or None, form.get("RoleARN"))
+            return _xml("UpdateStack", f"<StackId>{stack.stack_id}</StackId>")
+
+        return self._guard(work)
+
+    def _create_change_set(self, request: AwsRequest) -> AwsResponse | None:
+        form = request.form()
+        if form.get("UsePreviousTemplate", "").lower() == "true":
+            return None  # the stack's stored template is already expanded
+
+        def work() -> AwsResponse | None:
+            previous = None
+            if form.get("ChangeSetType", "UPDATE") == "UPDATE":
+                previous = (
+                    self._backend(request).get_stack(form.get("StackName", "")).stack_parameters
+                )
+            body, _ = self._prepare(request, form, direct=False, previous=previous)
+            rewritten = parse_qs(request.body.decode(), keep_blank_values=True)
+            rewritten.pop("TemplateURL", None)
+            rewritten["TemplateBody"] = [body]
+            request.body = urlencode(rewritten, doseq=True).encode()
+            return None
+
+        return self._guard(work)
+
+    def _execute_change_set(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            stacks.execute_change_set(
+                self._backend(request), form.get("ChangeSetName", ""), form.get("StackName")
+            )
+            return _xml("ExecuteChangeSet")
+
+        return self._guard(work)
+
+    def _delete_stack(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            stacks.delete_stack(self._backend(request), form.get("StackName", ""))
+            return _xml("DeleteStack", None)
+
+        return self._guard(work)
+
+    def _validate_template(self, request: AwsRequest) -> AwsResponse | None:
+        form = request.form()
+
+        def work() -> AwsResponse | None:
+            body = self._template_body(form, request.region)
+            if body is None:
+                raise TemplateError("Either Template URL or Template Body must be specified.")
+            template = parse_template(body)
+            unsupported = [n for n in transforms_of(template) if n != "AWS::Serverless-2016-10-31"]
+            if unsupported:
+                raise TemplateError(
+                    f"Transform {', '.join(unsupported)} is not supported by the local emulator"
+                )
+            rewritten = parse_qs(request.body.decode(), keep_blank_values=True)
+            rewritten.pop("TemplateURL", None)
+            rewritten["TemplateBody"] = [body]
+            request.body = urlencode(rewritten, doseq=True).encode()
+            return None
+
+        return self._guard(work)

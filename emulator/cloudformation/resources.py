@@ -1,0 +1,683 @@
+"""The resource types the emulator's CloudFormation creates, as moto `CloudFormationModel`s.
+
+Every type here replaces moto's own model (or fills a gap: moto 5.2.5 has none for
+`AWS::IoT::TopicRule`, `AWS::KinesisFirehose::DeliveryStream`, `AWS::Logs::LogStream`, and
+ignores properties such as `PublicAccessBlockConfiguration`, `OwnershipControls`,
+`ManagedPolicyArns`, Lambda `Architectures`/`Tags`). Like CloudFormation itself, each resource
+is created through the service's own API (boto3 against the emulator's endpoint), so that
+resources made by a stack are indistinguishable from ones made by a client, and every
+component's gateway hooks and validations run for them.
+
+`PROPERTIES` is the allow-list a template is validated against before anything is created:
+a property that is not listed is not honoured here, so the stack fails instead of silently
+ignoring it (ARCHITECTURE.md, "Nothing is silently skipped").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+from moto.core.common_models import CloudFormationModel
+
+# Spec values: ANY accepts any value; a dict lists the keys allowed in a nested object (applied
+# to each element of a list).
+ANY = None
+Spec = dict[str, Any]
+
+
+class ResourceFailed(Exception):
+    """A resource could not be created, updated or deleted; the message is the StatusReason."""
+
+
+class Services:
+    """boto3 clients against the emulator's endpoint, cached per (service, region).
+
+    Set by the CloudFormationDeployer; resource handlers call `Services.client(...)`."""
+
+    factory: ClassVar[Callable[[str, str], Any] | None] = None
+    sql_validator: ClassVar[Callable[[str], None] | None] = None
+
+    @classmethod
+    def client(cls, service: str, region: str) -> Any:
+        if cls.factory is None:
+            raise ResourceFailed("the emulator's CloudFormation component is not running")
+        return cls.factory(service, region)
+
+
+def _partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def _bool(value: Any) -> bool:
+    # CloudFormation passes template booleans through as written: true, "true", "True".
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _int(value: Any) -> int:
+    return int(float(value)) if isinstance(value, str) else int(value)
+
+
+def _lower_first_keys(value: Any) -> Any:
+    """CloudFormation's PascalCase property names -> the IoT API's camelCase member names
+    (`Firehose: {DeliveryStreamName}` -> `firehose: {deliveryStreamName}`)."""
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: _lower_first_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_first_keys(v) for v in value]
+    return value
+
+
+def _name_from_generated(generated: str, pattern: str, max_len: int) -> str:
+    """A generated physical name made valid for the service (e.g. `-` is not allowed in
+    topic rule names: `^[a-zA-Z0-9_]+$`, IoT API reference, "CreateTopicRule")."""
+    return re.sub(pattern, "_", generated)[:max_len]
+
+
+class EmulatedResource:
+    """Mixin giving a resource type moto's CloudFormationModel interface.
+
+    A concrete type lists `CloudFormationModel` as a direct base as well, because moto finds
+    models through `CloudFormationModel.__subclasses__()` (direct subclasses only)."""
+
+    TYPE: ClassVar[str] = ""
+    NAME_PROPERTY: ClassVar[str | None] = None
+    PROPERTIES: ClassVar[Spec] = {}
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, physical_id: str, attributes: dict[str, Any], region: str, properties: dict[str, Any]
+    ) -> None:
+        self._physical_id = physical_id
+        self.attributes = attributes
+        self.region = region
+        self.properties = properties
+
+    # moto's interface -------------------------------------------------------------------
+    @property
+    def physical_resource_id(self) -> str:
+        return self._physical_id
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY or ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.ATTRIBUTES
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name in self.attributes:
+            return self.attributes[attribute_name]
+        raise UnformattedGetAttTemplateException()
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> EmulatedResource:
+        properties = cloudformation_json.get("Properties") or {}
+        named = bool(cls.NAME_PROPERTY and cls.NAME_PROPERTY in properties)
+        if named:
+            # moto picks the name property from its own model for the type, which is wrong for
+            # some (IoT things: "Thing"); the template's name always wins, as on AWS.
+            resource_name = str(properties[cls.NAME_PROPERTY])
+        physical_id, attributes = cls.create(
+            resource_name, properties, account_id, region_name, named
+        )
+        return cls(physical_id, attributes, region_name, properties)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: EmulatedResource,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> EmulatedResource:
+        # Every update is a replacement here: delete, then create with the new properties.
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        cls.remove(resource_name, cloudformation_json.get("Properties") or {}, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        type(self).remove(self.physical_resource_id, self.properties, region_name)
+
+    # What a type implements --------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, name: str, props: dict[str, Any], account_id: str, region: str, named: bool
+    ) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    @classmethod
+    def remove(cls, physical_id: str, props: dict[str, Any], region: str) -> None:
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------ IoT
+class IotThing(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::IoT::Thing"
+    NAME_PROPERTY = "ThingName"
+    PROPERTIES = {"ThingName": ANY, "AttributePayload": {"Attributes": ANY}}
+    ATTRIBUTES = ("Arn", "Id")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        kwargs: dict[str, Any] = {"thingName": name}
+        if "AttributePayload" in props:
+            kwargs["attributePayload"] = {
+                "attributes": props["AttributePayload"].get("Attributes", {})
+            }
+        out = Services.client("iot", region).create_thing(**kwargs)
+        return out["thingName"], {"Arn": out["thingArn"], "Id": out["thingId"]}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        # Fails (DELETE_FAILED) while a principal is attached, as on AWS.
+        Services.client("iot", region).delete_thing(thingName=physical_id)
+
+
+class IotPolicy(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::IoT::Policy"
+    NAME_PROPERTY = "PolicyName"
+    PROPERTIES = {"PolicyName": ANY, "PolicyDocument": ANY}
+    REQUIRED = ("PolicyDocument",)
+    ATTRIBUTES = ("Arn", "Id")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        document = props["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        out = Services.client("iot", region).create_policy(policyName=name, policyDocument=document)
+        return out["policyName"], {"Arn": out["policyArn"], "Id": out["policyName"]}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("iot", region).delete_policy(policyName=physical_id)
+
+
+# The rule actions the emulator's rules engine runs (emulator/rules), with their members.
+TOPIC_RULE_ACTIONS: Spec = {
+    "Firehose": {"DeliveryStreamName": ANY, "RoleArn": ANY, "Separator": ANY, "BatchMode": ANY},
+    "S3": {"BucketName": ANY, "Key": ANY, "RoleArn": ANY, "CannedAcl": ANY},
+    "Republish": {"Topic": ANY, "RoleArn": ANY, "Qos": ANY},
+    "CloudwatchLogs": {"LogGroupName": ANY, "RoleArn": ANY, "BatchMode": ANY},
+}
+
+
+class IotTopicRule(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::IoT::TopicRule"
+    NAME_PROPERTY = "RuleName"
+    PROPERTIES = {
+        "RuleName": ANY,
+        "TopicRulePayload": {
+            "Sql": ANY,
+            "AwsIotSqlVersion": ANY,
+            "Description": ANY,
+            "RuleDisabled": ANY,
+            "Actions": TOPIC_RULE_ACTIONS,
+            "ErrorAction": TOPIC_RULE_ACTIONS,
+        },
+    }
+    REQUIRED = ("TopicRulePayload",)
+    ATTRIBUTES = ("Arn",)
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        if not named:
+            # CloudFormation's generated names contain `-`, which rule names may not.
+            name = _name_from_generated(name, r"[^A-Za-z0-9_]", 128)
+        payload = dict(props["TopicRulePayload"])
+        if "Sql" not in payload or "Actions" not in payload:
+            raise ResourceFailed(
+                "Properties validation failed: #/TopicRulePayload: required key [Sql] or "
+                "[Actions] not found"
+            )
+        if Services.sql_validator is not None:
+            Services.sql_validator(payload["Sql"])
+        if "RuleDisabled" in payload:
+            payload["RuleDisabled"] = _bool(payload["RuleDisabled"])
+        api_payload = _lower_first_keys(payload)
+        for action in [*api_payload.get("actions", []), api_payload.get("errorAction") or {}]:
+            for member in action.values():
+                if "batchMode" in member:
+                    member["batchMode"] = _bool(member["batchMode"])
+                if "qos" in member:
+                    member["qos"] = _int(member["qos"])
+        iot = Services.client("iot", region)
+        iot.create_topic_rule(ruleName=name, topicRulePayload=api_payload)
+        arn = iot.get_topic_rule(ruleName=name)["ruleArn"]
+        return name, {"Arn": arn}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("iot", region).delete_topic_rule(ruleName=physical_id)
+
+
+# ------------------------------------------------------------------------------- Firehose
+_BUFFERING = {"IntervalInSeconds": ANY, "SizeInMBs": ANY}
+_LOGGING = {"Enabled": ANY, "LogGroupName": ANY, "LogStreamName": ANY}
+_S3_DESTINATION = {
+    "BucketARN": ANY,
+    "RoleARN": ANY,
+    "Prefix": ANY,
+    "ErrorOutputPrefix": ANY,
+    "BufferingHints": _BUFFERING,
+    "CompressionFormat": ANY,
+    "CloudWatchLoggingOptions": _LOGGING,
+}
+# What the emulator's Firehose data path (emulator/firehose) honours.
+COMPRESSION_FORMATS = ("UNCOMPRESSED", "GZIP")
+
+
+class DeliveryStream(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::KinesisFirehose::DeliveryStream"
+    NAME_PROPERTY = "DeliveryStreamName"
+    PROPERTIES = {
+        "DeliveryStreamName": ANY,
+        "DeliveryStreamType": ANY,
+        "Tags": ANY,
+        "ExtendedS3DestinationConfiguration": {
+            **_S3_DESTINATION,
+            "FileExtension": ANY,
+            "ProcessingConfiguration": {
+                "Enabled": ANY,
+                "Processors": {
+                    "Type": ANY,
+                    "Parameters": {"ParameterName": ANY, "ParameterValue": ANY},
+                },
+            },
+            "S3BackupMode": ANY,
+            "S3BackupConfiguration": _S3_DESTINATION,
+        },
+    }
+    REQUIRED = ("ExtendedS3DestinationConfiguration",)
+    ATTRIBUTES = ("Arn",)
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        if not named:
+            name = _name_from_generated(name, r"[^a-zA-Z0-9_.-]", 64)
+        stream_type = props.get("DeliveryStreamType", "DirectPut")
+        if stream_type != "DirectPut":
+            raise ResourceFailed(
+                f"DeliveryStreamType {stream_type} is not supported by the local emulator "
+                "(only DirectPut)"
+            )
+        destination = cls._api_destination(props["ExtendedS3DestinationConfiguration"])
+        kwargs: dict[str, Any] = {
+            "DeliveryStreamName": name,
+            "DeliveryStreamType": stream_type,
+            "ExtendedS3DestinationConfiguration": destination,
+        }
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        out = Services.client("firehose", region).create_delivery_stream(**kwargs)
+        return name, {"Arn": out["DeliveryStreamARN"]}
+
+    @classmethod
+    def _api_destination(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The template's configuration with the API's member types (CloudFormation may pass
+        numbers from parameters as strings, and processor parameter values must be strings)."""
+        config = json.loads(json.dumps(config))
+        for part in (config, config.get("S3BackupConfiguration") or {}):
+            hints = part.get("BufferingHints")
+            if hints:
+                for key in ("IntervalInSeconds", "SizeInMBs"):
+                    if key in hints:
+                        hints[key] = _int(hints[key])
+            fmt = part.get("CompressionFormat")
+            if fmt is not None and fmt not in COMPRESSION_FORMATS:
+                raise ResourceFailed(
+                    f"CompressionFormat {fmt} is not supported by the local emulator "
+                    f"(supported: {', '.join(COMPRESSION_FORMATS)})"
+                )
+            logging_options = part.get("CloudWatchLoggingOptions")
+            if logging_options and "Enabled" in logging_options:
+                logging_options["Enabled"] = _bool(logging_options["Enabled"])
+        processing = config.get("ProcessingConfiguration")
+        if processing:
+            if "Enabled" in processing:
+                processing["Enabled"] = _bool(processing["Enabled"])
+            for processor in processing.get("Processors", []):
+                if processor.get("Type") != "Lambda":
+                    raise ResourceFailed(
+                        f"Processor type {processor.get('Type')} is not supported by the local "
+                        "emulator (only Lambda)"
+                    )
+                for parameter in processor.get("Parameters", []):
+                    value = parameter.get("ParameterValue")
+                    if isinstance(value, float) and value.is_integer():
+                        value = int(value)
+                    parameter["ParameterValue"] = str(value)
+        return config
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("firehose", region).delete_delivery_stream(DeliveryStreamName=physical_id)
+
+
+# ------------------------------------------------------------------------------------- S3
+class Bucket(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::S3::Bucket"
+    NAME_PROPERTY = "BucketName"
+    PROPERTIES = {
+        "BucketName": ANY,
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": {
+                "ServerSideEncryptionByDefault": {"SSEAlgorithm": ANY, "KMSMasterKeyID": ANY},
+                "BucketKeyEnabled": ANY,
+            }
+        },
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": ANY,
+            "BlockPublicPolicy": ANY,
+            "IgnorePublicAcls": ANY,
+            "RestrictPublicBuckets": ANY,
+        },
+        "OwnershipControls": {"Rules": {"ObjectOwnership": ANY}},
+        "VersioningConfiguration": {"Status": ANY},
+        "Tags": ANY,
+    }
+    ATTRIBUTES = ("Arn", "DomainName", "RegionalDomainName", "DualStackDomainName")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        s3 = Services.client("s3", region)
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**kwargs)
+        if "BucketEncryption" in props:
+            rules = []
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]:
+                api_rule = dict(rule)
+                if "ServerSideEncryptionByDefault" in api_rule:
+                    api_rule["ApplyServerSideEncryptionByDefault"] = api_rule.pop(
+                        "ServerSideEncryptionByDefault"
+                    )
+                if "BucketKeyEnabled" in api_rule:
+                    api_rule["BucketKeyEnabled"] = _bool(api_rule["BucketKeyEnabled"])
+                rules.append(api_rule)
+            s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+            )
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=name,
+                PublicAccessBlockConfiguration={
+                    k: _bool(v) for k, v in props["PublicAccessBlockConfiguration"].items()
+                },
+            )
+        if "OwnershipControls" in props:
+            s3.put_bucket_ownership_controls(
+                Bucket=name, OwnershipControls={"Rules": props["OwnershipControls"]["Rules"]}
+            )
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
+            )
+        if props.get("Tags"):
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]})
+        partition = _partition(region)
+        return name, {
+            "Arn": f"arn:{partition}:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+            "DualStackDomainName": f"{name}.s3.dualstack.{region}.amazonaws.com",
+        }
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        # S3 refuses to delete a bucket that holds objects (BucketNotEmpty), as on AWS.
+        Services.client("s3", region).delete_bucket(Bucket=physical_id)
+
+
+# ------------------------------------------------------------------------------------ IAM
+class IamRole(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::IAM::Role"
+    NAME_PROPERTY = "RoleName"
+    PROPERTIES = {
+        "RoleName": ANY,
+        "AssumeRolePolicyDocument": ANY,
+        "Description": ANY,
+        "Path": ANY,
+        "MaxSessionDuration": ANY,
+        "PermissionsBoundary": ANY,
+        "ManagedPolicyArns": ANY,
+        "Policies": {"PolicyName": ANY, "PolicyDocument": ANY},
+        "Tags": ANY,
+    }
+    REQUIRED = ("AssumeRolePolicyDocument",)
+    ATTRIBUTES = ("Arn", "RoleId")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        if not named:
+            name = name[:64]
+        iam = Services.client("iam", region)
+        document = props["AssumeRolePolicyDocument"]
+        kwargs: dict[str, Any] = {
+            "RoleName": name,
+            "AssumeRolePolicyDocument": document
+            if isinstance(document, str)
+            else json.dumps(document),
+        }
+        for key in ("Description", "Path", "PermissionsBoundary"):
+            if key in props:
+                kwargs[key] = props[key]
+        if "MaxSessionDuration" in props:
+            kwargs["MaxSessionDuration"] = _int(props["MaxSessionDuration"])
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        role = iam.create_role(**kwargs)["Role"]
+        for policy in props.get("Policies", []):
+            doc = policy["PolicyDocument"]
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=doc if isinstance(doc, str) else json.dumps(doc),
+            )
+        for arn in props.get("ManagedPolicyArns", []):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        iam = Services.client("iam", region)
+        for name in iam.list_role_policies(RoleName=physical_id)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=physical_id, PolicyName=name)
+        for attached in iam.list_attached_role_policies(RoleName=physical_id)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=physical_id, PolicyArn=attached["PolicyArn"])
+        iam.delete_role(RoleName=physical_id)
+
+
+# --------------------------------------------------------------------------------- Lambda
+class LambdaFunction(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::Lambda::Function"
+    NAME_PROPERTY = "FunctionName"
+    PROPERTIES = {
+        "FunctionName": ANY,
+        "Code": {"S3Bucket": ANY, "S3Key": ANY, "S3ObjectVersion": ANY, "ZipFile": ANY},
+        "Handler": ANY,
+        "Runtime": ANY,
+        "Role": ANY,
+        "Description": ANY,
+        "Timeout": ANY,
+        "MemorySize": ANY,
+        "Architectures": ANY,
+        "Environment": {"Variables": ANY},
+        "Tags": ANY,
+    }
+    REQUIRED = ("Code", "Role")
+    ATTRIBUTES = ("Arn",)
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        if not named:
+            name = name[:64]
+        code = dict(props["Code"])
+        if "ZipFile" in code:
+            # Inline source becomes index.<ext> in a .zip (CloudFormation, "Function Code").
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as archive:
+                archive.writestr("index.py", code["ZipFile"])
+            code = {"ZipFile": buffer.getvalue()}
+        kwargs: dict[str, Any] = {"FunctionName": name, "Role": props["Role"], "Code": code}
+        for key in ("Handler", "Runtime", "Description", "Architectures", "Environment"):
+            if key in props:
+                kwargs[key] = props[key]
+        for key in ("Timeout", "MemorySize"):
+            if key in props:
+                kwargs[key] = _int(props[key])
+        if props.get("Tags"):
+            kwargs["Tags"] = _tags_dict(props["Tags"])
+        out = Services.client("lambda", region).create_function(**kwargs)
+        return out["FunctionName"], {"Arn": out["FunctionArn"]}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("lambda", region).delete_function(FunctionName=physical_id)
+
+
+# ----------------------------------------------------------------------- CloudWatch Logs
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+class LogGroup(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::Logs::LogGroup"
+    NAME_PROPERTY = "LogGroupName"
+    PROPERTIES = {"LogGroupName": ANY, "RetentionInDays": ANY, "Tags": ANY}
+    ATTRIBUTES = ("Arn",)
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        logs = Services.client("logs", region)
+        retention = props.get("RetentionInDays")
+        if retention is not None and _int(retention) not in RETENTION_DAYS:
+            # Checked first so that a rejected value leaves no log group behind.
+            raise ResourceFailed(
+                f"RetentionInDays {retention} is not one of {', '.join(map(str, RETENTION_DAYS))}"
+            )
+        kwargs: dict[str, Any] = {"logGroupName": name}
+        if props.get("Tags"):
+            kwargs["tags"] = _tags_dict(props["Tags"])
+        logs.create_log_group(**kwargs)
+        if retention is not None:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=_int(retention))
+        # The Arn attribute ends with `:*` (CloudFormation, "AWS::Logs::LogGroup" return values).
+        arn = f"arn:{_partition(region)}:logs:{region}:{account_id}:log-group:{name}:*"
+        return name, {"Arn": arn}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("logs", region).delete_log_group(logGroupName=physical_id)
+
+
+class LogStream(EmulatedResource, CloudFormationModel):
+    TYPE = "AWS::Logs::LogStream"
+    NAME_PROPERTY = "LogStreamName"
+    PROPERTIES = {"LogGroupName": ANY, "LogStreamName": ANY}
+    REQUIRED = ("LogGroupName",)
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        Services.client("logs", region).create_log_stream(
+            logGroupName=props["LogGroupName"], logStreamName=name
+        )
+        return name, {}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("logs", region).delete_log_stream(
+            logGroupName=props["LogGroupName"], logStreamName=physical_id
+        )
+
+
+RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
+    cls.TYPE: cls
+    for cls in (
+        IotThing,
+        IotPolicy,
+        IotTopicRule,
+        DeliveryStream,
+        Bucket,
+        IamRole,
+        LambdaFunction,
+        LogGroup,
+        LogStream,
+    )
+}
+
+
+def register() -> None:
+    """Make moto's CloudFormation use these types (its type map is built once, cached)."""
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    model_map = parsing.get_model_map()
+    for type_name, cls in RESOURCE_TYPES.items():
+        if model_map.get(type_name) is not cls:
+            raise RuntimeError(f"moto did not pick up the emulator's model for {type_name}")
