@@ -10,6 +10,7 @@ engine and the gateway's `Invoke` handler all come through `invoke`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import math
@@ -44,6 +45,9 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024
 LOG_TAIL_BYTES = 4096
+# Lambda retries a failed asynchronous invocation twice, about one and then two minutes later.
+ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
+DEFAULT_ASYNC_RETRIES = 2
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 
@@ -84,6 +88,9 @@ class LambdaRuntime:
         self._logs = CloudWatchLogWriter(lambda: emulator.endpoint_url)
         self._background: set[threading.Thread] = set()
         self._stopped = False
+        self._stopping = threading.Event()
+        # Waits before the retries of a failed Event invocation; tests may shorten them.
+        self.async_retry_delays_s: tuple[float, ...] = ASYNC_RETRY_DELAYS_S
         emulator.lambdas = self
         from emulator.lambda_.api import register
 
@@ -118,13 +125,16 @@ class LambdaRuntime:
             payload=payload,
             function_arn=invoked_arn,
             timeout_s=float(fn.timeout),
-            client_context=client_context,
+            # Lambda passes the client context to synchronous invocations only (API "Invoke").
+            client_context=client_context if invocation_type == "RequestResponse" else None,
             trace_id=_trace_id(),
         )
         if invocation_type == "Event":
             # Lambda queues the event and answers at once; the function runs later.
             thread = threading.Thread(
-                target=self._run_in_background, args=(spec, invocation), daemon=True
+                target=self._run_in_background,
+                args=(spec, invocation, _max_retry_attempts(fn)),
+                daemon=True,
             )
             with self._cond:
                 self._background.add(thread)
@@ -159,6 +169,7 @@ class LambdaRuntime:
 
     def stop(self) -> None:
         """Kill every worker (and its process group)."""
+        self._stopping.set()
         with self._cond:
             self._stopped = True
             workers = list(self._all)
@@ -239,9 +250,40 @@ class LambdaRuntime:
         )
 
     # Execution ----------------------------------------------------------------------------
-    def _run_in_background(self, spec: WorkerSpec, invocation: Invocation) -> None:
+    def _run_in_background(self, spec: WorkerSpec, invocation: Invocation, retries: int) -> None:
+        """An Event invocation: on a function error Lambda runs it up to two more times, with the
+        same request id (AWS docs: "Error handling and automatic retries in Lambda")."""
         try:
-            self._execute(spec, invocation)
+            for attempt in range(retries + 1):
+                if attempt:
+                    delay = self.async_retry_delays_s[
+                        min(attempt, len(self.async_retry_delays_s)) - 1
+                    ]
+                    if self._stopping.wait(delay):
+                        return
+                    invocation = dataclasses.replace(
+                        invocation,
+                        outcome=None,
+                        body=b"",
+                        error_type=None,
+                        picked_up_at=None,
+                        deadline_ms=None,
+                        done=threading.Event(),
+                        picked_up=threading.Event(),
+                        changed=threading.Event(),
+                    )
+                result = self._execute(spec, invocation)
+                if result.function_error is None:
+                    return
+                log.info(
+                    "asynchronous invocation %s of %s failed (attempt %d of %d)",
+                    invocation.request_id,
+                    spec.function_name,
+                    attempt + 1,
+                    retries + 1,
+                )
+        except LambdaError as exc:
+            log.warning("asynchronous invocation %s failed: %s", invocation.request_id, exc)
         except Exception:
             log.exception("asynchronous invocation %s failed", invocation.request_id)
         finally:
@@ -386,6 +428,15 @@ class LambdaRuntime:
 
 
 # Helpers ------------------------------------------------------------------------------------
+def _max_retry_attempts(fn: LambdaFunction) -> int:
+    """MaximumRetryAttempts of the function's event invoke configuration (default 2)."""
+    for config in getattr(fn, "event_invoke_config", None) or []:
+        value = config.config.get("MaximumRetryAttempts")
+        if value is not None:
+            return int(value)
+    return DEFAULT_ASYNC_RETRIES
+
+
 def _version_of(fn: LambdaFunction) -> str:
     return "$LATEST" if str(fn.version) == "$LATEST" else str(fn.version)
 
@@ -393,7 +444,7 @@ def _version_of(fn: LambdaFunction) -> str:
 def _validated_payload(payload: bytes | str | None, invocation_type: str) -> bytes:
     data = payload.encode() if isinstance(payload, str) else (payload or b"")
     limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
-    operation = "InvokeAsync" if invocation_type == "Event" else "InvokeFunction"
+    operation = "InvokeFunction"
     if len(data) > limit:
         raise LambdaError(
             "RequestTooLargeException",

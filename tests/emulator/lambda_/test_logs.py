@@ -80,3 +80,39 @@ def test_timeout_is_logged(aws, deploy, lambdas):
     )
     report = next(m for m in messages if m.startswith(f"REPORT RequestId: {request_id}"))
     assert report.endswith("\tStatus: timeout\t")
+
+
+def _starts(aws, name: str, request_id: str) -> int:
+    events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    return [e["message"] for e in events].count(f"START RequestId: {request_id} Version: $LATEST")
+
+
+def test_failed_event_invocation_is_retried_twice(aws, deploy, lambdas, monkeypatch):
+    # Given a failing function, and retry waits shortened from Lambda's minutes
+    monkeypatch.setattr(lambdas, "async_retry_delays_s", (0.05, 0.05))
+    name = deploy("app.fail")
+
+    # When it is invoked asynchronously
+    response = aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+    request_id = response["ResponseMetadata"]["RequestId"]
+
+    # Then Lambda ran it three times in all, under the same request id
+    assert lambdas.wait_for_background(timeout=20)
+    assert lambdas.flush_logs(timeout=10)
+    assert _starts(aws, name, request_id) == 3
+
+
+def test_event_retries_follow_maximum_retry_attempts(aws, deploy, lambdas, monkeypatch):
+    # Given a failing function configured for no retries
+    monkeypatch.setattr(lambdas, "async_retry_delays_s", (0.05, 0.05))
+    name = deploy("app.fail")
+    aws("lambda").put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+
+    # When it is invoked asynchronously
+    response = aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+    request_id = response["ResponseMetadata"]["RequestId"]
+
+    # Then it ran once
+    assert lambdas.wait_for_background(timeout=20)
+    assert lambdas.flush_logs(timeout=10)
+    assert _starts(aws, name, request_id) == 1
