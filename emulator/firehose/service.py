@@ -1,0 +1,596 @@
+"""Component `emulator.firehose`: the data path of Firehose delivery streams to S3.
+
+moto stays the control plane (Create/Describe/Update/DeleteDeliveryStream); PutRecord and
+PutRecordBatch are answered here. Each put is appended to the stream's durable spool
+(`spool.py`) before it is acknowledged; a thread per stream turns buffered records into S3
+objects when the buffering hints say so (`buffering.py`), runs the Lambda processor
+(`processor.py`), names objects as Firehose does (`keys.py`) and writes them through the
+emulator's own S3 endpoint (`s3.py`). A failed write is retried with backoff and the records
+stay spooled until it succeeds (Firehose retries S3 delivery for up to 24 h; we never drop).
+
+Notebooks can see why each object was written: `deliveries(stream)` and the route
+`/_emulator/firehose/deliveries?stream=<name>` list the objects with the flush reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from emulator.firehose import buffering, keys, processor
+from emulator.firehose.buffering import BufferedRecord
+from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
+from emulator.firehose.s3 import DeliveryError, S3Writer, encode
+from emulator.firehose.spool import Spool
+from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
+
+if TYPE_CHECKING:
+    from emulator.server import Emulator
+
+log = logging.getLogger(__name__)
+
+# API reference, PutRecord / PutRecordBatch: "Each record … can be as large as 1,000 KB (before
+# base64 encoding), up to a limit of 4 MB for the entire request"; at most 500 records.
+MAX_RECORD_BYTES = 1_024_000
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_BACKOFF_S = 30.0
+DELIVERY_LOG_LENGTH = 1000
+ERROR_LOG_LENGTH = 200
+LOG_STREAM_LINE = {"destination": "DestinationDelivery", "backup": "BackupDelivery"}
+
+
+class FirehoseError(Exception):
+    """An error of the Firehose API, in AWS's terms."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _validation_error(path: str, constraint: str) -> FirehoseError:
+    # The shape of AWS's request-validation errors (a ValidationException per constraint).
+    return FirehoseError(
+        "ValidationException",
+        f"1 validation error detected: Value at '{path}' failed to satisfy constraint: "
+        f"{constraint}",
+    )
+
+
+def validate_records(records: list[bytes], single: bool = False) -> None:
+    """The PutRecord / PutRecordBatch limits, with AWS's error codes."""
+    if not single:
+        if not records:
+            raise _validation_error("records", "Member must have length greater than or equal to 1")
+        if len(records) > MAX_BATCH_RECORDS:
+            raise _validation_error(
+                "records", f"Member must have length less than or equal to {MAX_BATCH_RECORDS}"
+            )
+    for index, data in enumerate(records, start=1):
+        if len(data) > MAX_RECORD_BYTES:
+            path = "record.data" if single else f"records.{index}.member.data"
+            raise _validation_error(
+                path, f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
+            )
+    total = sum(len(d) for d in records)
+    if total > MAX_BATCH_BYTES:
+        raise FirehoseError(
+            "InvalidArgumentException",
+            f"The request carries {total} bytes of record data; PutRecordBatch accepts at most "
+            f"4 MiB ({MAX_BATCH_BYTES} bytes) per request. Split it into smaller batches.",
+        )
+
+
+_id_lock = threading.Lock()
+_id_counter = 0
+
+
+def new_record_id() -> str:
+    """A 56-digit, time-ordered id shaped like Firehose's record ids."""
+    global _id_counter
+    with _id_lock:
+        _id_counter = (_id_counter + 1) % 10**12
+        counter = _id_counter
+    return f"49{time.time_ns():020d}{counter:012d}{random.randrange(10**22):022d}"
+
+
+def _iso(epoch_ms: float) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _InFlight:
+    """What has been done for the batch being delivered, so a retry does not redo it."""
+
+    first_id: str
+    count: int
+    outcome: processor.ProcessorOutcome | None = None
+    written: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Consumer:
+    position: int = 0  # records[:position] are delivered by this consumer
+    retry_at: float = 0.0
+    failures: int = 0
+    in_flight: _InFlight | None = None
+
+
+class _Stream:
+    """Runtime state of one delivery stream: its spool, buffered records and worker thread."""
+
+    def __init__(self, account_id: str, region: str, name: str, spool: Spool) -> None:
+        self.account_id = account_id
+        self.region = region
+        self.name = name
+        self.spool = spool
+        self.records: list[BufferedRecord] = spool.pending()
+        self.cond = threading.Condition()
+        self.consumers: dict[str, _Consumer] = {}
+        for consumer in ("destination", "backup"):
+            # Records before this consumer's checkpoint are delivered by it already.
+            done = spool.checkpoints.get(consumer, 0)
+            position = sum(1 for r in self.records if r.end_offset <= done)
+            self.consumers[consumer] = _Consumer(position=position)
+        self.thread: threading.Thread | None = None
+        self.wake = False  # set by a put, so a notify between two waits is not lost
+        self.missing_logged = False
+
+
+class FirehoseService:
+    """Component `emulator.firehose`."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._root = Path(emulator.data_dir) / "firehose"
+        self._streams: dict[tuple[str, str, str], _Stream] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._started = False
+        self._writer = S3Writer(lambda: emulator.endpoint_url)
+        self._deliveries: dict[str, deque[dict[str, Any]]] = {}
+        self._errors: dict[str, deque[dict[str, Any]]] = {}
+        # Tests of the processor contract may replace this with a fake of the same signature.
+        self.invoke = self._invoke_lambda
+        emulator.firehose = self
+        gateway = emulator.gateway
+        gateway.on("firehose", "PutRecord", self._handle_put_record)
+        gateway.on("firehose", "PutRecordBatch", self._handle_put_record_batch)
+        gateway.route("/_emulator/firehose/deliveries", self._route_deliveries)
+        gateway.route("/_emulator/firehose/errors", self._route_errors)
+
+    # Life cycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start delivering, beginning with records spooled by an earlier run."""
+        if self._started:
+            return
+        self._started = True
+        self._stopping.clear()
+        for path in sorted(self._root.glob("*/*/*.spool")):
+            account_id, region, name = path.parent.parent.name, path.parent.name, path.stem
+            stream = self._stream(account_id, region, name)
+            if stream.records:
+                log.info("Firehose %s: recovered %d spooled records", name, len(stream.records))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            with stream.cond:
+                stream.cond.notify_all()
+        for stream in streams:
+            if stream.thread:
+                stream.thread.join(timeout=10)
+            stream.spool.close()
+        with self._lock:
+            self._streams.clear()
+        self._started = False
+
+    # Public interface ---------------------------------------------------------------------
+    def put_records(
+        self, account_id: str, region: str, stream_name: str, records: list[bytes]
+    ) -> list[str]:
+        """Spool `records` durably and return their RecordIds; raises FirehoseError."""
+        validate_records(records)
+        self._config_for_put(account_id, region, stream_name)
+        return self._append(account_id, region, stream_name, records)
+
+    def deliveries(self, stream_name: str) -> list[dict[str, Any]]:
+        """The objects written for `stream_name`, oldest first, with why each was flushed."""
+        return list(self._deliveries.get(stream_name, ()))
+
+    def errors(self, stream_name: str) -> list[dict[str, Any]]:
+        """Recent delivery errors of `stream_name` (each is retried until it succeeds)."""
+        return list(self._errors.get(stream_name, ()))
+
+    def flush_pending(self, timeout: float = 30.0) -> bool:
+        """Wait until every stream has delivered every spooled record (for tests, notebooks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                streams = list(self._streams.values())
+            if all(not s.records for s in streams):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # PutRecord / PutRecordBatch -------------------------------------------------------------
+    def _config_for_put(self, account_id: str, region: str, name: str) -> StreamConfig:
+        try:
+            cfg = load(account_id, region, name)
+        except StreamNotFound as exc:
+            raise FirehoseError("ResourceNotFoundException", str(exc)) from exc
+        if cfg.stream_type != "DirectPut":
+            raise FirehoseError(
+                "InvalidArgumentException",
+                f"Delivery stream {name} has source type {cfg.stream_type}; PutRecord and "
+                "PutRecordBatch are only allowed on DirectPut delivery streams.",
+            )
+        if cfg.destination is None:
+            raise FirehoseError(
+                "InvalidArgumentException",
+                f"Delivery stream {name} delivers to {cfg.destination_type}; the local emulator "
+                "delivers only to S3 (ExtendedS3DestinationConfiguration or S3).",
+            )
+        return cfg
+
+    def _append(self, account_id: str, region: str, name: str, records: list[bytes]) -> list[str]:
+        stream = self._stream(account_id, region, name)
+        now_ms = int(time.time() * 1000)
+        entries = [(new_record_id(), now_ms, data) for data in records]
+        with stream.cond:
+            stream.records.extend(stream.spool.append(entries))
+            stream.wake = True
+            stream.cond.notify_all()
+        return [record_id for record_id, _, _ in entries]
+
+    def _decode_data(self, value: Any, path: str) -> bytes:
+        if not isinstance(value, str):
+            raise _validation_error(path, "Member must not be null")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FirehoseError("SerializationException", f"{path} is not valid base64") from exc
+
+    def _handle_put_record(self, request: AwsRequest) -> AwsResponse:
+        try:
+            body = request.json()
+            data = self._decode_data((body.get("Record") or {}).get("Data"), "record.data")
+            validate_records([data], single=True)
+            cfg = self._config_for_put(
+                request.account_id, request.region, body.get("DeliveryStreamName", "")
+            )
+            (record_id,) = self._append(cfg.account_id, cfg.region, cfg.name, [data])
+        except FirehoseError as exc:
+            return json_error(exc.code, exc.message, exc.status)
+        return json_response({"RecordId": record_id, "Encrypted": cfg.encrypted})
+
+    def _handle_put_record_batch(self, request: AwsRequest) -> AwsResponse:
+        try:
+            body = request.json()
+            entries = body.get("Records") or []
+            records = [
+                self._decode_data((entry or {}).get("Data"), f"records.{i}.member.data")
+                for i, entry in enumerate(entries, start=1)
+            ]
+            validate_records(records)
+            cfg = self._config_for_put(
+                request.account_id, request.region, body.get("DeliveryStreamName", "")
+            )
+            ids = self._append(cfg.account_id, cfg.region, cfg.name, records)
+        except FirehoseError as exc:
+            return json_error(exc.code, exc.message, exc.status)
+        # Every record is spooled or the whole call failed, so FailedPutCount is 0 here.
+        return json_response(
+            {
+                "FailedPutCount": 0,
+                "Encrypted": cfg.encrypted,
+                "RequestResponses": [{"RecordId": record_id} for record_id in ids],
+            }
+        )
+
+    def _route_deliveries(self, request: AwsRequest) -> AwsResponse:
+        name = request.query_value("stream")
+        if not name:
+            return json_error("InvalidArgumentException", "give the stream: ?stream=<name>")
+        return json_response(self.deliveries(name))
+
+    def _route_errors(self, request: AwsRequest) -> AwsResponse:
+        name = request.query_value("stream")
+        if not name:
+            return json_error("InvalidArgumentException", "give the stream: ?stream=<name>")
+        return json_response(self.errors(name))
+
+    # Streams and their threads --------------------------------------------------------------
+    def _stream(self, account_id: str, region: str, name: str) -> _Stream:
+        key = (account_id, region, name)
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                path = self._root / account_id / region / f"{name}.spool"
+                stream = _Stream(account_id, region, name, Spool(path))
+                self._streams[key] = stream
+                stream.thread = threading.Thread(
+                    target=self._run, args=(stream,), name=f"firehose-{name}", daemon=True
+                )
+                stream.thread.start()
+            return stream
+
+    def _run(self, stream: _Stream) -> None:
+        wait = 0.0
+        while not self._stopping.is_set():
+            with stream.cond:
+                if wait > 0 and not stream.wake:
+                    stream.cond.wait(timeout=wait)
+                stream.wake = False
+            if self._stopping.is_set():
+                return
+            try:
+                wait = self._step(stream)
+            except Exception:  # a bug must not kill the stream's thread; records stay spooled
+                log.exception("Firehose %s: delivery step failed", stream.name)
+                wait = 1.0
+
+    def _step(self, stream: _Stream) -> float:
+        """Deliver what is due; return how long to wait before looking again."""
+        if not stream.records:
+            return 1.0
+        try:
+            cfg = load(stream.account_id, stream.region, stream.name)
+        except StreamNotFound:
+            if not stream.missing_logged:
+                log.warning(
+                    "Firehose %s: %d records spooled but the stream does not exist (yet); "
+                    "they are delivered once it does",
+                    stream.name,
+                    len(stream.records),
+                )
+                stream.missing_logged = True
+            return 1.0
+        stream.missing_logged = False
+        targets = {"destination": cfg.destination, "backup": cfg.backup}
+        wait = 1.0
+        for consumer_name, target in targets.items():
+            if target is None:
+                continue
+            wait = min(wait, self._consume(stream, cfg, consumer_name, target))
+        if cfg.backup is None:
+            # Without S3 backup the backup checkpoint follows the destination's.
+            self._mirror_backup(stream)
+        return max(wait, 0.01)
+
+    def _consume(self, stream: _Stream, cfg: StreamConfig, name: str, target: S3Target) -> float:
+        consumer = stream.consumers[name]
+        while not self._stopping.is_set():
+            now = time.time()
+            if now < consumer.retry_at:
+                return consumer.retry_at - now
+            with stream.cond:
+                pending = stream.records[consumer.position :]
+            reason = buffering.flush_reason(pending, int(now * 1000), target.buffering)
+            if reason is None:
+                due = buffering.next_due_ms(pending, target.buffering)
+                return 1.0 if due is None else max(due / 1000 - now, 0.01)
+            batch = pending[: buffering.batch_length(pending, target.buffering)]
+            try:
+                self._deliver(cfg, name, consumer, target, batch, reason)
+            except DeliveryError as exc:
+                consumer.failures += 1
+                backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
+                consumer.retry_at = time.time() + backoff
+                self._record_error(cfg, name, target, exc, backoff)
+                return backoff
+            consumer.failures = 0
+            consumer.in_flight = None
+            self._advance(stream, name, len(batch))
+        return 1.0
+
+    def _advance(self, stream: _Stream, name: str, count: int) -> None:
+        with stream.cond:
+            consumer = stream.consumers[name]
+            consumer.position += count
+            offset = stream.records[consumer.position - 1].end_offset
+            stream.spool.commit(name, offset)
+            self._trim(stream)
+
+    def _mirror_backup(self, stream: _Stream) -> None:
+        with stream.cond:
+            destination, backup = stream.consumers["destination"], stream.consumers["backup"]
+            if backup.position < destination.position:
+                backup.position = destination.position
+                stream.spool.commit("backup", stream.records[backup.position - 1].end_offset)
+                self._trim(stream)
+
+    @staticmethod
+    def _trim(stream: _Stream) -> None:
+        done = min(c.position for c in stream.consumers.values())
+        if done:
+            del stream.records[:done]
+            for consumer in stream.consumers.values():
+                consumer.position -= done
+
+    # Delivery -------------------------------------------------------------------------------
+    def _deliver(
+        self,
+        cfg: StreamConfig,
+        name: str,
+        consumer: _Consumer,
+        target: S3Target,
+        batch: list[BufferedRecord],
+        reason: str,
+    ) -> None:
+        flight = consumer.in_flight
+        if flight is None or flight.first_id != batch[0].record_id or flight.count != len(batch):
+            flight = consumer.in_flight = _InFlight(batch[0].record_id, len(batch))
+        if name == "backup":
+            # The backup holds the untransformed source records (guide: "Source Record Backup").
+            self._write(cfg, name, target, flight, "backup", batch, [r.data for r in batch], reason)
+            return
+        delivered = [r.data for r in batch]
+        failed: list[processor.FailedRecord] = []
+        dropped = 0
+        if cfg.processors:
+            if flight.outcome is None:
+                flight.outcome = self._process(cfg, batch)
+            delivered, failed = flight.outcome.delivered, flight.outcome.failed
+            dropped = flight.outcome.dropped
+        if delivered:
+            self._write(cfg, name, target, flight, "destination", batch, delivered, reason, dropped)
+        if failed:
+            lines = [
+                json.dumps(f.error_line(), separators=(",", ":")).encode() + b"\n" for f in failed
+            ]
+            self._write(
+                cfg, name, target, flight, "processing-failed", [f.record for f in failed], lines,
+                reason,
+            )  # fmt: skip
+
+    def _process(
+        self, cfg: StreamConfig, batch: list[BufferedRecord]
+    ) -> processor.ProcessorOutcome:
+        records = batch
+        outcome = processor.ProcessorOutcome()
+        for proc in cfg.processors:
+            if proc.type == "Lambda":
+                outcome = processor.run(
+                    self.invoke,
+                    account_id=cfg.account_id,
+                    region=cfg.region,
+                    stream_arn=cfg.arn,
+                    processor=proc,
+                    records=records,
+                )
+                return outcome
+            if proc.type == "AppendDelimiterToRecord":
+                delimiter = proc.parameters.get("Delimiter", "\\n")
+                delimiter = delimiter.encode().decode("unicode_escape").encode()
+                records = [
+                    BufferedRecord(r.record_id, r.arrival_ms, r.data + delimiter, r.end_offset)
+                    for r in records
+                ]
+                continue
+            raise DeliveryError(
+                "Emulator.UnsupportedProcessor",
+                f"processor type {proc.type} is not implemented by the local emulator (Lambda "
+                "and AppendDelimiterToRecord are); records stay buffered",
+            )
+        outcome.delivered = [r.data for r in records]
+        return outcome
+
+    def _write(
+        self,
+        cfg: StreamConfig,
+        consumer: str,
+        target: S3Target,
+        flight: _InFlight,
+        kind: str,
+        records: list[BufferedRecord],
+        chunks: list[bytes],
+        reason: str,
+        dropped: int = 0,
+    ) -> None:
+        if kind in flight.written:
+            return
+        when = keys.arrival_instant(min(r.arrival_ms for r in records), target.time_zone)
+        try:
+            if kind == "processing-failed":
+                prefix = keys.error_prefix(target.prefix, target.error_output_prefix, when)
+            else:
+                prefix = keys.destination_prefix(target.prefix, when)
+        except keys.PrefixError as exc:
+            raise DeliveryError("Emulator.InvalidPrefix", str(exc)) from exc
+        key = keys.object_name(prefix, cfg.name, cfg.version, when, target.extension)
+        data = b"".join(chunks)
+        body, content_encoding = encode(data, target.compression)
+        self._writer.put(cfg.region, target.bucket, key, body, content_encoding)
+        flight.written.add(kind)
+        entry = {
+            "stream": cfg.name,
+            "kind": kind,
+            "bucket": target.bucket,
+            "key": key,
+            "records": len(chunks),
+            "bytes": len(data),
+            "compressed_bytes": len(body),
+            "reason": reason,
+            "first_arrival": _iso(min(r.arrival_ms for r in records)),
+            "delivered_at": _iso(time.time() * 1000),
+        }
+        if kind == "destination":
+            entry["dropped"] = dropped
+        self._deliveries.setdefault(cfg.name, deque(maxlen=DELIVERY_LOG_LENGTH)).append(entry)
+        log.info(
+            "Firehose %s: wrote s3://%s/%s (%s, %s)", cfg.name, target.bucket, key, kind, reason
+        )
+
+    def _invoke_lambda(self, account_id: str, region: str, function_arn: str, payload: bytes):
+        lambdas = self._emulator.find("lambdas")
+        if lambdas is None:
+            raise FirehoseError(
+                "ServiceException", "the emulator has no Lambda runtime (emulator.lambdas)"
+            )
+        return lambdas.invoke(account_id, region, function_arn, payload)
+
+    def _record_error(
+        self, cfg: StreamConfig, consumer: str, target: S3Target, exc: DeliveryError, backoff: float
+    ) -> None:
+        entry = {
+            "stream": cfg.name,
+            "consumer": consumer,
+            "bucket": target.bucket,
+            "errorCode": exc.code,
+            "message": exc.message,
+            "retry_in_s": round(backoff, 2),
+            "at": _iso(time.time() * 1000),
+        }
+        self._errors.setdefault(cfg.name, deque(maxlen=ERROR_LOG_LENGTH)).append(entry)
+        log.warning(
+            "Firehose %s: %s delivery failed (%s), retrying in %.1fs",
+            cfg.name,
+            consumer,
+            exc,
+            backoff,
+        )
+        if cfg.logging:
+            self._log_to_cloudwatch(cfg, target, exc)
+
+    def _log_to_cloudwatch(self, cfg: StreamConfig, target: S3Target, exc: DeliveryError) -> None:
+        """Best effort, as Firehose logs errors (guide: "monitoring-with-cloudwatch-logs")."""
+        group, log_stream = cfg.logging or ("", "")
+        message = {
+            "deliveryStreamARN": cfg.arn,
+            "destination": f"arn:aws:s3:::{target.bucket}",
+            "deliveryStreamVersionId": int(cfg.version),
+            "message": exc.message,
+            "errorCode": exc.code,
+        }
+        try:
+            client = boto3.session.Session().client(
+                "logs",
+                endpoint_url=self._emulator.endpoint_url,
+                region_name=cfg.region,
+                aws_access_key_id="firehose",
+                aws_secret_access_key="firehose",
+            )
+            client.put_log_events(
+                logGroupName=group,
+                logStreamName=log_stream,
+                logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(message)}],
+            )
+        except Exception as log_exc:  # the log group may not exist: Firehose logs nothing then
+            log.debug("Firehose %s: CloudWatch error log not written: %s", cfg.name, log_exc)
