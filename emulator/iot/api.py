@@ -62,7 +62,14 @@ _INVALIDATING = (
     "DeleteCACertificate",
     "RegisterCertificate",
     "RegisterCertificateWithoutCA",
+    "AddThingToThingGroup",
+    "RemoveThingFromThingGroup",
+    "UpdateThingGroupsForThing",
+    "DeleteThingGroup",
 )
+# API_UpdateCertificate: "Setting the status to PENDING_TRANSFER or PENDING_ACTIVATION will
+# result in an exception being thrown" (statuses used internally by AWS IoT).
+_INTERNAL_STATUSES = {"PENDING_TRANSFER", "PENDING_ACTIVATION"}
 
 
 def register(core: IotCore, gateway: Gateway) -> None:
@@ -159,6 +166,7 @@ class _Handlers:
             stored = backend.register_certificate_without_ca(pem, status)
         except JsonRESTError as exc:
             return _moto_error(exc)
+        _record_validity(stored)
         self.core.invalidate()
         return stored
 
@@ -197,6 +205,7 @@ class _Handlers:
             )
         except JsonRESTError as exc:
             return _moto_error(exc)
+        _record_validity(stored)
         self.core.invalidate()
         return json_response({"certificateArn": stored.arn, "certificateId": stored.certificate_id})
 
@@ -221,6 +230,11 @@ class _Handlers:
         new_status = request.query_value("newStatus")
         if new_status not in CERTIFICATE_STATUSES:
             return _invalid_status(new_status)
+        if new_status in _INTERNAL_STATUSES:
+            return json_error(
+                "InvalidRequestException",
+                f"status {new_status} is used internally by AWS IoT and cannot be set",
+            )
         certificate_id = request.path_params.get("certificateId", "")
         cert = self.core.backend(request.region).certificates.get(certificate_id)
         self._status_before[id(request)] = cert.status if cert is not None else None
@@ -244,6 +258,14 @@ class _Handlers:
         return AwsResponse(
             200, self.core.ca.root_pem.encode(), {"Content-Type": "application/x-pem-file"}
         )
+
+
+def _record_validity(stored: Any) -> None:
+    """DescribeCertificate's `validity` is the certificate's own (moto invents one)."""
+    cert = x509.load_pem_x509_certificate(stored.certificate_pem.encode())
+    # moto keeps naive UTC datetimes.
+    stored.validity_not_before = cert.not_valid_before_utc.replace(tzinfo=None)
+    stored.validity_not_after = cert.not_valid_after_utc.replace(tzinfo=None)
 
 
 def _invalid_status(status: str | None) -> AwsResponse:

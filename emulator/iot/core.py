@@ -311,13 +311,20 @@ class IotCore:
             status = "deleted" if cert is None else f"status is {cert.status}"
             reason = f"certificate {principal.certificate_id} {status}"
             return Decision(False, action, resource, reason, None)
+        thing = self._attached_thing(backend, principal, client_id)
+        # Policies of the thing's groups (and their ancestors) apply too ("thing-groups").
+        targets = {principal.certificate_arn}
+        if thing is not None:
+            targets |= self._group_arns(backend, thing.arn)
         attached = [
             policy
             for (target_arn, _name), (_p, policy) in list(backend.principal_policies.items())
-            if target_arn == principal.certificate_arn
+            if target_arn in targets
         ]
         if not attached:
             reason = f"no policy attached to certificate {principal.certificate_id}"
+            if thing is not None:
+                reason += f" or to the thing groups of thing {thing.thing_name}"
             return Decision(False, action, resource, reason, None)
         compiled = []
         broken = []
@@ -347,11 +354,25 @@ class IotCore:
         return self._compiled[key]
 
     def thing_for(self, principal: Principal, client_id: str) -> str | None:
-        """The thing named `client_id` if it is attached to the principal's certificate."""
-        backend = self.backend()
-        if (principal.certificate_arn, client_id) in backend.principal_things:
-            return client_id
-        return None
+        """The thing named `client_id` if it is attached to the principal's certificate
+        ("thing-policy-variables": the client id must be the thing's name)."""
+        thing = self._attached_thing(self.backend(), principal, client_id)
+        return thing.thing_name if thing is not None else None
+
+    @staticmethod
+    def _attached_thing(backend: Any, principal: Principal, client_id: str) -> Any | None:
+        entry = backend.principal_things.get((principal.certificate_arn, client_id))
+        return entry[1] if entry is not None else None
+
+    @staticmethod
+    def _group_arns(backend: Any, thing_arn: str) -> set[str]:
+        arns: set[str] = set()
+        for group in list(backend.thing_groups.values()):
+            if thing_arn in group.things:
+                arns.add(group.arn)
+                for ancestor in group.metadata.get("rootToParentThingGroups", []):
+                    arns.add(ancestor["groupArn"])
+        return arns
 
     def policy_context(
         self, principal: Principal, client_id: str, source_ip: str | None = None
@@ -361,19 +382,14 @@ class IotCore:
         context["iot:ClientId"] = client_id
         if source_ip:
             context["aws:SourceIp"] = source_ip
-        thing_name = self.thing_for(principal, client_id)
-        context["iot:Connection.Thing.IsAttached"] = "true" if thing_name else "false"
-        if thing_name:
-            backend = self.backend()
-            thing = next(
-                (t for t in list(backend.things.values()) if t.thing_name == thing_name), None
-            )
-            if thing is not None:
-                context["iot:Connection.Thing.ThingName"] = thing.thing_name
-                if thing.thing_type is not None:
-                    context["iot:Connection.Thing.ThingTypeName"] = thing.thing_type.thing_type_name
-                for name, value in (thing.attributes or {}).items():
-                    context[f"iot:Connection.Thing.Attributes[{name}]"] = str(value)
+        thing = self._attached_thing(self.backend(), principal, client_id)
+        context["iot:Connection.Thing.IsAttached"] = "true" if thing is not None else "false"
+        if thing is not None:
+            context["iot:Connection.Thing.ThingName"] = thing.thing_name
+            if thing.thing_type is not None:
+                context["iot:Connection.Thing.ThingTypeName"] = thing.thing_type.thing_type_name
+            for name, value in (thing.attributes or {}).items():
+                context[f"iot:Connection.Thing.Attributes[{name}]"] = str(value)
         return context
 
     # TLS --------------------------------------------------------------------------------------

@@ -229,3 +229,31 @@ def test_cached_decision_is_fast(iot, iot_core, device, unique):
     per_call = (time.perf_counter() - start) / n
     # then each answer costs a few microseconds at most (the broker asks per message)
     assert per_call < 20e-6, f"{per_call * 1e6:.1f} µs per cached decision"
+
+
+def test_thing_group_policies_apply_to_the_things_in_the_group_and_its_children(
+    iot, iot_core, device, unique
+):
+    # given a thing attached to the certificate, in a child group of a group with a policy
+    response, principal = device
+    thing = f"grouped-{unique}"
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=thing, principal=response["certificateArn"])
+    parent = iot.create_thing_group(thingGroupName=f"parent-{unique}")
+    iot.create_thing_group(thingGroupName=f"child-{unique}", parentGroupName=f"parent-{unique}")
+    name = f"group-policy-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument=policy({"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}),
+    )
+    iot.attach_policy(policyName=name, target=parent["thingGroupArn"])
+    assert not iot_core.authorize(principal, thing, "iot:Connect", thing).allowed
+    # when the thing joins the child group
+    iot.add_thing_to_thing_group(thingGroupName=f"child-{unique}", thingName=thing)
+    # then the parent's policy applies to it, for the client id equal to the thing name only
+    decision = iot_core.authorize(principal, thing, "iot:Connect", thing)
+    assert decision.allowed and decision.policy_name == name
+    assert not iot_core.authorize(principal, "not-the-thing", "iot:Connect", "x").allowed
+    # and leaving the group withdraws it
+    iot.remove_thing_from_thing_group(thingGroupName=f"child-{unique}", thingName=thing)
+    assert not iot_core.authorize(principal, thing, "iot:Connect", thing).allowed

@@ -195,8 +195,31 @@ def test_describe_endpoint_is_stable_and_names_the_broker(iot, iot_core, endpoin
     assert first == second == iot_core.endpoint_address == "localhost"
 
 
-def test_update_certificate_rejects_an_unknown_status(iot):
+@pytest.mark.parametrize("status", ["PAUSED", "PENDING_TRANSFER", "PENDING_ACTIVATION"])
+def test_update_certificate_rejects_statuses_it_cannot_set(iot, status):
+    # given a certificate
     response = iot.create_keys_and_certificate(setAsActive=True)
+    # when it is set to an unknown or AWS-internal status, then the request is invalid
     with pytest.raises(ClientError) as raised:
-        iot.update_certificate(certificateId=response["certificateId"], newStatus="PAUSED")
+        iot.update_certificate(certificateId=response["certificateId"], newStatus=status)
     assert raised.value.response["Error"]["Code"] == "InvalidRequestException"
+    described = iot.describe_certificate(certificateId=response["certificateId"])
+    assert described["certificateDescription"]["status"] == "ACTIVE"
+
+
+def test_described_validity_is_the_certificates_own(iot, unique, self_signed):
+    # given a created certificate and a registered one
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    pem, _key = self_signed(f"validity-{unique}")
+    registered = iot.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
+    for certificate_id, cert_pem in [
+        (created["certificateId"], created["certificatePem"]),
+        (registered["certificateId"], pem),
+    ]:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+        # when it is described, then its validity is read from the certificate itself
+        validity = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
+            "validity"
+        ]
+        assert validity["notBefore"] == cert.not_valid_before_utc
+        assert validity["notAfter"] == cert.not_valid_after_utc
