@@ -145,6 +145,8 @@ def paho_client():
             protocol=protocol,
         )
         client.tls_set(str(device.ca_path), str(device.cert_path), str(device.key_path))
+        # A refused client must stay refused: no automatic reconnect during a test.
+        client.reconnect_delay_set(60, 120)
         seen = SimpleNamespace(
             connack=None,
             messages=[],
@@ -187,11 +189,11 @@ def paho_client():
 
     yield connect
     for client in clients:
-        client.loop_stop()
         try:
             client.disconnect()
         except Exception:
             pass
+        client.loop_stop()
 
 
 def wait_until(predicate, timeout: float = 10.0) -> bool:
