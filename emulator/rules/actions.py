@@ -1,0 +1,316 @@
+"""Topic rule actions: Firehose, S3, republish, CloudWatch Logs and Lambda.
+
+Each action takes the rule's output and the original message, and raises `ActionFailure` with
+AWS's error-action fields (failedAction, failedResource, errorMessage: "rule-error-handling")
+when it cannot complete. Writes that must look like API calls (S3 objects, log events) go through
+boto3 against the emulator's own endpoint. Action parameters that support substitution
+templates ("iot-substitution-templates") are rendered against the original message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from emulator.iot.messages import InboundMessage
+from emulator.rules.sql import MessageContext, Result
+from emulator.rules.templates import compile_template
+from emulator.rules.values import dumps
+
+if TYPE_CHECKING:
+    from emulator.rules.engine import RulesEngine
+
+# Firehose action `separator` values ("kinesis-firehose-rule-action"), also as escaped text.
+FIREHOSE_SEPARATORS = {
+    ",": b",",
+    "\t": b"\t",
+    "\n": b"\n",
+    "\r\n": b"\r\n",
+    "\\t": b"\t",
+    "\\n": b"\n",
+    "\\r\\n": b"\r\n",
+}
+FIREHOSE_BATCH_LIMIT = 500  # PutRecordBatch's limit ("kinesis-firehose-rule-action")
+
+# The action types this engine runs, and their name in error-action messages.
+ACTION_NAMES = {
+    "firehose": "FirehoseAction",
+    "s3": "S3Action",
+    "republish": "RepublishAction",
+    "cloudwatchLogs": "CloudwatchLogsAction",
+    "lambda": "LambdaAction",
+}
+# Parameters of each action that take substitution templates.
+TEMPLATED = {
+    "firehose": ("deliveryStreamName",),
+    "s3": ("bucketName", "key"),
+    "republish": ("topic",),
+    "cloudwatchLogs": ("logGroupName",),
+    "lambda": (),
+}
+REQUIRED = {
+    "firehose": ("deliveryStreamName", "roleArn"),
+    "s3": ("bucketName", "key", "roleArn"),
+    "republish": ("topic", "roleArn"),
+    "cloudwatchLogs": ("logGroupName", "roleArn"),
+    "lambda": ("functionArn",),
+}
+# Actions that must complete before the message counts as accepted (the broker's PUBACK).
+SYNCHRONOUS = {"firehose", "republish"}
+
+
+class ActionFailure(Exception):
+    def __init__(self, action: str, resource: str, message: str) -> None:
+        super().__init__(message)
+        self.failed_action = ACTION_NAMES.get(action, action)
+        self.failed_resource = resource
+        self.error_message = message
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "failedAction": self.failed_action,
+            "failedResource": self.failed_resource,
+            "errorMessage": self.error_message,
+        }
+
+
+def check_action(action: dict[str, Any]) -> str | None:
+    """Why the engine cannot run `action` (a {type: params} dict), or None."""
+    if not isinstance(action, dict) or len(action) != 1:
+        return "each action must have exactly one action type"
+    kind, params = next(iter(action.items()))
+    if kind not in ACTION_NAMES:
+        supported = ", ".join(sorted(ACTION_NAMES))
+        return f"action type {kind!r} is not supported by this emulator (supported: {supported})"
+    if not isinstance(params, dict):
+        return f"{kind} action parameters must be an object"
+    missing = [name for name in REQUIRED[kind] if not params.get(name)]
+    if missing:
+        return f"{kind} action is missing {', '.join(missing)}"
+    if kind == "firehose":
+        separator = params.get("separator")
+        if separator is not None and separator not in FIREHOSE_SEPARATORS:
+            return (
+                f"firehose separator {separator!r} is not valid: use ',', '\\t', '\\n' or '\\r\\n'"
+            )
+    if kind == "republish" and params.get("qos", 0) not in (0, 1):
+        return "republish qos must be 0 or 1"
+    for name in TEMPLATED[kind]:
+        compile_template(str(params[name]))  # raises SqlError for a bad ${...}
+    return None
+
+
+def render(kind: str, params: dict[str, Any], name: str, message: InboundMessage, ctx) -> str:
+    value = str(params[name])
+    if name in TEMPLATED[kind] and "${" in value:
+        return compile_template(value)(message.payload, ctx)
+    return value
+
+
+@dataclass
+class ActionRun:
+    """One action of one rule for one message."""
+
+    engine: RulesEngine
+    kind: str
+    params: dict[str, Any]
+    message: InboundMessage
+    context: MessageContext
+    rule_name: str
+    depth: int
+
+    def run(self, result: Result) -> None:
+        getattr(self, f"_{self.kind}")(result)
+
+    def param(self, name: str) -> str:
+        return render(self.kind, self.params, name, self.message, self.context)
+
+    # Firehose ---------------------------------------------------------------------------
+    def _firehose(self, result: Result) -> None:
+        stream = self.param("deliveryStreamName")
+        separator = FIREHOSE_SEPARATORS.get(self.params.get("separator") or "", b"")
+        if _truthy(self.params.get("batchMode")):
+            if result.raw is not None or not isinstance(result.value, list):
+                raise ActionFailure(
+                    "firehose",
+                    stream,
+                    "batchMode is true but the rule's SQL statement did not evaluate to an Array",
+                )
+            if len(result.value) > FIREHOSE_BATCH_LIMIT:
+                raise ActionFailure(
+                    "firehose",
+                    stream,
+                    f"batchMode: {len(result.value)} records exceed the limit of "
+                    f"{FIREHOSE_BATCH_LIMIT} per PutRecordBatch",
+                )
+            records = [dumps(item).encode("utf-8") + separator for item in result.value]
+        else:
+            records = [result.to_bytes() + separator]
+        if not records:
+            return
+        firehose = self.engine.emulator_component("firehose")
+        if firehose is None:
+            raise ActionFailure(
+                "firehose", stream, "Firehose is not available in this emulator process"
+            )
+        error_type = _firehose_error_type()
+        try:
+            firehose.put_records(self.message.account_id, self.message.region, stream, records)
+        except Exception as exc:
+            aws_shaped = hasattr(exc, "code") and hasattr(exc, "message")
+            if aws_shaped or (error_type is not None and isinstance(exc, error_type)):
+                raise ActionFailure(
+                    "firehose",
+                    stream,
+                    f"Failed to send message to Firehose stream {stream}. "
+                    f"{getattr(exc, 'code', type(exc).__name__)}: "
+                    f"{getattr(exc, 'message', str(exc))}",
+                ) from None
+            # Anything else (a full disk, a bug) means "not durably accepted": the broker must
+            # not acknowledge, so the device publishes again.
+            raise
+
+    # S3 ---------------------------------------------------------------------------------
+    def _s3(self, result: Result) -> None:
+        bucket = self.param("bucketName")
+        key = self.param("key")
+        extra = {}
+        if self.params.get("cannedAcl"):
+            extra["ACL"] = self.params["cannedAcl"]
+        try:
+            self.engine.client("s3", self.message.region).put_object(
+                Bucket=bucket, Key=key, Body=result.to_bytes(), **extra
+            )
+        except Exception as exc:
+            raise ActionFailure(
+                "s3",
+                bucket,
+                f"Failed to put S3 object. The error received was {_describe(exc, 'Amazon S3')}. "
+                f"Message arrived on: {self.message.topic}, Action: s3, Bucket: {bucket}, "
+                f'Key: "{key}".',
+            ) from None
+
+    # Republish --------------------------------------------------------------------------
+    def _republish(self, result: Result) -> None:
+        topic = self.param("topic")
+        if topic.startswith("$$"):  # "$$" stands for a reserved topic's "$"
+            topic = topic[1:]
+        if self.depth >= self.engine.max_republish_depth:
+            raise ActionFailure(
+                "republish",
+                topic,
+                f"Republish loop: the message was republished {self.depth} times in a row "
+                f"(limit {self.engine.max_republish_depth}); check the rules' topic filters",
+            )
+        republished = InboundMessage(
+            topic=topic,
+            payload=result.to_bytes(),
+            qos=int(self.params.get("qos", 0) or 0),
+            client_id=self.message.client_id,
+            principal=self.message.principal,
+            timestamp_ms=int(time.time() * 1000),
+            account_id=self.message.account_id,
+            region=self.message.region,
+            user_properties=self.message.user_properties,
+        )
+        broker = self.engine.emulator_component("broker")
+        if broker is not None:
+            broker.publish(republished)
+        self.engine.accept_republished(republished, self.depth + 1)
+
+    # CloudWatch Logs --------------------------------------------------------------------
+    def _cloudwatchLogs(self, result: Result) -> None:
+        group = self.param("logGroupName")
+        now = int(time.time() * 1000)
+        if _truthy(self.params.get("batchMode")):
+            # batchMode: an array of {"timestamp": ms, "message": ...} ("cloudwatch-logs-rule-
+            # action", MQTT message format requirements for batchMode).
+            items = result.value if result.raw is None else None
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict) and "timestamp" in i and "message" in i for i in items
+            ):
+                raise ActionFailure(
+                    "cloudwatchLogs",
+                    group,
+                    "batchMode is true but the payload is not an array of objects with "
+                    "'timestamp' and 'message'",
+                )
+            events = [
+                {
+                    "timestamp": int(i["timestamp"]),
+                    "message": i["message"]
+                    if isinstance(i["message"], str)
+                    else json.dumps(i["message"]),
+                }
+                for i in items
+            ]
+        else:
+            events = [{"timestamp": now, "message": result.to_bytes().decode("utf-8", "replace")}]
+        events.sort(key=lambda e: e["timestamp"])
+        logs = self.engine.client("logs", self.message.region)
+        stream = self.engine.log_stream_name(self.rule_name)
+        try:
+            try:
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            except logs.exceptions.ResourceNotFoundException:
+                # The action creates its log stream (it needs logs:CreateLogStream); a missing
+                # log group stays an error.
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+        except Exception as exc:
+            raise ActionFailure(
+                "cloudwatchLogs",
+                group,
+                f"Failed to put log events to {group}. "
+                f"The error received was {_describe(exc, 'AWSLogs')}.",
+            ) from None
+
+    # Lambda -----------------------------------------------------------------------------
+    def _lambda(self, result: Result) -> None:
+        arn = self.params["functionArn"]
+        lambdas = self.engine.emulator_component("lambdas")
+        if lambdas is None:
+            raise ActionFailure("lambda", arn, "Lambda is not available in this emulator process")
+        try:
+            # AWS IoT invokes the function asynchronously ("lambda-rule-action").
+            lambdas.invoke(
+                self.message.account_id,
+                self.message.region,
+                arn,
+                result.to_bytes(),
+                invocation_type="Event",
+            )
+        except Exception as exc:
+            code = getattr(exc, "code", type(exc).__name__)
+            raise ActionFailure(
+                "lambda",
+                arn,
+                f"Failed to invoke lambda function. Received Server error from Lambda. "
+                f"The error code is {code}: {getattr(exc, 'message', str(exc))}",
+            ) from None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _firehose_error_type() -> type | None:
+    try:
+        from emulator.firehose.service import FirehoseError
+    except ImportError:
+        return None
+    return FirehoseError
+
+
+def _describe(exc: Exception, service: str) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return (
+            f"{error.get('Message', str(exc))} (Service: {service}; Status Code: {status}; "
+            f"Error Code: {error.get('Code')})"
+        )
+    return f"{type(exc).__name__}: {exc}"

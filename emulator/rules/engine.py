@@ -1,0 +1,324 @@
+"""The rules engine: runs the topic rules stored in moto's IoT backend on every inbound message.
+
+`RulesEngine.accept(message)` is the broker's `MessageConsumer`. For every enabled rule of the
+message's account and region whose FROM matches the topic, it evaluates the (cached, compiled
+once per rule name and SQL text) statement and runs the actions. Firehose and republish run
+before `accept` returns, so a QoS 1 PUBACK means the Firehose records are spooled; S3,
+CloudWatch Logs and Lambda actions go to one background worker (they are HTTP calls of several
+milliseconds), and `drain()` waits for them. When actions fail, the rule's errorAction gets one
+message with every failure ("rule-error-handling"); if the errorAction fails too, the failure is
+logged and kept in `failures`.
+
+Basic Ingest ("iot-basic-ingest"): a message on `$aws/rules/<rule name>/<topic>` goes to that rule
+only, whatever its FROM, and `topic()` sees `<topic>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from emulator.iot.messages import InboundMessage
+from emulator.rules.actions import SYNCHRONOUS, ActionFailure, ActionRun
+from emulator.rules.sql import (
+    CompiledRule,
+    MessageContext,
+    Result,
+    SqlError,
+    SqlEvaluationError,
+    compile_sql,
+)
+
+log = logging.getLogger(__name__)
+
+BASIC_INGEST_PREFIX = "$aws/rules/"
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A failure nobody else will report: kept for tests and notebooks, and logged."""
+
+    rule_name: str
+    topic: str
+    stage: str  # "sql", "action" or "errorAction"
+    failures: tuple[dict[str, str], ...]
+    at: float = field(default_factory=time.time)
+
+
+class RulesEngine:
+    """Runs moto-stored topic rules on inbound messages (component attribute `rules`)."""
+
+    def __init__(self, emulator: Any, max_republish_depth: int = 8) -> None:
+        self.emulator = emulator
+        self.max_republish_depth = max_republish_depth
+        self.failures: deque[RuleFailure] = deque(maxlen=10_000)
+        self._compiled: dict[tuple[str, str, str, str, str], CompiledRule | SqlError] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+        self._work: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._pending_cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+        emulator.rules = self
+        from emulator.rules.api import register
+
+        register(emulator.gateway, self)
+
+    # Life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._ensure_worker()
+
+    def stop(self) -> None:
+        self.drain(timeout=10)
+        if self._worker is not None:
+            self._work.put(None)
+            self._worker.join(timeout=5)
+            self._worker = None
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until background actions (S3, logs, Lambda, errorActions) have run."""
+        deadline = time.monotonic() + timeout
+        with self._pending_cond:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._pending_cond.wait(left)
+        return True
+
+    # MessageConsumer ------------------------------------------------------------------------
+    def accept(self, message: InboundMessage) -> None:
+        """Run every matching rule; return once Firehose records are durably accepted."""
+        self._accept(message, depth=0)
+
+    def accept_republished(self, message: InboundMessage, depth: int) -> None:
+        self._accept(message, depth)
+
+    def _accept(self, message: InboundMessage, depth: int) -> None:
+        from moto.iot.models import iot_backends
+
+        rules = iot_backends[message.account_id][message.region].rules
+        topic = message.topic
+        only_rule = None
+        if topic.startswith(BASIC_INGEST_PREFIX):
+            rest = topic[len(BASIC_INGEST_PREFIX) :]
+            only_rule, _, topic = rest.partition("/")
+            candidates = [rules[only_rule]] if only_rule in rules else []
+        else:
+            while True:
+                try:
+                    candidates = list(rules.values())
+                    break
+                except RuntimeError:  # the dict changed under us (CreateTopicRule meanwhile)
+                    continue
+        context: MessageContext | None = None
+        for rule in candidates:
+            if rule.rule_disabled:
+                continue
+            compiled = self._compile(message.account_id, message.region, rule)
+            if compiled is None or (only_rule is None and not compiled.matches(topic)):
+                continue
+            if context is None:
+                context = MessageContext(
+                    topic=topic,
+                    client_id=message.client_id,
+                    principal=message.principal,
+                    timestamp_ms=message.timestamp_ms,
+                    account_id=message.account_id,
+                    user_properties=message.user_properties,
+                    trace_id=str(uuid.uuid4()),
+                )
+            self._run_rule(rule, compiled, message, context, depth)
+
+    # Compilation cache ------------------------------------------------------------------
+    def _compile(self, account_id: str, region: str, rule: Any) -> CompiledRule | None:
+        key = (account_id, region, rule.rule_name, rule.sql, rule.aws_iot_sql_version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            try:
+                compiled = compile_sql(rule.sql, rule.aws_iot_sql_version)
+            except SqlError as error:
+                compiled = error
+                # A rule stored without our CreateTopicRule check (e.g. moto directly).
+                self._record(rule.rule_name, "", "sql", [_failure("Rule", rule.rule_name, error)])
+            if len(self._compiled) > 10_000:
+                self._compiled.clear()
+            self._compiled[key] = compiled
+        return compiled if isinstance(compiled, CompiledRule) else None
+
+    # One rule, one message --------------------------------------------------------------
+    def _run_rule(
+        self,
+        rule: Any,
+        compiled: CompiledRule,
+        message: InboundMessage,
+        context: MessageContext,
+        depth: int,
+    ) -> None:
+        try:
+            result = compiled.evaluate(message.payload, context)
+        except SqlEvaluationError as error:
+            # Documented only as "Payload is not valid JSON"-style errors in CloudWatch; the
+            # error action gets them too so that nothing fails silently.
+            failure = {
+                "failedAction": "SqlEvaluation",
+                "failedResource": rule.rule_name,
+                "errorMessage": str(error),
+            }
+            self._record(rule.rule_name, message.topic, "sql", [failure])
+            self._error_action(rule, message, context, [failure])
+            return
+        if result is None:
+            return
+        failures: list[dict[str, str]] = []
+        background: list[ActionRun] = []
+        for action in rule.actions:
+            kind, params = next(iter(action.items()))
+            run = ActionRun(self, kind, params, message, context, rule.rule_name, depth)
+            if kind in SYNCHRONOUS:
+                try:
+                    run.run(result)
+                except ActionFailure as failure:
+                    failures.append(failure.as_dict())
+            else:
+                background.append(run)
+        if background:
+            self._submit(lambda: self._finish(rule, message, context, result, background, failures))
+        elif failures:
+            self._record(rule.rule_name, message.topic, "action", failures)
+            self._submit(lambda: self._error_action(rule, message, context, failures))
+
+    def _finish(
+        self,
+        rule: Any,
+        message: InboundMessage,
+        context: MessageContext,
+        result: Result,
+        runs: list[ActionRun],
+        failures: list[dict[str, str]],
+    ) -> None:
+        for run in runs:
+            try:
+                run.run(result)
+            except ActionFailure as failure:
+                failures.append(failure.as_dict())
+            except Exception as exc:  # a bug of ours still reaches the error action
+                log.exception("rule %s: action %s failed", rule.rule_name, run.kind)
+                failures.append(_failure(run.kind, rule.rule_name, exc))
+        if failures:
+            self._record(rule.rule_name, message.topic, "action", failures)
+            self._error_action(rule, message, context, failures)
+
+    def _error_action(
+        self,
+        rule: Any,
+        message: InboundMessage,
+        context: MessageContext,
+        failures: list[dict[str, str]],
+    ) -> None:
+        if not rule.error_action:
+            return
+        document = {
+            "ruleName": rule.rule_name,
+            "topic": message.topic,
+            "cloudwatchTraceId": context.trace_id or str(uuid.uuid4()),
+            "clientId": message.client_id,
+            "base64OriginalPayload": base64.b64encode(message.payload).decode("ascii"),
+            "failures": failures,
+        }
+        kind, params = next(iter(rule.error_action.items()))
+        run = ActionRun(self, kind, params, message, context, rule.rule_name, depth=0)
+        try:
+            run.run(Result(value=document))
+        except ActionFailure as failure:
+            self._record(rule.rule_name, message.topic, "errorAction", [failure.as_dict()])
+        except Exception as exc:
+            log.exception("rule %s: error action failed", rule.rule_name)
+            self._record(
+                rule.rule_name, message.topic, "errorAction", [_failure(kind, rule.rule_name, exc)]
+            )
+
+    def _record(self, rule_name: str, topic: str, stage: str, failures: list[dict]) -> None:
+        self.failures.append(RuleFailure(rule_name, topic, stage, tuple(failures)))
+        for failure in failures:
+            log.warning(
+                "rule %s (%s) on %r: %s %s: %s",
+                rule_name,
+                stage,
+                topic,
+                failure.get("failedAction"),
+                failure.get("failedResource"),
+                failure.get("errorMessage"),
+            )
+
+    # Background worker ------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._drain_queue, name="rules", daemon=True)
+            self._worker.start()
+
+    def _submit(self, job: Any) -> None:
+        with self._pending_cond:
+            self._pending += 1
+        self._ensure_worker()
+        self._work.put(job)
+
+    def _drain_queue(self) -> None:
+        while True:
+            job = self._work.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("rules engine background job failed")
+            finally:
+                with self._pending_cond:
+                    self._pending -= 1
+                    self._pending_cond.notify_all()
+
+    # Helpers for actions ----------------------------------------------------------------
+    def emulator_component(self, name: str) -> Any:
+        find = getattr(self.emulator, "find", None)
+        return find(name) if find else getattr(self.emulator, name, None)
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client on the emulator's own endpoint (writes look like API calls)."""
+        key = (service, region)
+        client = self._clients.get(key)
+        if client is None:
+            with self._clients_lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = boto3.session.Session().client(
+                        service,
+                        endpoint_url=self.emulator.endpoint_url,
+                        region_name=region,
+                        aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(retries={"max_attempts": 1}),
+                    )
+                    self._clients[key] = client
+        return client
+
+    @staticmethod
+    def log_stream_name(rule_name: str) -> str:
+        # AWS does not document the stream name the action writes to; one stream per rule.
+        return f"iot-rule-{rule_name}"
+
+    def rule_failures(self, rule_name: str | None = None) -> list[RuleFailure]:
+        return [f for f in list(self.failures) if rule_name is None or f.rule_name == rule_name]
+
+
+def _failure(action: str, resource: str, error: Exception) -> dict[str, str]:
+    return {"failedAction": action, "failedResource": resource, "errorMessage": str(error)}

@@ -1,0 +1,73 @@
+"""Substitution templates in rule action fields: `${expression}` ("iot-substitution-templates").
+
+The expression is any IoT SQL expression evaluated on the ORIGINAL message (not the SELECT's
+output, so aliases are not visible), converted to a string; Undefined becomes "".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from emulator.rules.sql import MessageContext, SqlError, _Env, compile_expression
+from emulator.rules.values import UNDEFINED, to_string
+
+Template = Callable[[bytes, MessageContext], str]
+
+
+def _split(template: str) -> list[str | tuple[str]]:
+    """Literal text and ("expression",) pieces; braces inside quotes do not end an expression."""
+    pieces: list[str | tuple[str]] = []
+    i = 0
+    while i < len(template):
+        start = template.find("${", i)
+        if start < 0:
+            pieces.append(template[i:])
+            break
+        if start > i:
+            pieces.append(template[i:start])
+        depth, j, quote = 1, start + 2, None
+        while j < len(template) and depth:
+            char = template[j]
+            if quote:
+                quote = None if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+            j += 1
+        if depth:
+            raise SqlError(f"Unclosed substitution template in {template!r}")
+        pieces.append((template[start + 2 : j - 1],))
+        i = j
+    return pieces
+
+
+@lru_cache(maxsize=4096)
+def compile_template(template: str, version: str = "2016-03-23") -> Template:
+    """A function (payload, context) -> str; raises SqlError for an invalid expression."""
+    parts: list[Any] = []
+    for piece in _split(template):
+        if isinstance(piece, tuple):
+            parts.append(compile_expression(piece[0]))
+        else:
+            parts.append(piece)
+    if len(parts) == 1 and isinstance(parts[0], str):
+        constant = parts[0]
+        return lambda payload, context: constant
+
+    def render(payload: bytes, context: MessageContext) -> str:
+        env = _Env(payload, context, version)
+        out = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = to_string(part(env))
+            out.append("" if value is UNDEFINED else value)
+        return "".join(out)
+
+    return render
