@@ -1,0 +1,9 @@
+"""Lambda's data plane for the emulator: a function's real handler runs in a worker process.
+
+- `runtime.LambdaRuntime` (`emulator.lambdas`): `invoke()`, worker pools, Lambda's answers.
+- `worker.Worker`: one execution environment (`python -m awslambdaric <handler>`).
+- `runtime_api.RuntimeApiServer`: the Runtime API that worker polls, on 127.0.0.1.
+- `code`: the deployment package extracted from moto's stored .zip.
+- `logs`: START/END/REPORT and the function's output, written to CloudWatch Logs.
+- `api`: `Invoke` on the emulator's endpoint.
+"""
