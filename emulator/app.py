@@ -1,18 +1,27 @@
 """Assemble the emulator from its components, in dependency order.
 
 Each component's constructor receives the `Emulator`, registers its gateway handlers and sets
-itself as an attribute (`emulator.iot`, `.lambdas`, `.firehose`, `.rules`, `.broker`), so that
-components find each other late, at call time.
+itself as an attribute (`emulator.iot`, `.lambdas`, `.firehose`, `.rules`, `.broker`,
+`.cloudformation`), so that components find each other late, at call time. Start order is the
+order of `add`: the Lambda runtime and Firehose (which recovers its spool) before the broker
+accepts devices; stop runs in reverse, so the broker stops taking messages first.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from emulator.cloudformation.deployer import CloudFormationDeployer
+from emulator.firehose.service import FirehoseService
+from emulator.iot.core import IotCore
+from emulator.lambda_.runtime import LambdaRuntime
+from emulator.mqtt.broker import Broker
+from emulator.rules.engine import RulesEngine
 from emulator.server import Emulator
 
 
 def build_emulator(**kwargs: Any) -> Emulator:
     emulator = Emulator(**kwargs)
-    # Components are wired here as they land (see emulator/README.md for the contract).
+    for component in (IotCore, LambdaRuntime, FirehoseService, RulesEngine, CloudFormationDeployer, Broker):
+        emulator.add(component(emulator))
     return emulator
