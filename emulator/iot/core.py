@@ -169,6 +169,7 @@ class IotCore:
         self._listeners: list[Callable[[str, str], None]] = []
         self._decisions: dict[tuple, Decision] = {}
         self._decisions_stamp: tuple | None = None
+        self._subjects: dict[tuple, Any] = {}
         self._compiled: dict[tuple[str, str], CompiledPolicy | None] = {}
         self._principals: dict[str, Principal] = {}
         self._issued_by_root: dict[str, bool] = {}
@@ -285,6 +286,7 @@ class IotCore:
         if stamp != self._decisions_stamp:
             with self._lock:
                 self._decisions = {}
+                self._subjects = {}
                 self._decisions_stamp = stamp
         key = (principal.certificate_id, client_id, action, target, source_ip)
         decisions = self._decisions
@@ -306,11 +308,27 @@ class IotCore:
         source_ip: str | None,
     ) -> Decision:
         resource = self.resource_arn(action, target)
+        key = (principal.certificate_id, client_id, source_ip)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = self._subject(backend, principal, client_id, source_ip)
+        if isinstance(subject, str):  # nothing can be allowed; the string says why
+            return Decision(False, action, resource, subject, None)
+        policies, context, broken = subject
+        result = evaluate(policies, action, resource, context)
+        reason = result.reason
+        if broken and not result.allowed:
+            reason += f" (policies with malformed documents ignored: {', '.join(broken)})"
+        return Decision(result.allowed, action, resource, reason, result.policy_name)
+
+    def _subject(
+        self, backend: Any, principal: Principal, client_id: str, source_ip: str | None
+    ) -> str | tuple[list[tuple[str, CompiledPolicy]], dict[str, str], list[str]]:
+        """What every decision of one connection shares: its policies and policy variables."""
         cert = backend.certificates.get(principal.certificate_id)
         if cert is None or cert.status != ACTIVE:
             status = "deleted" if cert is None else f"status is {cert.status}"
-            reason = f"certificate {principal.certificate_id} {status}"
-            return Decision(False, action, resource, reason, None)
+            return f"certificate {principal.certificate_id} {status}"
         thing = self._attached_thing(backend, principal, client_id)
         # Policies of the thing's groups (and their ancestors) apply too ("thing-groups").
         targets = {principal.certificate_arn}
@@ -325,7 +343,7 @@ class IotCore:
             reason = f"no policy attached to certificate {principal.certificate_id}"
             if thing is not None:
                 reason += f" or to the thing groups of thing {thing.thing_name}"
-            return Decision(False, action, resource, reason, None)
+            return reason
         compiled = []
         broken = []
         for policy in attached:
@@ -334,12 +352,7 @@ class IotCore:
                 broken.append(policy.name)
             else:
                 compiled.append((policy.name, program))
-        context = self.policy_context(principal, client_id, source_ip)
-        result = evaluate(compiled, action, resource, context)
-        reason = result.reason
-        if broken and not result.allowed:
-            reason += f" (policies with malformed documents ignored: {', '.join(broken)})"
-        return Decision(result.allowed, action, resource, reason, result.policy_name)
+        return compiled, self.policy_context(principal, client_id, source_ip), broken
 
     def _compile(self, policy: Any) -> CompiledPolicy | None:
         document = policy.document

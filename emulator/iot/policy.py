@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -239,13 +239,18 @@ class Statement:
     conditions: tuple[_Condition, ...]
     # Set when a construct we do not evaluate is present: the statement never applies.
     unsupported: str | None = None
+    # Actions are few (iot:Connect, iot:Publish, ...): remember each answer.
+    _action_memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def label(self) -> str:
         return f"statement {self.index}" + (f", Sid {self.sid}" if self.sid else "")
 
     def action_matches(self, action: str) -> bool:
-        hit = any(p.fullmatch(action) for p in self.actions)
-        return hit != self.not_action
+        known = self._action_memo.get(action)
+        if known is None:
+            hit = any(p.fullmatch(action) for p in self.actions)
+            known = self._action_memo[action] = hit != self.not_action
+        return known
 
     def resource_matches(self, resource: str, context: Context) -> bool:
         hit = any(p.matches(resource, context) for p in self.resources)
