@@ -98,12 +98,24 @@ def format_java(pattern: str, when: datetime) -> str:
     while i < len(pattern):
         char = pattern[i]
         if char == "'":
-            end = pattern.find("'", i + 1)
-            if end == -1:
-                raise PrefixError(f"unterminated quote in timestamp pattern {pattern!r}")
             # '' is a literal single quote, both alone and inside quoted text.
-            out.append(pattern[i + 1 : end] if end > i + 1 else "'")
-            i = end + 1
+            if pattern[i + 1 : i + 2] == "'":
+                out.append("'")
+                i += 2
+                continue
+            j = i + 1
+            while True:
+                if j >= len(pattern):
+                    raise PrefixError(f"unterminated quote in timestamp pattern {pattern!r}")
+                if pattern[j] == "'":
+                    if pattern[j + 1 : j + 2] == "'":
+                        out.append("'")
+                        j += 2
+                        continue
+                    break
+                out.append(pattern[j])
+                j += 1
+            i = j + 1
         elif char.isascii() and char.isalpha():
             j = i
             while j < len(pattern) and pattern[j] == char:
