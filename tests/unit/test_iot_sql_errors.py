@@ -1,0 +1,57 @@
+"""Statements the rules engine cannot run are refused at compile time, with position and reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.rules.sql import SqlError, compile_sql, topic_matcher
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason", "line", "column"),
+    [
+        ("SELECT * FROM topic/#", "single quotes", 1, 15),
+        ("SELECT foo(x) FROM 'a'", "foo() is not a known", 1, 8),
+        ("SELECT a,\n  nope(1) AS x FROM 'a'", "nope()", 2, 3),
+        ("SELECT * FROM 'a' GROUP BY x", "GROUP BY", 1, 28),
+        ("SELECT * FROM 'a/#/b'", "'#' must be a whole level", 1, 15),
+        ("SELECT a || b AS c FROM 'a'", "'||'", 1, 8),
+        ("SELECT DISTINCT a FROM 'a'", "DISTINCT", 1, 8),
+        ("SELECT aws_lambda('arn', *) FROM 'a'", "calls another AWS service", 1, 8),
+        ("SELECT a FROM 'a' WHERE", "Incomplete", 1, 23),
+        ("SELECT encode(a, 'hex') AS e FROM 'a'", "only the 'base64'", 1, 8),
+    ],
+)
+def test_unsupported_sql_is_refused_with_its_position(sql, reason, line, column):
+    # when the statement is compiled, then SqlError names the reason and where it is
+    with pytest.raises(SqlError) as caught:
+        compile_sql(sql)
+    assert reason in caught.value.reason
+    assert caught.value.position == (line, column)
+    assert f"line {line}, column {column}" in str(caught.value)
+
+
+def test_unknown_sql_version_is_refused():
+    with pytest.raises(SqlError, match="2015-10-08"):
+        compile_sql("SELECT * FROM 'a'", version="2015-10-08")
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "expected"),
+    [
+        # iot-sql-from examples
+        ("topic/subtopic", "topic/subtopic", True),
+        ("topic/subtopic", "topic/subtopic-2", False),
+        ("topic/#", "topic/subtopic", True),
+        ("topic/#", "topic/subtopic-3/details", True),
+        ("topic/#", "topic-2/subtopic-x", False),
+        ("topic/#", "topic", False),
+        ("topic/+", "topic/subtopic-2", True),
+        ("topic/+", "topic/subtopic-3/details", False),
+        ("topic/+", "topic-2/subtopic-x", False),
+        ("+/b", "$aws/b", False),
+        ("#", "a/b/c", True),
+    ],
+)
+def test_topic_filter_matching(topic_filter, topic, expected):
+    assert topic_matcher(topic_filter)(topic) is expected
