@@ -9,10 +9,7 @@ replaced with its `s3://` URI, so that CloudFormation (and the SAM transform) ca
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +25,17 @@ class StackError(Exception):
 
 
 # ----------------------------------------------------------------------------- packaging
-def _deterministic_zip(directory: Path) -> bytes:
-    """The directory as a .zip whose bytes depend only on file paths and contents."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            if "__pycache__" in path.parts or path.suffix == ".pyc":
-                continue
-            info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), (1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()
-
-
 def _code_zip(code_dir: Path) -> bytes:
-    """The deployment package for `code_dir`: the project's own build (`pipeline.package`)
-    when `code_dir` is the project's Lambda build directory, else the directory zipped."""
-    try:
-        from pipeline import package  # written by the build step's owner
-    except ImportError:
-        package = None
-    if package is not None:
-        for name in ("lambda_zip", "build_zip", "build_lambda_zip", "package_lambda", "build"):
-            build = getattr(package, name, None)
-            build_dir = getattr(package, "BUILD_DIR", None)
-            if callable(build) and (build_dir is None or Path(build_dir).resolve() == code_dir):
-                result = build()
-                if isinstance(result, bytes):
-                    return result
-                if isinstance(result, str | os.PathLike) and Path(result).is_file():
-                    return Path(result).read_bytes()
+    """The deployment package of `code_dir`; the project's own Lambda directory
+    (`build/lambda`) is rebuilt from `pipeline/` first, so the zip never holds stale code."""
+    from pipeline import package
+    from pipeline.paths import BUILD_LAMBDA
+
+    if code_dir == BUILD_LAMBDA.resolve():
+        package.build_lambda(code_dir)
     if not code_dir.is_dir():
-        raise StackError(
-            f"CodeUri directory {code_dir} does not exist: build the Lambda package first "
-            "(`make build`, or pipeline.package)"
-        )
-    return _deterministic_zip(code_dir)
+        raise StackError(f"CodeUri directory {code_dir} does not exist")
+    return package.lambda_zip(code_dir)
 
 
 def _load_template(path: Path) -> dict[str, Any]:
