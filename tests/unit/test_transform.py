@@ -1,0 +1,196 @@
+"""pipeline.transform: an IoT message in, one flat JSON line out; bad records fail with a reason."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from pipeline.transform import (
+    OK,
+    PROCESSING_FAILED,
+    RecordError,
+    device_time,
+    epoch_ms_to_iso,
+    flatten,
+    parse_message,
+    transform_data,
+    transform_record,
+)
+
+ARRIVAL_MS = 1_795_000_000_412  # 2026-11-18T11:06:40.412Z
+
+
+def line_of(data: bytes, arrival_ms: int | None = ARRIVAL_MS) -> dict:
+    out = transform_data(data, arrival_ms)
+    assert out.endswith(b"\n") and out.count(b"\n") == 1, "exactly one line, newline-terminated"
+    return json.loads(out)
+
+
+def record(data: bytes, record_id: str = "r-1", arrival_ms: int = ARRIVAL_MS) -> dict:
+    return {
+        "recordId": record_id,
+        "approximateArrivalTimestamp": arrival_ms,
+        "data": base64.b64encode(data).decode(),
+    }
+
+
+def test_a_telemetry_message_becomes_the_documented_flat_line():
+    # given what the rule `SELECT topic() AS topic, *` sends, with its "\n" separator
+    data = (
+        b'{"topic":"iot-test-topic/pump-01","device_id":"pump-01","timestamp":1795000000030,'
+        b'"temperature_c":47.47,"status":{"code":0,"message":"ok"}}\n'
+    )
+    # when it is transformed
+    out = line_of(data)
+    # then the fields, written out by hand from the module's rules, come in this order
+    assert list(out.items()) == [
+        ("topic", "iot-test-topic/pump-01"),
+        ("topic_1", "iot-test-topic"),
+        ("topic_2", "pump-01"),
+        ("equipment_id", "pump-01"),
+        ("arrival_time", "2026-11-18T11:06:40.412Z"),
+        ("device_time", "2026-11-18T11:06:40.030Z"),
+        ("device_id", "pump-01"),
+        ("timestamp", 1795000000030),
+        ("temperature_c", 47.47),
+        ("status_code", 0),
+        ("status_message", "ok"),
+    ]
+
+
+def test_every_topic_level_is_a_field_and_the_last_one_names_the_equipment():
+    # given a deeper topic than the template's
+    out = line_of(b'{"topic":"plant/line-2/press-7","v":1}')
+    # then each level is numbered from 1 and the last is the equipment id
+    assert (out["topic_1"], out["topic_2"], out["topic_3"]) == ("plant", "line-2", "press-7")
+    assert out["equipment_id"] == "press-7"
+    assert "topic_4" not in out
+
+
+def test_output_is_compact_utf8_json():
+    # given a payload with non-ASCII text
+    out = transform_data('{"topic":"t/é","note":"température"}'.encode(), ARRIVAL_MS)
+    # then it stays UTF-8 (not \\u escapes) with compact separators
+    assert "température".encode() in out and b'"note":"temp' in out
+    assert b", " not in out and b": " not in out
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1795000000, "2026-11-18T11:06:40.000Z"),  # epoch seconds
+        (1795000000.25, "2026-11-18T11:06:40.250Z"),  # fractional seconds
+        (1795000000030, "2026-11-18T11:06:40.030Z"),  # epoch milliseconds
+        (1795000000030123, "2026-11-18T11:06:40.030Z"),  # microseconds, cut to ms
+        (1795000000030123456, "2026-11-18T11:06:40.030Z"),  # nanoseconds
+        ("1795000000030", "2026-11-18T11:06:40.030Z"),  # digits in a string
+        ("2026-11-18T11:06:40.03Z", "2026-11-18T11:06:40.030Z"),  # ISO with Z
+        ("2026-11-18T12:06:40+01:00", "2026-11-18T11:06:40.000Z"),  # ISO with an offset
+        ("2026-11-18 11:06:40", "2026-11-18T11:06:40.000Z"),  # no offset: taken as UTC
+    ],
+)
+def test_device_clock_forms_are_normalised_to_iso_utc(value, expected):
+    assert device_time(value) == expected
+
+
+@pytest.mark.parametrize("value", ["yesterday", True, None, 1e30, "nan", {"s": 1}, [1]])
+def test_an_unreadable_device_clock_gives_none(value):
+    assert device_time(value) is None
+
+
+def test_device_time_key_preference_and_absence():
+    # given payloads with `ts` and `time`, `time` only, and no clock at all
+    both = line_of(b'{"topic":"t/x","time":1795000000,"ts":1795000001000}')
+    only_time = line_of(b'{"topic":"t/x","time":"2026-11-18T11:06:40Z"}')
+    none = line_of(b'{"topic":"t/x","v":1}')
+    bad = line_of(b'{"topic":"t/x","timestamp":"soon"}')
+    # then `ts` is preferred over `time`; missing or unreadable clocks are null, data kept
+    assert both["device_time"] == "2026-11-18T11:06:41.000Z"
+    assert only_time["device_time"] == "2026-11-18T11:06:40.000Z"
+    assert none["device_time"] is None
+    assert bad["device_time"] is None and bad["timestamp"] == "soon"
+
+
+def test_arrival_time_is_exact_to_the_millisecond():
+    # given arrival times whose float division would round the wrong way
+    for ms in (1_795_000_000_001, 1_795_000_000_999, 1_000, 0):
+        # then the ISO form keeps the exact milliseconds
+        assert epoch_ms_to_iso(ms)[-5:-1] == f".{ms % 1000:03d}"
+
+
+def test_arrays_and_empty_objects_are_kept_as_json_text():
+    # given nested objects, arrays (of objects too) and an empty object
+    flat = flatten({"a": {"b": {"c": 1}}, "xs": [1, {"y": 2}], "e": {}, "n": None})
+    # then objects join with "_", arrays and {} are compact JSON text, null stays null
+    assert flat == {"a_b_c": 1, "xs": '[1,{"y":2}]', "e": "{}", "n": None}
+
+
+def test_collisions_never_overwrite_and_added_fields_win():
+    # given a payload whose names collide with each other and with the added fields
+    out = line_of(
+        b'{"topic":"t/pump","equipment_id":"P-1","arrival_time":5,"a_b":1,"a":{"b":2},"a_b__2":3}'
+    )
+    # then the first comer keeps the name and later ones take the first free __N suffix
+    assert out["equipment_id"] == "pump" and out["equipment_id__2"] == "P-1"
+    assert out["arrival_time"] == "2026-11-18T11:06:40.412Z" and out["arrival_time__2"] == 5
+    assert (out["a_b"], out["a_b__2"], out["a_b__2__2"]) == (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty record"),
+        (b"\n", "empty record"),
+        (b"temperature=48.2\n", "not valid JSON"),
+        (b'{"topic":"t/x","v": \n', "not valid JSON"),
+        (b'{"topic":"t/x","v":NaN}', "NaN is not a JSON value"),
+        (b"[1, 2, 3]\n", "not a JSON object but a JSON array"),
+        (b'"text"', "not a JSON object but a JSON string"),
+        (b"null", "not a JSON object but a JSON null"),
+        (b"\xff\xfe\x00bad\n", "not valid UTF-8 at byte 0"),
+        (b'{"v":1}', "no string 'topic' field"),
+        (b'{"topic":7}', "no string 'topic' field"),
+    ],
+)
+def test_bad_messages_raise_with_the_reason(data, reason):
+    with pytest.raises(RecordError, match=reason):
+        transform_data(data, ARRIVAL_MS)
+
+
+def test_parse_message_accepts_a_message_without_separator():
+    assert parse_message(b'{"topic":"t/x"}') == {"topic": "t/x"}
+
+
+def test_a_good_record_comes_back_ok_with_base64_data():
+    # given a Firehose input record
+    given = record(b'{"topic":"t/x","v":1}\n', "rid-7")
+    # when it is transformed
+    result = transform_record(given)
+    # then it is Ok, keeps its recordId and carries the base64 of the line; no reason
+    assert (result.record_id, result.result, result.reason) == ("rid-7", OK, None)
+    assert json.loads(base64.b64decode(result.data))["v"] == 1
+    assert result.response_entry() == {"recordId": "rid-7", "result": OK, "data": result.data}
+
+
+@pytest.mark.parametrize("data", [b"[1]", b"\xff", b"", b"nope"])
+def test_a_bad_record_fails_with_its_original_data_and_a_reason(data):
+    # given a record whose data cannot be transformed
+    given = record(data)
+    # when it is transformed
+    result = transform_record(given)
+    # then it is ProcessingFailed, with the input's base64 unchanged and a reason
+    assert result.result == PROCESSING_FAILED
+    assert result.data == given["data"]
+    assert result.reason
+
+
+def test_data_that_is_not_base64_fails_unchanged():
+    given = {"recordId": "r", "approximateArrivalTimestamp": 0, "data": "not base64!"}
+    result = transform_record(given)
+    assert (result.result, result.data, result.reason) == (
+        PROCESSING_FAILED,
+        "not base64!",
+        "data is not valid base64",
+    )
