@@ -487,6 +487,32 @@ CASES = [
 ]
 
 
+# The project's own device policy (template.yaml, IotPolicy): Allow topic/T/* minus Deny
+# topic/T/*/* is exactly what the rule's FROM 'T/+' reads.
+TEMPLATE_POLICY = doc(
+    allow("iot:Connect", f"{ARN}:client/stack-device"),
+    allow("iot:Publish", f"{ARN}:topic/telemetry/*"),
+    deny("iot:Publish", f"{ARN}:topic/telemetry/*/*"),
+    allow("iot:Subscribe", f"{ARN}:topicfilter/telemetry/*"),
+    allow("iot:Receive", f"{ARN}:topic/telemetry/*"),
+)
+CASES += [
+    (f"template policy: {action} {target}", [TEMPLATE_POLICY], action, f"{ARN}:{target}", None, ok)
+    for action, target, ok in [
+        ("iot:Connect", "client/stack-device", True),
+        ("iot:Connect", "client/someone-else", False),
+        ("iot:Publish", "topic/telemetry/dev1", True),
+        ("iot:Publish", "topic/telemetry/", True),  # `T/+` matches an empty level too
+        ("iot:Publish", "topic/telemetry", False),
+        ("iot:Publish", "topic/telemetry/a/b", False),
+        ("iot:Subscribe", "topicfilter/telemetry/+", True),
+        ("iot:Subscribe", "topicfilter/#", False),
+        ("iot:Receive", "topic/telemetry/dev1", True),
+        ("iot:RetainPublish", "topic/telemetry/dev1", False),
+    ]
+]
+
+
 @pytest.mark.parametrize(
     ("documents", "action", "resource", "context", "allowed"),
     [case[1:] for case in CASES],
