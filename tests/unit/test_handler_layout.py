@@ -1,0 +1,207 @@
+"""pipeline.handler: the Firehose transformation contract, its 6 MB limit, and the handler run
+from the layout Lambda sees (only build/lambda on sys.path, no site-packages)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.handler import MAX_RESPONSE_BYTES, InvalidEvent, fit_response, lambda_handler
+from pipeline.package import build_lambda
+from pipeline.paths import EVENTS
+from pipeline.transform import OK, PROCESSING_FAILED, transform_record
+
+EVENT = EVENTS / "firehose-transform.json"
+EXPECTED = EVENTS / "firehose-transform.expected.json"
+
+
+def firehose_event(payloads: list[bytes]) -> dict:
+    return {
+        "invocationId": "inv-1",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/s",
+        "region": "us-east-1",
+        "records": [
+            {
+                "recordId": f"rec-{i:06d}",
+                "approximateArrivalTimestamp": 1_795_000_000_000 + i,
+                "data": base64.b64encode(p).decode(),
+            }
+            for i, p in enumerate(payloads)
+        ],
+    }
+
+
+def telemetry(i: int, pad: int = 0) -> bytes:
+    message = {
+        "topic": f"iot-test-topic/pump-{i % 7:02d}",
+        "device_id": f"pump-{i % 7:02d}",
+        "timestamp": 1_795_000_000_000 + i,
+        "temperature_c": 40 + i % 13,
+        "status": {"code": i % 3, "message": "x" * pad},
+    }
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode()
+
+
+def test_the_recorded_event_gives_the_reviewed_expected_response():
+    # given the recorded event and its reviewed response
+    event = json.loads(EVENT.read_text())
+    expected = json.loads(EXPECTED.read_text())
+    # when the handler runs in process
+    response = lambda_handler(event, None)
+    # then the response is exactly the reviewed one
+    assert response == expected
+
+
+def test_bad_records_are_processing_failed_and_counted_and_every_id_returns_once_in_order():
+    # given the recorded event (11 good messages, 6 bad ones)
+    event = json.loads(EVENT.read_text())
+    # when it is handled
+    out = lambda_handler(event, None)["records"]
+    # then every recordId comes back once, in input order, with only the contract's keys
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
+    assert all(set(r) == {"recordId", "result", "data"} for r in out)
+    results = [r["result"] for r in out]
+    assert (results.count(OK), results.count(PROCESSING_FAILED)) == (11, 6)
+    # and the failed ones carry their original data
+    by_id = {r["recordId"]: r for r in event["records"]}
+    for r in out:
+        if r["result"] == PROCESSING_FAILED:
+            assert r["data"] == by_id[r["recordId"]]["data"]
+
+
+def test_failures_are_logged_with_their_reason(caplog):
+    # given an event with one bad record
+    event = firehose_event([telemetry(0), b"[1]"])
+    # when it is handled
+    with caplog.at_level("INFO", logger="pipeline.handler"):
+        lambda_handler(event, None)
+    # then one log line counts them and names the failed record and why
+    summary = json.loads(caplog.records[-1].getMessage())
+    assert (summary["ok"], summary["processingFailed"]) == (1, 1)
+    assert summary["failures"] == [
+        {"recordId": "rec-000001", "reason": "not a JSON object but a JSON array"}
+    ]
+
+
+def test_a_1_mib_batch_of_5000_records_is_handled():
+    # given 5,000 telemetry records totalling at least 1 MiB, every 100th one broken
+    payloads = [b"{broken" if i % 100 == 99 else telemetry(i, pad=110) for i in range(5000)]
+    assert sum(map(len, payloads)) >= 1 << 20
+    event = firehose_event(payloads)
+    # when it is handled
+    out = lambda_handler(event, None)["records"]
+    # then all 5,000 come back in order: 4,950 Ok, 50 ProcessingFailed, response within 6 MB
+    assert [r["recordId"] for r in out] == [f"rec-{i:06d}" for i in range(5000)]
+    assert sum(r["result"] == OK for r in out) == 4950
+    assert sum(r["result"] == PROCESSING_FAILED for r in out) == 50
+    assert len(json.dumps({"records": out})) <= MAX_RESPONSE_BYTES
+
+
+def test_records_that_would_overflow_the_6_mb_response_fail_with_their_original_data():
+    # given 20,000 small messages: ~5 MB of request, but the transformed lines (topic levels,
+    # times, base64) would make a response of ~9 MB
+    event = firehose_event([telemetry(i) for i in range(20_000)])
+    assert len(json.dumps(event)) < MAX_RESPONSE_BYTES
+    all_ok = [transform_record(r).response_entry() for r in event["records"]]
+    assert len(json.dumps({"records": all_ok})) > MAX_RESPONSE_BYTES
+    # when it is handled
+    out = lambda_handler(event, None)["records"]
+    # then the response fits, every record is still there in order, the first ones Ok and the
+    # overflow ProcessingFailed with the untouched input data
+    assert len(json.dumps({"records": out}).encode()) <= MAX_RESPONSE_BYTES
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
+    results = [r["result"] for r in out]
+    first_failed = results.index(PROCESSING_FAILED)
+    assert first_failed > 0 and set(results[:first_failed]) == {OK}
+    for given, got in zip(event["records"], out, strict=True):
+        if got["result"] == PROCESSING_FAILED:
+            assert got["data"] == given["data"]
+    # and no failed record could have stayed Ok: turning the first one Ok would not fit
+    one_more = [*out[:first_failed], all_ok[first_failed], *out[first_failed + 1 :]]
+    assert len(json.dumps({"records": one_more})) > MAX_RESPONSE_BYTES
+
+
+def test_fit_response_names_the_reason_and_keeps_later_records_that_fit():
+    # given three records, the middle one growing much more (a long topic is repeated in the
+    # topic level fields), and a limit that fits exactly "Ok, failed, Ok"
+    long_topic = "iot-test-topic/" + "x" * 2000
+    payloads = [telemetry(0), f'{{"topic":"{long_topic}","v":1}}'.encode(), telemetry(2)]
+    event = firehose_event(payloads)
+    transformed = [transform_record(r) for r in event["records"]]
+    failed_middle = {"recordId": "rec-000001", "result": PROCESSING_FAILED}
+    failed_middle["data"] = event["records"][1]["data"]
+    limit = len(
+        json.dumps(
+            {
+                "records": [
+                    transformed[0].response_entry(),
+                    failed_middle,
+                    transformed[2].response_entry(),
+                ]
+            }
+        )
+    )
+    # when the response is fitted to the limit
+    fitted = fit_response(event["records"], transformed, limit=limit)
+    # then only the big one fails, with a reason that says what to change
+    assert [t.result for t in fitted] == [OK, PROCESSING_FAILED, OK]
+    assert fitted[1].data == event["records"][1]["data"]
+    assert "response" in fitted[1].reason and "BufferSizeInMBs" in fitted[1].reason
+
+
+def test_fit_response_refuses_when_even_the_original_data_cannot_fit():
+    event = firehose_event([telemetry(0)])
+    with pytest.raises(ValueError, match="BufferSizeInMBs"):
+        fit_response(event["records"], [transform_record(event["records"][0])], limit=50)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, {}, {"records": "x"}, {"records": [{"data": ""}]}, {"records": [{"recordId": 1}]}],
+)
+def test_an_event_that_is_not_a_firehose_event_fails_the_invocation(event):
+    with pytest.raises(InvalidEvent):
+        lambda_handler(event, None)
+
+
+def test_an_empty_batch_gives_an_empty_response():
+    assert lambda_handler(firehose_event([]), None) == {"records": []}
+
+
+LAMBDA_RUNNER = """
+import json, sys
+assert not any("site-packages" in p for p in sys.path), sys.path
+import pipeline.handler
+assert pipeline.handler.__file__.startswith(sys.path[0]), pipeline.handler.__file__
+from pipeline.handler import lambda_handler
+print(json.dumps(lambda_handler(json.load(sys.stdin), None)))
+"""
+
+
+def test_the_handler_runs_from_the_lambda_layout_alone(tmp_path: Path):
+    # given the Lambda code directory built into a temporary folder
+    code_dir = build_lambda(tmp_path / "lambda")
+    # when a fresh interpreter with ONLY that folder on sys.path (-I: no user site, no
+    # PYTHONPATH, no cwd; -S: no site-packages) handles the recorded event from stdin
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(code_dir)!r})\n" + LAMBDA_RUNNER,
+        ],
+        input=EVENT.read_bytes(),
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    # then it succeeds (standard library only) and answers exactly the reviewed response
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(proc.stdout) == json.loads(EXPECTED.read_text())
+    assert b"processingFailed" in proc.stderr  # the failure summary went to the log (stderr)
