@@ -22,7 +22,9 @@ def activity(target: Target, client_id: str | None = None, limit: int = 50) -> l
     """The latest events for `client_id` (all clients if None), oldest first."""
     if target.name == "local":
         query = urllib.parse.urlencode({"clientId": client_id} if client_id else {})
-        with urllib.request.urlopen(f"{target.endpoint_url}/_emulator/activity?{query}", timeout=10) as r:
+        with urllib.request.urlopen(
+            f"{target.endpoint_url}/_emulator/activity?{query}", timeout=10
+        ) as r:
             events = json.loads(r.read())
         return events[-limit:]
     logs = target.client("logs")

@@ -47,7 +47,7 @@ class DeviceCertificate:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret readable by its owner only (created 0600, never world-readable, even briefly)."""
+    """Write a secret readable by its owner only (created 0600: never readable by others)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -83,15 +83,52 @@ def _attach(iot: Any, thing_name: str, policy_name: str, certificate_arn: str) -
     iot.attach_thing_principal(thingName=thing_name, principal=certificate_arn)
 
 
-def create_from_csr(
-    iot: Any, thing_name: str, policy_name: str | None, secrets_dir: Path = SECRETS, active: bool = True
-) -> DeviceCertificate:
-    """Key and CSR made here; IoT Core signs the CSR; policy and thing attached (if a policy is given)."""
+def _paths(secrets_dir: Path, thing_name: str, name: str) -> tuple[Path, Path]:
     folder = secrets_dir / thing_name
+    return folder / f"{name}.cert.pem", folder / f"{name}.private.key"
+
+
+def create_from_csr(
+    iot: Any,
+    thing_name: str,
+    policy_name: str | None,
+    secrets_dir: Path = SECRETS,
+    active: bool = True,
+    name: str = "device",
+) -> DeviceCertificate:
+    """Key and CSR made here; IoT Core signs the CSR; the policy and the thing are attached
+    when a policy is given. Files: `<secrets>/<thing>/<name>.cert.pem` and `.private.key`."""
+    cert_path, key_path = _paths(secrets_dir, thing_name, name)
     key_pem, csr_pem = new_key_and_csr(thing_name)
-    write_private(folder / "device.private.key", key_pem)
-    response = iot.create_certificate_from_csr(certificateSigningRequest=csr_pem.decode(), setAsActive=active)
-    cert_path = folder / "device.cert.pem"
+    write_private(key_path, key_pem)
+    response = iot.create_certificate_from_csr(
+        certificateSigningRequest=csr_pem.decode(), setAsActive=active
+    )
+    cert_path.write_text(response["certificatePem"])
+    if policy_name:
+        _attach(iot, thing_name, policy_name, response["certificateArn"])
+    status = "ACTIVE" if active else "INACTIVE"
+    return DeviceCertificate(
+        thing_name,
+        response["certificateId"],
+        response["certificateArn"],
+        cert_path,
+        key_path,
+        status,
+    )
+
+
+def create_keys_and_certificate(
+    iot: Any,
+    thing_name: str,
+    policy_name: str | None,
+    secrets_dir: Path = SECRETS,
+    name: str = "aws-key",
+) -> DeviceCertificate:
+    """The other path: IoT Core makes the key pair too and returns the private key once."""
+    cert_path, key_path = _paths(secrets_dir, thing_name, name)
+    response = iot.create_keys_and_certificate(setAsActive=True)
+    write_private(key_path, response["keyPair"]["PrivateKey"].encode())
     cert_path.write_text(response["certificatePem"])
     if policy_name:
         _attach(iot, thing_name, policy_name, response["certificateArn"])
@@ -100,26 +137,52 @@ def create_from_csr(
         response["certificateId"],
         response["certificateArn"],
         cert_path,
-        folder / "device.private.key",
-        "ACTIVE" if active else "INACTIVE",
+        key_path,
+        "ACTIVE",
     )
 
 
-def create_keys_and_certificate(
-    iot: Any, thing_name: str, policy_name: str | None, secrets_dir: Path = SECRETS, suffix: str = "aws-key"
+def load_device(
+    iot: Any, thing_name: str, secrets_dir: Path = SECRETS, name: str = "device"
 ) -> DeviceCertificate:
-    """The other path: IoT Core makes the key pair too and returns the private key once."""
-    folder = secrets_dir / thing_name
-    response = iot.create_keys_and_certificate(setAsActive=True)
-    key_path = folder / f"{suffix}.private.key"
-    write_private(key_path, response["keyPair"]["PrivateKey"].encode())
-    cert_path = folder / f"{suffix}.cert.pem"
-    cert_path.write_text(response["certificatePem"])
-    if policy_name:
-        _attach(iot, thing_name, policy_name, response["certificateArn"])
+    """The certificate a previous notebook created, from its files and IoT Core's registry."""
+    cert_path, key_path = _paths(secrets_dir, thing_name, name)
+    if not cert_path.exists():
+        raise FileNotFoundError(f"{cert_path} does not exist: run notebook 02 (certificates) first")
+    certificate_id = certificate_id_of(cert_path.read_bytes())
+    described = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
     return DeviceCertificate(
-        thing_name, response["certificateId"], response["certificateArn"], cert_path, key_path, "ACTIVE"
+        thing_name,
+        certificate_id,
+        described["certificateArn"],
+        cert_path,
+        key_path,
+        described["status"],
     )
+
+
+def delete_certificate(iot: Any, device: DeviceCertificate) -> None:
+    """Detach a certificate from its things and policies, deactivate and delete it and its files."""
+    for thing in iot.list_principal_things(principal=device.certificate_arn)["things"]:
+        iot.detach_thing_principal(thingName=thing, principal=device.certificate_arn)
+    for policy in iot.list_attached_policies(target=device.certificate_arn)["policies"]:
+        iot.detach_policy(policyName=policy["policyName"], target=device.certificate_arn)
+    iot.update_certificate(certificateId=device.certificate_id, newStatus="INACTIVE")
+    iot.delete_certificate(certificateId=device.certificate_id)
+    device.certificate_path.unlink(missing_ok=True)
+    device.private_key_path.unlink(missing_ok=True)
+
+
+def forget_local(thing_name: str, secrets_dir: Path = SECRETS) -> int:
+    """Remove the thing's local key and certificate files; returns how many were removed."""
+    folder = secrets_dir / thing_name
+    removed = 0
+    for path in folder.glob("*") if folder.exists() else []:
+        path.unlink()
+        removed += 1
+    if folder.exists():
+        folder.rmdir()
+    return removed
 
 
 def set_status(iot: Any, device: DeviceCertificate, status: str) -> DeviceCertificate:
@@ -140,6 +203,6 @@ def delete_thing_certificates(iot: Any, thing_name: str) -> list[str]:
             iot.detach_policy(policyName=policy["policyName"], target=arn)
         certificate_id = arn.rsplit("/", 1)[-1]
         iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
-        iot.delete_certificate(certificateId=certificate_id, forceDelete=True)
+        iot.delete_certificate(certificateId=certificate_id)
         deleted.append(certificate_id)
     return deleted

@@ -54,7 +54,11 @@ def iter_bodies(s3: Any, objects: list[DeliveredObject]) -> Iterator[bytes]:
 
 
 def wait_for(
-    count: Callable[[], int], expected: int, timeout: float, poll: float = 1.0, progress: bool = True
+    count: Callable[[], int],
+    expected: int,
+    timeout: float,
+    poll: float = 1.0,
+    progress: bool = True,
 ) -> int:
     """Poll `count()` until it reaches `expected` or `timeout` seconds pass; return the last count.
 
@@ -81,7 +85,9 @@ def wait_for(
     return current
 
 
-def object_table(objects: list[DeliveredObject], lines: list[int] | None = None) -> list[dict[str, Any]]:
+def object_table(
+    objects: list[DeliveredObject], lines: list[int] | None = None
+) -> list[dict[str, Any]]:
     rows = []
     for i, obj in enumerate(objects):
         row = {

@@ -32,7 +32,9 @@ class Message:
     is_json: bool
 
 
-def load_messages(path: Path | None = None, limit: int | None = None, restamp: bool = True) -> list[Message]:
+def load_messages(
+    path: Path | None = None, limit: int | None = None, restamp: bool = True
+) -> list[Message]:
     """The sample telemetry (data/telemetry.jsonl), optionally cut to `limit` messages.
 
     With `restamp`, each JSON payload's `timestamp` is set to the publish time (epoch ms) when it
@@ -49,7 +51,9 @@ def load_messages(path: Path | None = None, limit: int | None = None, restamp: b
             elif "raw" in item:
                 messages.append(Message(item["equipment"], item["raw"].encode(), False))
             else:
-                messages.append(Message(item["equipment"], base64.b64decode(item["raw_base64"]), False))
+                messages.append(
+                    Message(item["equipment"], base64.b64decode(item["raw_base64"]), False)
+                )
             if limit is not None and len(messages) >= limit:
                 break
     return messages
@@ -119,7 +123,24 @@ class Device:
             client_id=client_id,
             clean_session=clean_session,
             keep_alive_secs=30,
-            on_connection_interrupted=lambda connection, error, **kw: self.interruptions.append(str(error)),
+            on_connection_interrupted=lambda connection, error, **kw: self.interruptions.append(
+                str(error)
+            ),
+        )
+
+    @classmethod
+    def for_target(
+        cls, target: Any, certificate: Any, client_id: str, clean_session: bool = True
+    ) -> Device:
+        """A device for a `pipeline.target.Target` with a `certificates.DeviceCertificate`."""
+        return cls(
+            target.mqtt_host,
+            target.mqtt_port,
+            certificate.certificate_path,
+            certificate.private_key_path,
+            target.root_ca_path,
+            client_id,
+            clean_session,
         )
 
     def connect(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -137,7 +158,9 @@ class Device:
         def on_message(topic, payload, **kwargs):
             self.received.append(ReceivedMessage(topic, payload, time.time()))
 
-        future, _ = self.connection.subscribe(topic_filter, self._mqtt.QoS.AT_LEAST_ONCE, on_message)
+        future, _ = self.connection.subscribe(
+            topic_filter, self._mqtt.QoS.AT_LEAST_ONCE, on_message
+        )
         return future.result(timeout)
 
     def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
@@ -199,6 +222,36 @@ class Device:
         return report
 
 
+def try_connect(target: Any, certificate: Any, client_id: str) -> dict[str, Any]:
+    """Connect and disconnect once; report what the device saw (for the troubleshooting cells)."""
+    device = Device.for_target(target, certificate, client_id)
+    try:
+        device.connect()
+    except Exception as exc:  # what awscrt reports is the lesson: show it, do not raise
+        return {"client id": client_id, "connected": False, "error": f"{type(exc).__name__}: {exc}"}
+    device.disconnect()
+    return {"client id": client_id, "connected": True, "error": None}
+
+
+def try_publish(
+    device: Device, topic: str, payload: bytes = b'{"probe": true}', timeout: float = 10.0
+) -> dict[str, Any]:
+    """Publish once at QoS 1 and report whether a PUBACK came back or the server hung up.
+
+    Over MQTT 3.1.1, AWS IoT Core answers a publish the policy denies by closing the connection
+    (the SDK reports AWS_ERROR_MQTT_UNEXPECTED_HANGUP or a timeout), not with an error code.
+    """
+    try:
+        device.publish(topic, payload, timeout)
+        outcome = {"topic": topic, "acknowledged": True, "error": None}
+    except Exception as exc:
+        outcome = {"topic": topic, "acknowledged": False, "error": f"{type(exc).__name__}: {exc}"}
+    time.sleep(0.5)  # let the interruption callback run
+    outcome["connection interrupted"] = bool(device.interruptions)
+    outcome["interruptions"] = list(device.interruptions)
+    return outcome
+
+
 def _progress(items: list, enabled: bool, label: str) -> Iterator:
     if not enabled:
         return iter(items)
@@ -215,5 +268,11 @@ def received_table(device: Device, limit: int = 20) -> list[dict[str, Any]]:
             shown = json.loads(item.payload)
         except ValueError:
             shown = item.payload[:80]
-        rows.append({"topic": item.topic, "received": time.strftime("%H:%M:%S", time.gmtime(item.received_at)), "payload": shown})
+        rows.append(
+            {
+                "topic": item.topic,
+                "received": time.strftime("%H:%M:%S", time.gmtime(item.received_at)),
+                "payload": shown,
+            }
+        )
     return rows

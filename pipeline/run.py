@@ -59,7 +59,11 @@ def run_notebooks(
             kernel_name="python3",
         )
     figures = summary.load(run_dir)
-    return {"figures": figures, "problems": summary.reconcile(figures), "seconds": time.monotonic() - started}
+    return {
+        "figures": figures,
+        "problems": summary.reconcile(figures),
+        "seconds": time.monotonic() - started,
+    }
 
 
 def print_summary(result: dict[str, Any], run_dir: Path) -> None:
@@ -69,10 +73,12 @@ def print_summary(result: dict[str, Any], run_dir: Path) -> None:
     analyse = figures.get("05-analyse", {})
     print()
     print(f"run directory        {run_dir}")
-    print(f"messages published   {publish.get('attempted')}   acknowledged {publish.get('acknowledged')}")
+    print(f"messages published   {publish.get('attempted')}")
+    print(f"acknowledged         {publish.get('acknowledged')}")
     print(f"raw objects / lines  {batches.get('raw_objects')} / {batches.get('raw_lines')}")
     print(f"parsed objects/rows  {batches.get('parsed_objects')} / {batches.get('parsed_rows')}")
-    print(f"processing-failed    {batches.get('processing_failed')}   rule errors {batches.get('rule_errors')}")
+    print(f"processing-failed    {batches.get('processing_failed')}")
+    print(f"rule errors          {batches.get('rule_errors')}")
     print(f"analysed rows        {analyse.get('rows')}")
     print(f"wall time            {result['seconds']:.1f} s")
     if result["problems"]:
@@ -86,7 +92,9 @@ def print_summary(result: dict[str, Any], run_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=["local", "aws"], default="local")
-    parser.add_argument("--param", action="append", default=[], help="NAME=VALUE passed to every notebook")
+    parser.add_argument(
+        "--param", action="append", default=[], help="NAME=VALUE passed to every notebook"
+    )
     args = parser.parse_args(argv)
     parameters = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     run_dir = RUNS / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

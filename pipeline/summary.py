@@ -38,7 +38,8 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
         accounted = batches.get("raw_lines", 0) + batches.get("rule_errors", 0)
         if publish.get("acknowledged") != accounted:
             problems.append(
-                f"acknowledged {publish.get('acknowledged')} != raw lines {batches.get('raw_lines')}"
+                f"acknowledged {publish.get('acknowledged')}"
+                f" != raw lines {batches.get('raw_lines')}"
                 f" + rule errors {batches.get('rule_errors')}"
             )
     if batches:
@@ -50,7 +51,9 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
             )
     analyse = figures.get("05-analyse", {})
     if analyse and batches and analyse.get("rows") != batches.get("parsed_rows"):
-        problems.append(f"analysed rows {analyse.get('rows')} != parsed rows {batches.get('parsed_rows')}")
+        problems.append(
+            f"analysed rows {analyse.get('rows')} != parsed rows {batches.get('parsed_rows')}"
+        )
     teardown = figures.get("06-teardown", {})
     if teardown and teardown.get("left_over"):
         problems.append(f"teardown left resources behind: {teardown['left_over']}")

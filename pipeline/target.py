@@ -66,12 +66,18 @@ def open_target(
     from emulator import process
 
     port = port or int(os.environ.get("IOT_EMULATOR_PORT", process.DEFAULT_PORT))
-    mqtt_port = mqtt_port or int(os.environ.get("IOT_EMULATOR_MQTT_PORT", process.DEFAULT_MQTT_PORT))
+    mqtt_port = mqtt_port or int(
+        os.environ.get("IOT_EMULATOR_MQTT_PORT", process.DEFAULT_MQTT_PORT)
+    )
     data_dir = data_dir or os.environ.get("IOT_EMULATOR_DATA_DIR")
     log_path = ROOT / "runs" / "emulator.log"
     log_path.parent.mkdir(exist_ok=True)
-    info = process.ensure_running(port=port, mqtt_port=mqtt_port, data_dir=data_dir, log_path=log_path)
+    info = process.ensure_running(
+        port=port, mqtt_port=mqtt_port, data_dir=data_dir, log_path=log_path
+    )
     session = boto3.Session(region_name=info.region, **LOCAL_CREDENTIALS)
     iot = session.client("iot", endpoint_url=info.endpoint_url)
     host = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
-    return Target("local", info.region, info.endpoint_url, host, info.mqtt_port, info.root_ca_path, session)
+    return Target(
+        "local", info.region, info.endpoint_url, host, info.mqtt_port, info.root_ca_path, session
+    )

@@ -38,7 +38,11 @@ def resources(path: Path = TEMPLATE) -> list[dict[str, Any]]:
     """Each resource the template declares: logical id, type, deletion policy."""
     template = load(path)
     return [
-        {"logical id": name, "type": body["Type"], "deletion policy": body.get("DeletionPolicy", "Delete")}
+        {
+            "logical id": name,
+            "type": body["Type"],
+            "deletion policy": body.get("DeletionPolicy", "Delete"),
+        }
         for name, body in template["Resources"].items()
     ]
 
@@ -46,6 +50,10 @@ def resources(path: Path = TEMPLATE) -> list[dict[str, Any]]:
 def parameters(path: Path = TEMPLATE) -> list[dict[str, Any]]:
     template = load(path)
     return [
-        {"parameter": name, "default": body.get("Default"), "description": body.get("Description", "")}
+        {
+            "parameter": name,
+            "default": body.get("Default"),
+            "description": body.get("Description", ""),
+        }
         for name, body in template.get("Parameters", {}).items()
     ]
