@@ -1,0 +1,159 @@
+"""A Lambda transformation processor on a real delivery stream: transformed records reach the
+destination, untransformed ones the backup, and ProcessingFailed / failing invocations reach
+the processing-failed error output as JSON lines with AWS's fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+import pytest
+from firehose_helpers import KEY_SUFFIX, ROLE, TIME_PATH, make_stream, read_object, wait_for_objects
+
+TRANSFORM = """
+import base64
+
+
+def handler(event, context):
+    out = []
+    for record in event["records"]:
+        data = base64.b64decode(record["data"])
+        if data.startswith(b"drop"):
+            out.append({"recordId": record["recordId"], "result": "Dropped"})
+        elif data.startswith(b"bad"):
+            out.append({"recordId": record["recordId"], "result": "ProcessingFailed",
+                        "data": record["data"]})
+        else:
+            out.append({"recordId": record["recordId"], "result": "Ok",
+                        "data": base64.b64encode(data.upper()).decode()})
+    return {"records": out}
+
+
+def broken(event, context):
+    raise RuntimeError("transform exploded")
+"""
+
+
+@pytest.fixture(scope="module")
+def transform_function(emulator, aws):
+    """A real function in the emulator's Lambda runtime (emulator/lambda_/runtime.py)."""
+    runtime = pytest.importorskip("emulator.lambda_.runtime")
+    if emulator.find("lambdas") is None:
+        emulator.add(runtime.LambdaRuntime(emulator))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("transform.py", TRANSFORM)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+             "Action": "sts:AssumeRole"}
+        ],
+    }  # fmt: skip
+    role = aws("iam").create_role(
+        RoleName="firehose-processor-tests", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    arns = {}
+    for handler in ("handler", "broken"):
+        created = aws("lambda").create_function(
+            FunctionName=f"firehose-transform-{handler}",
+            Runtime="python3.11",
+            Role=role,
+            Handler=f"transform.{handler}",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=10,
+        )
+        arns[handler] = created["FunctionArn"]
+    return arns
+
+
+def processing(arn: str, retries: int = 3) -> dict:
+    return {
+        "Enabled": True,
+        "Processors": [
+            {
+                "Type": "Lambda",
+                "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
+                ],
+            }
+        ],
+    }
+
+
+def test_transformed_records_and_processing_failed_output(aws, unique, transform_function):
+    # Given a GZIP stream whose Lambda uppercases, drops "drop…" and fails "bad…" records,
+    # with the source records backed up
+    stream, bucket, raw = f"tf-{unique}", f"tf-{unique}", f"tf-raw-{unique}"
+    aws("s3").create_bucket(Bucket=raw)
+    make_stream(
+        aws, stream, bucket,
+        Prefix="parsed/",
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
+        CompressionFormat="GZIP",
+        ProcessingConfiguration=processing(transform_function["handler"]),
+        S3BackupMode="Enabled",
+        S3BackupConfiguration={
+            "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{raw}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        },
+    )  # fmt: skip
+    sent = [b"one\n", b"drop me\n", b"bad record\n", b"two\n"]
+
+    # When the records are put
+    aws("firehose").put_record_batch(DeliveryStreamName=stream, Records=[{"Data": d} for d in sent])
+
+    # Then the destination holds the transformed Ok records, in order
+    s3 = aws("s3")
+    objects = wait_for_objects(s3, bucket, count=2, prefix="parsed/")
+    (parsed,) = [o for o in objects if not o["Key"].startswith("parsed/processing-failed/")]
+    suffix = KEY_SUFFIX.format(stream=stream, version=1)
+    assert re.fullmatch("parsed/" + TIME_PATH + suffix + r"\.gz", parsed["Key"])
+    assert read_object(s3, bucket, parsed["Key"])[0] == b"ONE\nTWO\n"
+    # and the failed record is one JSON line under <Prefix>processing-failed/<time path>
+    (failed,) = wait_for_objects(s3, bucket, prefix="parsed/processing-failed/")
+    assert re.fullmatch("parsed/processing-failed/" + TIME_PATH + suffix + r"\.gz", failed["Key"])
+    (line,) = read_object(s3, bucket, failed["Key"])[0].splitlines()
+    error = json.loads(line)
+    assert list(error) == [
+        "attemptsMade", "arrivalTimestamp", "errorCode", "errorMessage",
+        "attemptEndingTimestamp", "rawData", "lambdaArn",
+    ]  # fmt: skip
+    assert error["errorCode"] == "Lambda.ProcessingFailedStatus"
+    assert error["rawData"] == "YmFkIHJlY29yZAo="  # base64 of b"bad record\n"
+    assert error["lambdaArn"] == transform_function["handler"]
+    assert error["attemptEndingTimestamp"] >= error["arrivalTimestamp"]
+    # and the backup holds every source record, untransformed
+    (backup,) = wait_for_objects(s3, raw)
+    assert read_object(s3, raw, backup["Key"])[0] == b"".join(sent)
+
+
+def test_failing_function_sends_the_batch_to_error_output(aws, unique, transform_function):
+    # Given a stream whose function always raises, one retry, and an ErrorOutputPrefix
+    stream, bucket = f"tfe-{unique}", f"tfe-{unique}"
+    make_stream(
+        aws, stream, bucket,
+        Prefix="ok/!{timestamp:yyyy}/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/!{timestamp:yyyy}/",
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
+        ProcessingConfiguration=processing(transform_function["broken"], retries=1),
+    )  # fmt: skip
+
+    # When two records are put
+    aws("firehose").put_record_batch(
+        DeliveryStreamName=stream, Records=[{"Data": b"a"}, {"Data": b"b"}]
+    )
+
+    # Then both are processing-failed with Lambda.FunctionError after 2 attempts; nothing else
+    s3 = aws("s3")
+    (obj,) = wait_for_objects(s3, bucket, prefix="errors/processing-failed/")
+    lines = [json.loads(x) for x in read_object(s3, bucket, obj["Key"])[0].splitlines()]
+    assert [x["rawData"] for x in lines] == ["YQ==", "Yg=="]
+    assert {(x["errorCode"], x["attemptsMade"]) for x in lines} == {("Lambda.FunctionError", 2)}
+    assert lines[0]["errorMessage"] == (
+        "The Lambda function was successfully invoked but it returned an error result."
+    )
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="ok/").get("KeyCount", 0) == 0
