@@ -350,12 +350,12 @@ class LambdaRuntime:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             lines.append(f"{stamp} {rid} Task timed out after {spec.timeout_s:.2f} seconds")
             status = "\tStatus: timeout"
-        elif invocation.outcome == "exit":
+        elif invocation.outcome in ("exit", "out_of_memory"):
             lines.append(
                 f"RequestId: {rid} Error: Runtime exited with error: {invocation.body.decode()}"
             )
-            lines.append("Runtime.ExitError")
-            status = "\tStatus: error\tError Type: Runtime.ExitError"
+            lines.append(error_type or "Runtime.ExitError")
+            status = f"\tStatus: error\tError Type: {error_type}"
         elif invocation.outcome == "init_error":
             status = f"\tStatus: error\tError Type: {error_type}"
         lines.append(f"END RequestId: {rid}")
@@ -489,6 +489,12 @@ def _outcome_payload(
         }
         return json.dumps(body).encode(), "Unhandled", "Sandbox.Timedout"
     reason = invocation.body.decode() or "unknown"
+    if invocation.outcome == "out_of_memory":
+        body = {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: {reason}",
+        }
+        return json.dumps(body).encode(), "Unhandled", "Runtime.OutOfMemory"
     body = {
         "errorType": "Runtime.ExitError",
         "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: {reason}",

@@ -36,7 +36,8 @@ class Invocation:
     # Filled in by the Runtime API (or by the worker when it times out or dies).
     picked_up_at: float | None = None
     deadline_ms: int | None = None
-    outcome: str | None = None  # "response" | "error" | "init_error" | "timeout" | "exit"
+    # "response" | "error" | "init_error" | "timeout" | "exit" | "out_of_memory"
+    outcome: str | None = None
     body: bytes = b""
     error_type: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -64,6 +65,9 @@ class RuntimeApiServer:
         self._queue: queue.Queue[Invocation | object] = queue.Queue()
         self.current: Invocation | None = None
         self.init_error: tuple[bytes, str | None] | None = None
+        # The end of the init phase: the first poll for work, an init error, or the exit.
+        self.polling_since: float | None = None
+        self.init_ended = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.api = self
         self._thread = threading.Thread(
@@ -87,6 +91,9 @@ class RuntimeApiServer:
 
     # Called from request threads ---------------------------------------------------------
     def next_invocation(self) -> Invocation | None:
+        if self.polling_since is None:
+            self.polling_since = time.monotonic()
+            self.init_ended.set()
         item = self._queue.get()
         if item is _SHUTDOWN:
             self._queue.put(_SHUTDOWN)  # wake any other poller too
@@ -107,6 +114,7 @@ class RuntimeApiServer:
 
     def post_init_error(self, body: bytes, error_type: str | None) -> None:
         self.init_error = (body, error_type)
+        self.init_ended.set()
         if self.current is not None:
             self.current.finish("init_error", body, error_type)
 

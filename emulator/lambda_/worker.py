@@ -27,6 +27,9 @@ from emulator.lambda_.runtime_api import Invocation, RuntimeApiServer
 INIT_TIMEOUT_S = 10.0
 
 # Where awslambdaric and the AWS SDK live: on Lambda they come with the runtime (/var/runtime).
+# How often a running invocation's memory is compared with the function's MemorySize.
+MEMORY_POLL_S = 0.05
+
 _SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
 
@@ -66,6 +69,7 @@ class Worker:
         self.initialized = False
         self.init_duration_ms: float | None = None
         self.init_output = ""
+        self._peak_mb = 0
         self.process = subprocess.Popen(
             [sys.executable, "-S", "-m", "awslambdaric", spec.handler],
             cwd=spec.code_dir,
@@ -174,45 +178,72 @@ class Worker:
 
     def _watch_exit(self) -> None:
         code = self.process.wait()
+        self.api.init_ended.set()
         invocation = self.api.current
         if invocation is not None and not invocation.done.is_set():
             # Let a result that was posted just before exiting land first.
             time.sleep(0.05)
-            reason = f"exit status {code}" if code >= 0 else f"signal: {_signal_name(-code)}"
-            invocation.finish("exit", reason.encode())
+            invocation.finish("exit", _exit_reason(code).encode())
 
     # Invocation ---------------------------------------------------------------------------
     def run(self, invocation: Invocation) -> Invocation:
         """Hand `invocation` over and wait for its outcome (or time it out)."""
         self.last_used = time.monotonic()
+        if not self.initialized and not self._finish_init(invocation):
+            self.last_used = time.monotonic()
+            return invocation
         self.api.submit(invocation)
-        # A warm environment is already polling; a cold one first runs the init phase.
-        pickup_limit = invocation.timeout_s if self.initialized else INIT_TIMEOUT_S
-        invocation.changed.wait(pickup_limit)
-        if invocation.picked_up.is_set() and not self.initialized:
-            self.initialized = True
-            self.init_duration_ms = (invocation.picked_up_at - self.started_at) * 1000
-            # What module-level code printed comes before START, as on AWS.
-            self.init_output = self.take_output()
-        if invocation.picked_up.is_set() and not invocation.done.is_set():
-            remaining = invocation.timeout_s - (time.monotonic() - invocation.picked_up_at)
-            invocation.done.wait(max(0.0, remaining))
+        invocation.changed.wait(invocation.timeout_s)  # a polling runtime takes it at once
+        if invocation.picked_up.is_set():
+            deadline = invocation.picked_up_at + invocation.timeout_s
+            while not invocation.done.wait(
+                max(0.0, min(MEMORY_POLL_S, deadline - time.monotonic()))
+            ):
+                if time.monotonic() >= deadline:
+                    break
+                if self.max_memory_used_mb() > self.spec.memory_size:
+                    # Lambda stops an environment that exceeds its memory (Runtime.OutOfMemory).
+                    if invocation.finish("out_of_memory", b"signal: killed"):
+                        self.kill()
+                    break
         if not invocation.done.is_set():
             if invocation.finish("timeout"):
                 self.kill()
         self.last_used = time.monotonic()
         return invocation
 
+    def _finish_init(self, invocation: Invocation) -> bool:
+        """Wait for the init phase to end; False (with the invocation finished) if it failed.
+
+        The invocation is handed over only once the runtime polls, so that what module-level
+        code printed is drained first and appears before START, as on AWS.
+        """
+        self.api.init_ended.wait(INIT_TIMEOUT_S)
+        if self.api.polling_since is not None:
+            self.initialized = True
+            self.init_duration_ms = (self.api.polling_since - self.started_at) * 1000
+            self.init_output = self.take_output()
+            return True
+        if self.api.init_error is not None:
+            body, error_type = self.api.init_error
+            invocation.finish("init_error", body, error_type)
+        elif not self.alive:
+            invocation.finish("exit", _exit_reason(self.process.returncode).encode())
+        elif invocation.finish("timeout"):
+            self.kill()
+        return False
+
     def max_memory_used_mb(self) -> int:
-        """Peak resident set of the runtime process (VmHWM), as REPORT's Max Memory Used."""
+        """Peak resident set of the runtime process (VmHWM), as REPORT's Max Memory Used; the
+        last value seen once the process is gone."""
         try:
             status = Path(f"/proc/{self.pid}/status").read_text()
         except OSError:
-            return 0
+            return self._peak_mb
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
-                return max(1, round(int(line.split()[1]) / 1024))
-        return 0
+                self._peak_mb = max(self._peak_mb, round(int(line.split()[1]) / 1024), 1)
+        return self._peak_mb
 
     def kill(self) -> None:
         """Kill the whole process group and close the Runtime API."""
@@ -225,6 +256,10 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         self.api.close()
+
+
+def _exit_reason(code: int) -> str:
+    return f"exit status {code}" if code >= 0 else f"signal: {_signal_name(-code)}"
 
 
 def _signal_name(number: int) -> str:

@@ -72,6 +72,16 @@ def crash(event, context):
     os._exit(3)
 
 
+def hog(event, context):
+    held = b"x" * (event["megabytes"] * 1024 * 1024)
+    time.sleep(event.get("hold_seconds", 1))
+    return len(held)
+
+
+def client_context(event, context):
+    return {"custom": context.client_context.custom, "env": context.client_context.env}
+
+
 def put_object(event, context):
     import boto3  # the SDK comes with the runtime, as on Lambda
 

@@ -257,3 +257,16 @@ def test_published_version_reports_executed_version(aws, deploy):
     assert response["ExecutedVersion"] == version
     assert body["function_version"] == version
     assert body["invoked_function_arn"].endswith(f":function:{name}:{version}")
+
+
+def test_client_context_reaches_the_handler(aws, deploy):
+    # Given a function that returns its client context
+    name = deploy("app.client_context")
+    context = {"custom": {"tenant": "plant-7"}, "env": {"platform": "test"}}
+
+    # When it is invoked with X-Amz-Client-Context (base64 JSON)
+    encoded = base64.b64encode(json.dumps(context).encode()).decode()
+    _, body = _invoke(aws("lambda"), name, {}, ClientContext=encoded)
+
+    # Then the handler sees the decoded fields
+    assert body == context

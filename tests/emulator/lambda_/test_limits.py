@@ -105,3 +105,22 @@ def test_non_python_runtime_is_refused_with_a_reason(aws, lambda_role, lambdas, 
     # Then the error says why
     assert raised.value.code == "InvalidRuntimeException"
     assert "nodejs20.x" in raised.value.message
+
+
+def test_memory_over_memory_size_stops_the_environment(lambdas, deploy):
+    # Given a 128 MB function whose handler holds 300 MB
+    name = deploy("app.hog", memory_size=128, timeout=10)
+
+    # When it is invoked
+    result = lambdas.invoke(ACCOUNT, REGION, name, b'{"megabytes": 300, "hold_seconds": 3}')
+
+    # Then Lambda's out-of-memory error comes back and REPORT says so
+    body = json.loads(result.payload)
+    assert result.function_error == "Unhandled"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    assert "\tStatus: error\tError Type: Runtime.OutOfMemory\t" in result.log_tail
+
+    # And a call within its memory works in a fresh environment
+    again = lambdas.invoke(ACCOUNT, REGION, name, b'{"megabytes": 10, "hold_seconds": 0}')
+    assert json.loads(again.payload) == 10 * 1024 * 1024
