@@ -1,0 +1,224 @@
+"""What CloudFormation refuses: requests it rejects (ValidationError, capabilities) and stacks
+that fail (CREATE_FAILED with a reason, rolled back to ROLLBACK_COMPLETE). Nothing is skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+
+def _create_and_wait_for_failure(cfn, stack_name: str, template: dict) -> dict:
+    cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+    with pytest.raises(WaiterError):
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+    return cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+
+
+def _failed_events(events: list[dict]) -> dict[str, str]:
+    return {
+        e["LogicalResourceId"]: e.get("ResourceStatusReason", "")
+        for e in events
+        if e["ResourceStatus"] == "CREATE_FAILED"
+    }
+
+
+def test_unsupported_resource_type_fails_the_stack_before_creating_anything(
+    aws, unique, stack_events
+):
+    # Given a template with a type the emulator does not implement, next to one it does
+    cfn, logs = aws("cloudformation"), aws("logs")
+    group = f"/test/cfn/{unique}"
+    template = {
+        "Resources": {
+            "Group": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}},
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        }
+    }
+    # When the stack is created
+    stack = _create_and_wait_for_failure(cfn, f"unsupported-{unique}", template)
+    # Then it is rolled back, the queue's reason names the type, and nothing was created
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    failed = _failed_events(stack_events(f"unsupported-{unique}"))
+    assert "Resource type AWS::SQS::Queue is not supported by the local emulator" in failed["Queue"]
+    assert "The following resource(s) failed to create: [Queue]" in failed[f"unsupported-{unique}"]
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+    assert (
+        cfn.list_stack_resources(StackName=f"unsupported-{unique}")["StackResourceSummaries"] == []
+    )
+    assert "Outputs" not in stack
+
+
+def test_unsupported_property_fails_the_stack_with_its_path(aws, unique, stack_events):
+    # Given a bucket with a property the emulator does not honour
+    cfn = aws("cloudformation")
+    template = {
+        "Resources": {
+            "Bucket": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {
+                    "BucketName": f"cfn-prop-{unique}",
+                    "NotificationConfiguration": {"TopicConfigurations": []},
+                },
+            }
+        }
+    }
+    # When the stack is created
+    stack = _create_and_wait_for_failure(cfn, f"property-{unique}", template)
+    # Then the reason names the property, and the bucket does not exist
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    reason = _failed_events(stack_events(f"property-{unique}"))["Bucket"]
+    assert "Properties validation failed for resource Bucket" in reason
+    assert "key [NotificationConfiguration] is not supported" in reason
+    with pytest.raises(ClientError):
+        aws("s3").head_bucket(Bucket=f"cfn-prop-{unique}")
+
+
+def test_failed_resource_rolls_back_what_was_created(aws, unique, stack_events):
+    # Given a log group that CloudWatch Logs refuses (13 days is not a retention value),
+    # created after a bucket it depends on
+    cfn = aws("cloudformation")
+    bucket = f"cfn-rollback-{unique}"
+    template = {
+        "Resources": {
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
+            "Group": {
+                "Type": "AWS::Logs::LogGroup",
+                "DependsOn": "Bucket",
+                "Properties": {"RetentionInDays": 13},
+            },
+        }
+    }
+    # When the stack is created
+    stack = _create_and_wait_for_failure(cfn, f"rollback-{unique}", template)
+    # Then the group failed with the reason, and the bucket was deleted again
+    events = stack_events(f"rollback-{unique}")
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "RetentionInDays 13" in _failed_events(events)["Group"]
+    statuses = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in events]
+    assert statuses.index(("Bucket", "CREATE_COMPLETE")) < statuses.index(
+        ("Bucket", "DELETE_COMPLETE")
+    )
+    with pytest.raises(ClientError):
+        aws("s3").head_bucket(Bucket=bucket)
+
+
+def test_service_error_is_the_resource_reason(aws, unique, stack_events):
+    # Given a topic rule whose explicit name IoT refuses (`-` is not allowed in rule names)
+    cfn = aws("cloudformation")
+    template = {
+        "Resources": {
+            "Rule": {
+                "Type": "AWS::IoT::TopicRule",
+                "Properties": {
+                    "RuleName": f"bad-name-{unique}",
+                    "TopicRulePayload": {
+                        "Sql": "SELECT * FROM 't/+'",
+                        "Actions": [
+                            {
+                                "Republish": {
+                                    "Topic": "out",
+                                    "RoleArn": "arn:aws:iam::123456789012:role/republish",
+                                }
+                            }
+                        ],
+                    },
+                },
+            }
+        }
+    }
+    # When the stack is created
+    stack = _create_and_wait_for_failure(cfn, f"rule-{unique}", template)
+    # Then the reason is IoT's own validation message
+    reason = _failed_events(stack_events(f"rule-{unique}"))["Rule"]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "^[a-zA-Z0-9_]+$" in reason
+
+
+@pytest.mark.parametrize(
+    ("transform", "expected"),
+    [
+        ("AWS::LanguageExtensions", "Transform AWS::LanguageExtensions is not supported"),
+        (["AWS::Serverless-2016-10-31", "MyMacro"], "Transform MyMacro is not supported"),
+    ],
+)
+def test_other_transforms_are_refused(aws, unique, transform, expected):
+    # Given a template declaring a transform other than SAM's
+    template = {
+        "Transform": transform,
+        "Resources": {"Group": {"Type": "AWS::Logs::LogGroup", "Properties": {}}},
+    }
+    # When it is deployed
+    with pytest.raises(ClientError) as caught:
+        aws("cloudformation").create_stack(
+            StackName=f"transform-{unique}",
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_AUTO_EXPAND"],
+        )
+    # Then CloudFormation refuses the request and names the transform
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert expected in caught.value.response["Error"]["Message"]
+
+
+def test_local_code_uri_must_be_packaged_first(aws, unique):
+    # Given the project's template as it is in the repository (CodeUri: build/lambda)
+    from pipeline.paths import TEMPLATE
+
+    # When it is deployed without packaging
+    with pytest.raises(ClientError) as caught:
+        aws("cloudformation").create_stack(
+            StackName=f"unpackaged-{unique}",
+            TemplateBody=TEMPLATE.read_text(),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    # Then the error says what to do
+    message = caught.value.response["Error"]["Message"]
+    assert "CodeUri 'build/lambda' is a local path" in message
+    assert "aws cloudformation package" in message
+
+
+def test_parameter_constraints_are_checked(aws, unique, packaged_body):
+    # Given an Environment value outside its AllowedPattern
+    parameters = [{"ParameterKey": "Environment", "ParameterValue": "Not_Valid"}]
+    # When the stack is created
+    with pytest.raises(ClientError) as caught:
+        aws("cloudformation").create_stack(
+            StackName=f"param-{unique}",
+            TemplateBody=packaged_body,
+            Parameters=parameters,
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    # Then the request fails naming the parameter and its constraint description
+    message = caught.value.response["Error"]["Message"]
+    assert message.startswith("Parameter 'Environment' failed to satisfy constraint")
+    assert "lower-case letters or digits" in message
+
+
+def test_unknown_parameter_is_refused(aws, unique, packaged_body):
+    # Given a parameter the template does not declare
+    parameters = [{"ParameterKey": "Stage", "ParameterValue": "x"}]
+    # When the stack is created, then the request names it
+    with pytest.raises(ClientError, match=r"Parameters: \[Stage\] do not exist in the template"):
+        aws("cloudformation").create_stack(
+            StackName=f"unknown-{unique}",
+            TemplateBody=packaged_body,
+            Parameters=parameters,
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+
+
+def test_iam_and_transform_need_capabilities(aws, unique, packaged_body):
+    # Given the packaged template (IAM roles, SAM transform)
+    cfn = aws("cloudformation")
+    # When it is created without capabilities, then CloudFormation asks for both
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack(StackName=f"caps-{unique}", TemplateBody=packaged_body)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InsufficientCapabilitiesException"
+    assert error["Message"] == "Requires capabilities : [CAPABILITY_AUTO_EXPAND, CAPABILITY_IAM]"
+    # And no stack was left behind
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName=f"caps-{unique}")
