@@ -73,9 +73,12 @@ def parse_line(number: int, raw: bytes) -> BatchLine:
     if not raw.strip():
         return BatchLine(number, raw, error="empty line")
     try:
-        value = json.loads(raw)
+        # Decode as UTF-8 ourselves: json.loads(bytes) would guess UTF-16/32 from a BOM.
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return BatchLine(number, raw, error=f"not valid UTF-8 at byte {exc.start}")
+    try:
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         return BatchLine(number, raw, error=f"not valid JSON: {exc.msg} at column {exc.colno}")
     if not isinstance(value, dict):
