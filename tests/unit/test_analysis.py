@@ -1,0 +1,92 @@
+"""pipeline.analysis.load_parsed: the parsed bucket's lines as one DataFrame with proper dtypes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from pipeline.analysis import load_parsed
+from pipeline.batches import write_batch
+from pipeline.transform import transform_data
+
+
+def parsed_line(i: int, **extra) -> bytes:
+    message = {
+        "topic": f"iot-test-topic/pump-{i % 3:02d}",
+        "timestamp": 1_795_000_000_000 + 1000 * i,
+        "temperature_c": 40.5 + i,
+        "status": {"code": i % 2, "message": "ok"},
+        **extra,
+    }
+    return transform_data(json.dumps(message).encode(), 1_795_000_000_412 + 1000 * i)
+
+
+def test_load_parsed_types_the_columns():
+    # given two gzip batch objects of transformed lines, one line without a device clock
+    first = write_batch([parsed_line(0), parsed_line(1)])
+    no_clock = transform_data(b'{"topic":"iot-test-topic/fan-01","temperature_c":30}', 0)
+    second = write_batch([parsed_line(2), no_clock])
+    # when they are loaded
+    frame = load_parsed([first, second])
+    # then there is one row per line, the times are UTC datetimes, numbers and strings typed
+    assert len(frame) == 4
+    for column in ("arrival_time", "device_time"):
+        assert isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+        assert str(frame[column].dt.tz) == "UTC"
+    assert frame["arrival_time"][0] == pd.Timestamp("2026-11-18T11:06:40.412Z")
+    assert frame["device_time"][1] == pd.Timestamp("2026-11-18T11:06:41Z")
+    assert pd.isna(frame["device_time"][3])
+    assert frame["arrival_time"][3] == pd.Timestamp("1970-01-01T00:00:00Z")
+    assert frame["temperature_c"].dtype == "float64"
+    assert frame["status_code"].dtype == "int64"
+    assert pd.api.types.is_string_dtype(frame["equipment_id"])
+    assert list(frame["equipment_id"]) == ["pump-00", "pump-01", "pump-02", "fan-01"]
+
+
+def test_columns_keep_the_lines_order():
+    frame = load_parsed([write_batch([parsed_line(0)])])
+    assert list(frame.columns)[:6] == [
+        "topic",
+        "topic_1",
+        "topic_2",
+        "equipment_id",
+        "arrival_time",
+        "device_time",
+    ]
+
+
+def test_plain_objects_and_a_missing_final_separator_are_read():
+    # given an uncompressed object whose last line has no separator, then a gzip one
+    plain = parsed_line(0) + parsed_line(1).rstrip(b"\n")
+    frame = load_parsed([plain, write_batch([parsed_line(2)])])
+    # then no two lines are glued together
+    assert list(frame["temperature_c"]) == [40.5, 41.5, 42.5]
+
+
+def test_a_column_whose_json_type_changes_still_loads():
+    # given a field that is a number in one line and a string in a later one
+    lines = [parsed_line(i) for i in range(3)] + [parsed_line(3, reading="n/a")]
+    lines[0] = parsed_line(0, reading=1.5)
+    # when loaded (pyarrow refuses this; the dict path takes over)
+    frame = load_parsed([write_batch(lines)])
+    # then every row is there and the times are still UTC datetimes
+    assert list(frame["reading"].iloc[[0, 3]]) == [1.5, "n/a"]
+    assert frame["reading"].dtype == object
+    assert isinstance(frame["arrival_time"].dtype, pd.DatetimeTZDtype)
+    assert len(frame) == 4
+
+
+def test_nothing_to_load_gives_an_empty_frame_with_typed_time_columns():
+    frame = load_parsed([b"", write_batch([])])
+    assert len(frame) == 0
+    assert isinstance(frame["arrival_time"].dtype, pd.DatetimeTZDtype)
+
+
+def test_importing_pipeline_and_the_handler_does_not_import_pandas():
+    # the Lambda imports `pipeline`; pandas must only load with pipeline.analysis
+    code = "import sys, pipeline.handler, pipeline.batches; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
