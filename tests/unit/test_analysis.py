@@ -41,7 +41,8 @@ def test_load_parsed_types_the_columns():
     assert pd.isna(frame["device_time"][3])
     assert frame["arrival_time"][3] == pd.Timestamp("1970-01-01T00:00:00Z")
     assert frame["temperature_c"].dtype == "float64"
-    assert frame["status_code"].dtype == "int64"
+    assert frame["status_code"].dtype == "float64"  # an int column with a missing value (NaN)
+    assert frame["timestamp"].dtype == "float64" and frame["topic_1"].notna().all()
     assert pd.api.types.is_string_dtype(frame["equipment_id"])
     assert list(frame["equipment_id"]) == ["pump-00", "pump-01", "pump-02", "fan-01"]
 
