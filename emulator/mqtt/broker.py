@@ -495,9 +495,12 @@ class Broker:
 
     def _certificate_changed(self, certificate_id: str, status: str | None) -> None:
         """IotCore's listener (another thread): drop connections of a no longer ACTIVE cert."""
-        if status == "ACTIVE" or self._loop is None:
+        if status == "ACTIVE" or not self._listening:
             return
-        self._loop.call_soon_threadsafe(self._drop_certificate, certificate_id, status)
+        try:
+            self._loop.call_soon_threadsafe(self._drop_certificate, certificate_id, status)
+        except RuntimeError:  # the broker stopped meanwhile
+            pass
 
     def _drop_certificate(self, certificate_id: str, status: str | None) -> None:
         for conn in list(self.connections.values()):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from emulator.mqtt import codec
 from emulator.mqtt.broker import Broker
 
 ALLOW_ALL = {
@@ -143,6 +147,7 @@ def paho_client():
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or device.client_id,
             protocol=protocol,
+            **kw.pop("client_kw", {}),
         )
         client.tls_set(str(device.ca_path), str(device.cert_path), str(device.key_path))
         # A refused client must stay refused: no automatic reconnect during a test.
@@ -194,6 +199,40 @@ def paho_client():
         except Exception:
             pass
         client.loop_stop()
+
+
+@pytest.fixture
+def raw_client():
+    """Factory of bare TLS sockets that sent CONNECT (3.1.1) and read the CONNACK: for what
+    client libraries will not do (stay silent past keep-alive, vanish without DISCONNECT)."""
+    sockets = []
+
+    def connect(device: Device, port: int, client_id: str, keep_alive: int = 60, will=None):
+        context = ssl.create_default_context(cafile=str(device.ca_path))
+        context.load_cert_chain(str(device.cert_path), str(device.key_path))
+        tls = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"
+        )
+        sockets.append(tls)
+        flags = 0x02
+        tail = b""
+        if will is not None:
+            topic, payload = will
+            flags |= 0x04 | (1 << 3)
+            tail = struct.pack("!H", len(topic)) + topic.encode() + struct.pack("!H", len(payload))
+            tail += payload
+        cid = client_id.encode()
+        body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", keep_alive)
+        body += struct.pack("!H", len(cid)) + cid + tail
+        tls.sendall(b"\x10" + codec.encode_varint(len(body)) + body)
+        tls.settimeout(10)
+        connack = tls.recv(4)
+        assert connack == b"\x20\x02\x00\x00", connack
+        return tls
+
+    yield connect
+    for tls in sockets:
+        tls.close()
 
 
 def wait_until(predicate, timeout: float = 10.0) -> bool:

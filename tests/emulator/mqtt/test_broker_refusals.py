@@ -81,6 +81,7 @@ def test_denied_publish_over_311_closes_the_connection(
     (denied,) = events(broker, device.client_id, "PUBLISH_DENIED")
     assert denied["action"] == "iot:Publish"
     assert denied["resource"].endswith(":topic/forbidden")
+    assert until(lambda: events(broker, device.client_id, "DISCONNECT"))
     assert events(broker, device.client_id, "DISCONNECT")[0]["reason"] == "AUTH_ERROR"
 
 
@@ -153,6 +154,7 @@ def test_publish_aws_refuses_disconnects_the_client(
     assert consumer.on_topic(topic) == []
     (refused,) = events(broker, device.client_id, "PUBLISH_REFUSED")
     assert reason in refused["reason"]
+    assert until(lambda: events(broker, device.client_id, "DISCONNECT"))
     assert events(broker, device.client_id, "DISCONNECT")[0]["reason"] == "CLIENT_ERROR"
 
 
