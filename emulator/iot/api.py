@@ -6,7 +6,8 @@ Answered here (moto's own answers are not usable for a real TLS client):
 - RegisterCertificate, RegisterCertificateWithoutCA: the device's own certificate, validated;
 - DescribeEndpoint for iot:Data-ATS / iot:Data: a stable address the broker's certificate names;
 - CreatePolicy, CreatePolicyVersion: the document is checked as AWS does (MalformedPolicyException)
-  before moto stores it.
+  before moto stores it;
+- DeleteCertificate: AWS's checks, and forceDelete takes the policy attachments with it.
 Observed after moto answered: every change that can alter an authentication or authorization
 decision (the caches in `IotCore` are dropped; certificate status changes reach the listeners).
 """
@@ -18,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from moto.core.exceptions import JsonRESTError
+from moto.iot.exceptions import (
+    CertificateStateException,
+    DeleteConflictException,
+    ResourceNotFoundException,
+)
 
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error, json_response
 from emulator.iot.ca import (
@@ -83,7 +89,7 @@ def register(core: IotCore, gateway: Gateway) -> None:
     gateway.on("iot", "CreatePolicyVersion", handlers.check_policy_document)
     gateway.on("iot", "UpdateCertificate", handlers.before_update_certificate)
     gateway.after("iot", "UpdateCertificate", handlers.after_update_certificate)
-    gateway.after("iot", "DeleteCertificate", handlers.after_delete_certificate)
+    gateway.on("iot", "DeleteCertificate", handlers.delete_certificate)
     for operation in _INVALIDATING:
         gateway.after("iot", operation, handlers.invalidate)
     gateway.route("/_emulator/root-ca.pem", handlers.root_ca)
@@ -248,8 +254,40 @@ class _Handlers:
         if cert is not None and cert.status != before:
             self.core.notify(certificate_id, cert.status)
 
-    def after_delete_certificate(self, request: AwsRequest, _status: int, _body: bytes) -> None:
-        self.core.notify(request.path_params.get("certificateId", ""), "DELETED")
+    def delete_certificate(self, request: AwsRequest) -> AwsResponse:
+        """DeleteCertificate, answered here: moto's check walks every policy attachment as if
+        it were a certificate (a policy on a thing group makes it fail with a 500), and
+        forceDelete left the certificate's policy attachments behind."""
+        certificate_id = request.path_params.get("certificateId", "")
+        backend = self.core.backend(request.region)
+        cert = backend.certificates.get(certificate_id)
+        try:
+            if cert is None:
+                raise ResourceNotFoundException(f"certificate {certificate_id} does not exist")
+            if cert.status == "ACTIVE":
+                raise CertificateStateException(
+                    "Certificate must be deactivated (not ACTIVE) before deletion.", certificate_id
+                )
+            things = [k[1] for k in list(backend.principal_things) if k[0] == cert.arn]
+            if things:
+                raise DeleteConflictException(
+                    f"Things must be detached before deletion (arn: {cert.arn}, things: "
+                    f"{', '.join(things)})"
+                )
+            policies = [k for k in list(backend.principal_policies) if k[0] == cert.arn]
+            if policies and not _flag(request, "forceDelete"):
+                raise DeleteConflictException(
+                    f"Certificate policies must be detached before deletion (arn: {cert.arn}, "
+                    f"policies: {', '.join(k[1] for k in policies)})"
+                )
+        except JsonRESTError as exc:
+            return _moto_error(exc)
+        # API_DeleteCertificate: forceDelete deletes a certificate that still has policies.
+        for key in policies:
+            backend.principal_policies.pop(key, None)
+        backend.certificates.pop(certificate_id, None)
+        self.core.notify(certificate_id, "DELETED")
+        return AwsResponse(200, b"", {"Content-Type": "application/json"})
 
     def invalidate(self, _request: AwsRequest, _status: int, _body: bytes) -> None:
         self.core.invalidate()

@@ -223,3 +223,79 @@ def test_described_validity_is_the_certificates_own(iot, unique, self_signed):
         ]
         assert validity["notBefore"] == cert.not_valid_before_utc
         assert validity["notAfter"] == cert.not_valid_after_utc
+
+
+def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, unique):
+    # given an INACTIVE certificate with a policy attached
+    response = iot.create_keys_and_certificate(setAsActive=False)
+    name = f"left-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument='{"Version":"2012-10-17","Statement":'
+        '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
+    )
+    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    # when it is deleted with forceDelete
+    iot.delete_certificate(certificateId=response["certificateId"], forceDelete=True)
+    # then the policy has no target left and can be deleted (a stack teardown does this)
+    assert iot.list_targets_for_policy(policyName=name)["targets"] == []
+    iot.delete_policy(policyName=name)
+    assert name not in [p["policyName"] for p in iot.list_policies()["policies"]]
+
+
+def test_delete_without_force_still_refuses_attached_policies(iot, unique):
+    # given an INACTIVE certificate with a policy attached
+    response = iot.create_keys_and_certificate(setAsActive=False)
+    name = f"kept-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument='{"Version":"2012-10-17","Statement":'
+        '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
+    )
+    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    # when it is deleted without forceDelete, then AWS's conflict error comes back
+    with pytest.raises(ClientError) as raised:
+        iot.delete_certificate(certificateId=response["certificateId"])
+    assert raised.value.response["Error"]["Code"] == "DeleteConflictException"
+    assert iot.list_targets_for_policy(policyName=name)["targets"] == [response["certificateArn"]]
+
+
+def test_delete_certificate_refusals(iot, unique):
+    # given an ACTIVE certificate attached to a thing
+    response = iot.create_keys_and_certificate(setAsActive=True)
+    iot.create_thing(thingName=f"holder-{unique}")
+    iot.attach_thing_principal(thingName=f"holder-{unique}", principal=response["certificateArn"])
+    # when it is deleted while ACTIVE, then the certificate's state is the problem
+    with pytest.raises(ClientError) as raised:
+        iot.delete_certificate(certificateId=response["certificateId"], forceDelete=True)
+    assert raised.value.response["Error"]["Code"] == "CertificateStateException"
+    # when it is deleted while INACTIVE but still attached to a thing, even with forceDelete
+    iot.update_certificate(certificateId=response["certificateId"], newStatus="INACTIVE")
+    with pytest.raises(ClientError) as raised:
+        iot.delete_certificate(certificateId=response["certificateId"], forceDelete=True)
+    # then the thing attachment is the conflict
+    assert raised.value.response["Error"]["Code"] == "DeleteConflictException"
+    assert f"holder-{unique}" in raised.value.response["Error"]["Message"]
+    # and once detached it can be deleted, after which it is gone
+    iot.detach_thing_principal(thingName=f"holder-{unique}", principal=response["certificateArn"])
+    iot.delete_certificate(certificateId=response["certificateId"])
+    with pytest.raises(ClientError) as raised:
+        iot.describe_certificate(certificateId=response["certificateId"])
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_delete_certificate_works_while_a_thing_group_has_a_policy(iot, unique):
+    # given a policy attached to a thing group (moto's own check fails on this with a 500)
+    group = iot.create_thing_group(thingGroupName=f"fleet-{unique}")
+    name = f"fleet-policy-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument='{"Version":"2012-10-17","Statement":'
+        '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
+    )
+    iot.attach_policy(policyName=name, target=group["thingGroupArn"])
+    response = iot.create_keys_and_certificate(setAsActive=False)
+    # when an unrelated INACTIVE certificate is deleted, then it is
+    iot.delete_certificate(certificateId=response["certificateId"])
+    ids = [c["certificateId"] for c in iot.list_certificates()["certificates"]]
+    assert response["certificateId"] not in ids
