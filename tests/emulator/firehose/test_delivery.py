@@ -167,3 +167,28 @@ def test_deliveries_route_lists_objects(aws, unique, emulator):
     assert entries[0]["key"] == obj["Key"] and entries[0]["bucket"] == bucket
     assert entries[0]["records"] == 1 and entries[0]["bytes"] == 1
     assert entries[0]["reason"] in ("interval", "size")
+
+
+def test_update_destination_takes_effect_with_the_next_version(aws, unique):
+    # Given a stream delivering under "v1/"
+    stream, bucket = f"upd-{unique}", f"upd-{unique}"
+    make_stream(
+        aws, stream, bucket, Prefix="v1/", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0}
+    )
+    client = aws("firehose")
+    description = client.describe_delivery_stream(DeliveryStreamName=stream)
+    version = description["DeliveryStreamDescription"]["VersionId"]
+    destination_id = description["DeliveryStreamDescription"]["Destinations"][0]["DestinationId"]
+
+    # When the destination's prefix is updated and a record is put
+    client.update_destination(
+        DeliveryStreamName=stream,
+        CurrentDeliveryStreamVersionId=version,
+        DestinationId=destination_id,
+        ExtendedS3DestinationUpdate={"Prefix": "v2/"},
+    )
+    client.put_record(DeliveryStreamName=stream, Record={"Data": b"after update"})
+
+    # Then the object is under the new prefix and named with stream version 2
+    (obj,) = wait_for_objects(aws("s3"), bucket)
+    assert re.fullmatch("v2/" + TIME_PATH + KEY_SUFFIX.format(stream=stream, version=2), obj["Key"])
