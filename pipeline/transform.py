@@ -33,7 +33,9 @@ payload in document order). A later field whose name is taken gets the first fre
 A record fails (result `ProcessingFailed`, data = the ORIGINAL base64 data, so Firehose writes the
 untouched bytes to its `processing-failed/` error output) when its data is not base64, is empty,
 is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not a JSON object,
-or has no string `topic` field. The reason is returned alongside, for the function's log.
+or has no string `topic` field, or nests too deeply for Python's parser. The reason is returned
+alongside, for the function's log. Any other error while transforming one record (a bug) also
+fails only that record, with the exception as its reason: the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ def parse_message(data: bytes) -> dict[str, Any]:
         raise RecordError(
             f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise RecordError(
+            f"JSON nested too deeply for this transform ({len(data)} bytes)"
+        ) from None
     if not isinstance(message, dict):
         raise RecordError(f"not a JSON object but a JSON {_json_type(message)}")
     return message
@@ -213,8 +219,13 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
 
 def transform_data(data: bytes, arrival_ms: int | float | None) -> bytes:
     """One record's bytes in, one JSON line out; raises RecordError with the reason."""
-    flat = transform_message(parse_message(data), arrival_ms)
-    return (json.dumps(flat, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    message = parse_message(data)
+    try:
+        flat = transform_message(message, arrival_ms)
+        line = json.dumps(flat, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        raise RecordError("JSON nested too deeply to flatten") from None
+    return (line + "\n").encode("utf-8")
 
 
 def transform_record(record: dict[str, Any]) -> TransformedRecord:
@@ -229,4 +240,7 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
         line = transform_data(raw, record.get("approximateArrivalTimestamp"))
     except RecordError as exc:
         return TransformedRecord(record_id, PROCESSING_FAILED, original, str(exc))
+    except Exception as exc:  # a bug must not fail the other records of the batch
+        reason = f"transform error: {type(exc).__name__}: {exc}"
+        return TransformedRecord(record_id, PROCESSING_FAILED, original, reason)
     return TransformedRecord(record_id, OK, base64.b64encode(line).decode("ascii"))

@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.transform import (
     OK,
@@ -194,3 +196,64 @@ def test_data_that_is_not_base64_fails_unchanged():
         "not base64!",
         "data is not valid base64",
     )
+
+
+def test_deep_nesting_fails_the_record_not_the_batch():
+    # given messages nested deeper than Python's parser or the flattener can follow
+    for data in (b"[" * 100_000, b'{"topic":"t/x","a":' + b"[" * 5000 + b"]" * 5000 + b"}"):
+        # when transformed
+        result = transform_record(record(data))
+        # then only that record fails, with a reason
+        assert result.result == PROCESSING_FAILED and "nested too deeply" in result.reason
+
+
+# Property tests: whatever the bytes, the contract holds.
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def leaves(obj: dict) -> int:
+    """Values a flattening must keep: scalars, arrays, and empty objects."""
+    return sum(leaves(v) if isinstance(v, dict) and v else 1 for v in obj.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_give_ok_or_processing_failed_never_an_exception(data):
+    result = transform_record(record(data))
+    if result.result == PROCESSING_FAILED:
+        assert result.data == record(data)["data"] and result.reason
+    else:
+        line = base64.b64decode(result.data)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert isinstance(json.loads(line), dict)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=6), st.text(min_size=1))
+def test_any_object_with_a_topic_becomes_one_flat_line_keeping_every_value(payload, topic):
+    # given any JSON object the rule could send
+    payload.pop("topic", None)
+    message = {"topic": topic, **payload}
+    # when it is transformed
+    result = transform_record(record(json.dumps(message).encode() + b"\n"))
+    # then it is Ok, one line, flat (no nested object or array), and nothing was overwritten
+    assert result.result == OK, result.reason
+    line = base64.b64decode(result.data)
+    assert line.count(b"\n") == 1
+    out = json.loads(line)
+    assert not any(isinstance(v, dict | list) for v in out.values())
+    added = 4 + len(topic.split("/"))  # topic, topic_N..., equipment_id, arrival/device time
+    assert len(out) == added + leaves(payload)
