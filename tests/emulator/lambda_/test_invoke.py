@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -270,3 +273,39 @@ def test_client_context_reaches_the_handler(aws, deploy):
 
     # Then the handler sees the decoded fields
     assert body == context
+
+
+def test_aws_cli_invoke(deploy, emulator, tmp_path):
+    # Given a function
+    name = deploy("app.echo")
+    out = tmp_path / "out.json"
+
+    # When the AWS CLI (v1: --payload is sent as is) invokes it with a log tail
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("aws")),
+            "lambda",
+            "invoke",
+            "--function-name",
+            name,
+            "--payload",
+            '{"from": "cli"}',
+            "--log-type",
+            "Tail",
+            "--endpoint-url",
+            emulator.endpoint_url,
+            "--region",
+            "us-east-1",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    # Then the CLI prints the status and log, and writes the response
+    summary = json.loads(completed.stdout)
+    assert summary["StatusCode"] == 200
+    assert "END RequestId:" in base64.b64decode(summary["LogResult"]).decode()
+    assert json.loads(out.read_text()) == {"echo": {"from": "cli"}}

@@ -133,3 +133,24 @@ def test_large_output_does_not_block_the_worker(lambdas, deploy):
     assert json.loads(result.payload) == "done"
     assert len(result.log_tail.encode()) <= 4096
     assert result.log_tail.rstrip("\n").split("\n")[-1].startswith("REPORT RequestId:")
+
+
+def test_calls_beyond_the_worker_cap_wait_for_a_free_worker(lambdas, deploy, monkeypatch):
+    # Given a cap of one execution environment per function
+    monkeypatch.setattr("emulator.lambda_.runtime.MAX_WORKERS_PER_FUNCTION", 1)
+    name = deploy("app.sleep", timeout=5)
+
+    # When two 0.5 s invocations arrive together
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(lambdas.invoke, ACCOUNT, REGION, name, b'{"seconds": 0.5}')
+            for _ in range(2)
+        ]
+        results = [future.result(timeout=15) for future in futures]
+    elapsed = time.monotonic() - started
+
+    # Then both succeed, one after the other, in the same environment
+    assert [r.function_error for r in results] == [None, None]
+    assert len({json.loads(r.payload)["pid"] for r in results}) == 1
+    assert elapsed >= 1.0
