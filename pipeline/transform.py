@@ -177,6 +177,11 @@ def parse_message(data: bytes) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
+    # The rule action's separator may be "\n", "\t", "\r\n" or "," (IoT API reference,
+    # "FirehoseAction"): whitespace is JSON's own, one trailing comma is removed here.
+    text = text.rstrip()
+    if text.endswith(","):
+        text = text[:-1]
     try:
         message = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

@@ -161,8 +161,9 @@ def test_bad_messages_raise_with_the_reason(data, reason):
         transform_data(data, ARRIVAL_MS)
 
 
-def test_parse_message_accepts_a_message_without_separator():
-    assert parse_message(b'{"topic":"t/x"}') == {"topic": "t/x"}
+@pytest.mark.parametrize("separator", [b"", b"\n", b"\t", b"\r\n", b","])
+def test_parse_message_accepts_each_separator_the_rule_action_allows(separator):
+    assert parse_message(b'{"topic":"t/x"}' + separator) == {"topic": "t/x"}
 
 
 def test_a_good_record_comes_back_ok_with_base64_data():
