@@ -54,6 +54,17 @@ def _members(form: dict[str, str], prefix: str) -> list[dict[str, str]]:
     return [items[i] for i in sorted(items)]
 
 
+def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Parameter values compared as CloudFormation passes them: as strings."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return str(value)
+
+    return a.keys() == b.keys() and all(text(a[k]) == text(b[k]) for k in a)
+
+
 class CloudFormationDeployer:
     """The CloudFormation component (see the module docstring)."""
 
@@ -210,15 +221,28 @@ class CloudFormationDeployer:
             return None  # the stack's stored template is already expanded
 
         def work() -> AwsResponse | None:
-            previous = None
+            stack = None
             if form.get("ChangeSetType", "UPDATE") == "UPDATE":
-                previous = (
-                    self._backend(request).get_stack(form.get("StackName", "")).stack_parameters
-                )
-            body, _ = self._prepare(request, form, direct=False, previous=previous)
-            rewritten = parse_qs(request.body.decode(), keep_blank_values=True)
-            rewritten.pop("TemplateURL", None)
+                stack = self._backend(request).get_stack(form.get("StackName", ""))
+            previous = stack.stack_parameters if stack is not None else None
+            body, parameters = self._prepare(request, form, direct=False, previous=previous)
+            if stack is not None and stack.has_template(body):
+                declared = json.loads(body).get("Parameters") or {}
+                effective = {k: v.get("Default") for k, v in declared.items()} | parameters
+                if _same_values(effective, stack.stack_parameters):
+                    # Same template, same effective values (UsePreviousValue and defaults
+                    # resolved): let moto see the stack's own parameters, so that it reports
+                    # "The submitted information didn't contain changes."
+                    parameters = dict(stack.parameters)
+            rewritten = {
+                k: v
+                for k, v in parse_qs(request.body.decode(), keep_blank_values=True).items()
+                if not k.startswith("Parameters.member.") and k != "TemplateURL"
+            }
             rewritten["TemplateBody"] = [body]
+            for index, (key, value) in enumerate(parameters.items(), start=1):
+                rewritten[f"Parameters.member.{index}.ParameterKey"] = [key]
+                rewritten[f"Parameters.member.{index}.ParameterValue"] = [str(value)]
             request.body = urlencode(rewritten, doseq=True).encode()
             return None
 
