@@ -1,0 +1,1 @@
+"""Kinesis Data Firehose data path (component `emulator.firehose`, see service.py)."""

@@ -192,3 +192,41 @@ def test_update_destination_takes_effect_with_the_next_version(aws, unique):
     # Then the object is under the new prefix and named with stream version 2
     (obj,) = wait_for_objects(aws("s3"), bucket)
     assert re.fullmatch("v2/" + TIME_PATH + KEY_SUFFIX.format(stream=stream, version=2), obj["Key"])
+
+
+def test_delivery_errors_go_to_the_cloudwatch_logging_destination(aws, unique, firehose):
+    # Given a stream with CloudWatch error logging and no bucket
+    stream, bucket = f"cw-{unique}", f"cw-{unique}"
+    group = f"/aws/kinesisfirehose/{stream}"
+    logs = aws("logs")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="DestinationDelivery")
+    aws("firehose").create_delivery_stream(
+        DeliveryStreamName=stream,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "CloudWatchLoggingOptions": {
+                "Enabled": True,
+                "LogGroupName": group,
+                "LogStreamName": "DestinationDelivery",
+            },
+        },
+    )
+
+    # When a record cannot be delivered
+    aws("firehose").put_record(DeliveryStreamName=stream, Record={"Data": b"x"})
+    deadline = time.monotonic() + 10
+    events = []
+    while not events and time.monotonic() < deadline:
+        events = logs.get_log_events(logGroupName=group, logStreamName="DestinationDelivery")[
+            "events"
+        ]
+        time.sleep(0.1)
+
+    # Then the error is logged with Firehose's error code and the stream's ARN
+    message = json.loads(events[0]["message"])
+    assert message["errorCode"] == "S3.NoSuchBucket"
+    assert message["deliveryStreamARN"].endswith(f":deliverystream/{stream}")
+    assert message["destination"] == f"arn:aws:s3:::{bucket}"
