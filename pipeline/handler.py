@@ -21,15 +21,16 @@ others come back ProcessingFailed with their original data and the reason "respo
 Firehose then writes them to its `processing-failed/` error output, every
 recordId stays accounted for, and the fix is a smaller processor `BufferSizeInMBs`.
 
-Why a record failed is not part of the contract's response; it goes to the function's log (one
-JSON line per invocation with the counts and the first failures), which Firehose's docs point to
-for ProcessingFailed records ("data-transformation-failure-handling").
+Why a record failed is not part of the contract's response; it goes to the function's log, which
+Firehose's docs point to for ProcessingFailed records ("data-transformation-failure-handling"):
+one JSON line per invocation with the counts, the count of each reason and the first failures.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,6 +123,7 @@ def _log_outcome(event: dict[str, Any], transformed: list[TransformedRecord]) ->
         "records": len(transformed),
         "ok": sum(t.result == "Ok" for t in transformed),
         "processingFailed": len(failed),
+        "reasons": dict(Counter(t.reason for t in failed).most_common()),
         "failures": [
             {"recordId": t.record_id, "reason": t.reason} for t in failed[:LOGGED_FAILURES]
         ],

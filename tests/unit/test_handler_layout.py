@@ -83,6 +83,7 @@ def test_failures_are_logged_with_their_reason(caplog):
     # then one log line counts them and names the failed record and why
     summary = json.loads(caplog.records[-1].getMessage())
     assert (summary["ok"], summary["processingFailed"]) == (1, 1)
+    assert summary["reasons"] == {"not a JSON object but a JSON array": 1}
     assert summary["failures"] == [
         {"recordId": "rec-000001", "reason": "not a JSON object but a JSON array"}
     ]
