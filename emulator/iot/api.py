@@ -7,13 +7,15 @@ Answered here (moto's own answers are not usable for a real TLS client):
 - DescribeEndpoint for iot:Data-ATS / iot:Data: a stable address the broker's certificate names;
 - CreatePolicy, CreatePolicyVersion: the document is checked as AWS does (MalformedPolicyException)
   before moto stores it;
-- DeleteCertificate: AWS's checks, and forceDelete takes the policy attachments with it.
+- DeleteCertificate: AWS's checks, and forceDelete takes the policy attachments with it;
+- TestAuthorization, GetEffectivePolicies (moto has neither): the broker's own policy evaluation.
 Observed after moto answered: every change that can alter an authentication or authorization
 decision (the caches in `IotCore` are dropped; certificate status changes reach the listeners).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -33,7 +35,7 @@ from emulator.iot.ca import (
     private_key_pem,
     public_key_pem,
 )
-from emulator.iot.policy import CompiledPolicy, PolicyDocumentError
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, explain
 
 if TYPE_CHECKING:
     from emulator.iot.core import IotCore
@@ -73,6 +75,13 @@ _INVALIDATING = (
     "UpdateThingGroupsForThing",
     "DeleteThingGroup",
 )
+# API_AuthInfo actionType -> the policy action the broker authorizes.
+AUTH_ACTIONS = {
+    "PUBLISH": "iot:Publish",
+    "SUBSCRIBE": "iot:Subscribe",
+    "RECEIVE": "iot:Receive",
+    "CONNECT": "iot:Connect",
+}
 # API_UpdateCertificate: "Setting the status to PENDING_TRANSFER or PENDING_ACTIVATION will
 # result in an exception being thrown" (statuses used internally by AWS IoT).
 _INTERNAL_STATUSES = {"PENDING_TRANSFER", "PENDING_ACTIVATION"}
@@ -92,6 +101,8 @@ def register(core: IotCore, gateway: Gateway) -> None:
     gateway.on("iot", "DeleteCertificate", handlers.delete_certificate)
     for operation in _INVALIDATING:
         gateway.after("iot", operation, handlers.invalidate)
+    gateway.on("iot", "TestAuthorization", handlers.test_authorization)
+    gateway.on("iot", "GetEffectivePolicies", handlers.get_effective_policies)
     gateway.route("/_emulator/root-ca.pem", handlers.root_ca)
 
 
@@ -292,10 +303,126 @@ class _Handlers:
     def invalidate(self, _request: AwsRequest, _status: int, _body: bytes) -> None:
         self.core.invalidate()
 
+    # Policy evaluation as an API ------------------------------------------------------------
+    def _principal_and_policies(self, request: AwsRequest, body: dict[str, Any], client_id: Any):
+        principal_arn = body.get("principal")
+        if not principal_arn:
+            return json_error(
+                "InvalidRequestException", "principal (a certificate ARN) is required"
+            )
+        if ":cert/" not in str(principal_arn):
+            return json_error(
+                "InvalidRequestException",
+                f"principal {principal_arn!r} is not a certificate ARN; the emulator evaluates "
+                "X.509 certificate principals only (not Amazon Cognito identities)",
+            )
+        backend = self.core.backend(request.region)
+        principal = self.core.principal_for_arn(backend, principal_arn)
+        if principal is None:
+            return _moto_error(ResourceNotFoundException(f"certificate {principal_arn} not found"))
+        return principal, self.core.attached_policies(backend, principal, client_id)
+
+    def test_authorization(self, request: AwsRequest) -> AwsResponse:
+        body = request.json()
+        client_id = request.query_value("clientId")
+        found = self._principal_and_policies(request, body, client_id)
+        if isinstance(found, AwsResponse):
+            return found
+        principal, attached = found
+        backend = self.core.backend(request.region)
+        skip = set(body.get("policyNamesToSkip") or [])
+        policies = {p.name: p for p in attached if p.name not in skip}
+        for name in body.get("policyNamesToAdd") or []:
+            if name not in backend.policies:
+                return _moto_error(ResourceNotFoundException(f"policy {name} not found"))
+            policies.setdefault(name, backend.policies[name])
+        compiled = []
+        for name, policy in policies.items():
+            program = self.core.compile_policy(policy)
+            if program is not None:
+                compiled.append((name, program))
+        auth_infos = body.get("authInfos") or []
+        if not 1 <= len(auth_infos) <= 10:
+            return json_error("InvalidRequestException", "authInfos must hold 1 to 10 entries")
+        context = self.core.policy_context(principal, client_id or "")
+        if not client_id:  # without a client id, ${iot:ClientId} has no value
+            context.pop("iot:ClientId", None)
+        results = []
+        for info in auth_infos:
+            action = AUTH_ACTIONS.get(info.get("actionType"))
+            resources = info.get("resources") or []
+            if action is None or not resources:
+                return json_error(
+                    "InvalidRequestException",
+                    f"each authInfo needs actionType ({', '.join(AUTH_ACTIONS)}) and resources",
+                )
+            results.append(_auth_result(info, policies, compiled, action, resources, context))
+        return json_response({"authResults": results})
+
+    def get_effective_policies(self, request: AwsRequest) -> AwsResponse:
+        body = request.json()
+        found = self._principal_and_policies(request, body, request.query_value("thingName"))
+        if isinstance(found, AwsResponse):
+            return found
+        _principal, attached = found
+        effective = []
+        for policy in attached:
+            document = policy.document
+            effective.append(
+                {
+                    "policyName": policy.name,
+                    "policyArn": policy.arn,
+                    "policyDocument": document
+                    if isinstance(document, str)
+                    else json.dumps(document),
+                }
+            )
+        return json_response({"effectivePolicies": effective})
+
     def root_ca(self, _request: AwsRequest) -> AwsResponse:
         return AwsResponse(
             200, self.core.ca.root_pem.encode(), {"Content-Type": "application/x-pem-file"}
         )
+
+
+def _auth_result(
+    info: dict[str, Any],
+    policies: dict[str, Any],
+    compiled: list,
+    action: str,
+    resources: list[str],
+    context: dict[str, str],
+) -> dict[str, Any]:
+    """One API_AuthResult; with several resources, every one must be allowed."""
+    allowing: set[str] = set()
+    denying: set[str] = set()
+    silent: set[str] = set()
+    missing: set[str] = set()
+    all_allowed = True
+    for resource in resources:
+        verdict = explain(compiled, action, resource, context)
+        allowing.update(verdict.allowing)
+        denying.update(verdict.denying)
+        silent.update(verdict.silent)
+        missing.update(verdict.missing_context)
+        all_allowed = all_allowed and verdict.decision == "ALLOWED"
+    decision = "EXPLICIT_DENY" if denying else "ALLOWED" if all_allowed else "IMPLICIT_DENY"
+
+    def refs(names: set[str]) -> list[dict[str, str]]:
+        return [
+            {"policyName": n, "policyArn": policies[n].arn} for n in sorted(names) if n in policies
+        ]
+
+    return {
+        "authInfo": {"actionType": info["actionType"], "resources": resources},
+        "allowed": {"policies": refs(allowing)},
+        "denied": {
+            "explicitDeny": {"policies": refs(denying)},
+            "implicitDeny": {"policies": refs(silent - allowing - denying)},
+        },
+        "authDecision": decision,
+        "missingContextValues": sorted(missing),
+    }
 
 
 def _record_validity(stored: Any) -> None:

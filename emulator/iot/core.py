@@ -331,14 +331,7 @@ class IotCore:
             return f"certificate {principal.certificate_id} {status}"
         thing = self._attached_thing(backend, principal, client_id)
         # Policies of the thing's groups (and their ancestors) apply too ("thing-groups").
-        targets = {principal.certificate_arn}
-        if thing is not None:
-            targets |= self._group_arns(backend, thing.arn)
-        attached = [
-            policy
-            for (target_arn, _name), (_p, policy) in list(backend.principal_policies.items())
-            if target_arn in targets
-        ]
+        attached = self.attached_policies(backend, principal, client_id)
         if not attached:
             reason = f"no policy attached to certificate {principal.certificate_id}"
             if thing is not None:
@@ -353,6 +346,31 @@ class IotCore:
             else:
                 compiled.append((policy.name, program))
         return compiled, self.policy_context(principal, client_id, source_ip), broken
+
+    def attached_policies(self, backend: Any, principal: Principal, client_id: str | None) -> list:
+        """moto's policy objects attached to the certificate, then to the thing groups of the
+        thing named `client_id` if that thing is attached to the certificate."""
+        thing = self._attached_thing(backend, principal, client_id) if client_id else None
+        targets = {principal.certificate_arn}
+        if thing is not None:
+            targets |= self._group_arns(backend, thing.arn)
+        return [
+            policy
+            for (target_arn, _name), (_p, policy) in list(backend.principal_policies.items())
+            if target_arn in targets
+        ]
+
+    def principal_for_arn(self, backend: Any, certificate_arn: str) -> Principal | None:
+        """The principal of a registered certificate, whatever its status."""
+        certificate_id = certificate_arn.rpartition(":cert/")[2]
+        cert = backend.certificates.get(certificate_id)
+        if cert is None or cert.arn != certificate_arn:
+            return None
+        return self._principal(cert)
+
+    def compile_policy(self, policy: Any) -> CompiledPolicy | None:
+        """The compiled default version of a moto policy (None if it is malformed)."""
+        return self._compile(policy)
 
     def _compile(self, policy: Any) -> CompiledPolicy | None:
         document = policy.document

@@ -389,3 +389,54 @@ def evaluate(
     if skipped:
         reason += " (not evaluated: " + "; ".join(skipped) + ")"
     return Evaluation(False, reason)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Every policy's verdict on one request (what TestAuthorization reports)."""
+
+    allowing: tuple[str, ...]  # policies with a matching Allow statement
+    denying: tuple[str, ...]  # policies with a matching Deny statement
+    silent: tuple[str, ...]  # policies with neither
+    missing_context: tuple[str, ...]  # variables/keys without a value in matching statements
+
+    @property
+    def decision(self) -> str:
+        if self.denying:
+            return "EXPLICIT_DENY"
+        return "ALLOWED" if self.allowing else "IMPLICIT_DENY"
+
+
+def explain(
+    policies: Sequence[tuple[str, CompiledPolicy]],
+    action: str,
+    resource: str,
+    context: Context,
+) -> Explanation:
+    """Like `evaluate`, but looks at every statement of every policy."""
+    allowing: list[str] = []
+    denying: list[str] = []
+    silent: list[str] = []
+    missing: set[str] = set()
+    for name, policy in policies:
+        effects = set()
+        for statement in policy.statements:
+            if not statement.action_matches(action):
+                continue
+            for pattern in statement.resources:
+                missing.update(v for v in pattern.variables if v not in context)
+            for condition in statement.conditions:
+                if condition.operator != "Null" and not condition.if_exists:
+                    if condition.key not in context:
+                        missing.add(condition.key)
+            if statement.unsupported or not statement.resource_matches(resource, context):
+                continue
+            if statement.conditions_hold(context):
+                effects.add(statement.effect)
+        if "Deny" in effects:
+            denying.append(name)
+        elif "Allow" in effects:
+            allowing.append(name)
+        else:
+            silent.append(name)
+    return Explanation(tuple(allowing), tuple(denying), tuple(silent), tuple(sorted(missing)))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, evaluate
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, evaluate, explain
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
 
@@ -579,3 +579,25 @@ def test_malformed_documents_are_rejected(document, message):
     # when a malformed document is compiled, then the error says what is wrong
     with pytest.raises(PolicyDocumentError, match=message):
         CompiledPolicy.parse(document)
+
+
+def test_explain_reports_every_policys_verdict_and_missing_values():
+    # given one allowing, one denying and one unrelated policy, and a thing variable
+    policies = [
+        ("A", CompiledPolicy.parse(doc(allow("iot:Publish", f"{ARN}:topic/*")))),
+        ("D", CompiledPolicy.parse(doc(deny("iot:Publish", f"{ARN}:topic/admin")))),
+        (
+            "T",
+            CompiledPolicy.parse(
+                doc(allow("iot:Publish", f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}"))
+            ),
+        ),
+    ]
+    # when a publish to the denied topic is explained
+    verdict = explain(policies, "iot:Publish", f"{ARN}:topic/admin", {"iot:ClientId": "c"})
+    # then each policy's part and the unresolved variable are reported
+    assert verdict.allowing == ("A",)
+    assert verdict.denying == ("D",)
+    assert verdict.silent == ("T",)
+    assert verdict.missing_context == ("iot:Connection.Thing.ThingName",)
+    assert verdict.decision == "EXPLICIT_DENY"
