@@ -91,3 +91,16 @@ def test_importing_pipeline_and_the_handler_does_not_import_pandas():
     code = "import sys, pipeline.handler, pipeline.batches; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_well_typed_lines_take_the_pyarrow_path(monkeypatch):
+    # given the slow path disabled
+    import pipeline.analysis as analysis
+
+    def refuse(data):
+        raise AssertionError("the dict fallback was used")
+
+    monkeypatch.setattr(analysis, "_via_records", refuse)
+    # when ordinary transformed lines are loaded, then pyarrow alone reads them
+    frame = load_parsed([write_batch([parsed_line(i) for i in range(100)])])
+    assert len(frame) == 100 and frame["status_code"].dtype == "int64"
