@@ -25,7 +25,7 @@ def activity(target: Target, client_id: str | None = None, limit: int = 50) -> l
         with urllib.request.urlopen(
             f"{target.endpoint_url}/_emulator/activity?{query}", timeout=10
         ) as r:
-            events = json.loads(r.read())
+            events = json.loads(r.read())["events"]
         return events[-limit:]
     logs = target.client("logs")
     pattern = f'{{ $.clientId = "{client_id}" }}' if client_id else ""

@@ -108,6 +108,28 @@ def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> 
     return total
 
 
+def count_rule_errors(target: Target, out: dict[str, str]) -> int:
+    s3 = target.client("s3")
+    return len(objects.list_objects(s3, out["RawBucketName"], RULE_ERRORS_PREFIX))
+
+
+def wait_delivered(
+    target: Target, out: dict[str, str], environment: str, acknowledged: int, timeout: float
+) -> dict[str, int]:
+    """Wait until the raw side accounts for every acknowledged message (raw records + rule
+    errors), then until the parsed side accounts for every raw record (rows + failures)."""
+    raw = objects.wait_for(
+        lambda: count_raw_lines(target, out, environment) + count_rule_errors(target, out),
+        acknowledged,
+        timeout,
+    )
+    raw_lines = count_raw_lines(target, out, environment)
+    parsed = objects.wait_for(
+        lambda: count_parsed_rows(target, out, environment), raw_lines, timeout
+    )
+    return {"acknowledged": acknowledged, "raw side": raw, "parsed side": parsed}
+
+
 def collect(target: Target, out: dict[str, str], environment: str) -> Delivered:
     """List and read every object the run produced in both buckets."""
     s3 = target.client("s3")
@@ -227,6 +249,7 @@ def teardown(target: Target, stack_name: str) -> dict[str, Any]:
         for key in ("RawBucketName", "ParsedBucketName"):
             report["objects deleted"] += empty_bucket(s3, out[key])
         stack.delete_stack(cfn, stack_name, delay=1 if target.name == "local" else 10)
+        report["local files removed"] = certificates.forget_local(out["ThingName"])
     bucket = f"{stack_name}-artifacts-{target.account_id}-{target.region}".lower()[:63]
     report["objects deleted"] += empty_bucket(s3, bucket)
     try:
