@@ -246,7 +246,11 @@ class IotCore:
                 certificate_pem=cert.certificate_pem,
                 subject={k: v[0] for k, v in _name_values(parsed.subject).items()},
                 issuer={k: v[0] for k, v in _name_values(parsed.issuer).items()},
-                certificate_variables=certificate_variables(parsed),
+                certificate_variables={
+                    **certificate_variables(parsed),
+                    # "certificate-policy-examples": topic/${iot:CertificateId}.
+                    "iot:CertificateId": cert.certificate_id,
+                },
             )
             self._principals[cert.certificate_id] = principal
         return principal

@@ -257,3 +257,28 @@ def test_thing_group_policies_apply_to_the_things_in_the_group_and_its_children(
     # and leaving the group withdraws it
     iot.remove_thing_from_thing_group(thingGroupName=f"child-{unique}", thingName=thing)
     assert not iot_core.authorize(principal, thing, "iot:Connect", thing).allowed
+
+
+def test_certificate_policy_variables(iot, iot_core, device, unique):
+    # given the "certificate-policy-examples" policy: publish to topics named after the
+    # certificate's id and its subject's common name
+    response, principal = device
+    name = f"cert-vars-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": [
+                    f"{ARN}:topic/${{iot:CertificateId}}",
+                    f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}",
+                ],
+            }
+        ),
+    )
+    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    # then those topics are allowed and a neighbour is not
+    assert iot_core.authorize(principal, "c", "iot:Publish", response["certificateId"]).allowed
+    assert iot_core.authorize(principal, "c", "iot:Publish", "cn/AWS IoT Certificate").allowed
+    assert not iot_core.authorize(principal, "c", "iot:Publish", "cn/someone").allowed
