@@ -3,6 +3,7 @@ pointed at it. Nothing here may reach beyond 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -18,6 +19,8 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# One line per HTTP request drowns a failure's report; the emulator's own loggers stay.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
