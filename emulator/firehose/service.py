@@ -254,7 +254,15 @@ class FirehoseService:
         now_ms = int(time.time() * 1000)
         entries = [(new_record_id(), now_ms, data) for data in records]
         with stream.cond:
-            stream.records.extend(stream.spool.append(entries))
+            try:
+                spooled = stream.spool.append(entries)
+            except OSError as exc:  # e.g. a full disk: nothing was acknowledged, retry later
+                raise FirehoseError(
+                    "ServiceUnavailableException",
+                    f"the record spool of {name} could not be written ({exc}); back off and retry",
+                    503,
+                ) from exc
+            stream.records.extend(spooled)
             stream.wake = True
             stream.cond.notify_all()
         return [record_id for record_id, _, _ in entries]

@@ -31,7 +31,8 @@ class Spool:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the stream's life
+        # Unbuffered: each put is one write() to the OS, nothing waits in a Python buffer.
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - open for the stream's life
         self.checkpoints = self._load_checkpoints()
 
     # Writing -------------------------------------------------------------------------------
@@ -43,10 +44,16 @@ class Spool:
             lines.append((record_id, arrival_ms, data, json.dumps(entry).encode() + b"\n"))
         with self._lock:
             offset = self._file.tell()
-            self._file.write(b"".join(line for *_, line in lines))
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
+            payload = memoryview(b"".join(line for *_, line in lines))
+            try:
+                while payload:
+                    written = self._file.write(payload)
+                    payload = payload[written:]
+                if self._fsync:
+                    os.fsync(self._file.fileno())
+            except OSError:
+                self._file.truncate(offset)  # leave no torn entry behind a failed put
+                raise
             out = []
             for record_id, arrival_ms, data, line in lines:
                 offset += len(line)

@@ -59,3 +59,15 @@ def test_torn_last_line_from_a_killed_put_is_dropped(tmp_path):
 
     reopened = Spool(tmp_path / "s.spool")
     assert [r.record_id for r in reopened.pending()] == ["1"]
+
+
+def test_appends_after_reopening_continue_at_the_end(tmp_path):
+    spool = Spool(tmp_path / "s.spool")
+    (first,) = spool.append([("1", 1, b"a")])
+    spool.close()
+
+    reopened = Spool(tmp_path / "s.spool")
+    (second,) = reopened.append([("2", 2, b"b")])
+
+    assert second.end_offset == 2 * first.end_offset == reopened.path.stat().st_size
+    assert [r.record_id for r in reopened.pending()] == ["1", "2"]
