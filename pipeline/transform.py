@@ -83,9 +83,13 @@ class TransformedRecord:
 
 
 def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and `Z`: `2026-11-18T08:53:20.030Z`."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with milliseconds and `Z`: `2026-11-18T11:06:40.030Z`."""
+    m = moment.astimezone(UTC)
+    # Formatted by hand: strftime does not zero-pad years below 1000 on every platform.
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond // 1000:03d}Z"
+    )
 
 
 def epoch_ms_to_iso(epoch_ms: int | float) -> str:
@@ -101,43 +105,49 @@ def _from_epoch(value: int | float, per_second: int) -> datetime:
     return _EPOCH + timedelta(seconds=value / per_second)
 
 
+# Epoch units told apart by magnitude: (upper bound, units per second). Unambiguous for device
+# clocks between 1973 and 5138: 1e11 s and 1e11 ms are those two years.
+_EPOCH_UNITS = ((1e11, 1), (1e14, 1000), (1e17, 10**6), (math.inf, 10**9))
+
+
 def device_time(value: Any) -> str | None:
     """The device's timestamp as ISO 8601 UTC, or None when it cannot be read as a time.
 
-    Numbers (or strings of digits) are epoch time; the unit is told by magnitude, as a device's
-    clock in 2001-5138 reads: below 1e11 seconds, below 1e14 milliseconds, below 1e17
-    microseconds, else nanoseconds. Other strings are ISO 8601 (`Z` or an offset; a time
-    without an offset is taken as UTC). The result keeps milliseconds (finer digits are cut).
-    Booleans, objects and out-of-range values give None.
+    Numbers (or strings of a number) are epoch time in seconds, milliseconds, microseconds or
+    nanoseconds, told apart by magnitude (`_EPOCH_UNITS`). Other strings are ISO 8601 (`Z` or an
+    offset; a time without an offset is taken as UTC). The result keeps milliseconds (finer
+    digits are cut). Booleans, objects, arrays and out-of-range values give None.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value)
+            value = int(text)
         except ValueError:
             try:
-                moment = datetime.fromisoformat(value.strip())
+                value = float(text)
             except ValueError:
-                return None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return iso_utc(moment)
+                return _iso_string_time(text)
     if not isinstance(value, int | float) or not math.isfinite(value):
         return None
-    magnitude = abs(value)
-    per_second = (
-        1
-        if magnitude < 1e11
-        else 1000
-        if magnitude < 1e14
-        else 10**6
-        if magnitude < 1e17
-        else 10**9
-    )
+    per_second = next(units for bound, units in _EPOCH_UNITS if abs(value) < bound)
     try:
         return iso_utc(_from_epoch(value, per_second))
     except (OverflowError, ValueError):
+        return None
+
+
+def _iso_string_time(text: str) -> str | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return iso_utc(moment)
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
         return None
 
 
