@@ -578,6 +578,7 @@ class Broker:
             return
         decision = iot.authorize(conn.principal, client_id, "iot:Connect", client_id)
         if not decision.allowed:
+            self._connect_failed(conn)
             refuse(
                 "not_authorized",
                 "CONNECT_DENIED",
@@ -715,6 +716,8 @@ class Broker:
             granted.append((topic_filter, options, existed))
         self._routes.clear()
         conn.send(codec.encode_suback(packet.packet_id, codes, v5))
+        if granted:
+            self._subscription_event(conn, "subscribed", [g[0] for g in granted])
         for topic_filter, options, existed in granted:
             retain_handling = (options >> 4) & 0x03
             if retain_handling == 2 or (retain_handling == 1 and existed):
@@ -735,6 +738,7 @@ class Broker:
             codes.append(0x00 if existed else 0x11)
         self._routes.clear()
         conn.send(codec.encode_unsuback(packet.packet_id, codes, conn.v5))
+        self._subscription_event(conn, "unsubscribed", list(packet.filters))
 
     # Delivery ---------------------------------------------------------------------------
     def _distribute(self, message: InboundMessage, props: dict | None, sender: str | None) -> None:
@@ -876,13 +880,9 @@ class Broker:
 
     def _lifecycle(self, conn: Connection, event_type: str) -> None:
         """Presence events on $aws/events/presence/<connected|disconnected>/<clientId>."""
-        client_id = conn.client_id
-        if "#" in client_id or "+" in client_id:
-            return  # "Client IDs that contain # or + do not receive lifecycle events."
-        now_ms = int(time.time() * 1000)
         body: dict[str, Any] = {
-            "clientId": client_id,
-            "timestamp": now_ms,
+            "clientId": conn.client_id,
+            "timestamp": int(time.time() * 1000),
             "eventType": event_type,
             "sessionIdentifier": conn.session_identifier,
             "principalIdentifier": conn._principal_id(),
@@ -892,13 +892,42 @@ class Broker:
             body["disconnectReason"] = conn.disconnect_reason
         body["ipAddress"] = conn.ip_address
         body["versionNumber"] = conn.version_number
+        self._system_event(f"$aws/events/presence/{event_type}/{conn.client_id}", body)
+
+    def _connect_failed(self, conn: Connection) -> None:
+        """ "Connect attempt failure event": a certificate refused by its policies."""
+        body = {
+            "clientId": conn.client_id,
+            "timestamp": int(time.time() * 1000),
+            "eventType": "connect_failed",
+            "failureType": "AUTHORIZATION_FAILURE",
+            "principalIdentifier": conn._principal_id(),
+        }
+        self._system_event(f"$aws/events/presence/connect_failed/{conn.client_id}", body)
+
+    def _subscription_event(self, conn: Connection, event_type: str, topics: list[str]) -> None:
+        """ "Subscribe/Unsubscribe events" on $aws/events/subscriptions/<type>/<clientId>."""
+        body = {
+            "clientId": conn.client_id,
+            "timestamp": int(time.time() * 1000),
+            "eventType": event_type,
+            "sessionIdentifier": conn.session_identifier,
+            "principalIdentifier": conn._principal_id(),
+            "topics": topics,
+        }
+        self._system_event(f"$aws/events/subscriptions/{event_type}/{conn.client_id}", body)
+
+    def _system_event(self, topic: str, body: dict[str, Any]) -> None:
+        client_id = body["clientId"]
+        if not client_id or "#" in client_id or "+" in client_id:
+            return  # "Client IDs that contain # or + do not receive lifecycle events."
         message = InboundMessage(
-            f"$aws/events/presence/{event_type}/{client_id}",
+            topic,
             json.dumps(body).encode(),
             0,
             NO_CLIENT_ID,
             None,
-            now_ms,
+            body["timestamp"],
             self.account_id,
             self.region,
         )

@@ -103,3 +103,42 @@ def test_sdk_mqtt5_publish_with_user_properties_reaches_the_consumer(broker, con
     finally:
         client.stop()
         stopped.wait(10)
+
+
+def test_sdk_311_denied_publish_is_an_unexpected_hangup(broker, consumer, make_device):
+    # given a device that may connect but publish only on "allowed"
+    device = make_device(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": "arn:aws:iot:*:*:topic/allowed",
+                },
+            ],
+        }
+    )
+    interrupted = []
+    done = threading.Event()
+    connection = mqtt_connection_builder.mtls_from_path(
+        endpoint="localhost",
+        port=broker.port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        on_connection_interrupted=lambda connection, error, **kw: (
+            interrupted.append(error),
+            done.set(),
+        ),
+    )
+    connection.connect().result(10)
+    # when it publishes elsewhere at QoS 1
+    connection.publish("forbidden", b"x", mqtt.QoS.AT_LEAST_ONCE)
+    # then the SDK reports the broker hung up, as it does against AWS IoT (sdk issue #260)
+    assert done.wait(10)
+    assert interrupted[0].name == "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"
+    assert consumer.on_topic("forbidden") == []
+    connection.disconnect().result(10)

@@ -37,7 +37,7 @@ def events(broker, client_id, kind):
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_connect_not_allowed_by_policy_gets_not_authorized(
-    broker, make_device, paho_client, version
+    broker, consumer, make_device, paho_client, until, version
 ):
     # given a certificate whose policy allows another client id only
     device = make_device(policy(("Allow", ["iot:Connect"], ["client/someone-else"])))
@@ -51,6 +51,10 @@ def test_connect_not_allowed_by_policy_gets_not_authorized(
     assert denied["resource"].endswith(f":client/{device.client_id}")
     assert denied["principal"] == device.certificate_id
     assert denied["policyDecision"]
+    # and a connect_failed lifecycle event was published
+    assert until(
+        lambda: consumer.on_topic(f"$aws/events/presence/connect_failed/{device.client_id}")
+    )
 
 
 def test_inactive_certificate_cannot_connect(broker, make_device, paho_client, aws):

@@ -259,3 +259,21 @@ def test_mosquitto_clients_publish_and_subscribe(broker, consumer, make_device, 
     out, _ = sub.communicate(timeout=15)
     assert out.strip() == "hello"
     assert [m.payload for m in consumer.on_topic("cli/x")] == [b"hello"]
+
+
+def test_subscribe_and_unsubscribe_events(broker, consumer, make_device, paho_client, until):
+    # given a connected device
+    device = make_device()
+    client = paho_client(device, broker.port)
+    # when it subscribes to two filters and unsubscribes from one
+    _, mid = client.subscribe([("a/#", 1), ("b", 0)])
+    assert until(lambda: mid in client.seen.subacks)
+    client.unsubscribe("b")
+    # then both events are published with the topic filters
+    prefix = "$aws/events/subscriptions/"
+    assert until(lambda: consumer.on_topic(f"{prefix}unsubscribed/{device.client_id}"))
+    (subscribed,) = consumer.on_topic(f"{prefix}subscribed/{device.client_id}")
+    (unsubscribed,) = consumer.on_topic(f"{prefix}unsubscribed/{device.client_id}")
+    assert json.loads(subscribed.payload)["topics"] == ["a/#", "b"]
+    assert json.loads(unsubscribed.payload)["topics"] == ["b"]
+    assert json.loads(subscribed.payload)["principalIdentifier"] == device.certificate_id
