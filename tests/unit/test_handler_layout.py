@@ -206,3 +206,32 @@ def test_the_handler_runs_from_the_lambda_layout_alone(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout) == json.loads(EXPECTED.read_text())
     assert b"processingFailed" in proc.stderr  # the failure summary went to the log (stderr)
+
+
+def test_python_m_pipeline_handler_summarises_the_recorded_event():
+    # when the local invoke runs on the recorded event (the default)
+    from pipeline.paths import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.handler"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    lines = proc.stdout.splitlines()
+    # then one line per record shows its result and decoded line or reason, then the counts
+    assert lines[-1] == "17 records: 11 Ok, 6 ProcessingFailed"
+    assert '"equipment_id":"pump-01"' in lines[0] and "Ok" in lines[0]
+    assert "reason: not a JSON object but a JSON array" in lines[8]
+    # and --json prints exactly the handler's response
+    raw = subprocess.run(
+        [sys.executable, "-m", "pipeline.handler", str(EVENT), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(raw.stdout) == json.loads(EXPECTED.read_text())
