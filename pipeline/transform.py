@@ -217,7 +217,7 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
     topic = message.get("topic")
     if not isinstance(topic, str) or not topic:
         raise RecordError(
-            "no string 'topic' field: the topic rule must be "
+            "no 'topic' field with a non-empty string: the topic rule must be "
             "SELECT topic() AS topic, * FROM '<topic root>/+'"
         )
     out: dict[str, Any] = {"topic": topic}
