@@ -154,6 +154,7 @@ def test_collisions_never_overwrite_and_added_fields_win():
         (b"\xff\xfe\x00bad\n", "not valid UTF-8 at byte 0"),
         (b'{"v":1}', "no 'topic' field with a non-empty string"),
         (b'{"topic":7}', "no 'topic' field with a non-empty string"),
+        (b'{"topic":""}', "no 'topic' field with a non-empty string"),
     ],
 )
 def test_bad_messages_raise_with_the_reason(data, reason):
