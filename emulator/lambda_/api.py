@@ -12,7 +12,7 @@ import binascii
 from typing import TYPE_CHECKING
 
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error
-from emulator.lambda_.runtime import LambdaError, encode_log_result
+from emulator.lambda_.answers import LambdaError, encode_log_result
 
 if TYPE_CHECKING:
     from emulator.lambda_.runtime import LambdaRuntime

@@ -9,21 +9,27 @@ engine and the gateway's `Invoke` handler all come through `invoke`.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 import logging
-import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.core.exceptions import JsonRESTError
 
+from emulator.lambda_.answers import (
+    INVOCATION_TYPES,
+    LambdaError,
+    log_events,
+    log_lines,
+    log_tail,
+    outcome_payload,
+    trace_id,
+    validated_payload,
+)
 from emulator.lambda_.code import DeploymentPackageError, extract_package
 from emulator.lambda_.logs import CloudWatchLogWriter, LogBatch
 from emulator.lambda_.runtime_api import Invocation
@@ -39,16 +45,9 @@ log = logging.getLogger(__name__)
 MAX_WORKERS_PER_FUNCTION = 4
 # Lambda reclaims idle environments after some minutes; so do we, to free memory.
 IDLE_TTL_S = 600.0
-# Invoke quotas (AWS docs: "Lambda quotas"): 6 MB request and response for synchronous calls,
-# 1 MB for asynchronous ones.
-MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
-MAX_ASYNC_PAYLOAD = 1024 * 1024
-MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024
-LOG_TAIL_BYTES = 4096
 # Lambda retries a failed asynchronous invocation twice, about one and then two minutes later.
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 DEFAULT_ASYNC_RETRIES = 2
-INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 
 @dataclass(frozen=True)
@@ -59,16 +58,6 @@ class InvokeResult:
     log_tail: str  # the last 4 KB of the invocation's log (START/END/REPORT included)
     executed_version: str = "$LATEST"
     request_id: str = ""
-
-
-class LambdaError(Exception):
-    """An Invoke error in Lambda's terms (the API error, not a function error)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass
@@ -118,7 +107,7 @@ class LambdaRuntime:
         version = _version_of(fn)
         if invocation_type == "DryRun":
             return InvokeResult(204, b"", None, "", version)
-        payload = _validated_payload(payload, invocation_type)
+        payload = validated_payload(payload, invocation_type)
         spec = self._spec(fn, region)
         invocation = Invocation(
             request_id=str(uuid.uuid4()),
@@ -127,7 +116,7 @@ class LambdaRuntime:
             timeout_s=float(fn.timeout),
             # Lambda passes the client context to synchronous invocations only (API "Invoke").
             client_context=client_context if invocation_type == "RequestResponse" else None,
-            trace_id=_trace_id(),
+            trace_id=trace_id(),
         )
         if invocation_type == "Event":
             # Lambda queues the event and answers at once; the function runs later.
@@ -305,70 +294,39 @@ class LambdaRuntime:
             elif cold:
                 init_output = worker.init_output
             reusable = invocation.outcome in ("response", "error") and worker.alive
-            payload, function_error, error_type = _outcome_payload(invocation, spec)
+            payload, function_error, error_type = outcome_payload(invocation, spec.timeout_s)
             begin = invocation.picked_up_at or started
             duration_ms = max(0.0, (ended - begin) * 1000)
-            lines = self._log_lines(
-                spec, worker, invocation, init_output, output, duration_ms, cold, error_type
+            lines = log_lines(
+                invocation,
+                version=spec.version,
+                timeout_s=spec.timeout_s,
+                memory_size=spec.memory_size,
+                max_memory_used_mb=worker.max_memory_used_mb(),
+                init_duration_ms=worker.init_duration_ms if cold else None,
+                init_output=init_output,
+                output=output,
+                duration_ms=duration_ms,
+                error_type=error_type,
             )
             self._logs.put(
                 LogBatch(
                     region=spec.region,
                     group=f"/aws/lambda/{spec.function_name}",
                     stream=worker.log_stream_name,
-                    events=_events(lines),
+                    events=log_events(lines),
                 )
             )
             return InvokeResult(
                 200,
                 payload,
                 function_error,
-                _tail("\n".join(lines) + "\n"),
+                log_tail(lines),
                 spec.version,
                 invocation.request_id,
             )
         finally:
             self._release(spec, worker, reusable)
-
-    def _log_lines(
-        self,
-        spec: WorkerSpec,
-        worker: Worker,
-        invocation: Invocation,
-        init_output: str,
-        output: str,
-        duration_ms: float,
-        cold: bool,
-        error_type: str | None,
-    ) -> list[str]:
-        rid = invocation.request_id
-        lines = _split(init_output)
-        lines.append(f"START RequestId: {rid} Version: {spec.version}")
-        lines.extend(_split(output))
-        status = ""
-        if invocation.outcome == "timeout":
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            lines.append(f"{stamp} {rid} Task timed out after {spec.timeout_s:.2f} seconds")
-            status = "\tStatus: timeout"
-        elif invocation.outcome in ("exit", "out_of_memory"):
-            lines.append(
-                f"RequestId: {rid} Error: Runtime exited with error: {invocation.body.decode()}"
-            )
-            lines.append(error_type or "Runtime.ExitError")
-            status = f"\tStatus: error\tError Type: {error_type}"
-        elif invocation.outcome == "init_error":
-            status = f"\tStatus: error\tError Type: {error_type}"
-        lines.append(f"END RequestId: {rid}")
-        report = (
-            f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms"
-            f"\tBilled Duration: {max(1, math.ceil(duration_ms))} ms"
-            f"\tMemory Size: {spec.memory_size} MB"
-            f"\tMax Memory Used: {worker.max_memory_used_mb()} MB"
-        )
-        if cold and worker.init_duration_ms is not None:
-            report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
-        lines.append(report + status + "\t")
-        return lines
 
     # Pool ---------------------------------------------------------------------------------
     def _acquire(self, spec: WorkerSpec) -> Worker:
@@ -439,99 +397,3 @@ def _max_retry_attempts(fn: LambdaFunction) -> int:
 
 def _version_of(fn: LambdaFunction) -> str:
     return "$LATEST" if str(fn.version) == "$LATEST" else str(fn.version)
-
-
-def _validated_payload(payload: bytes | str | None, invocation_type: str) -> bytes:
-    data = payload.encode() if isinstance(payload, str) else (payload or b"")
-    limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
-    operation = "InvokeFunction"
-    if len(data) > limit:
-        raise LambdaError(
-            "RequestTooLargeException",
-            f"Request must be smaller than {limit} bytes for the {operation} operation",
-            413,
-        )
-    if not data.strip():
-        return b"{}"  # Lambda hands an empty payload to the function as {}
-    try:
-        json.loads(data)
-    except ValueError as exc:
-        raise LambdaError(
-            "InvalidRequestContentException",
-            f"Could not parse request body into json: {exc}",
-        ) from exc
-    return data
-
-
-def _outcome_payload(
-    invocation: Invocation, spec: WorkerSpec
-) -> tuple[bytes, str | None, str | None]:
-    """(payload, X-Amz-Function-Error, error type for REPORT)."""
-    rid = invocation.request_id
-    if invocation.outcome == "response":
-        if len(invocation.body) > MAX_RESPONSE_PAYLOAD:
-            body = {
-                "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                f"({MAX_RESPONSE_PAYLOAD} bytes).",
-                "errorType": "Function.ResponseSizeTooLarge",
-            }
-            return json.dumps(body).encode(), "Unhandled", "Function.ResponseSizeTooLarge"
-        return invocation.body, None, None
-    if invocation.outcome in ("error", "init_error"):
-        error_type = invocation.error_type or _error_type_of(invocation.body)
-        return invocation.body, "Unhandled", error_type
-    if invocation.outcome == "timeout":
-        # What Lambda answers today for a timed-out invocation (payload of Invoke).
-        body = {
-            "errorType": "Sandbox.Timedout",
-            "errorMessage": f"RequestId: {rid} Error: Task timed out after "
-            f"{spec.timeout_s:.2f} seconds",
-        }
-        return json.dumps(body).encode(), "Unhandled", "Sandbox.Timedout"
-    reason = invocation.body.decode() or "unknown"
-    if invocation.outcome == "out_of_memory":
-        body = {
-            "errorType": "Runtime.OutOfMemory",
-            "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: {reason}",
-        }
-        return json.dumps(body).encode(), "Unhandled", "Runtime.OutOfMemory"
-    body = {
-        "errorType": "Runtime.ExitError",
-        "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: {reason}",
-    }
-    return json.dumps(body).encode(), "Unhandled", "Runtime.ExitError"
-
-
-def _error_type_of(body: bytes) -> str | None:
-    try:
-        value: Any = json.loads(body)
-    except ValueError:
-        return None
-    return value.get("errorType") if isinstance(value, dict) else None
-
-
-def _split(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line.strip()]
-
-
-def _events(lines: list[str]) -> tuple[tuple[int, str], ...]:
-    now = int(time.time() * 1000)
-    return tuple((now, line) for line in lines)
-
-
-def _tail(text: str) -> str:
-    data = text.encode()[-LOG_TAIL_BYTES:]
-    return data.decode("utf-8", errors="ignore")
-
-
-def _trace_id() -> str:
-    # X-Ray trace header format: Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0
-    return (
-        f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
-        f"Parent={uuid.uuid4().hex[:16]};Sampled=0"
-    )
-
-
-def encode_log_result(log_tail: str) -> str:
-    """X-Amz-Log-Result: the base64 of the last 4 KB of the log."""
-    return base64.b64encode(log_tail.encode()).decode()
