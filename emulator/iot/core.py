@@ -433,8 +433,10 @@ class IotCore:
         required, trusting the root CA and every registered certificate (rebuilt when the
         registry's certificates change; cached otherwise)."""
         backend = self.backend()
-        certificates = list(backend.certificates.values())
-        key = (id(backend), tuple(c.certificate_id for c in certificates))
+        # Certificates our root signed chain to it already; the others are trust anchors
+        # themselves, and only a change among those needs a new context.
+        anchors = [c for c in list(backend.certificates.values()) if not self._is_issued_by_root(c)]
+        key = (id(backend), tuple(c.certificate_id for c in anchors))
         cached = self._ssl
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -447,9 +449,7 @@ class IotCore:
             # is itself the trust anchor: accept it without its issuer's chain.
             context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
             context.load_verify_locations(cadata=self.ca.root_pem)
-            for cert in certificates:
-                if self._is_issued_by_root(cert):
-                    continue
+            for cert in anchors:
                 try:
                     context.load_verify_locations(cadata=cert.certificate_pem)
                 except (ssl.SSLError, ValueError):

@@ -121,6 +121,9 @@ def test_server_context_is_cached_until_the_registry_changes(iot, iot_core, self
     first = iot_core.server_ssl_context()
     # when nothing changed, then the same context comes back (cheap per connection)
     assert iot_core.server_ssl_context() is first
+    # when a certificate signed by the root CA is created, the root covers it: no rebuild
+    iot.create_keys_and_certificate(setAsActive=True)
+    assert iot_core.server_ssl_context() is first
     # when a certificate is registered, then a new context trusts it
     pem, _key = self_signed(f"new-{unique}")
     iot.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
