@@ -204,9 +204,9 @@ class CloudFormationDeployer:
             body, parameters = self._prepare(
                 request, form, direct=True, previous=stack.stack_parameters
             )
-            if stack.has_template(body) and stack.has_parameters(
-                {**stack.stack_parameters, **parameters}
-            ):
+            declared = json.loads(body).get("Parameters") or {}
+            effective = {k: v.get("Default") for k, v in declared.items()} | parameters
+            if stack.has_template(body) and _same_values(effective, stack.stack_parameters):
                 raise TemplateError("No updates are to be performed.")
             tags = {t.get("Key", ""): t.get("Value", "") for t in _members(form, "Tags")}
             merged = {**stack.stack_parameters, **parameters}

@@ -162,11 +162,30 @@ class EmulatedResource:
         account_id: str,
         region_name: str,
     ) -> EmulatedResource:
-        # Every update is a replacement here: delete, then create with the new properties.
+        properties = cloudformation_json.get("Properties") or {}
+        same_name = (
+            not cls.NAME_PROPERTY
+            or properties.get(cls.NAME_PROPERTY, original_resource.physical_resource_id)
+            == original_resource.physical_resource_id
+        )
+        if same_name:
+            attributes = cls.update_in_place(original_resource, properties, region_name)
+            if attributes is not None:
+                original_resource.properties = properties
+                original_resource.attributes = attributes
+                return original_resource
+        # Otherwise a replacement: delete, then create with the new properties.
         original_resource.delete(account_id, region_name)
         return cls.create_from_cloudformation_json(
             new_resource_name, cloudformation_json, account_id, region_name
         )
+
+    @classmethod
+    def update_in_place(
+        cls, original: EmulatedResource, props: dict[str, Any], region: str
+    ) -> dict[str, Any] | None:
+        """Apply new properties without replacement (new attributes), or None to replace."""
+        return None
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[override]
@@ -391,6 +410,29 @@ class DeliveryStream(EmulatedResource, CloudFormationModel):
                         value = int(value)
                     parameter["ParameterValue"] = str(value)
         return config
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        # Destination changes are "Update requires: No interruption" (CloudFormation,
+        # AWS::KinesisFirehose::DeliveryStream): UpdateDestination, as CloudFormation calls it.
+        if props.get("DeliveryStreamType", "DirectPut") != original.properties.get(
+            "DeliveryStreamType", "DirectPut"
+        ):
+            return None
+        firehose = Services.client("firehose", region)
+        description = firehose.describe_delivery_stream(
+            DeliveryStreamName=original.physical_resource_id
+        )["DeliveryStreamDescription"]
+        update = cls._api_destination(props["ExtendedS3DestinationConfiguration"])
+        if "S3BackupConfiguration" in update:
+            update["S3BackupUpdate"] = update.pop("S3BackupConfiguration")
+        firehose.update_destination(
+            DeliveryStreamName=original.physical_resource_id,
+            CurrentDeliveryStreamVersionId=description["VersionId"],
+            DestinationId=description["Destinations"][0]["DestinationId"],
+            ExtendedS3DestinationUpdate=update,
+        )
+        return original.attributes
 
     @classmethod
     def remove(cls, physical_id, props, region):
@@ -631,6 +673,24 @@ class LogGroup(EmulatedResource, CloudFormationModel):
         # The Arn attribute ends with `:*` (CloudFormation, "AWS::Logs::LogGroup" return values).
         arn = f"arn:{_partition(region)}:logs:{region}:{account_id}:log-group:{name}:*"
         return name, {"Arn": arn}
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        # RetentionInDays is "Update requires: No interruption"; a replacement would also
+        # delete the group's log streams.
+        logs = Services.client("logs", region)
+        retention = props.get("RetentionInDays")
+        if retention is None:
+            logs.delete_retention_policy(logGroupName=original.physical_resource_id)
+        elif _int(retention) not in RETENTION_DAYS:
+            raise ResourceFailed(
+                f"RetentionInDays {retention} is not one of {', '.join(map(str, RETENTION_DAYS))}"
+            )
+        else:
+            logs.put_retention_policy(
+                logGroupName=original.physical_resource_id, retentionInDays=_int(retention)
+            )
+        return original.attributes
 
     @classmethod
     def remove(cls, physical_id, props, region):

@@ -100,6 +100,10 @@ def _stack_event(stack: Stack, status: str, reason: str | None = None) -> None:
     stack._add_stack_event(status, resource_status_reason=reason)
 
 
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _reason(exc: BaseException) -> str:
     """The message a user needs, from a botocore ClientError, a moto error or our own."""
     response = getattr(exc, "response", None)
@@ -332,8 +336,16 @@ def update_stack(
         )
         _stack_event(stack, "UPDATE_ROLLBACK_COMPLETE")
         return
+    # moto replaces every resource that references a parameter whose value differs from the
+    # stack's *given* parameters, so compare effective values (defaults included) as strings.
+    declared = json.loads(template_body).get("Parameters") or {}
+    effective = {k: v.get("Default") for k, v in declared.items()} | dict(parameters)
+    effective = {k: _text(v) for k, v in effective.items() if v is not None}
+    stack.resource_map.input_parameters = {
+        k: _text(v) for k, v in stack.stack_parameters.items() if v is not None
+    }
     try:
-        stack.update(template_body, role_arn, parameters=parameters, tags=tags)
+        stack.update(template_body, role_arn, parameters=effective, tags=tags)
     except Exception as exc:
         # moto has no update rollback: say so rather than pretend the old state is back.
         _stack_event(
