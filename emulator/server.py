@@ -26,6 +26,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
+from emulator.persistence import Persistence, PersistenceMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Emulator:
         self.gateway.route("/_emulator/health", self._health)
         self.gateway.route("/_emulator/info", lambda _req: json_response(self.info()))
         self.components: list[Any] = []
+        # moto's state under data_dir/moto (S3 bodies as files even when ephemeral).
+        self.persistence = Persistence(self.data_dir, durable=not ephemeral)
 
     # Life cycle ---------------------------------------------------------------------------
     def add(self, component: Any) -> Any:
@@ -80,10 +83,11 @@ class Emulator:
         return component
 
     def start(self) -> Emulator:
+        self.persistence.load()  # raises StateFormatError for a state it cannot read
         self._server = make_server(
             self.host,
             self._requested_port,
-            self.gateway,
+            PersistenceMiddleware(self.gateway, self.persistence),
             threaded=True,
             request_handler=MotoRequestHandler,
         )
@@ -109,6 +113,7 @@ class Emulator:
             self._server.server_close()
         if self._thread:
             self._thread.join(timeout=10)
+        self.persistence.stop()
         if self.ephemeral:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

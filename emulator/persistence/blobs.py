@@ -1,0 +1,159 @@
+"""S3 object bodies as files under `<data_dir>/moto/s3/blobs`, never held in the emulator's RAM.
+
+moto's `FakeKey` keeps its body in `tempfile.SpooledTemporaryFile` (in memory up to 5 MiB, then an
+anonymous temporary file) and only ever calls seek/tell/read/write/truncate/close on it. The least
+invasive way to put bodies on disk is therefore to give `moto.s3.models` a `tempfile` whose
+`SpooledTemporaryFile` is a `BlobFile`: a named file in the data directory that is opened only
+for the duration of each call (10,000 objects must not hold 10,000 file descriptors).
+
+moto closes a key's buffer when the key is disposed (overwritten, deleted, a multipart part after
+completion, or garbage-collected). A closed blob is *retired*, not deleted: it is removed after
+the state that no longer references it has been saved, so that a crash in between never leaves a
+saved record that points at a missing body. Orphans left by a crash are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 16 * 1024 * 1024
+
+
+class BlobFile:
+    """The file-like subset moto's FakeKey uses, backed by a named file opened per call."""
+
+    def __init__(self, store: BlobStore, name: str, create: bool = True) -> None:
+        self._store = store
+        self.blob_name = name
+        self.path = store.directory / name
+        self._pos = 0
+        self.closed = False
+        if create:
+            with open(self.path, "xb"):
+                pass
+
+    # The file API moto calls -------------------------------------------------------------
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self._pos = offset
+        elif whence == os.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = os.path.getsize(self.path) + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_open()
+        with open(self.path, "rb") as src:
+            src.seek(self._pos)
+            data = src.read() if size is None or size < 0 else src.read(size)
+        self._pos += len(data)
+        return data
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._check_open()
+        with open(self.path, "r+b") as dst:
+            dst.seek(self._pos)
+            written = dst.write(data)
+        self._pos += written
+        return written
+
+    def truncate(self, size: int | None = None) -> int:
+        self._check_open()
+        size = self._pos if size is None else size
+        os.truncate(self.path, size)
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._store.retire(self.blob_name)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a BlobFile is persisted by name, see emulator.persistence.pickling")
+
+
+class BlobStore:
+    """Creates, adopts and retires body files in one directory."""
+
+    def __init__(self, directory: Path, delete_at_once: bool = False) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._delete_at_once = delete_at_once
+        self._retired: list[str] = []
+        self._lock = threading.Lock()
+        self.frozen = False
+
+    def new(self, *_args: Any, **_kwargs: Any) -> BlobFile:
+        """What `tempfile.SpooledTemporaryFile(max_size)` returns inside moto.s3.models."""
+        return BlobFile(self, uuid.uuid4().hex)
+
+    def adopt(self, name: str) -> BlobFile:
+        """The body file of a key being restored from saved state."""
+        return BlobFile(self, name, create=False)
+
+    def exists(self, name: str) -> bool:
+        return (self.directory / name).is_file()
+
+    def retire(self, name: str) -> None:
+        if self.frozen:  # stopping: keys collected now are still in the saved state
+            return
+        if self._delete_at_once:
+            (self.directory / name).unlink(missing_ok=True)
+            return
+        with self._lock:
+            self._retired.append(name)
+
+    def collect(self) -> None:
+        """Delete the bodies retired before the state that dropped them was saved."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for name in retired:
+            (self.directory / name).unlink(missing_ok=True)
+
+    def remove_unreferenced(self, referenced: set[str]) -> int:
+        """Delete body files no saved key refers to (left by a crash); return how many."""
+        removed = 0
+        for entry in os.scandir(self.directory):
+            if entry.name not in referenced:
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
+
+class _TempfileWithBlobs:
+    """Stands in for the `tempfile` module inside moto.s3.models."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.SpooledTemporaryFile = store.new
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(tempfile, name)
+
+
+def install(store: BlobStore) -> None:
+    """Make every FakeKey created from now on keep its body in `store`."""
+    import moto.s3.models as s3_models
+
+    s3_models.tempfile = _TempfileWithBlobs(store)  # type: ignore[assignment]
+
+
+def uninstall() -> None:
+    import moto.s3.models as s3_models
+
+    s3_models.tempfile = tempfile

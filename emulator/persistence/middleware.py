@@ -1,0 +1,201 @@
+"""WSGI middleware in front of the gateway: save the state a request changed before answering it.
+
+After a state-changing request has been answered, a `kill -9` must not lose its change, so the
+save happens between moto's answer and the first byte sent to the client (the response's status
+line is held back until the state is on disk). Read-only requests (Describe*, List*, Get*, Head*,
+... and S3 GET/HEAD) pay nothing. S3 object writes save only that object's small record (the
+body is already a file); every other change saves the snapshot of moto's backends.
+
+The operation is identified from the wire format, like `emulator.gateway` does: the SigV4
+credential scope names the service; `X-Amz-Target`, the query protocol's `Action` or the
+rest-json method + path name the operation.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from emulator.gateway import rest_operation
+from emulator.persistence.store import Persistence
+
+log = logging.getLogger(__name__)
+
+READ_ONLY_PREFIXES = (
+    "Describe", "List", "Get", "Head", "Search", "Test", "Filter", "Validate", "Estimate",
+    "Query", "Check", "Lookup", "Select", "Scan", "BatchGet", "Preview", "Simulate",
+)
+# Calls that change nothing moto keeps (Invoke runs code; Publish goes to the MQTT broker).
+NO_MOTO_STATE = {
+    "Invoke", "InvokeAsync", "InvokeWithResponseStream", "Publish", "AssumeRole",
+    "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML", "DecodeAuthorizationMessage",
+}
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_PRESIGNED_SCOPE = re.compile(r"X-Amz-Credential=[^&]+?(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)")
+# S3 sub-resources that change the object's tags or attributes kept outside its record.
+_SERVICE_NAMES = {"iotdata": "iot-data", "monitoring": "cloudwatch"}
+
+
+@dataclass
+class Plan:
+    """What to save after a request: the snapshot, object records, or a bucket's records."""
+
+    snapshot: bool = False
+    bucket: str | None = None
+    keys: list[str] = field(default_factory=list)
+    whole_bucket: bool = False
+
+
+def _service(environ: dict[str, Any]) -> str | None:
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", "")) or _PRESIGNED_SCOPE.search(
+        environ.get("QUERY_STRING", "")
+    )
+    if not match:
+        return None
+    return _SERVICE_NAMES.get(match.group(2), match.group(2))
+
+
+def is_read_only(operation: str | None) -> bool:
+    return bool(operation) and (
+        operation.startswith(READ_ONLY_PREFIXES) or operation in NO_MOTO_STATE
+    )
+
+
+class PersistenceMiddleware:
+    """Wraps a WSGI app (the gateway); saves state after each successful state change."""
+
+    def __init__(self, app: Callable, persistence: Persistence) -> None:
+        self.app = app
+        self.persistence = persistence
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        plan = self.plan(environ)
+        if plan is None:
+            return self.app(environ, start_response)
+        held: dict[str, Any] = {}
+
+        def hold(status: str, headers: list, exc_info: Any = None) -> Callable:
+            held.update(status=status, headers=headers, exc_info=exc_info)
+            return lambda _data: None  # moto never uses write(); the body is returned
+
+        body = self.app(environ, hold)
+        status = held.get("status", "500 Error")
+        if int(status.split()[0]) < 300:
+            try:
+                self.save(plan)
+            except Exception as exc:
+                log.exception("saving the emulator state failed")
+                close = getattr(body, "close", None)
+                if close:
+                    close()
+                message = (
+                    f"the change was applied but could not be saved under "
+                    f"{self.persistence.data_dir}: {exc}"
+                ).encode()
+                start_response("500 Internal Server Error", [
+                    ("Content-Type", "text/plain"), ("Content-Length", str(len(message))),
+                    ("x-amzn-ErrorType", "InternalFailure"),
+                ])
+                return [message]
+        start_response(held["status"], held["headers"], held["exc_info"])
+        return body
+
+    def save(self, plan: Plan) -> None:
+        if plan.snapshot:
+            self.persistence.save_snapshot()
+        if plan.bucket and plan.whole_bucket:
+            self.persistence.save_bucket(plan.bucket)
+        elif plan.bucket and plan.keys:
+            self.persistence.save_objects(plan.bucket, plan.keys)
+
+    # Which requests change what -----------------------------------------------------------
+    def plan(self, environ: dict[str, Any]) -> Plan | None:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        if path.startswith("/_emulator/") or path.startswith("/moto-api/"):
+            return None
+        service = _service(environ)
+        if service == "s3" or (service is None and method in ("PUT", "POST", "DELETE")):
+            return self._s3_plan(environ, method) if service == "s3" else Plan(snapshot=True)
+        if service is None:
+            return None
+        operation = self._operation(environ, service, method, path)
+        if operation is None:
+            return None if method in ("GET", "HEAD") else Plan(snapshot=True)
+        return None if is_read_only(operation) else Plan(snapshot=True)
+
+    def _operation(self, environ: dict[str, Any], service: str, method: str, path: str) -> str | None:
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if "Action" in query:
+            return query["Action"][0]
+        content_type = environ.get("CONTENT_TYPE", "")
+        if method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+            body = _peek_body(environ)
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+            if action:
+                return action[0]
+        try:
+            name, _ = rest_operation(service, method, path, query)
+        except Exception:  # a service botocore does not model
+            name = None
+        return name
+
+    def _s3_plan(self, environ: dict[str, Any], method: str) -> Plan | None:
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        bucket, key = _s3_address(environ)
+        if not bucket:
+            return None
+        if "uploadId" in query and method in ("PUT", "DELETE"):
+            return None  # UploadPart / AbortMultipartUpload: uploads in progress are not kept
+        if "uploads" in query or "select" in query:
+            return None  # CreateMultipartUpload, SelectObjectContent
+        if not key:
+            if method == "POST" and "delete" in query:
+                keys = _deleted_keys(_peek_body(environ))
+                return Plan(bucket=bucket, keys=keys) if keys is not None else Plan(
+                    bucket=bucket, whole_bucket=True
+                )
+            # Bucket configuration, CreateBucket, DeleteBucket.
+            return Plan(snapshot=True, bucket=bucket, whole_bucket=method == "DELETE")
+        return Plan(bucket=bucket, keys=[key])
+
+
+def _s3_address(environ: dict[str, Any]) -> tuple[str | None, str]:
+    """Bucket and key as moto reads them (percent-decoded raw path; virtual or path style)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+    parsed = urlparse(raw)
+    path = unquote(parsed.path if parsed.scheme else raw.split("?", 1)[0])
+    host = (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0].strip("[]")
+    virtual = host not in ("127.0.0.1", "localhost", "::1") and not host.replace(".", "").isdigit()
+    if virtual and "." in host:
+        return host.split(".", 1)[0], path[1:]
+    bucket, _, key = path[1:].partition("/")
+    return bucket or None, key
+
+
+def _peek_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back for the application."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _deleted_keys(body: bytes) -> list[str] | None:
+    """The keys of a DeleteObjects request; None if the body cannot be read."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None
+    return [el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Key"]
