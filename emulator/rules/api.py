@@ -138,6 +138,8 @@ def _user_properties(request: AwsRequest) -> tuple[tuple[str, str], ...]:
         return ()
     try:
         items: Any = json.loads(base64.b64decode(raw))
+        if isinstance(items, str):  # botocore JSON-encodes the (already JSON) string once more
+            items = json.loads(items)
     except (ValueError, binascii.Error):
         return ()
     pairs = []

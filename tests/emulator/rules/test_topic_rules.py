@@ -323,3 +323,66 @@ def test_cloudwatch_logs_missing_group_goes_to_the_error_action(rules, aws, uniq
     [failure] = json.loads(s3.get_object(Bucket=bucket, Key="e")["Body"].read())["failures"]
     assert failure["failedAction"] == "CloudwatchLogsAction"
     assert failure["failedResource"] == f"/missing/{unique}"
+
+
+# Payload evaluation errors, Basic Ingest, MQTT 5 user properties ------------------------------
+def test_star_with_fields_on_a_binary_payload_goes_to_the_error_action(
+    rules, aws, unique, role_arn
+):
+    # given SELECT *, <field> (needs a JSON payload: "binary-payloads") and an errorAction
+    s3 = aws("s3")
+    bucket = f"rules-binerr-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    name = f"binerr_{unique}"
+    _rule(
+        aws("iot"),
+        name,
+        f"SELECT *, timestamp() AS ts FROM 'binerr/{unique}'",
+        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+        error_action={"s3": {"bucketName": bucket, "key": "error", "roleArn": role_arn}},
+    )
+    # when a non-JSON payload arrives
+    aws("iot-data").publish(topic=f"binerr/{unique}", payload=b"\xff\x00binary")
+    assert rules.drain(10)
+    # then no output was written, the error action got the failure, and it is recorded
+    assert _keys(s3, bucket) == ["error"]
+    [failure] = json.loads(s3.get_object(Bucket=bucket, Key="error")["Body"].read())["failures"]
+    assert "not a JSON object" in failure["errorMessage"]
+    assert [f.stage for f in rules.rule_failures(name)] == ["sql"]
+
+
+def test_basic_ingest_topic_reaches_only_the_named_rule(rules, aws, unique, role_arn):
+    # given a rule whose FROM is some other topic ("iot-basic-ingest" ignores it)
+    s3 = aws("s3")
+    bucket = f"rules-ingest-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    name = f"ingest_{unique}"
+    _rule(
+        aws("iot"),
+        name,
+        "SELECT *, topic() AS t, topic(1) AS first FROM 'unused/topic'",
+        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+    )
+    # when a message is published to $aws/rules/<rule>/plant/line
+    aws("iot-data").publish(topic=f"$aws/rules/{name}/plant/line", payload=b'{"v": 3}')
+    assert rules.drain(10)
+    # then the rule ran and topic() does not include the $aws/rules/<rule> prefix
+    stored = json.loads(s3.get_object(Bucket=bucket, Key="out")["Body"].read())
+    assert stored == {"v": 3, "t": "plant/line", "first": "plant"}
+
+
+def test_get_user_property_reads_iot_data_user_properties(rules, aws, unique, role_arn):
+    s3 = aws("s3")
+    bucket = f"rules-props-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    _rule(
+        aws("iot"),
+        f"props_{unique}",
+        f"SELECT get_user_property('site') AS site FROM 'props/{unique}'",
+        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+    )
+    aws("iot-data").publish(
+        topic=f"props/{unique}", payload=b"{}", userProperties=json.dumps([{"site": "north"}])
+    )
+    assert rules.drain(10)
+    assert json.loads(s3.get_object(Bucket=bucket, Key="out")["Body"].read()) == {"site": "north"}
