@@ -253,8 +253,16 @@ class Statement:
         return known
 
     def resource_matches(self, resource: str, context: Context) -> bool:
-        hit = any(p.matches(resource, context) for p in self.resources)
-        return hit != self.not_resource
+        if not self.not_resource:
+            return any(p.matches(resource, context) for p in self.resources)
+        # NotResource: an exclusion that cannot be resolved must not widen the statement.
+        excluded = []
+        for pattern in self.resources:
+            regex = pattern.regex(context)
+            if regex is None:
+                return False
+            excluded.append(regex)
+        return not any(regex.fullmatch(resource) for regex in excluded)
 
     def conditions_hold(self, context: Context) -> bool:
         return all(c.holds(context) for c in self.conditions)

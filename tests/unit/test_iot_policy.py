@@ -220,6 +220,22 @@ CASES = [
         None,
         False,
     ),
+    (
+        "NotResource with an unresolved variable does not apply",
+        [
+            doc(
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "NotResource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}",
+                }
+            )
+        ],
+        "iot:Publish",
+        f"{ARN}:topic/anything",
+        {"iot:ClientId": "c"},
+        False,
+    ),
     # basic-policy-variables
     (
         "${iot:ClientId} in client ARN",
