@@ -22,9 +22,14 @@ class DeploymentPackageError(Exception):
     """The stored package is not a usable .zip archive."""
 
 
-def extract_package(data_dir: Path, function_name: str, code_bytes: bytes) -> tuple[Path, str]:
-    """The directory holding the extracted package, and the package's SHA-256 (hex)."""
-    sha256 = hashlib.sha256(code_bytes).hexdigest()
+def extract_package(
+    data_dir: Path, function_name: str, code_bytes: bytes, sha256: str | None = None
+) -> tuple[Path, str]:
+    """The directory holding the extracted package, and the package's SHA-256 (hex).
+
+    `sha256` is the digest moto already computed (`code_digest`); passing it saves hashing
+    the whole package on every invocation."""
+    sha256 = sha256 or hashlib.sha256(code_bytes).hexdigest()
     target = Path(data_dir) / "lambda" / function_name / sha256
     if target.is_dir():
         return target, sha256

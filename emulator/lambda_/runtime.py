@@ -216,7 +216,10 @@ class LambdaRuntime:
             )
         try:
             code_dir, sha256 = extract_package(
-                self._emulator.data_dir, fn.function_name, fn.code_bytes
+                self._emulator.data_dir,
+                fn.function_name,
+                fn.code_bytes,
+                getattr(fn, "code_digest", None),
             )
         except DeploymentPackageError as exc:
             raise LambdaError("InvalidZipFileException", str(exc), 502) from exc
