@@ -19,7 +19,7 @@ import random
 from pathlib import Path
 
 SEED = 20261126
-START_MS = 1_795_000_000_000  # 2026-11-18T08:53:20Z: a fixed device clock, so output is stable
+START_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z: a fixed device clock, so output is stable
 PERIOD_MS = 1_000
 EQUIPMENT = {
     # id: (kind, base temperature C, base vibration mm/s, base pressure kPa)
