@@ -414,6 +414,7 @@ class Broker:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._listening = False
+        self._sweeper: asyncio.Task | None = None
         emulator.broker = self
 
     # Components found at call time (emulator/README.md) --------------------------------
@@ -446,7 +447,7 @@ class Broker:
                     )
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
-                loop.create_task(self._sweep())
+                self._sweeper = loop.create_task(self._sweep())
             except BaseException as exc:  # reported to start()'s caller
                 failure.append(exc)
                 ready.set()
@@ -474,8 +475,10 @@ class Broker:
 
         def shutdown() -> None:
             self._server.close()
+            self._sweeper.cancel()
             for conn in list(self.connections.values()) + list(self._pending):
-                conn.will = None  # a server shutting down is not the client's fault
+                # The emulator is going away: a will would reach a pipeline that is stopping too.
+                conn.will = None
                 conn.close("SERVER_INITIATED_DISCONNECT", RC_SERVER_SHUTTING_DOWN)
             loop.call_later(0.2, loop.stop)
 

@@ -150,8 +150,6 @@ def paho_client():
             **kw.pop("client_kw", {}),
         )
         client.tls_set(str(device.ca_path), str(device.cert_path), str(device.key_path))
-        # A refused client must stay refused: no automatic reconnect during a test.
-        client.reconnect_delay_set(60, 120)
         seen = SimpleNamespace(
             connack=None,
             messages=[],
@@ -186,7 +184,18 @@ def paho_client():
         if "will" in kw:
             client.will_set(**kw.pop("will"))
         client.connect("localhost", port, keepalive=kw.pop("keepalive", 60), **kw)
-        client.loop_start()
+        # Our own network loop instead of loop_start(): a refused client must stay refused
+        # (loop_start reconnects) and stopping must not wait out paho's one-second sleeps.
+        stop = threading.Event()
+
+        def network_loop():
+            while not stop.is_set():
+                if client.loop(0.02) != 0:
+                    stop.wait(0.02)
+
+        thread = threading.Thread(target=network_loop, daemon=True)
+        thread.start()
+        client.loop_stop = lambda: (stop.set(), thread.join(5))
         seen.event.wait(10)
         client.seen = seen
         clients.append(client)
