@@ -149,6 +149,11 @@ class _Stream:
         self.thread: threading.Thread | None = None
         self.wake = False  # set by a put, so a notify between two waits is not lost
         self.missing_logged = False
+        # True once this process saw the stream in moto: if it disappears after that it was
+        # deleted (DeleteDeliveryStream "deletes a Firehose stream and its data"). Records
+        # recovered from disk wait instead, because moto's state does not survive a restart.
+        self.seen = False
+        self.generation = 0  # bumped when the stream's data is discarded
 
 
 class FirehoseService:
@@ -170,6 +175,8 @@ class FirehoseService:
         gateway = emulator.gateway
         gateway.on("firehose", "PutRecord", self._handle_put_record)
         gateway.on("firehose", "PutRecordBatch", self._handle_put_record_batch)
+        gateway.after("firehose", "DeleteDeliveryStream", self._after_delete)
+        gateway.after("firehose", "UpdateDestination", self._after_update)
         gateway.route("/_emulator/firehose/deliveries", self._route_deliveries)
         gateway.route("/_emulator/firehose/errors", self._route_errors)
 
@@ -263,6 +270,7 @@ class FirehoseService:
                     503,
                 ) from exc
             stream.records.extend(spooled)
+            stream.seen = True
             stream.wake = True
             stream.cond.notify_all()
         return [record_id for record_id, _, _ in entries]
@@ -311,6 +319,41 @@ class FirehoseService:
                 "RequestResponses": [{"RecordId": record_id} for record_id in ids],
             }
         )
+
+    def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        name = request.json().get("DeliveryStreamName", "")
+        with self._lock:
+            stream = self._streams.get((request.account_id, request.region, name))
+        if stream is not None:
+            self._discard(stream)
+
+    def _after_update(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        # New buffering hints apply to what is buffered now: look again at once.
+        name = request.json().get("DeliveryStreamName", "")
+        with self._lock:
+            stream = self._streams.get((request.account_id, request.region, name))
+        if stream is not None:
+            with stream.cond:
+                stream.wake = True
+                stream.cond.notify_all()
+
+    def _discard(self, stream: _Stream) -> None:
+        with stream.cond:
+            if stream.records:
+                log.info(
+                    "Firehose %s deleted: %d buffered records discarded",
+                    stream.name,
+                    len(stream.records),
+                )
+            stream.records.clear()
+            for consumer in stream.consumers.values():
+                consumer.position = 0
+                consumer.in_flight = None
+                consumer.retry_at = 0.0
+                consumer.failures = 0
+            stream.spool.discard()
+            stream.seen = False
+            stream.generation += 1
 
     def _route_deliveries(self, request: AwsRequest) -> AwsResponse:
         name = request.query_value("stream")
@@ -361,6 +404,9 @@ class FirehoseService:
         try:
             cfg = load(stream.account_id, stream.region, stream.name)
         except StreamNotFound:
+            if stream.seen:
+                self._discard(stream)  # deleted by a path that bypassed the gateway (e.g. a stack)
+                return 1.0
             if not stream.missing_logged:
                 log.warning(
                     "Firehose %s: %d records spooled but the stream does not exist (yet); "
@@ -371,6 +417,7 @@ class FirehoseService:
                 stream.missing_logged = True
             return 1.0
         stream.missing_logged = False
+        stream.seen = True
         targets = {"destination": cfg.destination, "backup": cfg.backup}
         wait = 1.0
         for consumer_name, target in targets.items():
@@ -390,6 +437,7 @@ class FirehoseService:
                 return consumer.retry_at - now
             with stream.cond:
                 pending = stream.records[consumer.position :]
+                generation = stream.generation
             reason = buffering.flush_reason(pending, int(now * 1000), target.buffering)
             if reason is None:
                 due = buffering.next_due_ms(pending, target.buffering)
@@ -405,11 +453,13 @@ class FirehoseService:
                 return backoff
             consumer.failures = 0
             consumer.in_flight = None
-            self._advance(stream, name, len(batch))
+            self._advance(stream, name, len(batch), generation)
         return 1.0
 
-    def _advance(self, stream: _Stream, name: str, count: int) -> None:
+    def _advance(self, stream: _Stream, name: str, count: int, generation: int) -> None:
         with stream.cond:
+            if stream.generation != generation:
+                return  # the stream was deleted while this batch was being written
             consumer = stream.consumers[name]
             consumer.position += count
             offset = stream.records[consumer.position - 1].end_offset

@@ -71,6 +71,13 @@ class Spool:
                 self.checkpoints = dict.fromkeys(CONSUMERS, 0)
             self._save_checkpoints()
 
+    def discard(self) -> None:
+        """Forget every entry (the stream was deleted with its data)."""
+        with self._lock:
+            self._file.truncate(0)
+            self.checkpoints = dict.fromkeys(CONSUMERS, 0)
+            self._save_checkpoints()
+
     def close(self) -> None:
         with self._lock:
             self._file.close()

@@ -230,3 +230,49 @@ def test_delivery_errors_go_to_the_cloudwatch_logging_destination(aws, unique, f
     assert message["errorCode"] == "S3.NoSuchBucket"
     assert message["deliveryStreamARN"].endswith(f":deliverystream/{stream}")
     assert message["destination"] == f"arn:aws:s3:::{bucket}"
+
+
+def test_deleting_a_stream_deletes_its_buffered_data(aws, unique, firehose):
+    # Given a stream holding a buffered record (900 s interval)
+    stream, bucket = f"del-{unique}", f"del-{unique}"
+    make_stream(aws, stream, bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900})
+    client = aws("firehose")
+    client.put_record(DeliveryStreamName=stream, Record={"Data": b"old\n"})
+
+    # When it is deleted ("deletes a Firehose stream and its data") and created again
+    client.delete_delivery_stream(DeliveryStreamName=stream)
+    client.create_delivery_stream(
+        DeliveryStreamName=stream,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+        },
+    )
+    client.put_record(DeliveryStreamName=stream, Record={"Data": b"new\n"})
+
+    # Then only the new stream's record is delivered
+    (obj,) = wait_for_objects(aws("s3"), bucket)
+    assert read_object(aws("s3"), bucket, obj["Key"])[0] == b"new\n"
+
+
+def test_updated_buffering_hints_apply_to_buffered_records(aws, unique):
+    # Given a record buffered under a 900 s interval
+    stream, bucket = f"hint-{unique}", f"hint-{unique}"
+    make_stream(aws, stream, bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900})
+    client = aws("firehose")
+    client.put_record(DeliveryStreamName=stream, Record={"Data": b"waiting"})
+    description = client.describe_delivery_stream(DeliveryStreamName=stream)
+    destination_id = description["DeliveryStreamDescription"]["Destinations"][0]["DestinationId"]
+
+    # When the interval is lowered to 0
+    client.update_destination(
+        DeliveryStreamName=stream,
+        CurrentDeliveryStreamVersionId=description["DeliveryStreamDescription"]["VersionId"],
+        DestinationId=destination_id,
+        ExtendedS3DestinationUpdate={"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}},
+    )
+
+    # Then the record is delivered at once, in an object named with version 2
+    (obj,) = wait_for_objects(aws("s3"), bucket, timeout=5)
+    assert f"{stream}-2-" in obj["Key"]
