@@ -250,6 +250,11 @@ def _parse(sql: str) -> exp.Expression:
 def _mark_select_value(sql: str, toks: list[tokens.Token]) -> list[tokens.Token]:
     """`SELECT VALUE x` -> `SELECT DISTINCT x` internally (IoT has no DISTINCT, so no clash)."""
     for index, token in enumerate(toks):
+        if token.comments:
+            # "iot-sql-reference": comments are not supported in AWS IoT SQL syntax.
+            raise SqlError(
+                "Comments are not supported in AWS IoT SQL", token.line, token.col, token.start
+            )
         if token.token_type == TokenType.DISTINCT:
             raise SqlError(
                 "DISTINCT is not supported by AWS IoT SQL",
@@ -725,9 +730,20 @@ class _Compiler:
         return not_
 
     def _x_In(self, node: exp.In) -> Evaluator:
-        if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
-            raise self.error(node, "IN takes a list of values: x IN (a, b)")
+        if node.args.get("query") or node.args.get("unnest"):
+            raise self.error(node, "IN takes an array: x IN arr or x IN [a, b]")
         needle = self.expr(node.this)
+        if node.args.get("field") is not None:
+            # "iot-sql-operators" IN: true if the left operand is an element of the array.
+            array = self.expr(node.args["field"])
+
+            def in_array(env: _Env) -> Any:
+                value, items = needle(env), array(env)
+                if value is UNDEFINED or type(items) is not list:
+                    return UNDEFINED
+                return any(equal(value, item) is True for item in items)
+
+            return in_array
         candidates = [self.expr(e) for e in node.expressions]
 
         def in_(env: _Env) -> Any:

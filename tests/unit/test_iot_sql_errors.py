@@ -20,6 +20,8 @@ from emulator.rules.sql import SqlError, compile_sql, topic_matcher
         ("SELECT aws_lambda('arn', *) FROM 'a'", "calls another AWS service", 1, 8),
         ("SELECT a FROM 'a' WHERE", "Incomplete", 1, 23),
         ("SELECT encode(a, 'hex') AS e FROM 'a'", "only the 'base64'", 1, 8),
+        # iot-sql-reference: comments are not supported
+        ("SELECT * -- all\nFROM 'a'", "Comments are not supported", 1, 8),
     ],
 )
 def test_unsupported_sql_is_refused_with_its_position(sql, reason, line, column):

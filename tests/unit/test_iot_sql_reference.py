@@ -407,6 +407,18 @@ CASES = [
         {"a": {"x": 1, "y": 2}},
         True,
     ),
+    (
+        "iot-sql-operators IN",
+        "SELECT * FROM 'topic/subtopic' WHERE 3 in arr",
+        {"arr": [1, 2, 3, "three", 5.7, None]},
+        {"arr": [1, 2, 3, "three", 5.7, None]},
+    ),
+    (
+        "iot-sql-operators IN",
+        "SELECT * FROM 'topic/subtopic' WHERE 4 in arr",
+        {"arr": [1, 2, 3, "three", 5.7, None]},
+        NO_OUTPUT,
+    ),
     # iot-sql-operators: Undefined propagates, so a missing field makes WHERE not true.
     (
         "iot-sql-operators =",
