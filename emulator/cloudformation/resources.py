@@ -42,7 +42,7 @@ class Services:
     Set by the CloudFormationDeployer; resource handlers call `Services.client(...)`."""
 
     factory: ClassVar[Callable[[str, str], Any] | None] = None
-    sql_validator: ClassVar[Callable[[str], None] | None] = None
+    sql_validator: ClassVar[Callable[[str, str], None] | None] = None
 
     @classmethod
     def client(cls, service: str, region: str) -> Any:
@@ -293,7 +293,7 @@ class IotTopicRule(EmulatedResource, CloudFormationModel):
                 "[Actions] not found"
             )
         if Services.sql_validator is not None:
-            Services.sql_validator(payload["Sql"])
+            Services.sql_validator(payload["Sql"], payload.get("AwsIotSqlVersion", "2015-10-08"))
         if "RuleDisabled" in payload:
             payload["RuleDisabled"] = _bool(payload["RuleDisabled"])
         api_payload = _lower_first_keys(payload)

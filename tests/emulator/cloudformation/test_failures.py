@@ -222,3 +222,37 @@ def test_iam_and_transform_need_capabilities(aws, unique, packaged_body):
     # And no stack was left behind
     with pytest.raises(ClientError, match="does not exist"):
         cfn.describe_stacks(StackName=f"caps-{unique}")
+
+
+def test_topic_rule_sql_is_checked_by_the_rules_engine(aws, unique, stack_events):
+    # Given a topic rule whose SQL the rules engine cannot parse
+    cfn = aws("cloudformation")
+    template = {
+        "Resources": {
+            "Rule": {
+                "Type": "AWS::IoT::TopicRule",
+                "Properties": {
+                    "TopicRulePayload": {
+                        "Sql": "SELECT FROM WHERE 't/+'",
+                        "AwsIotSqlVersion": "2016-03-23",
+                        "Actions": [
+                            {
+                                "Republish": {
+                                    "Topic": "out",
+                                    "RoleArn": "arn:aws:iam::123456789012:role/republish",
+                                }
+                            }
+                        ],
+                    }
+                },
+            }
+        }
+    }
+    # When the stack is created
+    stack = _create_and_wait_for_failure(cfn, f"sql-{unique}", template)
+    # Then the rule failed with the engine's reason and no rule was created
+    reason = _failed_events(stack_events(f"sql-{unique}"))["Rule"]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert "line 1, column" in reason  # the SqlError's position in the statement
+    rules = aws("iot").list_topic_rules()["rules"]
+    assert not any(r["ruleName"].startswith(f"sql_{unique}") for r in rules)
