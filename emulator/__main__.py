@@ -32,11 +32,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--data-dir", type=Path, help="where state is kept (default: a per-user directory)")
     where.add_argument("--ephemeral", action="store_true", help="throw-away state in a temporary directory")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    parser.add_argument(
+        "--status", action="store_true", help="print what the data dir holds and exit (also: status)"
+    )
+    parser.add_argument("--reset", action="store_true", help="delete the saved state and exit")
+    parser.add_argument("--yes", action="store_true", help="with --reset: do not ask for confirmation")
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["status"]:
+        argv = ["--status", *argv[1:]]
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.status or args.reset:
+        from emulator.persistence import cli
+        from emulator.server import default_data_dir
+
+        data_dir = args.data_dir or default_data_dir()
+        return cli.status(data_dir) if args.status else cli.reset(data_dir, args.yes)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -56,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    emulator.start()
+    from emulator.persistence import StateFormatError
+
+    try:
+        emulator.start()
+    except StateFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     info = emulator.info()
     state_file = emulator.data_dir / STATE_FILE
     state_file.write_text(json.dumps(info, indent=2))
