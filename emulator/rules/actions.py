@@ -273,6 +273,15 @@ class ActionRun:
         lambdas = self.engine.emulator_component("lambdas")
         if lambdas is None:
             raise ActionFailure("lambda", arn, "Lambda is not available in this emulator process")
+        if result.raw is not None:
+            # "binary-payloads": the Lambda action does not take binary input; decode it with
+            # SELECT encode(*, 'base64') AS data.
+            raise ActionFailure(
+                "lambda",
+                arn,
+                "The Lambda action does not support binary payloads: use "
+                "SELECT encode(*, 'base64') AS data",
+            )
         try:
             # AWS IoT invokes the function asynchronously ("lambda-rule-action").
             lambdas.invoke(
