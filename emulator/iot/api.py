@@ -31,9 +31,11 @@ from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error, json_
 from emulator.iot.ca import (
     AWS_IOT_CERTIFICATE_SUBJECT,
     certificate_pem,
+    device_key_problem,
     new_rsa_key,
     private_key_pem,
     public_key_pem,
+    signature_problem,
 )
 from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, explain
 
@@ -162,6 +164,12 @@ class _Handlers:
             return json_error(
                 "InvalidRequestException",
                 "the certificate signing request's signature does not verify with its own key",
+            )
+        problem = device_key_problem(csr.public_key())
+        if problem:
+            return json_error(
+                "InvalidRequestException",
+                f"The key in the certificate signing request is not valid: {problem}",
             )
         # AWS keeps the CSR's subject and signs the CSR's own public key.
         cert = self.core.ca.issue_device_certificate(csr.public_key(), csr.subject)
@@ -444,12 +452,24 @@ def _parse_certificate(pem: Any) -> x509.Certificate | AwsResponse:
     if not isinstance(pem, str) or not pem.strip():
         return json_error("InvalidRequestException", "certificatePem is required")
     try:
-        return x509.load_pem_x509_certificate(pem.encode())
+        cert = x509.load_pem_x509_certificate(pem.encode())
     except ValueError as exc:
         return json_error(
             "CertificateValidationException",
             f"certificatePem is not a PEM X.509 certificate: {exc}",
         )
+    problem = device_key_problem(cert.public_key())
+    if problem:
+        # The message AWS returns for a 1024-bit RSA certificate, with the reason appended.
+        return json_error(
+            "CertificateValidationException", f"The key in the certificate is not valid: {problem}"
+        )
+    problem = signature_problem(cert)
+    if problem:
+        return json_error(
+            "CertificateValidationException", f"The certificate is not valid: {problem}"
+        )
+    return cert
 
 
 def _signing_ca(backend: Any, cert: x509.Certificate, ca_pem: str | None) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -49,6 +49,38 @@ SERVER_IPS = ("127.0.0.1", "::1")
 def new_rsa_key() -> rsa.RSAPrivateKey:
     """An RSA 2048 key, what AWS IoT generates for CreateKeysAndCertificate."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# "x509-client-certs": device keys are RSA of 2048 bits or more, or ECC on NIST P-256, P-384 or
+# P-521; certificates are signed with SHA-256, SHA-384 or SHA-512 (RSA, RSASSA-PSS, ECDSA, DSA).
+_DEVICE_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+_SIGNATURE_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
+def device_key_problem(public_key: object) -> str | None:
+    """Why AWS IoT would refuse this device public key, or None if it is acceptable."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < 2048:
+            return f"RSA keys must have at least 2048 bits (this one has {public_key.key_size})"
+        return None
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, _DEVICE_CURVES):
+            return f"EC keys must use NIST P-256, P-384 or P-521 (not {public_key.curve.name})"
+        return None
+    return (
+        f"{type(public_key).__name__} keys are not supported: use RSA (2048+) or NIST P-256/384/521"
+    )
+
+
+def signature_problem(cert: x509.Certificate) -> str | None:
+    """Why AWS IoT would refuse this certificate's signature algorithm, or None."""
+    algorithm = cert.signature_hash_algorithm
+    if not isinstance(algorithm, _SIGNATURE_HASHES):
+        name = (
+            algorithm.name if algorithm is not None else cert.signature_algorithm_oid.dotted_string
+        )
+        return f"signature algorithm with {name} is not supported: use SHA-256, SHA-384 or SHA-512"
+    return None
 
 
 def private_key_pem(key: rsa.RSAPrivateKey) -> str:

@@ -299,3 +299,52 @@ def test_delete_certificate_works_while_a_thing_group_has_a_policy(iot, unique):
     iot.delete_certificate(certificateId=response["certificateId"])
     ids = [c["certificateId"] for c in iot.list_certificates()["certificates"]]
     assert response["certificateId"] not in ids
+
+
+def _self_signed_with(key, algorithm) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, algorithm)
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm", "message"),
+    [
+        (rsa.generate_private_key(65537, 1024), hashes.SHA256(), "at least 2048 bits"),
+        (ec.generate_private_key(ec.SECP256K1()), hashes.SHA256(), "NIST P-256"),
+        (ec.generate_private_key(ec.SECP256R1()), hashes.SHA224(), "sha224"),
+    ],
+    ids=["rsa-1024", "secp256k1", "sha224-signature"],
+)
+def test_registering_a_certificate_aws_would_refuse(iot, key, algorithm, message):
+    # given a certificate with a key or signature AWS IoT does not accept ("x509-client-certs")
+    pem = _self_signed_with(key, algorithm)
+    # when it is registered, then AWS's validation error says what is wrong
+    with pytest.raises(ClientError) as raised:
+        iot.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
+    assert raised.value.response["Error"]["Code"] == "CertificateValidationException"
+    assert message in raised.value.response["Error"]["Message"]
+
+
+def test_csr_with_a_short_rsa_key_is_refused(iot):
+    # given a CSR for a 1024-bit RSA key
+    key = rsa.generate_private_key(65537, 1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    # when IoT is asked to sign it, then the request is invalid, naming the key
+    with pytest.raises(ClientError) as raised:
+        iot.create_certificate_from_csr(
+            certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode()
+        )
+    assert raised.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "2048" in raised.value.response["Error"]["Message"]
