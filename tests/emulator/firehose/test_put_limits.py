@@ -87,3 +87,25 @@ def test_batch_of_500_records_returns_one_id_each(aws, stream):
 def test_describe_delivery_stream_still_answers(aws, stream):
     description = aws("firehose").describe_delivery_stream(DeliveryStreamName=stream)
     assert description["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
+
+
+def test_put_records_in_process_spools_and_raises_aws_errors(aws, stream, unique, firehose):
+    # Given the in-process interface the rules engine uses
+    from emulator.firehose.service import FirehoseError
+
+    account, region = "123456789012", "us-east-1"
+
+    # When records are put, then one id comes back per record
+    ids = firehose.put_records(account, region, stream, [b"a\n", b"b\n"])
+    assert len(ids) == 2 and ids[0] != ids[1]
+
+    # and errors carry AWS's codes
+    with pytest.raises(FirehoseError) as unknown:
+        firehose.put_records(account, region, f"nope-{unique}", [b"a"])
+    assert unknown.value.code == "ResourceNotFoundException"
+    with pytest.raises(FirehoseError) as too_big:
+        firehose.put_records(account, region, stream, [b"x" * 1_024_001])
+    assert too_big.value.code == "ValidationException"
+    with pytest.raises(FirehoseError) as too_many:
+        firehose.put_records(account, region, stream, [b"x"] * 501)
+    assert too_many.value.code == "ValidationException"
