@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
+from emulator.rules.operators import add, arithmetic, cast, comparison, divide
+from emulator.rules.topics import check_topic_filter, topic_matcher
 from emulator.rules.values import (
     UNDEFINED,
     dumps,
@@ -330,46 +331,6 @@ _REFUSED_NODES = {
 
 
 # --------------------------------------------------------------------------------------------
-# Topic filters ("iot-sql-from"; MQTT wildcards)
-def topic_matcher(topic_filter: str) -> Callable[[str], bool]:
-    levels = topic_filter.split("/")
-    if "#" not in levels and "+" not in levels:
-        return topic_filter.__eq__
-    prefix_len = len(levels) - 1 if levels[-1] == "#" else len(levels)
-
-    def matches(topic: str) -> bool:
-        parts = topic.split("/")
-        if levels[-1] == "#":
-            # '#' matches one or more levels here: 'a/#' does not match 'a' ("iot-sql-from").
-            if len(parts) <= prefix_len:
-                return False
-        elif len(parts) != prefix_len:
-            return False
-        # Wildcards in the first level do not match topics that start with '$' (MQTT 4.7.2).
-        if parts[0].startswith("$") and levels[0] in ("+", "#"):
-            return False
-        for want, got in zip(levels[:prefix_len], parts, strict=False):
-            if want != "+" and want != got:
-                return False
-        return True
-
-    return matches
-
-
-def check_topic_filter(topic_filter: str) -> str | None:
-    """Why `topic_filter` is not a valid MQTT topic filter, or None."""
-    if not topic_filter:
-        return "the topic filter is empty"
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return "'#' must be a whole level and the last one"
-        if "+" in level and level != "+":
-            return "'+' must be a whole level"
-    return None
-
-
-# --------------------------------------------------------------------------------------------
 # Compilation to closures
 _CAST_TYPES = {
     exp.DataType.Type.TEXT: "String",
@@ -657,31 +618,31 @@ class _Compiler:
         return self._binary(node, not_equal)
 
     def _x_GT(self, node: exp.GT) -> Evaluator:
-        return self._binary(node, _comparison(lambda a, b: a > b))
+        return self._binary(node, comparison(lambda a, b: a > b))
 
     def _x_GTE(self, node: exp.GTE) -> Evaluator:
-        return self._binary(node, _comparison(lambda a, b: a >= b))
+        return self._binary(node, comparison(lambda a, b: a >= b))
 
     def _x_LT(self, node: exp.LT) -> Evaluator:
-        return self._binary(node, _comparison(lambda a, b: a < b))
+        return self._binary(node, comparison(lambda a, b: a < b))
 
     def _x_LTE(self, node: exp.LTE) -> Evaluator:
-        return self._binary(node, _comparison(lambda a, b: a <= b))
+        return self._binary(node, comparison(lambda a, b: a <= b))
 
     def _x_Add(self, node: exp.Add) -> Evaluator:
         return self._binary(node, add)
 
     def _x_Sub(self, node: exp.Sub) -> Evaluator:
-        return self._binary(node, _arithmetic(lambda a, b: a - b))
+        return self._binary(node, arithmetic(lambda a, b: a - b))
 
     def _x_Mul(self, node: exp.Mul) -> Evaluator:
-        return self._binary(node, _arithmetic(lambda a, b: a * b))
+        return self._binary(node, arithmetic(lambda a, b: a * b))
 
     def _x_Div(self, node: exp.Div) -> Evaluator:
-        return self._binary(node, _arithmetic(_divide))
+        return self._binary(node, arithmetic(divide))
 
     def _x_Mod(self, node: exp.Mod) -> Evaluator:
-        return self._binary(node, _arithmetic(java_mod))
+        return self._binary(node, arithmetic(java_mod))
 
     def _x_Neg(self, node: exp.Neg) -> Evaluator:
         inner = self.expr(node.this)
@@ -912,79 +873,3 @@ def _star_object(env: _Env) -> dict[str, Any]:
         "The payload is not a JSON object, so '*' cannot be merged with other fields; "
         "select only * (raw bytes) or encode(*, 'base64')"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Operator semantics ("iot-sql-operators")
-def _comparison(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
-    def compare(left: Any, right: Any) -> Any:
-        if type(left) is bool or type(right) is bool:
-            return UNDEFINED
-        a, b = to_decimal(left), to_decimal(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
-            return UNDEFINED
-        return op(a, b)
-
-    return compare
-
-
-def _divide(a: Any, b: Any) -> Any:
-    if type(a) is int and type(b) is int:
-        # Int / Int is an Int (truncated toward zero, as Java's integer division).
-        quotient = abs(a) // abs(b)
-        return quotient if (a >= 0) == (b >= 0) else -quotient
-    return a / b
-
-
-def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    def arithmetic(left: Any, right: Any) -> Any:
-        if type(left) is bool or type(right) is bool:
-            return UNDEFINED
-        a, b = to_decimal(left), to_decimal(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
-            return UNDEFINED
-        try:
-            result = op(a, b)
-        except (ZeroDivisionError, OverflowError, ValueError):
-            return UNDEFINED
-        return normalize(result) if type(result) is float else result
-
-    return arithmetic
-
-
-_numeric_add = _arithmetic(lambda a, b: a + b)
-
-
-def add(left: Any, right: Any) -> Any:
-    """`+`: concatenation when either side is a String, else addition."""
-    if type(left) is str or type(right) is str:
-        a, b = to_string(left), to_string(right)
-        if a is UNDEFINED or b is UNDEFINED:
-            return UNDEFINED
-        return a + b
-    kl, kr = type(left), type(right)
-    if (kl is int or kl is float) and (kr is int or kr is float):
-        return _numeric_add(left, right)
-    return UNDEFINED
-
-
-def cast(value: Any, target: str) -> Any:
-    """`cast(value AS type)` ("iot-sql-functions", cast)."""
-    kind = type(value)
-    if target == "String":
-        return to_string(value)
-    if target == "Boolean":
-        if kind is int or kind is float:
-            return value != 0
-        return to_boolean(value)
-    if value is None or value is UNDEFINED or kind is list or kind is dict:
-        return UNDEFINED
-    if target == "Int":
-        return to_int(value, cast=True)
-    # Decimal / Double
-    if kind is bool:
-        return 1 if value else 0
-    number = to_decimal(value)
-    if number is UNDEFINED:
-        return UNDEFINED
-    return normalize(float(number)) if math.isfinite(float(number)) else UNDEFINED

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.rules.sql import SqlError, compile_sql, topic_matcher
+from emulator.rules.sql import SqlError, compile_sql
+from emulator.rules.topics import topic_matcher
 
 
 @pytest.mark.parametrize(
