@@ -20,6 +20,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable
+from functools import cache
 from typing import Any, ClassVar
 
 from moto.cloudformation import parsing
@@ -561,6 +562,7 @@ class IamRole(EmulatedResource, CloudFormationModel):
                 PolicyDocument=doc if isinstance(doc, str) else json.dumps(doc),
             )
         for arn in props.get("ManagedPolicyArns", []):
+            _ensure_aws_managed_policy(account_id, region, arn)
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
@@ -572,6 +574,34 @@ class IamRole(EmulatedResource, CloudFormationModel):
         for attached in iam.list_attached_role_policies(RoleName=physical_id)["AttachedPolicies"]:
             iam.detach_role_policy(RoleName=physical_id, PolicyArn=attached["PolicyArn"])
         iam.delete_role(RoleName=physical_id)
+
+
+@cache
+def _aws_managed_policies() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def _ensure_aws_managed_policy(account_id: str, region: str, arn: str) -> None:
+    """Make an AWS managed policy (e.g. the AWSLambdaBasicExecutionRole of SAM's default
+    function role) attachable. moto loads none of them unless told to load all ~1,600 at
+    start (`iam.load_aws_managed_policies`); no API creates them, so this writes the one
+    policy into moto's IAM backend from moto's own offline copy."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::aws:policy/.+", arn):
+        return
+    backend = iam_backends[account_id][_partition(region)]
+    if arn in backend.managed_policies:
+        return
+    name = arn.rsplit("/", 1)[-1]
+    data = _aws_managed_policies().get(name)
+    if data is None or arn.split(":policy", 1)[1] != f"{data.get('Path', '/')}{name}":
+        return  # not an AWS managed policy: IAM answers NoSuchEntity
+    policy = AWSManagedPolicy.from_data(name, account_id, region, data)
+    backend.aws_managed_policies.append(policy)
+    backend.managed_policies[policy.arn] = policy
 
 
 # --------------------------------------------------------------------------------- Lambda
