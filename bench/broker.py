@@ -262,13 +262,16 @@ def main() -> None:
 
         devices = make_devices(iot_client, work, args.devices, "bench-fleet")
         consumer.reset()
+        cpu0 = time.process_time()
         result = spawn_publishers(broker.port, ca, devices, args.per_device)
+        cpu = time.process_time() - cpu0
         expected = args.devices * args.per_device
         total = result["connect_s"] + result["publish_s"]
         print(
             f"Fleet:       {args.devices} devices connected in {result['connect_s']:.2f} s, "
             f"{expected} messages acknowledged in {result['publish_s']:.2f} s "
-            f"({expected / total:,.0f} msg/s with handshakes); consumer counted {consumer.count}"
+            f"({expected / total:,.0f} msg/s with handshakes); consumer counted {consumer.count}; "
+            f"broker process CPU {cpu:.2f} s"
         )
         if consumer.count != expected:
             raise SystemExit(f"lost messages: {expected - consumer.count}")

@@ -491,6 +491,8 @@ class Broker:
 
         The consumer is not called: the message did not come from a device connection.
         """
+        if self._loop is None or not self._listening:
+            raise RuntimeError("the MQTT broker is not running: call start() first")
         props = {}
         if message.user_properties:
             props[codec.USER_PROPERTY] = list(message.user_properties)
@@ -628,7 +630,6 @@ class Broker:
         conn.session = session
         conn.will = packet.will
         self.connections[client_id] = conn
-        self._routes.clear()
 
         props: codec.Properties = {}
         if v5:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from emulator.iot.messages import InboundMessage
+from emulator.mqtt.broker import Broker
 
 
 def presence(consumer, kind, client_id):
@@ -277,3 +279,28 @@ def test_subscribe_and_unsubscribe_events(broker, consumer, make_device, paho_cl
     assert json.loads(subscribed.payload)["topics"] == ["a/#", "b"]
     assert json.loads(unsubscribed.payload)["topics"] == ["b"]
     assert json.loads(subscribed.payload)["principalIdentifier"] == device.certificate_id
+
+
+def test_component_contract_port_and_consumer_found_at_call_time(
+    iot_emulator, consumer, make_device, paho_client, until
+):
+    # given a Broker built as app.py builds it: no consumer, port from the emulator (0 = ephemeral)
+    view = SimpleNamespace(
+        iot=iot_emulator.iot,
+        account_id=iot_emulator.account_id,
+        region=iot_emulator.region,
+        gateway=None,
+        _requested_mqtt_port=0,
+    )
+    broker = Broker(view).start()
+    try:
+        assert view.broker is broker and view.activity is broker.activity and broker.port > 0
+        # when the rules engine appears after the broker was built
+        view.rules = consumer
+        client = paho_client(make_device(), broker.port)
+        info = client.publish("late/consumer", b"1", qos=1)
+        # then it receives the message
+        assert until(lambda: info.mid in client.seen.pubacks)
+        assert [m.payload for m in view.rules.on_topic("late/consumer")] == [b"1"]
+    finally:
+        broker.stop()
