@@ -173,7 +173,7 @@ class IotCore:
         self._compiled: dict[tuple[str, str], CompiledPolicy | None] = {}
         self._principals: dict[str, Principal] = {}
         self._issued_by_root: dict[str, bool] = {}
-        self._ssl: tuple[tuple, ssl.SSLContext] | None = None
+        self._ssl: tuple[tuple, tuple, ssl.SSLContext] | None = None
         emulator.iot = self
         api.register(self, emulator.gateway)
 
@@ -433,13 +433,19 @@ class IotCore:
         required, trusting the root CA and every registered certificate (rebuilt when the
         registry's certificates change; cached otherwise)."""
         backend = self.backend()
+        # Called per connection: first a constant-time check that nothing was registered or
+        # deleted since the last call (API changes bump the generation; others change the size).
+        quick = (id(backend), self._generation, len(backend.certificates))
+        cached = self._ssl
+        if cached is not None and cached[0] == quick:
+            return cached[2]
         # Certificates our root signed chain to it already; the others are trust anchors
         # themselves, and only a change among those needs a new context.
         anchors = [c for c in list(backend.certificates.values()) if not self._is_issued_by_root(c)]
         key = (id(backend), tuple(c.certificate_id for c in anchors))
-        cached = self._ssl
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if cached is not None and cached[1] == key:
+            self._ssl = (quick, key, cached[2])
+            return cached[2]
         with self._lock:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -456,7 +462,7 @@ class IotCore:
                     log.warning("certificate %s cannot be a TLS trust anchor", cert.certificate_id)
             # Session tickets cost handshake time and devices reconnect with full handshakes.
             context.num_tickets = 0
-            self._ssl = (key, context)
+            self._ssl = (quick, key, context)
             return context
 
     def _is_issued_by_root(self, cert: Any) -> bool:
