@@ -133,8 +133,9 @@ def status(data_dir: Path, out: TextIO = sys.stdout) -> int:
             else:
                 continue
             print(f"  {label:<{width}}  {files:>8} files  {_human(size):>10}", file=out)
-        print(f"  {'total':<{width}}  {'':>8}        {_human(folder_size(data_dir)[1]):>10}",
-              file=out)
+        print(
+            f"  {'total':<{width}}  {'':>8}        {_human(folder_size(data_dir)[1]):>10}", file=out
+        )
     return 0
 
 
@@ -153,8 +154,11 @@ def reset(data_dir: Path, assume_yes: bool, out: TextIO = sys.stdout) -> int:
         return 2
     running = _running_pid(data_dir)
     if running:
-        print(f"Refusing to reset {data_dir}: an emulator (pid {running}) is running on it; "
-              "stop it first.", file=out)
+        print(
+            f"Refusing to reset {data_dir}: an emulator (pid {running}) is running on it; "
+            "stop it first.",
+            file=out,
+        )
         return 2
     if not assume_yes:
         size = _human(folder_size(data_dir)[1])

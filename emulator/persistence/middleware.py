@@ -28,17 +28,39 @@ from emulator.persistence.store import Persistence
 log = logging.getLogger(__name__)
 
 READ_ONLY_PREFIXES = (
-    "Describe", "List", "Get", "Head", "Search", "Test", "Filter", "Validate", "Estimate",
-    "Query", "Check", "Lookup", "Select", "Scan", "BatchGet", "Preview", "Simulate",
+    "Describe",
+    "List",
+    "Get",
+    "Head",
+    "Search",
+    "Test",
+    "Filter",
+    "Validate",
+    "Estimate",
+    "Query",
+    "Check",
+    "Lookup",
+    "Select",
+    "Scan",
+    "BatchGet",
+    "Preview",
+    "Simulate",
 )
 # Calls that change nothing moto keeps (Invoke runs code; Publish goes to the MQTT broker).
 NO_MOTO_STATE = {
-    "Invoke", "InvokeAsync", "InvokeWithResponseStream", "Publish", "AssumeRole",
-    "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML", "DecodeAuthorizationMessage",
+    "Invoke",
+    "InvokeAsync",
+    "InvokeWithResponseStream",
+    "Publish",
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoleWithSAML",
+    "DecodeAuthorizationMessage",
 }
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_PRESIGNED_SCOPE = re.compile(r"X-Amz-Credential=[^&]+?(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)")
-# S3 sub-resources that change the object's tags or attributes kept outside its record.
+_PRESIGNED_SCOPE = re.compile(
+    r"X-Amz-Credential=[^&]+?(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)"
+)
 _SERVICE_NAMES = {"iotdata": "iot-data", "monitoring": "cloudwatch"}
 
 
@@ -98,10 +120,14 @@ class PersistenceMiddleware:
                     f"the change was applied but could not be saved under "
                     f"{self.persistence.data_dir}: {exc}"
                 ).encode()
-                start_response("500 Internal Server Error", [
-                    ("Content-Type", "text/plain"), ("Content-Length", str(len(message))),
-                    ("x-amzn-ErrorType", "InternalFailure"),
-                ])
+                start_response(
+                    "500 Internal Server Error",
+                    [
+                        ("Content-Type", "text/plain"),
+                        ("Content-Length", str(len(message))),
+                        ("x-amzn-ErrorType", "InternalFailure"),
+                    ],
+                )
                 return [message]
         start_response(held["status"], held["headers"], held["exc_info"])
         return body
@@ -130,7 +156,9 @@ class PersistenceMiddleware:
             return None if method in ("GET", "HEAD") else Plan(snapshot=True)
         return None if is_read_only(operation) else Plan(snapshot=True)
 
-    def _operation(self, environ: dict[str, Any], service: str, method: str, path: str) -> str | None:
+    def _operation(
+        self, environ: dict[str, Any], service: str, method: str, path: str
+    ) -> str | None:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
             return target.rsplit(".", 1)[-1]
@@ -163,8 +191,10 @@ class PersistenceMiddleware:
         if not key:
             if method == "POST" and "delete" in query:
                 keys = _deleted_keys(_peek_body(environ))
-                return Plan(bucket=bucket, keys=keys) if keys is not None else Plan(
-                    bucket=bucket, whole_bucket=True
+                return (
+                    Plan(bucket=bucket, keys=keys)
+                    if keys is not None
+                    else Plan(bucket=bucket, whole_bucket=True)
                 )
             # Bucket configuration, CreateBucket, DeleteBucket.
             return Plan(snapshot=True, bucket=bucket, whole_bucket=method == "DELETE")

@@ -68,8 +68,13 @@ class MotoPickler(pickle.Pickler):
         if kind is weakref.WeakValueDictionary:
             return (_weak_value_dict, (dict(obj.items()),))
         if kind is defaultdict and _is_lambda(obj.default_factory):
-            return (_defaultdict_of, (_factory_kind(obj.default_factory),), None, None,
-                    iter(list(obj.items())))
+            return (
+                _defaultdict_of,
+                (_factory_kind(obj.default_factory),),
+                None,
+                None,
+                iter(list(obj.items())),
+            )
         return NotImplemented
 
 

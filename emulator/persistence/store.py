@@ -131,7 +131,9 @@ class Persistence:
         for attempt in range(10):
             try:
                 state = {"backends": collect_backends()}
-                write_atomic(self.state_path, STATE_KIND, lambda out: pickling.dumps(state, out))
+                write_atomic(
+                    self.state_path, STATE_KIND, lambda out, s=state: pickling.dumps(s, out)
+                )
                 self.snapshots_written += 1
                 return
             except RuntimeError as exc:  # another thread changed a dict while it was pickled
@@ -198,9 +200,11 @@ def collect_backends() -> list[tuple[str, str, dict[str, dict[str, Any]]]]:
     for backend_dict in list(BackendDict._instances):
         module_name = backend_dict.backend.__module__
         module = sys.modules.get(module_name)
-        attr = next(
-            (n for n, v in vars(module).items() if v is backend_dict), None
-        ) if module else None
+        attr = (
+            next((n for n, v in vars(module).items() if v is backend_dict), None)
+            if module
+            else None
+        )
         if attr is None:
             continue
         accounts = {

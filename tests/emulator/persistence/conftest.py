@@ -47,8 +47,17 @@ class EmulatorProcess:
         self.log = data_dir.parent / f"{data_dir.name}-emulator.log"
 
     def start(self, timeout: float = 60.0) -> EmulatorProcess:
-        command = [sys.executable, "-m", "emulator", "--port", str(self.port), "--mqtt-port", "0",
-                   "--data-dir", str(self.data_dir)]
+        command = [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            str(self.port),
+            "--mqtt-port",
+            "0",
+            "--data-dir",
+            str(self.data_dir),
+        ]
         with open(self.log, "ab") as log:
             self.child = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT

@@ -23,15 +23,21 @@ POLICY = {
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-         "Action": "sts:AssumeRole"}
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
     ],
 }
 # A plain template (no transform) of types moto knows, with outputs.
 TEMPLATE = {
     "AWSTemplateFormatVersion": "2010-09-09",
     "Resources": {
-        "Archive": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "persist-stack-bucket"}},
+        "Archive": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {"BucketName": "persist-stack-bucket"},
+        },
         "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/persist/stack"}},
     },
     "Outputs": {
@@ -57,7 +63,9 @@ def populate(emu) -> dict:
     """Create one or more of every kind; return what must be found again."""
     iot, s3, iam = emu.client("iot"), emu.client("s3"), emu.client("iam")
     firehose, lam, logs, cfn = (
-        emu.client("firehose"), emu.client("lambda"), emu.client("logs"),
+        emu.client("firehose"),
+        emu.client("lambda"),
+        emu.client("logs"),
         emu.client("cloudformation"),
     )
     expected: dict = {"objects": {}}
@@ -94,9 +102,12 @@ def populate(emu) -> dict:
     )
     multipart = os.urandom(11 * 1024 * 1024)
     s3.upload_fileobj(
-        io.BytesIO(multipart), "persist-data", "multipart.bin",
-        Config=TransferConfig(multipart_threshold=5 * 1024 * 1024,
-                              multipart_chunksize=5 * 1024 * 1024),
+        io.BytesIO(multipart),
+        "persist-data",
+        "multipart.bin",
+        Config=TransferConfig(
+            multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+        ),
     )
     bodies["multipart.bin"] = multipart
     s3.put_object(Bucket="persist-data", Key="overwritten", Body=b"first")
@@ -121,8 +132,11 @@ def populate(emu) -> dict:
     expected["stream_version"] = described["DeliveryStreamDescription"]["VersionId"]
 
     lam.create_function(
-        FunctionName="persist-fn", Runtime="python3.11", Role=expected["role_arn"],
-        Handler="app.handler", Code={"ZipFile": lambda_zip()},
+        FunctionName="persist-fn",
+        Runtime="python3.11",
+        Role=expected["role_arn"],
+        Handler="app.handler",
+        Code={"ZipFile": lambda_zip()},
     )
     expected["code_sha"] = lam.get_function(FunctionName="persist-fn")["Configuration"][
         "CodeSha256"
@@ -132,8 +146,14 @@ def populate(emu) -> dict:
         ruleName="persist_rule",
         topicRulePayload={
             "sql": "SELECT * FROM 'devices/+/telemetry'",
-            "actions": [{"firehose": {"roleArn": expected["role_arn"],
-                                      "deliveryStreamName": "persist-stream"}}],
+            "actions": [
+                {
+                    "firehose": {
+                        "roleArn": expected["role_arn"],
+                        "deliveryStreamName": "persist-stream",
+                    }
+                }
+            ],
         },
     )
 
@@ -141,7 +161,8 @@ def populate(emu) -> dict:
     logs.create_log_stream(logGroupName="/persist/app", logStreamName="s1")
     now = int(time.time() * 1000)
     logs.put_log_events(
-        logGroupName="/persist/app", logStreamName="s1",
+        logGroupName="/persist/app",
+        logStreamName="s1",
         logEvents=[{"timestamp": now, "message": "one"}, {"timestamp": now + 1, "message": "two"}],
     )
     return expected
@@ -151,7 +172,9 @@ def check(emu, expected: dict) -> None:
     """Everything `populate` created is there, with its attributes and links."""
     iot, s3, iam = emu.client("iot"), emu.client("s3"), emu.client("iam")
     firehose, lam, logs, cfn = (
-        emu.client("firehose"), emu.client("lambda"), emu.client("logs"),
+        emu.client("firehose"),
+        emu.client("lambda"),
+        emu.client("logs"),
         emu.client("cloudformation"),
     )
     stack = cfn.describe_stacks(StackName="persist-stack")["Stacks"][0]
