@@ -1,0 +1,234 @@
+"""What the end-to-end benchmark needs around the pipeline: an emulator in its own process, the
+stack deployed from template.yaml, a fleet of devices (one thing and certificate each) and the
+zero-loss accounting of both buckets.
+
+The fleet's policy uses the thing-name policy variable, so one policy serves every device and
+each device may only connect as its own thing and publish to its own topic
+(IoT developer guide, "Thing policy variables"):
+
+    iot:Connect  client/${iot:Connection.Thing.ThingName}
+    iot:Publish  topic/<T>/${iot:Connection.Thing.ThingName}
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pipeline import batches, certificates, objects, workbook  # noqa: E402
+
+# A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique.
+PAYLOAD_TEMPLATE = (
+    '{{"device_id":"{device}","timestamp":{ts},"temperature_c":47.47,"vibration_mm_s":2.171,'
+    '"pressure_kpa":316.0,"status":{{"code":0,"message":"ok"}},"sequence":{seq},'
+    '"site":"plant-a","line":"line-3","firmware":"1.4.2"}}'
+)
+
+
+def payload(device: str, sequence: int, now_ms: int) -> bytes:
+    return PAYLOAD_TEMPLATE.format(device=device, ts=now_ms, seq=sequence).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fleet_policy(topic_root: str) -> dict[str, Any]:
+    thing = "${iot:Connection.Thing.ThingName}"
+    prefix = "arn:aws:iot:*:*:"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{prefix}client/{thing}"},
+            {
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": f"{prefix}topic/{topic_root}/{thing}",
+            },
+        ],
+    }
+
+
+@dataclass
+class FleetDevice:
+    thing_name: str
+    cert_path: Path
+    key_path: Path
+    certificate_arn: str
+    certificate_id: str
+
+
+def make_fleet(
+    iot: Any, count: int, prefix: str, topic_root: str, secrets_dir: Path
+) -> list[FleetDevice]:
+    """`count` things, each with a certificate signed from its own CSR, sharing one policy."""
+    policy_name = f"{prefix}-fleet"
+    iot.create_policy(policyName=policy_name, policyDocument=json.dumps(fleet_policy(topic_root)))
+    fleet = []
+    for i in range(count):
+        thing = f"{prefix}-{i:03d}"
+        iot.create_thing(thingName=thing)
+        cert = certificates.create_from_csr(iot, thing, policy_name, secrets_dir=secrets_dir)
+        fleet.append(
+            FleetDevice(
+                thing,
+                cert.certificate_path,
+                cert.private_key_path,
+                cert.certificate_arn,
+                cert.certificate_id,
+            )
+        )
+    return fleet
+
+
+@dataclass
+class FleetRun:
+    attempted: int = 0
+    acknowledged: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    connect_s: float = 0.0
+    first_publish: float = 0.0  # time.time()
+    last_puback: float = 0.0
+
+
+def publish_fleet(
+    host: str,
+    port: int,
+    ca_path: str,
+    fleet: list[FleetDevice],
+    topic_root: str,
+    messages: int,
+    window: int = 100,
+    timeout: float = 300.0,
+) -> FleetRun:
+    """Connect every device (awsiotsdk, MQTT 3.1.1, mutual TLS), then publish `messages` QoS 1
+    messages from each, round robin, keeping at most `window` unacknowledged per device (AWS IoT
+    Core's in-flight quota is 100)."""
+    import threading
+
+    from awscrt import mqtt
+    from awsiot import mqtt_connection_builder
+
+    run = FleetRun()
+    connections = [
+        mqtt_connection_builder.mtls_from_path(
+            endpoint=host,
+            port=port,
+            cert_filepath=str(d.cert_path),
+            pri_key_filepath=str(d.key_path),
+            ca_filepath=ca_path,
+            client_id=d.thing_name,
+            clean_session=True,
+            keep_alive_secs=60,
+        )
+        for d in fleet
+    ]
+    started = time.perf_counter()
+    for future in [c.connect() for c in connections]:
+        future.result(60)
+    run.connect_s = time.perf_counter() - started
+    lock = threading.Lock()
+    windows = [threading.Semaphore(window) for _ in fleet]
+    all_done = threading.Event()
+    total = messages * len(fleet)
+
+    def done(future: Any, slot: threading.Semaphore) -> None:
+        try:
+            future.result()
+            ok = True
+        except Exception as exc:  # the server closed the connection or refused the publish
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        with lock:
+            if ok:
+                run.acknowledged += 1
+                run.last_puback = time.time()
+            else:
+                run.failed += 1
+                run.errors.append(error)
+            if run.acknowledged + run.failed == total:
+                all_done.set()
+        slot.release()
+
+    run.first_publish = time.time()
+    topics = [f"{topic_root}/{d.thing_name}" for d in fleet]
+    for seq in range(messages):
+        now_ms = int(time.time() * 1000)
+        for conn, device, topic, slot in zip(connections, fleet, topics, windows, strict=True):
+            slot.acquire()
+            run.attempted += 1
+            future, _ = conn.publish(
+                topic, payload(device.thing_name, seq, now_ms), mqtt.QoS.AT_LEAST_ONCE
+            )
+            future.add_done_callback(lambda f, s=slot: done(f, s))
+    all_done.wait(timeout)
+    for future in [c.disconnect() for c in connections]:
+        try:
+            future.result(30)
+        except Exception:  # already closed by the server
+            pass
+    return run
+
+
+class Accounting:
+    """Counts both buckets' lines incrementally: each object is read once, when it first shows."""
+
+    def __init__(self, s3: Any, out: dict[str, str], environment: str) -> None:
+        self.s3 = s3
+        self.out = out
+        self.where = workbook.prefixes(environment)
+        self.seen: dict[tuple[str, str], int] = {}
+        self.failed_reasons: dict[str, int] = {}
+
+    def _count(self, bucket: str, prefix: str, reader: Callable[[bytes], int]) -> int:
+        total = 0
+        for obj in objects.list_objects(self.s3, bucket, prefix):
+            key = (bucket, obj.key)
+            if key not in self.seen:
+                self.seen[key] = reader(objects.read_object(self.s3, obj))
+            total += self.seen[key]
+        return total
+
+    def _failed(self, body: bytes) -> int:
+        count = 0
+        for item in batches.iter_processing_failed(body):
+            count += 1
+            reason = getattr(item, "error_code", None) or "unreadable"
+            self.failed_reasons[reason] = self.failed_reasons.get(reason, 0) + 1
+        return count
+
+    def figures(self) -> dict[str, int]:
+        lines = lambda body: len(batches.split_lines(body))  # noqa: E731
+        raw = self.out["RawBucketName"]
+        parsed = self.out["ParsedBucketName"]
+        return {
+            "raw_lines": self._count(raw, self.where["data"], lines),
+            "rule_errors": len(objects.list_objects(self.s3, raw, workbook.RULE_ERRORS_PREFIX)),
+            "parsed_rows": self._count(parsed, self.where["data"], lines),
+            "processing_failed": self._count(parsed, self.where["processing_failed"], self._failed),
+        }
+
+    def wait_complete(self, acknowledged: int, timeout: float, poll: float = 0.2) -> dict:
+        """Poll until raw + rule errors == acknowledged and parsed + failed == raw; return the
+        figures and the time (time.time()) the last count was first seen complete."""
+        deadline = time.monotonic() + timeout
+        while True:
+            figures = self.figures()
+            raw_side = figures["raw_lines"] + figures["rule_errors"]
+            parsed_side = figures["parsed_rows"] + figures["processing_failed"]
+            complete = raw_side >= acknowledged and parsed_side >= figures["raw_lines"]
+            if complete or time.monotonic() > deadline:
+                return {**figures, "complete": complete, "at": time.time()}
+            time.sleep(poll)
