@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from awscrt import http, io
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -137,3 +138,32 @@ def test_server_context_settings(iot_core):
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN
     assert context.num_tickets == 0
+
+
+def test_awscrt_client_completes_mutual_tls(iot, iot_core, tmp_path):
+    # given a certificate from CreateKeysAndCertificate, used by awscrt (awsiotsdk's TLS stack,
+    # s2n on Linux) trusting only the emulator's root CA
+    response = iot.create_keys_and_certificate(setAsActive=True)
+    (tmp_path / "device.pem").write_text(response["certificatePem"])
+    (tmp_path / "device.key").write_text(response["keyPair"]["PrivateKey"])
+    options = io.TlsContextOptions.create_client_with_mtls_from_path(
+        str(tmp_path / "device.pem"), str(tmp_path / "device.key")
+    )
+    options.override_default_trust_store_from_path(None, str(iot_core.root_ca_path))
+    connection_options = io.ClientTlsContext(options).new_connection_options()
+    connection_options.set_server_name(iot_core.endpoint_address)
+    loops = io.EventLoopGroup(1)
+    bootstrap = io.ClientBootstrap(loops, io.DefaultHostResolver(loops))
+    server = OneShotTlsServer(iot_core.server_ssl_context(), iot_core)
+    # when it connects to 127.0.0.1 with SNI "localhost" (what describe_endpoint returns)
+    connection = http.HttpClientConnection.new(
+        host_name="127.0.0.1",
+        port=server.port,
+        bootstrap=bootstrap,
+        tls_connection_options=connection_options,
+    ).result(10)
+    server.join()
+    connection.close()
+    # then the handshake completed on both sides and the server knows the certificate
+    assert server.error is None, server.error
+    assert server.certificate_id == response["certificateId"]
