@@ -50,6 +50,7 @@ PERSISTENT_SESSION_EXPIRY_S = 3600  # "MQTT persistent sessions": default expiry
 # What AWS IoT announces in an MQTT 5 CONNACK ("MQTT 5 supported features").
 MAX_PACKET_BYTES = 149_504
 RECEIVE_MAXIMUM = 100
+OUTBOUND_INFLIGHT_LIMIT = 100  # "Maximum outbound unacknowledged messages" per client
 TOPIC_ALIAS_MAXIMUM = 8
 # Basic Ingest topics go to the rules engine only, never to subscribers ("iot-basic-ingest").
 BASIC_INGEST_PREFIX = "$aws/rules/"
@@ -159,6 +160,7 @@ class Connection(asyncio.Protocol):
         self.ip_address = HOST
         self.version_number = 0
         self.topic_aliases: dict[int, str] = {}
+        self.send_quota = OUTBOUND_INFLIGHT_LIMIT
         self._batching = False
         self._out: list[bytes] = []
 
@@ -241,7 +243,10 @@ class Connection(asyncio.Protocol):
             self._publish(first_byte, body)
         elif kind == codec.PUBACK and self.connected:
             packet_id, _ = codec.parse_packet_id_and_reason(body, self.v5)
-            self.session.inflight.pop(packet_id, None)
+            session = self.session
+            session.inflight.pop(packet_id, None)
+            if session.queue:
+                self.broker._drain(session)
         elif kind == codec.CONNECT:
             if self.connected:
                 # "life-cycle-events": a second CONNECT on one connection is a CLIENT_ERROR.
@@ -664,8 +669,11 @@ class Broker:
         # Unacknowledged and queued QoS 1 messages of a resumed session go out again.
         for packet_id, queued in list(session.inflight.items()):
             conn.send(self._encode_for(conn, queued, packet_id, dup=True))
-        while session.queue:
-            self._send_to(session, session.queue.popleft())
+        conn.send_quota = min(
+            OUTBOUND_INFLIGHT_LIMIT,
+            int(packet.properties.get(codec.RECEIVE_MAXIMUM, OUTBOUND_INFLIGHT_LIMIT)) or 1,
+        )
+        self._drain(session)
         self._lifecycle(conn, "connected")
 
     # SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------------
@@ -804,11 +812,29 @@ class Broker:
             if session.persistent and item.qos == 1 and len(session.queue) < MAX_QUEUED_PER_SESSION:
                 session.queue.append(item)
             return
+        if item.qos and (session.queue or len(session.inflight) >= conn.send_quota):
+            # Quotas: at most 100 unacknowledged outbound QoS 1 messages per client (and no
+            # more than an MQTT 5 client's Receive Maximum); the rest wait for PUBACKs.
+            if len(session.queue) < MAX_QUEUED_PER_SESSION:
+                session.queue.append(item)
+            return
         packet_id = None
         if item.qos:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = item
         conn.send(self._encode_for(conn, item, packet_id))
+
+    def _drain(self, session: Session) -> None:
+        """Send queued messages while the client has room for unacknowledged ones."""
+        conn = session.connection
+        if conn is None or conn.closing:
+            return
+        queue = session.queue
+        while queue and len(session.inflight) < conn.send_quota:
+            item = queue.popleft()
+            packet_id = session.allocate_packet_id()
+            session.inflight[packet_id] = item
+            conn.send(self._encode_for(conn, item, packet_id))
 
     @staticmethod
     def _encode_for(

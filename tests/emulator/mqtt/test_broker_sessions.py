@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from emulator.iot.messages import InboundMessage
+from emulator.mqtt import codec
 from emulator.mqtt.broker import Broker
 
 
@@ -304,3 +305,43 @@ def test_component_contract_port_and_consumer_found_at_call_time(
         assert [m.payload for m in view.rules.on_topic("late/consumer")] == [b"1"]
     finally:
         broker.stop()
+
+
+def read_packets(tls, until_count: int, timeout: float = 3.0) -> list[tuple[int, bytes]]:
+    """Read packets from a raw client socket until `until_count` arrived or it goes quiet."""
+    buffer, packets = bytearray(), []
+    tls.settimeout(timeout)
+    while len(packets) < until_count:
+        try:
+            data = tls.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        buffer += data
+        found, used = codec.split_packets(buffer, 1 << 20)
+        del buffer[:used]
+        packets += found
+    return packets
+
+
+def test_at_most_100_unacknowledged_messages_go_to_a_subscriber(
+    broker, make_device, paho_client, raw_client, until
+):
+    # given a raw subscriber at QoS 1 that never acknowledges
+    subscriber, publisher = make_device(), make_device()
+    tls = raw_client(subscriber, broker.port, subscriber.client_id)
+    tls.sendall(b"\x82\x08\x00\x01\x00\x03q/1\x01")  # SUBSCRIBE id 1, "q/1", QoS 1
+    assert read_packets(tls, 1)[0][0] >> 4 == codec.SUBACK
+    # when 120 QoS 1 messages are published to it
+    pub = paho_client(publisher, broker.port)
+    infos = [pub.publish("q/1", b"%d" % i, qos=1) for i in range(120)]
+    assert until(lambda: all(i.mid in pub.seen.pubacks for i in infos))
+    # then only 100 are in flight (AWS's outbound quota) ...
+    first = read_packets(tls, 120, timeout=1.0)
+    assert len(first) == 100
+    # ... and acknowledging one lets the next one through
+    packet_id = codec.parse_publish(first[0][0], first[0][1], False).packet_id
+    tls.sendall(b"\x40\x02" + packet_id.to_bytes(2, "big"))
+    (following,) = read_packets(tls, 1, timeout=1.0)
+    assert codec.parse_publish(following[0], following[1], False).payload == b"100"
