@@ -74,7 +74,9 @@ class AwsResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def json_response(payload: Any, status: int = 200, content_type: str = "application/json") -> AwsResponse:
+def json_response(
+    payload: Any, status: int = 200, content_type: str = "application/json"
+) -> AwsResponse:
     return AwsResponse(status, json.dumps(payload).encode(), {"Content-Type": content_type})
 
 
@@ -169,8 +171,10 @@ def _credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
     match = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request", auth)
     if not match:
         # Presigned SigV4 URLs carry the scope in the query string.
-        match = re.search(r"X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)",
-                          environ.get("QUERY_STRING", ""))
+        match = re.search(
+            r"X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)",
+            environ.get("QUERY_STRING", ""),
+        )
     if not match:
         return None
     region, signing_name = match.group(1), match.group(2)
@@ -238,7 +242,11 @@ class Gateway:
 
         def capture(status: str, headers: list, exc_info: Any = None):
             captured["status"] = int(status.split()[0])
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
 
         body = b"".join(self._moto_app(environ, capture))
         if 200 <= captured.get("status", 500) < 300:
@@ -286,7 +294,12 @@ class Gateway:
             action = request.form().get("Action") or request.query_value("Action")
             return action, {}
         if protocol in ("rest-json", "rest-xml"):
-            return rest_operation(request.service, request.method, request.path, request.query)
+            # Match the still-encoded path: a label such as iot-data's {topic} may hold "%2F",
+            # which PATH_INFO has already decoded into extra path segments.
+            raw = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).split("?")[
+                0
+            ]
+            return rest_operation(request.service, request.method, raw, request.query)
         return None, {}
 
     @staticmethod

@@ -15,7 +15,9 @@ def test_unhandled_requests_reach_moto(aws, unique):
 def test_rest_json_operation_is_identified_with_path_parameters(emulator, aws, unique):
     # given an after-hook on iot.DescribeThing
     seen = []
-    emulator.gateway.after("iot", "DescribeThing", lambda req, status, body: seen.append(req.path_params))
+    emulator.gateway.after(
+        "iot", "DescribeThing", lambda req, status, body: seen.append(req.path_params)
+    )
     iot = aws("iot")
     iot.create_thing(thingName=f"hook-{unique}")
     # when the thing is described
@@ -27,7 +29,9 @@ def test_rest_json_operation_is_identified_with_path_parameters(emulator, aws, u
 def test_json_protocol_handler_answers_instead_of_moto(emulator, aws):
     # given a handler for logs.DescribeDestinations (JSON protocol, X-Amz-Target)
     emulator.gateway.on(
-        "logs", "DescribeDestinations", lambda req: json_response({"destinations": [{"destinationName": "ours"}]})
+        "logs",
+        "DescribeDestinations",
+        lambda req: json_response({"destinations": [{"destinationName": "ours"}]}),
     )
     # when it is called, then our answer comes back
     assert aws("logs").describe_destinations()["destinations"][0]["destinationName"] == "ours"
@@ -35,6 +39,29 @@ def test_json_protocol_handler_answers_instead_of_moto(emulator, aws):
 
 def test_query_protocol_operation_is_identified(emulator, aws):
     seen = []
-    emulator.gateway.after("cloudformation", "ListStacks", lambda req, status, body: seen.append(req.operation))
+    emulator.gateway.after(
+        "cloudformation", "ListStacks", lambda req, status, body: seen.append(req.operation)
+    )
     aws("cloudformation").list_stacks()
     assert seen == ["ListStacks"]
+
+
+def test_encoded_slash_in_a_path_label_stays_one_parameter():
+    from werkzeug.test import Client
+
+    from emulator.gateway import Gateway
+
+    # given a gateway whose handler records what it identified
+    seen = []
+    gateway = Gateway(lambda environ, start_response: start_response("200 OK", []) or [])
+    gateway.on("iot-data", "Publish", lambda req: seen.append((req.operation, req.path_params)))
+    scope = (
+        "Credential=AKID/20261126/us-east-1/iotdata/aws4_request, SignedHeaders=host, Signature=x"
+    )
+    # when iot-data Publish arrives for a multi-level topic (one label, "/" encoded as %2F)
+    Client(gateway).post(
+        "/topics/plant%2Fline-1%2Fpump?qos=1",
+        headers={"Authorization": f"AWS4-HMAC-SHA256 {scope}"},
+    )
+    # then the whole topic is one parameter of the Publish operation
+    assert seen == [("Publish", {"topic": "plant/line-1/pump"})]
