@@ -53,7 +53,11 @@ def test_encoded_slash_in_a_path_label_stays_one_parameter():
 
     # given a gateway whose handler records what it identified
     seen = []
-    gateway = Gateway(lambda environ, start_response: start_response("200 OK", []) or [])
+    def moto(environ, start_response):
+        start_response("200 OK", [])
+        return []
+
+    gateway = Gateway(moto)
     gateway.on("iot-data", "Publish", lambda req: seen.append((req.operation, req.path_params)))
     scope = (
         "Credential=AKID/20261126/us-east-1/iotdata/aws4_request, SignedHeaders=host, Signature=x"
