@@ -10,10 +10,12 @@ Gateway handlers (query protocol, operation = the form's `Action`):
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlparse
+from xml.sax.saxutils import escape
 
 import boto3
 from botocore.config import Config
@@ -21,11 +23,13 @@ from moto.cloudformation.models import cloudformation_backends
 
 from emulator.cloudformation import resources, stacks
 from emulator.cloudformation.template import (
+    SAM_TRANSFORM,
     TemplateError,
     check_capabilities,
     check_parameters,
     expand_transforms,
     parse_template,
+    required_capabilities,
     transforms_of,
 )
 from emulator.gateway import AwsRequest, AwsResponse, query_error
@@ -84,6 +88,8 @@ class CloudFormationDeployer:
         gateway.on("cloudformation", "ExecuteChangeSet", self._execute_change_set)
         gateway.on("cloudformation", "DeleteStack", self._delete_stack)
         gateway.on("cloudformation", "ValidateTemplate", self._validate_template)
+        gateway.on("cloudformation", "GetTemplate", self._get_template)
+        gateway.after("cloudformation", "CreateChangeSet", self._remember_change_set_template)
 
     # Clients CloudFormation uses to create resources -------------------------------------
     def client(self, service: str, region: str) -> Any:
@@ -143,8 +149,9 @@ class CloudFormationDeployer:
         form: dict[str, str],
         direct: bool,
         previous: dict[str, Any] | None = None,
-    ) -> tuple[str, dict[str, Any]]:
-        """(expanded template as JSON, resolved parameters) for a create/update request."""
+    ) -> tuple[str, dict[str, Any], str]:
+        """(expanded template as JSON, resolved parameters, template as sent) for a create or
+        update request."""
         body = self._template_body(form, request.region)
         if body is None:
             raise TemplateError("Either Template URL or Template Body must be specified.")
@@ -162,7 +169,7 @@ class CloudFormationDeployer:
         expanded = expand_transforms(original, parameters, request.region)
         granted = [m.get("", "") for m in _members(form, "Capabilities")]
         check_capabilities(original, expanded, granted, direct)
-        return json.dumps(expanded), parameters
+        return json.dumps(expanded), parameters, body
 
     @staticmethod
     def _backend(request: AwsRequest):
@@ -185,7 +192,7 @@ class CloudFormationDeployer:
         form = request.form()
 
         def work() -> AwsResponse:
-            body, parameters = self._prepare(request, form, direct=True)
+            body, parameters, original = self._prepare(request, form, direct=True)
             stack = stacks.new_stack(
                 self._backend(request),
                 form.get("StackName", ""),
@@ -195,6 +202,7 @@ class CloudFormationDeployer:
                 form.get("RoleARN"),
                 [m.get("", "") for m in _members(form, "NotificationARNs")],
             )
+            stack.original_template = original  # GetTemplate's "Original" stage
             return _xml("CreateStack", f"<StackId>{stack.stack_id}</StackId>")
 
         return self._guard(work)
@@ -207,7 +215,7 @@ class CloudFormationDeployer:
             stack = backend.get_stack(form.get("StackName", ""))
             if form.get("UsePreviousTemplate", "").lower() == "true":
                 form["TemplateBody"] = stack.template
-            body, parameters = self._prepare(
+            body, parameters, original = self._prepare(
                 request, form, direct=True, previous=stack.stack_parameters
             )
             declared = json.loads(body).get("Parameters") or {}
@@ -217,6 +225,8 @@ class CloudFormationDeployer:
             tags = {t.get("Key", ""): t.get("Value", "") for t in _members(form, "Tags")}
             merged = {**stack.stack_parameters, **parameters}
             stacks.update_stack(stack, body, merged, tags or None, form.get("RoleARN"))
+            if stack.status == "UPDATE_COMPLETE":
+                stack.original_template = original
             return _xml("UpdateStack", f"<StackId>{stack.stack_id}</StackId>")
 
         return self._guard(work)
@@ -231,7 +241,10 @@ class CloudFormationDeployer:
             if form.get("ChangeSetType", "UPDATE") == "UPDATE":
                 stack = self._backend(request).get_stack(form.get("StackName", ""))
             previous = stack.stack_parameters if stack is not None else None
-            body, parameters = self._prepare(request, form, direct=False, previous=previous)
+            body, parameters, original = self._prepare(
+                request, form, direct=False, previous=previous
+            )
+            request.original_template = original  # for _remember_change_set_template
             if stack is not None and stack.has_template(body):
                 declared = json.loads(body).get("Parameters") or {}
                 effective = {k: v.get("Default") for k, v in declared.items()} | parameters
@@ -251,6 +264,38 @@ class CloudFormationDeployer:
                 rewritten[f"Parameters.member.{index}.ParameterValue"] = [str(value)]
             request.body = urlencode(rewritten, doseq=True).encode()
             return None
+
+        return self._guard(work)
+
+    def _remember_change_set_template(self, request: AwsRequest, status: int, body: bytes) -> None:
+        original = getattr(request, "original_template", None)
+        match = re.search(rb"<Id>([^<]+)</Id>", body)
+        if original is None or match is None:
+            return
+        change_set = self._backend(request).change_sets.get(match.group(1).decode())
+        if change_set is not None:
+            change_set.original_template = original
+
+    def _get_template(self, request: AwsRequest) -> AwsResponse | None:
+        """GetTemplate: the template as submitted ("Original", the default) or after the SAM
+        transform ("Processed"), as CloudFormation keeps both (API reference, GetTemplate)."""
+        form = request.form()
+        if form.get("ChangeSetName"):
+            return None
+
+        def work() -> AwsResponse:
+            stack = self._backend(request).get_stack(form.get("StackName", ""))
+            stage = form.get("TemplateStage") or "Original"
+            original = getattr(stack, "original_template", None)
+            body = original if stage == "Original" and original else stack.template
+            if not isinstance(body, str):
+                body = json.dumps(body)
+            stages = "<member>Original</member><member>Processed</member>"
+            return _xml(
+                "GetTemplate",
+                f"<TemplateBody>{escape(body)}</TemplateBody>"
+                f"<StagesAvailable>{stages}</StagesAvailable>",
+            )
 
         return self._guard(work)
 
@@ -274,23 +319,51 @@ class CloudFormationDeployer:
 
         return self._guard(work)
 
-    def _validate_template(self, request: AwsRequest) -> AwsResponse | None:
+    def _validate_template(self, request: AwsRequest) -> AwsResponse:
+        """ValidateTemplate: cfn-lint's first error (as moto does), else the template's
+        parameters, description, required capabilities and declared transforms, which moto
+        leaves empty (API reference, ValidateTemplate)."""
         form = request.form()
 
-        def work() -> AwsResponse | None:
+        def work() -> AwsResponse:
             body = self._template_body(form, request.region)
             if body is None:
                 raise TemplateError("Either Template URL or Template Body must be specified.")
             template = parse_template(body)
-            unsupported = [n for n in transforms_of(template) if n != "AWS::Serverless-2016-10-31"]
+            declared = transforms_of(template)
+            unsupported = [n for n in declared if n != SAM_TRANSFORM]
             if unsupported:
                 raise TemplateError(
                     f"Transform {', '.join(unsupported)} is not supported by the local emulator"
                 )
-            rewritten = parse_qs(request.body.decode(), keep_blank_values=True)
-            rewritten.pop("TemplateURL", None)
-            rewritten["TemplateBody"] = [body]
-            request.body = urlencode(rewritten, doseq=True).encode()
-            return None
+            findings = self._backend(request).validate_template(body)
+            if findings:
+                raise TemplateError(findings[0].message)
+            parameters = ""
+            for key, spec in (template.get("Parameters") or {}).items():
+                parameters += f"<member><ParameterKey>{escape(key)}</ParameterKey>"
+                if "Default" in spec:
+                    parameters += f"<DefaultValue>{escape(str(spec['Default']))}</DefaultValue>"
+                parameters += f"<NoEcho>{str(bool(spec.get('NoEcho'))).lower()}</NoEcho>"
+                if "Description" in spec:
+                    parameters += f"<Description>{escape(str(spec['Description']))}</Description>"
+                parameters += "</member>"
+            capabilities, reason = required_capabilities(template)
+            result = f"<Parameters>{parameters}</Parameters>"
+            if template.get("Description"):
+                result += f"<Description>{escape(str(template['Description']))}</Description>"
+            result += (
+                "<Capabilities>"
+                + "".join(f"<member>{c}</member>" for c in capabilities)
+                + "</Capabilities>"
+            )
+            if reason:
+                result += f"<CapabilitiesReason>{escape(reason)}</CapabilitiesReason>"
+            result += (
+                "<DeclaredTransforms>"
+                + "".join(f"<member>{escape(t)}</member>" for t in declared)
+                + "</DeclaredTransforms>"
+            )
+            return _xml("ValidateTemplate", result)
 
         return self._guard(work)

@@ -393,6 +393,8 @@ def execute_change_set(
         resolved = dict(stack.parameters)
         resolved.update(change_set.parameters or {})
         update_stack(stack, change_set.template, resolved, change_set.tags, change_set.role_arn)
+    if stack.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        stack.original_template = getattr(change_set, "original_template", change_set.template)
     change_set.execution_status = (
         "EXECUTE_COMPLETE"
         if stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status

@@ -277,3 +277,16 @@ def check_capabilities(
         raise TemplateError(
             f"Requires capabilities : [{', '.join(needed)}]", "InsufficientCapabilitiesException"
         )
+
+
+def required_capabilities(template: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The capabilities ValidateTemplate reports for the template's own IAM resources."""
+    resources = (template.get("Resources") or {}).values()
+    iam = sorted({r.get("Type") for r in resources if r.get("Type") in _IAM_TYPES})
+    if not iam:
+        return [], None
+    named = any(
+        _IAM_NAME_PROPERTIES.get(r.get("Type")) in (r.get("Properties") or {}) for r in resources
+    )
+    capability = "CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM"
+    return [capability], f"The following resource(s) require capabilities: [{', '.join(iam)}]"

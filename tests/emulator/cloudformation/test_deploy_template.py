@@ -256,3 +256,43 @@ def test_resource_events_are_in_dependency_order(aws, deployed, stack_events):
     assert completed.index("FirehoseLogGroup") < completed.index("FirehoseBackupLogStream")
     assert events[-1]["ResourceStatus"] == "CREATE_COMPLETE"
     assert events[-1]["ResourceType"] == "AWS::CloudFormation::Stack"
+
+
+def test_get_template_has_original_and_processed_stages(aws, deployed):
+    # Given the deployed stack
+    cfn = aws("cloudformation")
+    # When its template is read in both stages
+    original = cfn.get_template(StackName=deployed["name"])
+    processed = cfn.get_template(StackName=deployed["name"], TemplateStage="Processed")
+    # Then "Original" (the default) is the SAM template as sent, "Processed" its expansion
+    assert original["StagesAvailable"] == ["Original", "Processed"]
+    sent = (
+        json.loads(original["TemplateBody"])
+        if isinstance(original["TemplateBody"], str)
+        else original["TemplateBody"]
+    )
+    assert sent["Transform"] == "AWS::Serverless-2016-10-31"
+    assert sent["Resources"]["TransformFunction"]["Type"] == "AWS::Serverless::Function"
+    expanded = processed["TemplateBody"]
+    expanded = json.loads(expanded) if isinstance(expanded, str) else expanded
+    assert "Transform" not in expanded
+    assert expanded["Resources"]["TransformFunction"]["Type"] == "AWS::Lambda::Function"
+
+
+def test_validate_template_from_s3_url(aws, artifacts_bucket, packaged_body):
+    # Given the packaged template uploaded to the local S3 (as `deploy --s3-bucket` does)
+    s3, cfn = aws("s3"), aws("cloudformation")
+    s3.put_object(Bucket=artifacts_bucket, Key="templates/validate.json", Body=packaged_body)
+    url = f"{cfn.meta.endpoint_url}/{artifacts_bucket}/templates/validate.json"
+    # When it is validated by URL
+    answer = cfn.validate_template(TemplateURL=url)
+    # Then CloudFormation reads it and lists its parameters, capabilities and transform
+    defaults = {p["ParameterKey"]: p.get("DefaultValue") for p in answer["Parameters"]}
+    assert defaults["Environment"] == "dev"
+    assert defaults["BufferIntervalSeconds"] == "60"
+    assert answer["Capabilities"] == ["CAPABILITY_IAM"]
+    assert answer["CapabilitiesReason"] == (
+        "The following resource(s) require capabilities: [AWS::IAM::Role]"
+    )
+    assert answer["DeclaredTransforms"] == ["AWS::Serverless-2016-10-31"]
+    assert answer["Description"].startswith("iot-core-pipeline")
