@@ -584,7 +584,12 @@ class Broker:
             conn.principal = iot.authenticate(conn.cert_der or b"")
         except Exception as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            refuse("not_authorized", "CONNECT_DENIED", f"authentication failed: {reason}")
+            refuse(
+                "not_authorized",
+                "CONNECT_DENIED",
+                f"authentication failed: {reason}",
+                principal=getattr(exc, "certificate_id", None),
+            )
             return
         decision = iot.authorize(conn.principal, client_id, "iot:Connect", client_id)
         if not decision.allowed:
