@@ -101,6 +101,8 @@ def register(core: IotCore, gateway: Gateway) -> None:
     gateway.on("iot", "UpdateCertificate", handlers.before_update_certificate)
     gateway.after("iot", "UpdateCertificate", handlers.after_update_certificate)
     gateway.on("iot", "DeleteCertificate", handlers.delete_certificate)
+    gateway.after("iot", "AttachThingPrincipal", handlers.after_attach_thing_principal)
+    gateway.after("iot", "DetachThingPrincipal", handlers.after_detach_thing_principal)
     for operation in _INVALIDATING:
         gateway.after("iot", operation, handlers.invalidate)
     gateway.on("iot", "TestAuthorization", handlers.test_authorization)
@@ -307,6 +309,17 @@ class _Handlers:
         backend.certificates.pop(certificate_id, None)
         self.core.notify(certificate_id, "DELETED")
         return AwsResponse(200, b"", {"Content-Type": "application/json"})
+
+    def after_attach_thing_principal(self, request: AwsRequest, _s: int, _b: bytes) -> None:
+        principal = request.headers.get("x-amzn-principal", "")
+        if request.query_value("thingPrincipalType") == "EXCLUSIVE_THING":
+            self.core.set_exclusive_thing(principal, request.path_params.get("thingName"))
+
+    def after_detach_thing_principal(self, request: AwsRequest, _s: int, _b: bytes) -> None:
+        principal = request.headers.get("x-amzn-principal", "")
+        thing_name = request.path_params.get("thingName")
+        if self.core.exclusive_thing(principal) == thing_name:
+            self.core.set_exclusive_thing(principal, None)
 
     def invalidate(self, _request: AwsRequest, _status: int, _body: bytes) -> None:
         self.core.invalidate()

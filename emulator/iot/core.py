@@ -172,6 +172,8 @@ class IotCore:
         self._subjects: dict[tuple, Any] = {}
         self._compiled: dict[tuple[str, str], CompiledPolicy | None] = {}
         self._principals: dict[str, Principal] = {}
+        # certificate ARN -> thing name, from AttachThingPrincipal with EXCLUSIVE_THING
+        self._exclusive_things: dict[str, str] = {}
         self._issued_by_root: dict[str, bool] = {}
         self._ssl: tuple[tuple, tuple, ssl.SSLContext] | None = None
         emulator.iot = self
@@ -389,15 +391,31 @@ class IotCore:
         return self._compiled[key]
 
     def thing_for(self, principal: Principal, client_id: str) -> str | None:
-        """The thing named `client_id` if it is attached to the principal's certificate
-        ("thing-policy-variables": the client id must be the thing's name)."""
+        """The thing the connection acts as: the one exclusively attached to the certificate, or
+        else the thing named `client_id` if it is attached to it ("thing-policy-variables": with
+        a non-exclusive association the client id must be the thing's name)."""
         thing = self._attached_thing(self.backend(), principal, client_id)
         return thing.thing_name if thing is not None else None
 
-    @staticmethod
-    def _attached_thing(backend: Any, principal: Principal, client_id: str) -> Any | None:
-        entry = backend.principal_things.get((principal.certificate_arn, client_id))
+    def _attached_thing(self, backend: Any, principal: Principal, client_id: str) -> Any | None:
+        # An exclusive association names the thing whatever the client id ("exclusive-thing");
+        # otherwise the client id must be the name of a thing attached to the certificate.
+        exclusive = self._exclusive_things.get(principal.certificate_arn)
+        name = exclusive if exclusive is not None else client_id
+        entry = backend.principal_things.get((principal.certificate_arn, name))
         return entry[1] if entry is not None else None
+
+    def exclusive_thing(self, certificate_arn: str) -> str | None:
+        return self._exclusive_things.get(certificate_arn)
+
+    def set_exclusive_thing(self, certificate_arn: str, thing_name: str | None) -> None:
+        """Record (or, with None, forget) an EXCLUSIVE_THING association (AttachThingPrincipal)."""
+        with self._lock:
+            if thing_name is None:
+                self._exclusive_things.pop(certificate_arn, None)
+            else:
+                self._exclusive_things[certificate_arn] = thing_name
+            self._generation += 1
 
     @staticmethod
     def _group_arns(backend: Any, thing_arn: str) -> set[str]:

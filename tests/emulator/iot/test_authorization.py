@@ -282,3 +282,34 @@ def test_certificate_policy_variables(iot, iot_core, device, unique):
     assert iot_core.authorize(principal, "c", "iot:Publish", response["certificateId"]).allowed
     assert iot_core.authorize(principal, "c", "iot:Publish", "cn/AWS IoT Certificate").allowed
     assert not iot_core.authorize(principal, "c", "iot:Publish", "cn/someone").allowed
+
+
+def test_exclusive_thing_association_names_the_thing_whatever_the_client_id(
+    iot, iot_core, device, unique
+):
+    # given a policy in terms of the connected thing and a thing attached EXCLUSIVE_THING
+    response, principal = device
+    thing = f"exclusive-{unique}"
+    iot.create_thing(thingName=thing)
+    name = f"exclusive-policy-{unique}"
+    iot.create_policy(
+        policyName=name,
+        policyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*",
+            }
+        ),
+    )
+    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    iot.attach_thing_principal(
+        thingName=thing, principal=response["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
+    )
+    # then a connection with another client id still acts as that thing ("exclusive-thing")
+    assert iot_core.thing_for(principal, "any-client-id") == thing
+    assert iot_core.authorize(principal, "any-client-id", "iot:Publish", f"{thing}/t").allowed
+    # and once detached, the thing variables no longer resolve
+    iot.detach_thing_principal(thingName=thing, principal=response["certificateArn"])
+    assert iot_core.thing_for(principal, "any-client-id") is None
+    assert not iot_core.authorize(principal, "any-client-id", "iot:Publish", f"{thing}/t").allowed
