@@ -18,7 +18,12 @@ import json
 import re
 from typing import Any
 
-from moto.cloudformation.models import CloudFormationBackend, Event, Stack
+from moto.cloudformation.models import (
+    CloudFormationBackend,
+    Event,
+    Stack,
+    cloudformation_backends,
+)
 from moto.cloudformation.utils import generate_stack_id
 
 from emulator.cloudformation.resources import EmulatedResource
@@ -209,6 +214,14 @@ def create_resources(stack: Stack, problems: dict[str, str] | None = None) -> No
         _stack_event(stack, "CREATE_FAILED", f"Output resolution failed: {_reason(exc)}")
         _roll_back(stack, [])
         return
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    taken = [e.name for e in stack.exports if e.name in backend.exports]
+    if taken:
+        _stack_event(stack, "CREATE_FAILED", f"Export with name {taken[0]} is already exported")
+        _roll_back(stack, [])
+        return
+    for export in stack.exports:
+        backend.exports[export.name] = export
     stack.description = template.get("Description")
     _stack_event(stack, "CREATE_COMPLETE")
 

@@ -163,3 +163,37 @@ def test_update_with_unsupported_resource_rolls_back_untouched(aws, unique):
         logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["logGroupName"] == group
     )
     cfn.delete_stack(StackName=stack_name)
+
+
+def test_exports_are_imported_by_another_stack(aws, unique):
+    # Given a stack exporting a bucket name
+    cfn, logs = aws("cloudformation"), aws("logs")
+    exporter = {
+        "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {"Name": {"Value": {"Ref": "Bucket"}, "Export": {"Name": f"bucket-{unique}"}}},
+    }
+    _create(cfn, f"exporter-{unique}", exporter)
+    bucket = cfn.describe_stacks(StackName=f"exporter-{unique}")["Stacks"][0]["Outputs"][0]
+    # When another stack imports it
+    importer = {
+        "Resources": {
+            "Group": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {
+                    "LogGroupName": {
+                        "Fn::Sub": ["/test/${B}", {"B": {"Fn::ImportValue": f"bucket-{unique}"}}]
+                    }
+                },
+            }
+        }
+    }
+    _create(cfn, f"importer-{unique}", importer)
+    # Then the export is listed and the imported value was used
+    exports = {e["Name"]: e["Value"] for e in cfn.list_exports()["Exports"]}
+    assert exports[f"bucket-{unique}"] == bucket["OutputValue"]
+    assert bucket["ExportName"] == f"bucket-{unique}"
+    groups = logs.describe_log_groups(logGroupNamePrefix=f"/test/{bucket['OutputValue']}")
+    assert len(groups["logGroups"]) == 1
+    cfn.delete_stack(StackName=f"importer-{unique}")
+    cfn.delete_stack(StackName=f"exporter-{unique}")
+    assert f"bucket-{unique}" not in {e["Name"] for e in cfn.list_exports()["Exports"]}
