@@ -296,9 +296,8 @@ class Gateway:
         if protocol in ("rest-json", "rest-xml"):
             # Match the still-encoded path: a label such as iot-data's {topic} may hold "%2F",
             # which PATH_INFO has already decoded into extra path segments.
-            raw = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).split("?")[
-                0
-            ]
+            uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path
+            raw = uri.split("?")[0]
             return rest_operation(request.service, request.method, raw, request.query)
         return None, {}
 
