@@ -10,6 +10,7 @@ derives and drops the caches when a gateway hook sees a change (see `api.py`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import ssl
 import threading
@@ -172,8 +173,11 @@ class IotCore:
         self._subjects: dict[tuple, Any] = {}
         self._compiled: dict[tuple[str, str], CompiledPolicy | None] = {}
         self._principals: dict[str, Principal] = {}
-        # certificate ARN -> thing name, from AttachThingPrincipal with EXCLUSIVE_THING
-        self._exclusive_things: dict[str, str] = {}
+        # certificate ARN -> thing name, from AttachThingPrincipal with EXCLUSIVE_THING; moto
+        # does not keep the association type, so it is saved here (moto's own state is saved
+        # by emulator/persistence).
+        self._exclusive_path = self.ca.directory / "exclusive-things.json"
+        self._exclusive_things: dict[str, str] = self._load_exclusive_things()
         self._issued_by_root: dict[str, bool] = {}
         self._ssl: tuple[tuple, tuple, ssl.SSLContext] | None = None
         emulator.iot = self
@@ -405,6 +409,16 @@ class IotCore:
         entry = backend.principal_things.get((principal.certificate_arn, name))
         return entry[1] if entry is not None else None
 
+    def _load_exclusive_things(self) -> dict[str, str]:
+        try:
+            loaded = json.loads(self._exclusive_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring %s: %s", self._exclusive_path, exc)
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
     def exclusive_thing(self, certificate_arn: str) -> str | None:
         return self._exclusive_things.get(certificate_arn)
 
@@ -416,6 +430,9 @@ class IotCore:
             else:
                 self._exclusive_things[certificate_arn] = thing_name
             self._generation += 1
+            tmp = self._exclusive_path.with_name(self._exclusive_path.name + ".tmp")
+            tmp.write_text(json.dumps(self._exclusive_things, indent=1, sort_keys=True))
+            tmp.replace(self._exclusive_path)
 
     @staticmethod
     def _group_arns(backend: Any, thing_arn: str) -> set[str]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from emulator.gateway import Gateway
 from emulator.iot.core import AuthenticationError
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
@@ -313,3 +315,23 @@ def test_exclusive_thing_association_names_the_thing_whatever_the_client_id(
     iot.detach_thing_principal(thingName=thing, principal=response["certificateArn"])
     assert iot_core.thing_for(principal, "any-client-id") is None
     assert not iot_core.authorize(principal, "any-client-id", "iot:Publish", f"{thing}/t").allowed
+
+
+def test_exclusive_associations_survive_a_restart(emulator, iot, iot_core, device, unique):
+    # given an EXCLUSIVE_THING association
+    response, principal = device
+    thing = f"kept-{unique}"
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(
+        thingName=thing, principal=response["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
+    )
+    # when a new IotCore reads the same data directory (moto's state is kept by persistence)
+    view = SimpleNamespace(
+        account_id=emulator.account_id,
+        region=emulator.region,
+        data_dir=emulator.data_dir,
+        gateway=Gateway(lambda environ, start: []),
+    )
+    restarted = type(iot_core)(view)
+    # then it still knows which thing the certificate acts as
+    assert restarted.thing_for(principal, "any-client-id") == thing
