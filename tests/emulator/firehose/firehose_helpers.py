@@ -40,3 +40,12 @@ def read_object(s3, bucket: str, key: str) -> tuple[bytes, dict]:
     if response.get("ContentEncoding") == "gzip":
         body = gzip.decompress(body)
     return body, response
+
+
+def wait_for_deliveries(firehose, stream: str, count: int = 1, timeout: float = 10.0) -> list:
+    """The delivery log entries of `stream`; an entry is added just after its object is written,
+    so a test that saw the object waits a moment for the entry."""
+    deadline = time.monotonic() + timeout
+    while len(firehose.deliveries(stream)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return firehose.deliveries(stream)

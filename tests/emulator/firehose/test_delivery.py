@@ -14,6 +14,7 @@ from firehose_helpers import (
     TIME_PATH,
     make_stream,
     read_object,
+    wait_for_deliveries,
     wait_for_objects,
 )
 
@@ -45,7 +46,7 @@ def test_gzip_objects_have_aws_names_and_hold_the_records(aws, unique, firehose)
     body, response = read_object(s3, bucket, obj["Key"])
     assert response["ContentEncoding"] == "gzip"
     assert body == b"".join(records)
-    (entry,) = firehose.deliveries(stream)
+    (entry,) = wait_for_deliveries(firehose, stream)
     assert entry["reason"] == "interval" and entry["records"] == 20 and entry["key"] == obj["Key"]
 
 
@@ -66,7 +67,7 @@ def test_size_hint_flushes_before_the_interval(aws, unique, firehose):
     assert not obj["Key"].endswith(".gz")
     time.sleep(0.5)
     assert len(aws("s3").list_objects_v2(Bucket=bucket)["Contents"]) == 1
-    (entry,) = firehose.deliveries(stream)
+    (entry,) = wait_for_deliveries(firehose, stream)
     assert entry["reason"] == "size" and entry["records"] == 10
 
 
@@ -122,7 +123,7 @@ def test_backup_bucket_receives_the_source_records(aws, unique, firehose):
     assert (
         gzip.decompress(s3.get_object(Bucket=backup, Key=raw["Key"])["Body"].read()) == b"a\nb\nc\n"
     )
-    kinds = sorted(e["kind"] for e in firehose.deliveries(stream))
+    kinds = sorted(e["kind"] for e in wait_for_deliveries(firehose, stream, 2))
     assert kinds == ["backup", "destination"]
 
 
@@ -151,12 +152,13 @@ def test_missing_bucket_is_retried_until_it_exists(aws, unique, firehose):
     assert read_object(aws("s3"), bucket, obj["Key"])[0] == b"kept"
 
 
-def test_deliveries_route_lists_objects(aws, unique, emulator):
+def test_deliveries_route_lists_objects(aws, unique, emulator, firehose):
     # Given a stream that delivered one object
     stream, bucket = f"rt-{unique}", f"rt-{unique}"
     make_stream(aws, stream, bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
     aws("firehose").put_record(DeliveryStreamName=stream, Record={"Data": b"r"})
     (obj,) = wait_for_objects(aws("s3"), bucket)
+    wait_for_deliveries(firehose, stream)
 
     # When the emulator's route is read
     url = f"{emulator.endpoint_url}/_emulator/firehose/deliveries?stream={stream}"
