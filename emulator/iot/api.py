@@ -95,6 +95,7 @@ def register(core: IotCore, gateway: Gateway) -> None:
     gateway.on("iot", "CreateCertificateFromCsr", handlers.create_certificate_from_csr)
     gateway.on("iot", "RegisterCertificate", handlers.register_certificate)
     gateway.on("iot", "RegisterCertificateWithoutCA", handlers.register_certificate_without_ca)
+    gateway.on("iot", "RegisterCACertificate", handlers.check_ca_certificate)
     gateway.on("iot", "DescribeEndpoint", handlers.describe_endpoint)
     gateway.on("iot", "CreatePolicy", handlers.check_policy_document)
     gateway.on("iot", "CreatePolicyVersion", handlers.check_policy_document)
@@ -235,6 +236,17 @@ class _Handlers:
         _record_validity(stored)
         self.core.invalidate()
         return json_response({"certificateArn": stored.arn, "certificateId": stored.certificate_id})
+
+    def check_ca_certificate(self, request: AwsRequest) -> AwsResponse | None:
+        """RegisterCACertificate: refuse what is not a certificate before moto fails on it."""
+        pem = request.json().get("caCertificate")
+        try:
+            x509.load_pem_x509_certificate(str(pem or "").encode())
+        except ValueError as exc:
+            return json_error(
+                "CertificateValidationException", f"caCertificate is not a PEM certificate: {exc}"
+            )
+        return None  # moto registers it
 
     # Endpoint, policies -------------------------------------------------------------------
     def describe_endpoint(self, request: AwsRequest) -> AwsResponse | None:

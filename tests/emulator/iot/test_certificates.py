@@ -348,3 +348,10 @@ def test_csr_with_a_short_rsa_key_is_refused(iot):
         )
     assert raised.value.response["Error"]["Code"] == "InvalidRequestException"
     assert "2048" in raised.value.response["Error"]["Message"]
+
+
+def test_register_ca_certificate_refuses_what_is_not_a_certificate(iot):
+    # when the CA certificate is not PEM, then AWS's validation error (not a server error)
+    with pytest.raises(ClientError) as raised:
+        iot.register_ca_certificate(caCertificate="not a certificate", setAsActive=True)
+    assert raised.value.response["Error"]["Code"] == "CertificateValidationException"
