@@ -3,7 +3,9 @@
 Answered here (moto's own answers are not usable for a real TLS client):
 - CreateKeysAndCertificate, CreateCertificateFromCsr: certificates signed by our root CA (from
   the CSR's own public key), then stored in moto's registry;
-- RegisterCertificate, RegisterCertificateWithoutCA: the device's own certificate, validated;
+- RegisterCertificate, RegisterCertificateWithoutCA: the device's own certificate, validated
+  (key type and size, signature hash, a registered CA for RegisterCertificate);
+- RegisterCACertificate: a malformed PEM is refused before moto sees it;
 - DescribeEndpoint for iot:Data-ATS / iot:Data: a stable address the broker's certificate names;
 - CreatePolicy, CreatePolicyVersion: the document is checked as AWS does (MalformedPolicyException)
   before moto stores it;
