@@ -293,8 +293,11 @@ class IotTopicRule(EmulatedResource, CloudFormationModel):
                 "Properties validation failed: #/TopicRulePayload: required key [Sql] or "
                 "[Actions] not found"
             )
+        # CloudFormation's default (TopicRulePayload, AwsIotSqlVersion), made explicit so that
+        # IoT and the rules engine see the version the rule will run with.
+        payload.setdefault("AwsIotSqlVersion", "2015-10-08")
         if Services.sql_validator is not None:
-            Services.sql_validator(payload["Sql"], payload.get("AwsIotSqlVersion", "2015-10-08"))
+            Services.sql_validator(payload["Sql"], payload["AwsIotSqlVersion"])
         if "RuleDisabled" in payload:
             payload["RuleDisabled"] = _bool(payload["RuleDisabled"])
         api_payload = _lower_first_keys(payload)

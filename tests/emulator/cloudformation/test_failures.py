@@ -117,6 +117,7 @@ def test_service_error_is_the_resource_reason(aws, unique, stack_events):
                     "RuleName": f"bad-name-{unique}",
                     "TopicRulePayload": {
                         "Sql": "SELECT * FROM 't/+'",
+                        "AwsIotSqlVersion": "2016-03-23",
                         "Actions": [
                             {
                                 "Republish": {
@@ -256,3 +257,41 @@ def test_topic_rule_sql_is_checked_by_the_rules_engine(aws, unique, stack_events
     assert "line 1, column" in reason  # the SqlError's position in the statement
     rules = aws("iot").list_topic_rules()["rules"]
     assert not any(r["ruleName"].startswith(f"sql_{unique}") for r in rules)
+
+
+def test_topic_rule_sql_version_defaults_to_2015_10_08(aws, unique, stack_events):
+    # Given a topic rule without AwsIotSqlVersion (CloudFormation's default is 2015-10-08,
+    # "AWS::IoT::TopicRule TopicRulePayload"), which the rules engine may not run
+    cfn = aws("cloudformation")
+    template = {
+        "Resources": {
+            "Rule": {
+                "Type": "AWS::IoT::TopicRule",
+                "Properties": {
+                    "TopicRulePayload": {
+                        "Sql": "SELECT * FROM 't/+'",
+                        "Actions": [
+                            {
+                                "Republish": {
+                                    "Topic": "out",
+                                    "RoleArn": "arn:aws:iam::123456789012:role/r",
+                                }
+                            }
+                        ],
+                    }
+                },
+            }
+        }
+    }
+    # When the stack is created
+    cfn.create_stack(StackName=f"sqlver-{unique}", TemplateBody=json.dumps(template))
+    stack = cfn.describe_stacks(StackName=f"sqlver-{unique}")["Stacks"][0]
+    # Then the rule either exists with that version or failed naming it: never another version
+    if stack["StackStatus"] == "CREATE_COMPLETE":
+        name = cfn.describe_stack_resource(StackName=f"sqlver-{unique}", LogicalResourceId="Rule")
+        rule = aws("iot").get_topic_rule(
+            ruleName=name["StackResourceDetail"]["PhysicalResourceId"]
+        )["rule"]
+        assert rule["awsIotSqlVersion"] == "2015-10-08"
+    else:
+        assert "2015-10-08" in _failed_events(stack_events(f"sqlver-{unique}"))["Rule"]
