@@ -25,53 +25,38 @@ import ssl
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage, MessageConsumer
 from emulator.mqtt import codec
 from emulator.mqtt.activity import ActivityLog
-from emulator.mqtt.codec import MalformedPacket
+from emulator.mqtt.connection import Connection
+from emulator.mqtt.limits import (
+    BASIC_INGEST_PREFIX,
+    CONNACK_5,
+    CONNACK_311,
+    HOST,
+    MAX_CLIENT_ID_BYTES,
+    MAX_KEEP_ALIVE_S,
+    MAX_PACKET_BYTES,
+    MAX_QUEUED_PER_SESSION,
+    MIN_KEEP_ALIVE_S,
+    OUTBOUND_INFLIGHT_LIMIT,
+    PERSISTENT_SESSION_EXPIRY_S,
+    RC_KEEP_ALIVE_TIMEOUT,
+    RC_NOT_AUTHORIZED,
+    RC_QOS_NOT_SUPPORTED,
+    RC_SERVER_SHUTTING_DOWN,
+    RC_SESSION_TAKEN_OVER,
+    RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+    RC_TOPIC_FILTER_INVALID,
+    RECEIVE_MAXIMUM,
+    TOPIC_ALIAS_MAXIMUM,
+    topic_limit_error,
+)
+from emulator.mqtt.session import QueuedMessage, Session
 
 log = logging.getLogger(__name__)
-
-HOST = "127.0.0.1"
-DEFAULT_MQTT_PORT = 8883
-
-# AWS IoT Core quotas (general reference, "iot-core" service quotas).
-MAX_PAYLOAD_BYTES = 131_072
-MAX_TOPIC_BYTES = 256
-MAX_TOPIC_SLASHES = 7
-MAX_CLIENT_ID_BYTES = 128
-MAX_KEEP_ALIVE_S = 1200
-MIN_KEEP_ALIVE_S = 30
-PERSISTENT_SESSION_EXPIRY_S = 3600  # "MQTT persistent sessions": default expiry one hour
-# What AWS IoT announces in an MQTT 5 CONNACK ("MQTT 5 supported features").
-MAX_PACKET_BYTES = 149_504
-RECEIVE_MAXIMUM = 100
-OUTBOUND_INFLIGHT_LIMIT = 100  # "Maximum outbound unacknowledged messages" per client
-TOPIC_ALIAS_MAXIMUM = 8
-# Basic Ingest topics go to the rules engine only, never to subscribers ("iot-basic-ingest").
-BASIC_INGEST_PREFIX = "$aws/rules/"
-# Messages kept for one offline persistent session (AWS throttles, we bound memory).
-MAX_QUEUED_PER_SESSION = 100_000
-
-# Connect return codes (3.1.1) and reason codes (5).
-CONNACK_311 = {"version": 1, "identifier": 2, "unavailable": 3, "not_authorized": 5}
-CONNACK_5 = {"version": 0x84, "identifier": 0x85, "unavailable": 0x88, "not_authorized": 0x87}
-RC_UNSPECIFIED = 0x80
-RC_NOT_AUTHORIZED = 0x87
-RC_SESSION_TAKEN_OVER = 0x8E
-RC_KEEP_ALIVE_TIMEOUT = 0x8D
-RC_TOPIC_FILTER_INVALID = 0x8F
-RC_TOPIC_NAME_INVALID = 0x90
-RC_PACKET_TOO_LARGE = 0x95
-RC_QOS_NOT_SUPPORTED = 0x9B
-RC_PROTOCOL_ERROR = 0x82
-RC_MALFORMED = 0x81
-RC_SERVER_SHUTTING_DOWN = 0x8B
-RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
 
 # Properties a broker forwards from a PUBLISH to its subscribers (MQTT 5 section 3.3.2.3).
 _FORWARDED_PROPERTIES = (
@@ -82,301 +67,6 @@ _FORWARDED_PROPERTIES = (
     codec.CORRELATION_DATA,
     codec.USER_PROPERTY,
 )
-
-
-def topic_limit_error(topic: str) -> str | None:
-    """Why AWS IoT refuses this topic name or filter, or None.
-
-    The quotas page counts bytes and forward slashes; reserved topics ("$aws/...") are checked
-    on what follows the reserved prefix for Basic Ingest ("$aws/rules/<rule>/"), which AWS
-    excludes from the limit ("iot-basic-ingest").
-    """
-    counted = topic
-    if topic.startswith(BASIC_INGEST_PREFIX):
-        parts = topic.split("/", 3)
-        counted = parts[3] if len(parts) > 3 else ""
-    size = len(counted.encode("utf-8"))
-    if size > MAX_TOPIC_BYTES:
-        return f"topic is {size} bytes, more than the {MAX_TOPIC_BYTES} bytes AWS IoT allows"
-    slashes = counted.count("/")
-    if slashes > MAX_TOPIC_SLASHES:
-        return f"topic has {slashes} forward slashes, more than the {MAX_TOPIC_SLASHES} allowed"
-    return None
-
-
-@dataclass
-class _Queued:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    props: dict
-
-
-@dataclass
-class Session:
-    """What the broker keeps for a client id: subscriptions and undelivered QoS 1 messages."""
-
-    client_id: str
-    persistent: bool
-    expiry_s: int
-    subscriptions: dict[str, int] = field(default_factory=dict)  # filter -> options byte
-    queue: deque = field(default_factory=deque)  # _Queued for an offline persistent session
-    inflight: dict[int, _Queued] = field(default_factory=dict)  # sent to the client, no PUBACK
-    next_packet_id: int = 1
-    connection: Connection | None = None
-    disconnected_at: float | None = None
-    principal: Any = None
-
-    def allocate_packet_id(self) -> int:
-        for _ in range(65535):
-            pid = self.next_packet_id
-            self.next_packet_id = pid % 65535 + 1
-            if pid not in self.inflight:
-                return pid
-        raise RuntimeError("65,535 messages in flight to one client")
-
-
-class Connection(asyncio.Protocol):
-    """One client's MQTT connection (after the TLS handshake)."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.v5 = False
-        self.connected = False  # CONNACK with success sent
-        self.closing = False
-        self.client_id: str | None = None
-        self.principal: Any = None
-        self.cert_der: bytes | None = None
-        self.session: Session | None = None
-        self.keep_alive = 0
-        self.created = self.last_seen = time.monotonic()
-        self.will: codec.Will | None = None
-        self.disconnect_reason: str | None = None
-        self.client_initiated = False
-        self.session_identifier = str(uuid.uuid4())
-        self.ip_address = HOST
-        self.version_number = 0
-        self.topic_aliases: dict[int, str] = {}
-        self.send_quota = OUTBOUND_INFLIGHT_LIMIT
-        self._batching = False
-        self._out: list[bytes] = []
-
-    # asyncio callbacks ------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        ssl_object = transport.get_extra_info("ssl_object")
-        self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.ip_address = peer[0]
-        self.broker._pending.add(self)
-        if self.buffer:
-            # Bytes that arrived with the end of the handshake, before start_tls returned.
-            self.data_received(b"")
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if self.transport is None:
-            self.buffer += data
-            return
-        self.last_seen = time.monotonic()
-        buffer = self.buffer
-        buffer += data
-        self._batching = True
-        try:
-            packets, used = codec.split_packets(buffer, MAX_PACKET_BYTES)
-            del buffer[:used]
-            for first_byte, body in packets:
-                self._handle(first_byte, body)
-                if self.closing:
-                    break
-        except MalformedPacket as exc:
-            self.broker.activity.record(
-                "MALFORMED_PACKET", self.client_id, str(exc), principal=self._principal_id()
-            )
-            self.close("CLIENT_ERROR", RC_MALFORMED)
-        except Exception:
-            log.exception("broker error on connection of %s", self.client_id)
-            self.close("SERVER_ERROR", RC_UNSPECIFIED)
-        finally:
-            self._batching = False
-            if self._out:
-                out, self._out = self._out, []
-                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-            if self.closing:
-                self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self.broker._connection_closed(self)
-
-    # Output -----------------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        if self._batching:
-            self._out.append(data)
-        elif not self.closing and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self, reason: str, v5_reason_code: int | None = None) -> None:
-        """Close the connection; MQTT 5 clients first get a DISCONNECT with the reason code."""
-        if self.closing:
-            return
-        if self.disconnect_reason is None:
-            self.disconnect_reason = reason
-        if self.v5 and self.connected and v5_reason_code is not None:
-            self.send(codec.encode_disconnect(v5_reason_code))
-        self.closing = True
-        if not self._batching and self.transport is not None:
-            self.transport.close()
-
-    def _principal_id(self) -> str | None:
-        return getattr(self.principal, "certificate_id", None)
-
-    # Packets ----------------------------------------------------------------------------
-    def _handle(self, first_byte: int, body: bytes) -> None:
-        kind = first_byte >> 4
-        if kind == codec.PUBLISH and self.connected:
-            self._publish(first_byte, body)
-        elif kind == codec.PUBACK and self.connected:
-            packet_id, _ = codec.parse_packet_id_and_reason(body, self.v5)
-            session = self.session
-            session.inflight.pop(packet_id, None)
-            if session.queue:
-                self.broker._drain(session)
-        elif kind == codec.CONNECT:
-            if self.connected:
-                # "life-cycle-events": a second CONNECT on one connection is a CLIENT_ERROR.
-                self.close("CLIENT_ERROR", RC_PROTOCOL_ERROR)
-            else:
-                self.broker._connect(self, codec.parse_connect(body))
-        elif not self.connected:
-            raise MalformedPacket(f"packet type {kind} before CONNECT")
-        elif kind == codec.SUBSCRIBE:
-            self.broker._subscribe(self, codec.parse_subscribe(first_byte, body, self.v5))
-        elif kind == codec.UNSUBSCRIBE:
-            self.broker._unsubscribe(self, codec.parse_unsubscribe(first_byte, body, self.v5))
-        elif kind == codec.PINGREQ:
-            self.send(codec.encode_pingresp())
-        elif kind == codec.DISCONNECT:
-            reason, props = codec.parse_disconnect(body, self.v5)
-            if reason != 0x04:  # 0x04 "Disconnect with Will Message" keeps the will
-                self.will = None
-            expiry = props.get(codec.SESSION_EXPIRY_INTERVAL)
-            if expiry is not None and self.session is not None and self.session.persistent:
-                self.session.expiry_s = min(int(expiry), PERSISTENT_SESSION_EXPIRY_S)
-            self.client_initiated = True
-            self.close("CLIENT_INITIATED_DISCONNECT")
-        else:
-            # PUBREC/PUBREL/PUBCOMP (QoS 2, never granted), AUTH (not supported by AWS IoT).
-            raise MalformedPacket(f"unexpected packet type {kind}")
-
-    def _publish(self, first_byte: int, body: bytes) -> None:
-        v5 = self.v5
-        packet = codec.parse_publish(first_byte, body, v5)
-        topic = packet.topic
-        props = packet.properties
-        if v5 and codec.TOPIC_ALIAS in props:
-            alias = props.pop(codec.TOPIC_ALIAS)
-            if not 0 < alias <= TOPIC_ALIAS_MAXIMUM:
-                self._refuse_publish(topic, "topic alias out of range", RC_PROTOCOL_ERROR)
-                return
-            if topic:
-                self.topic_aliases[alias] = topic
-            elif alias in self.topic_aliases:
-                topic = self.topic_aliases[alias]
-            else:
-                self._refuse_publish(topic, "unknown topic alias", RC_PROTOCOL_ERROR)
-                return
-        if packet.qos == 2:
-            self._refuse_publish(topic, "QoS 2 is not supported by AWS IoT", RC_QOS_NOT_SUPPORTED)
-            return
-        if len(packet.payload) > MAX_PAYLOAD_BYTES:
-            self._refuse_publish(
-                topic,
-                f"payload is {len(packet.payload)} bytes, more than the "
-                f"{MAX_PAYLOAD_BYTES} bytes (128 KB) AWS IoT allows",
-                RC_PACKET_TOO_LARGE,
-            )
-            return
-        if not codec.valid_topic_name(topic):
-            self._refuse_publish(topic, "invalid topic name", RC_TOPIC_NAME_INVALID)
-            return
-        problem = topic_limit_error(topic)
-        if problem:
-            self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
-            return
-        broker = self.broker
-        iot = broker.iot
-        decision = iot.authorize(self.principal, self.client_id, "iot:Publish", topic)
-        if decision.allowed and packet.retain:
-            decision = iot.authorize(self.principal, self.client_id, "iot:RetainPublish", topic)
-        if not decision.allowed:
-            broker.activity.record(
-                "PUBLISH_DENIED",
-                self.client_id,
-                "not authorized",
-                decision.action,
-                decision.resource,
-                decision.reason,
-                self._principal_id(),
-            )
-            if v5:
-                # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
-                if packet.qos:
-                    self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
-            else:
-                # MQTT 3.1.1 has no way to say no: AWS IoT closes the connection.
-                self.close("AUTH_ERROR")
-            return
-        user_properties = ()
-        if v5 and codec.USER_PROPERTY in props:
-            user_properties = tuple(props[codec.USER_PROPERTY])
-        message = InboundMessage(
-            topic,
-            packet.payload,
-            packet.qos,
-            self.client_id,
-            self._principal_id(),
-            int(time.time() * 1000),
-            broker.account_id,
-            broker.region,
-            packet.retain,
-            user_properties,
-        )
-        consumer = broker.consumer
-        if consumer is not None:
-            try:
-                consumer.accept(message)
-            except Exception as exc:
-                log.warning("consumer refused a message on %s: %s", topic, exc)
-                broker.activity.record(
-                    "PUBLISH_NOT_ACCEPTED", self.client_id, str(exc), principal=self._principal_id()
-                )
-                if v5:
-                    if packet.qos:
-                        self.send(codec.encode_puback(packet.packet_id, True, RC_UNSPECIFIED))
-                else:
-                    self.close("SERVER_ERROR")
-                return
-        if packet.qos:
-            self.send(codec.encode_puback(packet.packet_id, v5))
-        broker._distribute(message, props if v5 else None, self.client_id)
-
-    def _refuse_publish(self, topic: str, reason: str, v5_code: int) -> None:
-        """A publish AWS IoT refuses outright: the client is disconnected (CLIENT_ERROR)."""
-        self.broker.activity.record(
-            "PUBLISH_REFUSED",
-            self.client_id,
-            reason,
-            "iot:Publish",
-            self.broker.arn("topic", topic) if topic else None,
-            principal=self._principal_id(),
-        )
-        self.close("CLIENT_ERROR", v5_code)
 
 
 class _Acceptor(asyncio.Protocol):
@@ -410,7 +100,7 @@ class Broker:
         self.activity: ActivityLog = getattr(emulator, "activity", None) or ActivityLog(emulator)
         self.sessions: dict[str, Session] = {}
         self.connections: dict[str, Connection] = {}  # client id -> live connection
-        self.retained: dict[str, _Queued] = {}
+        self.retained: dict[str, QueuedMessage] = {}
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
         self._routes: dict[str, list[tuple[Session, int]]] = {}
         self._versions: dict[str, int] = {}
@@ -745,7 +435,8 @@ class Broker:
                 ):
                     qos = min(options & 0x03, retained.qos)
                     self._send_to(
-                        conn.session, _Queued(topic, retained.payload, qos, True, retained.props)
+                        conn.session,
+                        QueuedMessage(topic, retained.payload, qos, True, retained.props),
                     )
 
     def _unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
@@ -765,7 +456,9 @@ class Broker:
         if message.retain:
             # "mqtt retained messages": an empty payload deletes the retained message.
             if message.payload:
-                self.retained[topic] = _Queued(topic, message.payload, message.qos, True, forwarded)
+                self.retained[topic] = QueuedMessage(
+                    topic, message.payload, message.qos, True, forwarded
+                )
             else:
                 self.retained.pop(topic, None)
         if topic.startswith(BASIC_INGEST_PREFIX):
@@ -782,7 +475,7 @@ class Broker:
                 continue
             retain = message.retain and bool(options & 0x08)  # MQTT 5 Retain As Published
             qos = min(options & 0x03, message.qos)
-            self._send_to(session, _Queued(topic, message.payload, qos, retain, forwarded))
+            self._send_to(session, QueuedMessage(topic, message.payload, qos, retain, forwarded))
 
     def _match(self, topic: str) -> list[tuple[Session, int]]:
         if len(self._routes) > 10_000:
@@ -810,7 +503,7 @@ class Broker:
             )
         return decision.allowed
 
-    def _send_to(self, session: Session, item: _Queued) -> None:
+    def _send_to(self, session: Session, item: QueuedMessage) -> None:
         conn = session.connection
         if conn is None or conn.closing:
             # "MQTT persistent sessions": only QoS 1 messages wait for an offline client.
@@ -843,7 +536,7 @@ class Broker:
 
     @staticmethod
     def _encode_for(
-        conn: Connection, item: _Queued, packet_id: int | None, dup: bool = False
+        conn: Connection, item: QueuedMessage, packet_id: int | None, dup: bool = False
     ) -> bytes:
         return codec.encode_publish(
             item.topic, item.payload, item.qos, item.retain, packet_id, conn.v5, dup, item.props
