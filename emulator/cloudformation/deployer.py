@@ -69,6 +69,18 @@ def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(text(a[k]) == text(b[k]) for k in a)
 
 
+_UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+
+
+def _check_updatable(stack: Any) -> None:
+    """A stack that failed to create (ROLLBACK_COMPLETE) can only be deleted (User Guide,
+    "Stack status codes"); one being changed cannot be changed again."""
+    if stack.status not in _UPDATABLE:
+        raise TemplateError(
+            f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
+        )
+
+
 class CloudFormationDeployer:
     """The CloudFormation component (see the module docstring)."""
 
@@ -213,6 +225,7 @@ class CloudFormationDeployer:
         def work() -> AwsResponse:
             backend = self._backend(request)
             stack = backend.get_stack(form.get("StackName", ""))
+            _check_updatable(stack)
             if form.get("UsePreviousTemplate", "").lower() == "true":
                 form["TemplateBody"] = stack.template
             body, parameters, original = self._prepare(
@@ -238,8 +251,16 @@ class CloudFormationDeployer:
 
         def work() -> AwsResponse | None:
             stack = None
+            backend = self._backend(request)
             if form.get("ChangeSetType", "UPDATE") == "UPDATE":
-                stack = self._backend(request).get_stack(form.get("StackName", ""))
+                stack = backend.get_stack(form.get("StackName", ""))
+                _check_updatable(stack)
+            elif any(s.name == form.get("StackName") for s in backend.stacks.values()):
+                raise TemplateError(
+                    f"Stack [{form.get('StackName')}] already exists and cannot be created "
+                    "again with the changeSet.",
+                    "AlreadyExistsException",
+                )
             previous = stack.stack_parameters if stack is not None else None
             body, parameters, original = self._prepare(
                 request, form, direct=False, previous=previous

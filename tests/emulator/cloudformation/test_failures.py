@@ -295,3 +295,30 @@ def test_topic_rule_sql_version_defaults_to_2015_10_08(aws, unique, stack_events
         assert rule["awsIotSqlVersion"] == "2015-10-08"
     else:
         assert "2015-10-08" in _failed_events(stack_events(f"sqlver-{unique}"))["Rule"]
+
+
+def test_rolled_back_stack_cannot_be_updated(aws, unique):
+    # Given a stack that failed to create
+    cfn = aws("cloudformation")
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    _create_and_wait_for_failure(cfn, f"rolledback-{unique}", template)
+    good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}
+    # When it is updated, directly or with a change set, then CloudFormation refuses
+    with pytest.raises(ClientError, match="is in ROLLBACK_COMPLETE state and can not be updated"):
+        cfn.update_stack(StackName=f"rolledback-{unique}", TemplateBody=json.dumps(good))
+    with pytest.raises(ClientError, match="is in ROLLBACK_COMPLETE state and can not be updated"):
+        cfn.create_change_set(
+            StackName=f"rolledback-{unique}",
+            ChangeSetName="retry",
+            ChangeSetType="UPDATE",
+            TemplateBody=json.dumps(good),
+        )
+    # And a CREATE change set for an existing name is refused too
+    with pytest.raises(ClientError, match="already exists"):
+        cfn.create_change_set(
+            StackName=f"rolledback-{unique}",
+            ChangeSetName="again",
+            ChangeSetType="CREATE",
+            TemplateBody=json.dumps(good),
+        )
+    cfn.delete_stack(StackName=f"rolledback-{unique}")
