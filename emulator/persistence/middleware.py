@@ -14,6 +14,7 @@ rest-json method + path name the operation.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -57,6 +58,7 @@ NO_MOTO_STATE = {
     "AssumeRoleWithSAML",
     "DecodeAuthorizationMessage",
 }
+STATS_PATH = "/_emulator/persistence"  # GET: where the state is kept and what saving cost
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _PRESIGNED_SCOPE = re.compile(
     r"X-Amz-Credential=[^&]+?(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)"
@@ -97,6 +99,12 @@ class PersistenceMiddleware:
         self.persistence = persistence
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == STATS_PATH:
+            body = json.dumps(self.persistence.describe()).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         plan = self.plan(environ)
         if plan is None:
             return self.app(environ, start_response)

@@ -55,7 +55,9 @@ class Persistence:
         self._count_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._record_lock = threading.Lock()
-        self.snapshots_written = 0
+        # Time spent saving, for benchmarks: [count, seconds] per kind of save.
+        self.stats = {"snapshot": [0, 0.0], "object_record": [0, 0.0]}
+        self.last_load: dict[str, Any] = {"loaded": False}
 
     # Loading ------------------------------------------------------------------------------
     def load(self) -> dict[str, Any]:
@@ -86,12 +88,15 @@ class Persistence:
         orphans = self.blobs.remove_unreferenced(referenced)
         for key in missing:
             log.warning("the body of s3://%s was lost (crash while it was replaced)", key)
-        return {
+        summary = {
             "loaded": True,
-            "seconds": time.monotonic() - started,
+            "seconds": round(time.monotonic() - started, 3),
             "objects": len(referenced),
             "orphan_bodies_removed": orphans,
         }
+        log.info("restored the saved AWS state from %s: %s", self.root, summary)
+        self.last_load = summary
+        return summary
 
     def _load_bucket_keys(self, bucket_name: str, pending_tags: list[dict[str, dict]]) -> Any:
         from moto.s3.utils import _VersionedKeyStore
@@ -123,7 +128,9 @@ class Persistence:
             if self._saved >= ticket:
                 return  # a snapshot started after this caller's change already covers it
             covered = self._requested
+            started = time.perf_counter()
             self._write_snapshot()
+            self._count("snapshot", started)
             self._saved = covered
         self.blobs.collect()
 
@@ -134,7 +141,6 @@ class Persistence:
                 write_atomic(
                     self.state_path, STATE_KIND, lambda out, s=state: pickling.dumps(s, out)
                 )
-                self.snapshots_written += 1
                 return
             except RuntimeError as exc:  # another thread changed a dict while it was pickled
                 if "changed size" not in str(exc) or attempt == 9:
@@ -151,6 +157,7 @@ class Persistence:
         folder = self.objects_dir / bucket_name
         folder.mkdir(exist_ok=True)
         with self._record_lock:
+            started = time.perf_counter()
             for key_name in key_names:
                 path = folder / f"{hashlib.sha1(key_name.encode()).hexdigest()}.pkl"
                 versions = list(bucket.keys.getlist(key_name) or [])
@@ -164,6 +171,7 @@ class Persistence:
                 }
                 record = {"key": key_name, "versions": versions, "tags": tags}
                 write_atomic(path, RECORD_KIND, lambda out, r=record: pickling.dumps(r, out))
+            self._count("object_record", started)
         self.blobs.collect()
 
     def save_bucket(self, bucket_name: str) -> None:
@@ -182,6 +190,22 @@ class Persistence:
                 if entry.name.endswith(".pkl") and entry.name not in wanted:
                     os.unlink(entry.path)
         self.save_objects(bucket_name, names)
+
+    def describe(self) -> dict[str, Any]:
+        """Where the state is kept and the time spent saving it (count, mean milliseconds)."""
+        return {
+            "data_dir": str(self.data_dir),
+            "durable": self.durable,
+            "load": self.last_load,
+            "saves": {
+                kind: {"count": n, "mean_ms": round(1000 * total / n, 3) if n else None}
+                for kind, (n, total) in self.stats.items()
+            },
+        }
+
+    def _count(self, kind: str, started: float) -> None:
+        self.stats[kind][0] += 1
+        self.stats[kind][1] += time.perf_counter() - started
 
     def stop(self) -> None:
         """Final save at a clean stop; bodies of keys collected from now on are kept."""
