@@ -104,6 +104,7 @@ class Broker:
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
         self._routes: dict[str, list[tuple[Session, int]]] = {}
         self._versions: dict[str, int] = {}
+        self._delayed_wills: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -143,6 +144,16 @@ class Broker:
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
                 self._sweeper = loop.create_task(self._sweep())
+            except OSError as exc:
+                failure.append(
+                    OSError(
+                        exc.errno,
+                        f"cannot listen for MQTT on {HOST}:{self._requested_port} ({exc.strerror});"
+                        " is another emulator or broker running? Use mqtt_port=0 for a free port",
+                    )
+                )
+                ready.set()
+                return
             except BaseException as exc:  # reported to start()'s caller
                 failure.append(exc)
                 ready.set()
@@ -295,6 +306,9 @@ class Broker:
             )
             return
 
+        delayed_will = self._delayed_wills.pop(client_id, None)
+        if delayed_will is not None:
+            delayed_will.cancel()
         # A second connection with the same client id takes over ("life-cycle-events").
         previous = self.connections.get(client_id)
         if previous is not None and previous is not conn:
@@ -563,13 +577,29 @@ class Broker:
         self.activity.record("DISCONNECT", client_id, reason, principal=conn._principal_id())
         will, conn.will = conn.will, None
         if will is not None:
-            self._publish_will(conn, will)
+            # MQTT 5 Will Delay Interval: the will waits, and a reconnect within the delay
+            # cancels it (it never outlives the session: MQTT 5 section 3.1.3.2.2).
+            delay = int(will.properties.get(codec.WILL_DELAY_INTERVAL, 0))
+            if session is not None and session.persistent:
+                delay = min(delay, session.expiry_s)
+            else:
+                delay = 0
+            if delay:
+                self._delayed_wills[client_id] = self._loop.call_later(
+                    delay, self._publish_delayed_will, conn, will
+                )
+            else:
+                self._publish_will(conn, will)
         self._lifecycle(conn, "disconnected")
 
     def _discard_session(self, session: Session) -> None:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
         self._routes.clear()
+
+    def _publish_delayed_will(self, conn: Connection, will: codec.Will) -> None:
+        self._delayed_wills.pop(conn.client_id, None)
+        self._publish_will(conn, will)
 
     def _publish_will(self, conn: Connection, will: codec.Will) -> None:
         """Last will: published as if the client had published it ("mqtt-lwt")."""

@@ -4,6 +4,9 @@ sessions, retained messages, last will, keep-alive, and revoking a connected cer
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import struct
 import subprocess
 import time
 from types import SimpleNamespace
@@ -345,3 +348,39 @@ def test_at_most_100_unacknowledged_messages_go_to_a_subscriber(
     tls.sendall(b"\x40\x02" + packet_id.to_bytes(2, "big"))
     (following,) = read_packets(tls, 1, timeout=1.0)
     assert codec.parse_publish(following[0], following[1], False).payload == b"100"
+
+
+def connect_v5_with_delayed_will(device, port, will_topic: str, delay_s: int):
+    """A raw MQTT 5 CONNECT: session expiry 60 s and a will delayed by `delay_s`."""
+    context = ssl.create_default_context(cafile=str(device.ca_path))
+    context.load_cert_chain(str(device.cert_path), str(device.key_path))
+    tls = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"
+    )
+    cid = device.client_id.encode()
+    body = b"\x00\x04MQTT\x05" + bytes((0x02 | 0x04 | 0x08,)) + struct.pack("!H", 60)
+    body += codec.encode_properties({codec.SESSION_EXPIRY_INTERVAL: 60})
+    body += struct.pack("!H", len(cid)) + cid
+    body += codec.encode_properties({codec.WILL_DELAY_INTERVAL: delay_s})
+    body += struct.pack("!H", len(will_topic)) + will_topic.encode() + b"\x00\x04gone"
+    tls.sendall(b"\x10" + codec.encode_varint(len(body)) + body)
+    tls.settimeout(5)
+    assert tls.recv(1) == b"\x20"  # CONNACK
+    return tls
+
+
+@pytest.mark.parametrize("reconnect", [False, True])
+def test_mqtt5_will_delay_interval(broker, consumer, make_device, raw_client, until, reconnect):
+    # given an MQTT 5 client with a will delayed by 1 s
+    device = make_device()
+    tls = connect_v5_with_delayed_will(device, broker.port, "wills/delayed", 1)
+    assert until(lambda: device.client_id in broker.connections)
+    # when its connection drops (and, in one case, it reconnects at once)
+    tls.close()
+    assert until(lambda: device.client_id not in broker.connections)
+    if reconnect:
+        raw_client(device, broker.port, device.client_id)
+    # then the will is published after the delay only when it did not come back
+    assert consumer.on_topic("wills/delayed") == []
+    time.sleep(1.5)
+    assert len(consumer.on_topic("wills/delayed")) == (0 if reconnect else 1)
