@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.mqtt import codec
@@ -178,3 +178,24 @@ def test_topic_filter_validity():
     assert not codec.valid_topic_filter("a/#/b")
     assert not codec.valid_topic_filter("a/b+")
     assert not codec.valid_topic_name("a/+")
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64), st.integers(min_value=0, max_value=255), st.booleans())
+def test_any_bytes_either_parse_or_raise_malformed_packet(body, first_byte, v5):
+    # given arbitrary bytes as the body of each packet type a broker receives
+    parsers = [
+        lambda: codec.parse_connect(body),
+        lambda: codec.parse_publish(first_byte, body, v5),
+        lambda: codec.parse_subscribe(0x82, body, v5),
+        lambda: codec.parse_unsubscribe(0xA2, body, v5),
+        lambda: codec.parse_disconnect(body, v5),
+        lambda: codec.parse_packet_id_and_reason(body, v5),
+        lambda: codec.split_packets(bytearray(bytes((first_byte,)) + body), 1 << 20),
+    ]
+    # when parsed, then the only failure is MalformedPacket (the broker closes the connection)
+    for parse in parsers:
+        try:
+            parse()
+        except MalformedPacket:
+            pass
