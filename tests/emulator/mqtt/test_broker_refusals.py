@@ -262,3 +262,27 @@ def test_unregistered_certificate_fails_the_tls_handshake(broker, make_device, t
     assert until(
         lambda: [e for e in broker.activity.events() if e["event"] == "TLS_HANDSHAKE_FAILED"]
     )
+
+
+def test_receive_is_authorized_before_delivery(broker, make_device, paho_client, until):
+    # given a subscriber allowed to subscribe to "news/#" but to receive "news/public" only
+    reader = make_device(
+        policy(
+            CONNECT_ANY,
+            ("Allow", ["iot:Subscribe"], ["topicfilter/news/#"]),
+            ("Allow", ["iot:Receive"], ["topic/news/public"]),
+        )
+    )
+    sub = paho_client(reader, broker.port)
+    _, mid = sub.subscribe("news/#", qos=1)
+    assert until(lambda: mid in sub.seen.subacks)
+    # when messages are published on both topics
+    pub = paho_client(make_device(), broker.port)
+    infos = [pub.publish(topic, topic.encode(), qos=1) for topic in ("news/secret", "news/public")]
+    assert until(lambda: all(i.mid in pub.seen.pubacks for i in infos))
+    # then only the allowed one is delivered, and the other is logged as RECEIVE_DENIED
+    assert until(lambda: sub.seen.messages)
+    assert [m.topic for m in sub.seen.messages] == ["news/public"]
+    (denied,) = events(broker, reader.client_id, "RECEIVE_DENIED")
+    assert denied["action"] == "iot:Receive"
+    assert denied["resource"].endswith(":topic/news/secret")

@@ -68,6 +68,10 @@ def test_second_connection_with_the_same_client_id_takes_over(
     (event,) = presence(consumer, "disconnected", device.client_id)
     assert event["disconnectReason"] == "DUPLICATE_CLIENTID"
     assert event["clientInitiatedDisconnect"] is False
+    reasons = [
+        e["reason"] for e in broker.activity.events(device.client_id) if e["event"] == "DISCONNECT"
+    ]
+    assert reasons == ["DUPLICATE_CLIENTID"]
 
 
 def test_persistent_session_keeps_subscriptions_and_queues_qos1(
@@ -165,6 +169,8 @@ def test_silent_client_is_dropped_after_one_and_a_half_keep_alives(
     assert presence(consumer, "disconnected", device.client_id)[0]["disconnectReason"] == (
         "MQTT_KEEP_ALIVE_TIMEOUT"
     )
+    (event,) = [e for e in broker.activity.events(device.client_id) if e["event"] == "DISCONNECT"]
+    assert event["reason"] == "MQTT_KEEP_ALIVE_TIMEOUT"
 
 
 def test_revoking_the_certificate_drops_its_connection(
