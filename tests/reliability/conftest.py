@@ -145,13 +145,22 @@ class Publisher:
         self.disconnected = threading.Event()
         self.connected = threading.Event()
         self._lock = threading.Lock()
-        self.client.on_connect = lambda c, u, f, rc, p: self.connected.set()
+        self.connack: Any = None
+        self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(15):
-            raise AssertionError(f"{device.thing_name}: no CONNACK within 15 s")
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"{device.thing_name}: no CONNACK within 15 s")
+        if self.connack.is_failure:
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"{device.thing_name}: CONNACK {self.connack}")
+
+    def _on_connect(self, _client, _userdata, _flags, reason, _properties) -> None:
+        self.connack = reason
+        self.connected.set()
 
     def _on_publish(self, _client, _userdata, mid, _reason, _properties) -> None:
         with self._lock:
