@@ -10,6 +10,7 @@ Gateway handlers (query protocol, operation = the form's `Action`):
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import uuid
@@ -33,6 +34,8 @@ from emulator.cloudformation.template import (
     transforms_of,
 )
 from emulator.gateway import AwsRequest, AwsResponse, query_error
+
+log = logging.getLogger(__name__)
 
 _XMLNS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 
@@ -194,8 +197,11 @@ class CloudFormationDeployer:
                 return work()
         except TemplateError as exc:
             return query_error(exc.code, str(exc))
-        except Exception as exc:  # a moto error: keep its code and message
-            code = getattr(exc, "error_type", None) or "ValidationError"
+        except Exception as exc:
+            code = getattr(exc, "error_type", None)
+            if code is None:  # not a moto error: a bug of ours; 400 so that no SDK retries it
+                log.exception("CloudFormation request failed")
+                return query_error("InternalFailure", f"emulator error: {exc!r}")
             message = getattr(exc, "message", None) or str(exc)
             status = getattr(exc, "code", 400)
             return query_error(code, message, status if isinstance(status, int) else 400)
