@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from emulator.gateway import rest_operation
+from emulator.persistence import memory
 from emulator.persistence.store import Persistence
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ class PersistenceMiddleware:
             return [body]
         plan = self.plan(environ)
         if plan is None:
+            if environ.get("REQUEST_METHOD") == "GET" and _service(environ) == "s3":
+                return _TrimAfterLargeBody(
+                    self.app(environ, _watch_size(environ, start_response)), environ
+                )
             return self.app(environ, start_response)
         held: dict[str, Any] = {}
 
@@ -138,6 +143,10 @@ class PersistenceMiddleware:
                 )
                 return [message]
         start_response(held["status"], held["headers"], held["exc_info"])
+        if int(environ.get("CONTENT_LENGTH") or 0) > memory.LARGE_REQUEST or "uploadId" in (
+            environ.get("QUERY_STRING") or ""
+        ):
+            memory.trim()  # the request's body buffers are free by now
         return body
 
     def save(self, plan: Plan) -> None:
@@ -237,3 +246,34 @@ def _deleted_keys(body: bytes) -> list[str] | None:
     except ET.ParseError:
         return None
     return [el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Key"]
+
+
+def _watch_size(environ: dict[str, Any], start_response: Callable) -> Callable:
+    """Note whether a response is large (a GetObject of a big body), to trim after sending it."""
+
+    def watching(status: str, headers: list, exc_info: Any = None) -> Callable:
+        for name, value in headers:
+            if name.lower() == "content-length" and value.isdigit():
+                environ["emulator.large_response"] = int(value) > memory.LARGE_REQUEST
+        return start_response(status, headers, exc_info)
+
+    return watching
+
+
+class _TrimAfterLargeBody:
+    """The application's response, with a memory trim once a large body has been sent."""
+
+    def __init__(self, body: Iterable[bytes], environ: dict[str, Any]) -> None:
+        self._body = body
+        self._environ = environ
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close:
+            close()
+        if self._environ.get("emulator.large_response"):
+            self._body = ()
+            memory.trim()

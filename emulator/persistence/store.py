@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.persistence import blobs as blob_files
-from emulator.persistence import pickling
+from emulator.persistence import memory, pickling
 from emulator.persistence.fileformat import read_checked, write_atomic
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Persistence:
         (data_dir / MARKER).touch()
         self.blobs = blob_files.BlobStore(self.root / "s3" / "blobs", delete_at_once=not durable)
         blob_files.install(self.blobs)
+        memory.limit_heap_retention()
         self._requested = 0
         self._saved = 0
         self._count_lock = threading.Lock()
