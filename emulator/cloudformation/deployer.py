@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape
 import boto3
 from botocore.config import Config
 from moto.cloudformation.models import cloudformation_backends
+from moto.core.exceptions import ServiceException
 
 from emulator.cloudformation import resources, stacks
 from emulator.cloudformation.template import (
@@ -197,7 +198,9 @@ class CloudFormationDeployer:
                 return work()
         except TemplateError as exc:
             return query_error(exc.code, str(exc))
-        except Exception as exc:
+        except ServiceException as exc:  # moto's newer errors: code is the AWS error code
+            return query_error(exc.code, exc.message)
+        except Exception as exc:  # moto's RESTError: error_type is the code, code the status
             code = getattr(exc, "error_type", None)
             if code is None:  # not a moto error: a bug of ours; 400 so that no SDK retries it
                 log.exception("CloudFormation request failed")

@@ -322,3 +322,19 @@ def test_rolled_back_stack_cannot_be_updated(aws, unique):
             TemplateBody=json.dumps(good),
         )
     cfn.delete_stack(StackName=f"rolledback-{unique}")
+
+
+def test_missing_stack_is_a_validation_error(aws, unique):
+    # Given no stack of this name
+    cfn = aws("cloudformation")
+    good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}
+    # When it is updated, then CloudFormation says it does not exist
+    with pytest.raises(ClientError) as caught:
+        cfn.update_stack(StackName=f"missing-{unique}", TemplateBody=json.dumps(good))
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert (
+        caught.value.response["Error"]["Message"]
+        == f"Stack with id missing-{unique} does not exist"
+    )
+    # And deleting it is not an error (DeleteStack is idempotent)
+    cfn.delete_stack(StackName=f"missing-{unique}")
