@@ -196,9 +196,12 @@ class Broker:
         """Deliver `message` to matching subscribers (iot-data Publish, rule republish).
 
         The consumer is not called: the message did not come from a device connection.
+        Before start() or after stop() there is nobody to deliver to.
         """
         if self._loop is None or not self._listening:
-            raise RuntimeError("the MQTT broker is not running: call start() first")
+            # Not listening means no subscribers: delivering to nobody is what AWS would do.
+            log.debug("broker not running: %s has no subscribers", message.topic)
+            return
         props = {}
         if message.user_properties:
             props[codec.USER_PROPERTY] = list(message.user_properties)
