@@ -29,6 +29,7 @@ from emulator.cloudformation.template import (
     TemplateError,
     check_capabilities,
     check_parameters,
+    check_sections,
     expand_transforms,
     parse_template,
     required_capabilities,
@@ -183,6 +184,7 @@ class CloudFormationDeployer:
                 parameters[key] = member.get("ParameterValue", "")
         check_parameters(original, parameters)
         expanded = expand_transforms(original, parameters, request.region)
+        check_sections(expanded)
         granted = [m.get("", "") for m in _members(form, "Capabilities")]
         check_capabilities(original, expanded, granted, direct)
         return json.dumps(expanded), parameters, body

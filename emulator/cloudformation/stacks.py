@@ -235,7 +235,9 @@ def _roll_back(stack: Stack, failed: list[str]) -> None:
             "Rollback requested by user.",
         )
     _stack_event(stack, "ROLLBACK_IN_PROGRESS", "Rollback requested by user.")
-    failures = _delete_resources(stack, honour_retain=False)
+    # Retain keeps a resource even when the create that made it rolls back; that is what
+    # RetainExceptOnCreate does not (User Guide, "DeletionPolicy attribute").
+    failures = _delete_resources(stack, retained=("Retain",))
     if failures:
         _stack_event(
             stack,
@@ -255,8 +257,9 @@ def _forget_resources(stack: Stack) -> None:
 
 
 # ------------------------------------------------------------------------------ delete
-def _delete_resources(stack: Stack, honour_retain: bool) -> list[str]:
-    """Delete created resources in reverse dependency order; the logical ids that failed."""
+def _delete_resources(stack: Stack, retained: tuple[str, ...]) -> list[str]:
+    """Delete created resources in reverse dependency order, skipping those whose
+    DeletionPolicy is in `retained`; the logical ids that failed."""
     resource_map = stack.resource_map
     resources = resource_map._resource_json_map or {}
     created = resource_map._parsed_resources
@@ -271,7 +274,7 @@ def _delete_resources(stack: Stack, honour_retain: bool) -> list[str]:
             continue
         resource = resources[logical_id]
         physical_id = getattr(instance, "physical_resource_id", "") or ""
-        if honour_retain and resource.get("DeletionPolicy") == "Retain":
+        if resource.get("DeletionPolicy") in retained:
             _event(stack, logical_id, resource["Type"], "DELETE_SKIPPED", physical_id)
             created.pop(logical_id)
             continue
@@ -303,7 +306,7 @@ def delete_stack(backend: CloudFormationBackend, name_or_id: str) -> None:
     if stack is None:
         return
     _stack_event(stack, "DELETE_IN_PROGRESS", "User Initiated")
-    failures = _delete_resources(stack, honour_retain=True)
+    failures = _delete_resources(stack, retained=("Retain", "RetainExceptOnCreate"))
     if failures:
         _stack_event(
             stack,

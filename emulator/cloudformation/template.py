@@ -217,10 +217,59 @@ def _property_problems(value: Any, spec: Any, path: str) -> list[str]:
     return []
 
 
+_RESOURCE_ATTRIBUTES = {
+    "Type", "Properties", "DependsOn", "Condition", "Metadata", "DeletionPolicy",
+    "UpdateReplacePolicy",
+}  # fmt: skip
+# DeletionPolicy values honoured on DeleteStack (stacks.py); Snapshot applies to data stores
+# this emulator does not have. Replacement always deletes the old resource here.
+_DELETION_POLICIES = ("Delete", "Retain", "RetainExceptOnCreate")
+_UPDATE_REPLACE_POLICIES = ("Delete",)
+_SECTIONS = {
+    "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Mappings",
+    "Conditions", "Transform", "Resources", "Outputs",
+}  # fmt: skip
+
+
+def check_sections(template: dict[str, Any]) -> None:
+    """Refuse template sections the emulator would ignore (e.g. `Rules`, which constrains
+    parameters; User Guide, "Template anatomy")."""
+    unknown = [key for key in template if key not in _SECTIONS]
+    if unknown:
+        raise TemplateError(
+            f"Template format error: section(s) {', '.join(unknown)} not supported by the "
+            f"local emulator (supported: {', '.join(sorted(_SECTIONS))})"
+        )
+    if not isinstance(template.get("Resources"), dict) or not template["Resources"]:
+        raise TemplateError("Template format error: At least one Resources member must be defined.")
+
+
+def _attribute_problems(resource: dict[str, Any]) -> list[str]:
+    problems = [
+        f"resource attribute {key} is not supported by the local emulator"
+        for key in resource
+        if key not in _RESOURCE_ATTRIBUTES
+    ]
+    deletion = resource.get("DeletionPolicy", "Delete")
+    if deletion not in _DELETION_POLICIES:
+        problems.append(
+            f"DeletionPolicy {deletion} is not supported by the local emulator "
+            f"(supported: {', '.join(_DELETION_POLICIES)})"
+        )
+    replace = resource.get("UpdateReplacePolicy", "Delete")
+    if replace not in _UPDATE_REPLACE_POLICIES:
+        problems.append(f"UpdateReplacePolicy {replace} is not supported by the local emulator")
+    return problems
+
+
 def unsupported_resources(template: dict[str, Any]) -> dict[str, str]:
     """Logical id -> reason, for each resource the emulator would not create faithfully."""
     problems: dict[str, str] = {}
     for logical_id, resource in (template.get("Resources") or {}).items():
+        attribute_problems = _attribute_problems(resource)
+        if attribute_problems:
+            problems[logical_id] = f"Resource {logical_id}: " + "; ".join(attribute_problems)
+            continue
         kind = resource.get("Type")
         model = RESOURCE_TYPES.get(kind)
         if model is None:

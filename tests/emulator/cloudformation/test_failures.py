@@ -338,3 +338,61 @@ def test_missing_stack_is_a_validation_error(aws, unique):
     )
     # And deleting it is not an error (DeleteStack is idempotent)
     cfn.delete_stack(StackName=f"missing-{unique}")
+
+
+def test_rollback_keeps_retain_and_deletes_retain_except_on_create(aws, unique, stack_events):
+    # Given two buckets, Retain and RetainExceptOnCreate, and a log group that fails after them
+    cfn, s3 = aws("cloudformation"), aws("s3")
+    template = {
+        "Resources": {
+            "Kept": {
+                "Type": "AWS::S3::Bucket",
+                "DeletionPolicy": "Retain",
+                "Properties": {"BucketName": f"cfn-kept-{unique}"},
+            },
+            "Dropped": {
+                "Type": "AWS::S3::Bucket",
+                "DeletionPolicy": "RetainExceptOnCreate",
+                "Properties": {"BucketName": f"cfn-dropped-{unique}"},
+            },
+            "Group": {
+                "Type": "AWS::Logs::LogGroup",
+                "DependsOn": ["Kept", "Dropped"],
+                "Properties": {"RetentionInDays": 2},
+            },
+        }
+    }
+    # When the create fails and rolls back
+    stack = _create_and_wait_for_failure(cfn, f"retain-rb-{unique}", template)
+    # Then the Retain bucket is kept, the RetainExceptOnCreate one deleted
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    s3.head_bucket(Bucket=f"cfn-kept-{unique}")
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=f"cfn-dropped-{unique}")
+    statuses = {
+        (e["LogicalResourceId"], e["ResourceStatus"]) for e in stack_events(f"retain-rb-{unique}")
+    }
+    assert ("Kept", "DELETE_SKIPPED") in statuses
+    assert ("Dropped", "DELETE_COMPLETE") in statuses
+    s3.delete_bucket(Bucket=f"cfn-kept-{unique}")
+
+
+def test_unsupported_section_and_resource_attribute_are_refused(aws, unique, stack_events):
+    # Given a template with a Rules section
+    cfn = aws("cloudformation")
+    with_rules = {
+        "Rules": {"R": {"Assertions": []}},
+        "Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}},
+    }
+    # When it is created, then the request is refused naming the section
+    with pytest.raises(ClientError, match="section\\(s\\) Rules not supported"):
+        cfn.create_stack(StackName=f"rules-{unique}", TemplateBody=json.dumps(with_rules))
+    # And a resource with an attribute the emulator ignores fails the stack
+    with_policy = {
+        "Resources": {
+            "Group": {"Type": "AWS::Logs::LogGroup", "CreationPolicy": {"ResourceSignal": {}}}
+        }
+    }
+    _create_and_wait_for_failure(cfn, f"attr-{unique}", with_policy)
+    reason = _failed_events(stack_events(f"attr-{unique}"))["Group"]
+    assert "resource attribute CreationPolicy is not supported" in reason
