@@ -69,7 +69,9 @@ class BlobFile:
     def truncate(self, size: int | None = None) -> int:
         self._check_open()
         size = self._pos if size is None else size
-        os.truncate(self.path, size)
+        # Like io.BytesIO (moto's in-memory buffer): truncating never extends the file.
+        if size < os.path.getsize(self.path):
+            os.truncate(self.path, size)
         return size
 
     def flush(self) -> None:

@@ -79,6 +79,7 @@ def read_counts(data_dir: Path) -> dict[str, int]:
     state_path = moto_dir(data_dir) / "state.pkl"
     blobs = BlobStore.__new__(BlobStore)  # read-only: never creates nor deletes a file
     blobs.directory = moto_dir(data_dir) / "s3" / "blobs"
+    blobs.frozen = True  # keys dropped after counting must not retire their bodies
     data = read_checked(
         state_path, STATE_KIND, data_dir, lambda src: pickling.loads(src, blobs, lambda _n: {})
     )

@@ -48,8 +48,11 @@ READ_ONLY_PREFIXES = (
     "Preview",
     "Simulate",
 )
-# Calls that change nothing moto keeps (Invoke runs code; Publish goes to the MQTT broker).
+# Calls that change nothing moto keeps: Invoke runs code; Publish goes to the MQTT broker;
+# Firehose records go to the firehose component's own spool under data_dir/firehose.
 NO_MOTO_STATE = {
+    "PutRecord",
+    "PutRecordBatch",
     "Invoke",
     "InvokeAsync",
     "InvokeWithResponseStream",
@@ -214,7 +217,8 @@ class PersistenceMiddleware:
                     else Plan(bucket=bucket, whole_bucket=True)
                 )
             # Bucket configuration, CreateBucket, DeleteBucket.
-            return Plan(snapshot=True, bucket=bucket, whole_bucket=method == "DELETE")
+            deleted = method == "DELETE" and not query  # DeleteBucket, not a sub-resource
+            return Plan(snapshot=True, bucket=bucket, whole_bucket=deleted)
         return Plan(bucket=bucket, keys=[key])
 
 

@@ -144,9 +144,15 @@ class Persistence:
                 )
                 return
             except RuntimeError as exc:  # another thread changed a dict while it was pickled
-                if "changed size" not in str(exc) or attempt == 9:
+                if "during iteration" not in str(exc) or attempt == 9:
                     raise
                 time.sleep(0.001 * (attempt + 1))
+
+    def changed(self) -> None:
+        """For components that change moto's state outside an API request (a background
+        thread): save it now. Changes made while answering a request are saved by the
+        middleware."""
+        self.save_snapshot()
 
     def save_objects(self, bucket_name: str, key_names: list[str]) -> None:
         """Save the records of these keys of a bucket as they are in memory now."""

@@ -1,0 +1,193 @@
+"""Pure parts of persistence: which requests save what, the versioned file format, body files."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator.persistence.blobs import BlobStore
+from emulator.persistence.fileformat import StateFormatError, read_checked, write_atomic
+from emulator.persistence.middleware import PersistenceMiddleware, Plan
+
+AUTH = "AWS4-HMAC-SHA256 Credential=AKID/20261126/us-east-1/{service}/aws4_request, Signed..."
+
+
+def environ(service: str, method: str, path: str, query: str = "", body: bytes = b"", **extra):
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "RAW_URI": path + (f"?{query}" if query else ""),
+        "QUERY_STRING": query,
+        "HTTP_HOST": "127.0.0.1:4566",
+        "HTTP_AUTHORIZATION": AUTH.format(service=service),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    env.update(extra)
+    return env
+
+
+plan = PersistenceMiddleware(app=None, persistence=None).plan  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        environ("iot", "GET", "/things/t1"),  # DescribeThing
+        environ("iot", "GET", "/things"),  # ListThings
+        environ("iot", "POST", "/attached-policies/arn%3Aaws"),  # ListAttachedPolicies (POST)
+        environ("firehose", "POST", "/", HTTP_X_AMZ_TARGET="Firehose_20150804.ListDeliveryStreams"),
+        environ("lambda", "POST", "/2015-03-31/functions/f/invocations"),  # Invoke
+        environ("firehose", "POST", "/", HTTP_X_AMZ_TARGET="Firehose.PutRecordBatch"),  # own spool
+        environ(
+            "cloudformation", "POST", "/", body=b"Action=DescribeStacks&Version=2010-05-15",
+            CONTENT_TYPE="application/x-www-form-urlencoded; charset=utf-8",
+        ),
+        environ("s3", "GET", "/bucket/key"),
+        environ("s3", "HEAD", "/bucket/key"),
+        environ("s3", "PUT", "/bucket/key", "partNumber=1&uploadId=u"),  # UploadPart
+        environ("s3", "POST", "/bucket/key", "uploads"),  # CreateMultipartUpload
+        environ("emulator", "GET", "/_emulator/health"),
+    ],
+)  # fmt: skip
+def test_reads_save_nothing(env):
+    # Given a read-only request / When it is planned / Then nothing is saved
+    assert plan(env) is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        environ("iot", "POST", "/things/t1"),  # CreateThing
+        environ("iot", "PUT", "/certificates/abc", "newStatus=INACTIVE"),  # UpdateCertificate
+        environ("iot", "POST", "/keys-and-certificate", "setAsActive=true"),
+        environ("firehose", "POST", "/", HTTP_X_AMZ_TARGET="Firehose.CreateDeliveryStream"),
+        environ("logs", "POST", "/", HTTP_X_AMZ_TARGET="Logs_20140328.PutLogEvents"),
+        environ(
+            "cloudformation", "POST", "/", body=b"Action=CreateStack&StackName=s",
+            CONTENT_TYPE="application/x-www-form-urlencoded",
+        ),
+        environ("s3", "PUT", "/bucket"),  # CreateBucket
+        environ("s3", "PUT", "/bucket", "versioning"),
+    ],
+)  # fmt: skip
+def test_changes_save_the_snapshot(env):
+    # Given a state-changing request that is not an S3 object write
+    # When it is planned / Then the snapshot is saved
+    assert plan(env).snapshot
+
+
+def test_object_writes_save_only_their_record():
+    # Given PutObject, CompleteMultipartUpload, DeleteObject and PutObjectTagging requests
+    put = environ("s3", "PUT", "/bucket/raw/2026/%C3%BC%20x.json")
+    complete = environ("s3", "POST", "/bucket/big.bin", "uploadId=abc")
+    delete = environ("s3", "DELETE", "/bucket/a/b")
+    tagging = environ("s3", "PUT", "/bucket/k", "tagging")
+    # When they are planned / Then each saves its key's record, decoded as moto decodes it
+    assert plan(put) == Plan(bucket="bucket", keys=["raw/2026/ü x.json"])
+    assert plan(complete) == Plan(bucket="bucket", keys=["big.bin"])
+    assert plan(delete) == Plan(bucket="bucket", keys=["a/b"])
+    assert plan(tagging) == Plan(bucket="bucket", keys=["k"])
+
+
+def test_virtual_host_addressing_names_the_bucket():
+    # Given a virtual-hosted-style PutObject
+    env = environ("s3", "PUT", "/key.txt", HTTP_HOST="mybucket.localhost:4566")
+    # When planned / Then the bucket comes from the host
+    assert plan(env) == Plan(bucket="mybucket", keys=["key.txt"])
+
+
+def test_delete_objects_saves_the_listed_keys_and_keeps_the_body_readable():
+    # Given a DeleteObjects request
+    body = (
+        b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Object><Key>a</Key></Object><Object><Key>b/c</Key></Object></Delete>"
+    )
+    env = environ("s3", "POST", "/bucket", "delete", body=body)
+    # When planned
+    result = plan(env)
+    # Then the listed keys are saved and moto can still read the body
+    assert result == Plan(bucket="bucket", keys=["a", "b/c"])
+    assert env["wsgi.input"].read() == body
+
+
+def test_delete_bucket_resynchronises_the_bucket_but_deleting_its_tags_does_not():
+    # Given DeleteBucket and DeleteBucketTagging / When planned
+    delete_bucket = plan(environ("s3", "DELETE", "/bucket"))
+    delete_tags = plan(environ("s3", "DELETE", "/bucket", "tagging"))
+    # Then only DeleteBucket drops the bucket's records
+    assert delete_bucket.whole_bucket and delete_bucket.snapshot
+    assert not delete_tags.whole_bucket and delete_tags.snapshot
+
+
+def test_a_file_round_trips_and_another_version_is_refused(tmp_path):
+    # Given a state file
+    path = tmp_path / "state.pkl"
+    write_atomic(path, "moto-state", lambda out: out.write(b"payload"))
+    # When read back / Then the payload is returned
+    assert read_checked(path, "moto-state", tmp_path, lambda src: src.read()) == b"payload"
+    # Given the same file claiming another format version
+    header, _, rest = path.read_bytes().partition(b"\n")
+    fields = json.loads(header)
+    fields["format"] = 99
+    path.write_bytes(json.dumps(fields).encode() + b"\n" + rest)
+    # When read / Then it is refused with the versions and the way out
+    with pytest.raises(StateFormatError, match=r"format 99 .* --reset"):
+        read_checked(path, "moto-state", tmp_path, lambda src: src.read())
+
+
+def test_a_file_of_another_kind_is_refused(tmp_path):
+    # Given an object record / When read as the snapshot / Then refused
+    path = tmp_path / "x.pkl"
+    write_atomic(path, "s3-object", lambda out: out.write(b"{}"))
+    with pytest.raises(StateFormatError, match="expected 'moto-state'"):
+        read_checked(path, "moto-state", tmp_path, lambda src: src.read())
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.binary(max_size=64)),
+        st.tuples(st.just("seek"), st.integers(0, 80)),
+        st.tuples(st.just("read"), st.integers(-1, 80)),
+        st.tuples(st.just("truncate"), st.none()),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations)
+def test_a_body_file_behaves_like_the_spooled_file_it_replaces(tmp_path_factory, ops):
+    # Given a body file and an in-memory file
+    store = BlobStore(tmp_path_factory.mktemp("blobs"))
+    blob, reference = store.new(), io.BytesIO()
+    # When the same calls are made on both (the calls moto's FakeKey makes)
+    for name, arg in ops:
+        if name == "write":
+            assert blob.write(arg) == reference.write(arg)
+        elif name == "seek":
+            assert blob.seek(arg) == reference.seek(arg)
+        elif name == "read":
+            assert blob.read(arg) == reference.read(arg)
+        else:
+            assert blob.truncate() == reference.truncate()
+        # Then they agree on every answer and position
+        assert blob.tell() == reference.tell()
+    blob.seek(0)
+    assert blob.read() == reference.getvalue()
+
+
+def test_a_closed_body_is_deleted_only_after_the_state_was_saved(tmp_path):
+    # Given a body file of a key that moto disposed of
+    store = BlobStore(tmp_path)
+    blob = store.new()
+    blob.write(b"data")
+    blob.close()
+    # Then the file stays until the state without it is saved (collect)
+    assert blob.path.exists()
+    store.collect()
+    assert not blob.path.exists()
