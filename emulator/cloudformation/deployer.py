@@ -106,6 +106,7 @@ class CloudFormationDeployer:
         gateway.on("cloudformation", "DeleteStack", self._delete_stack)
         gateway.on("cloudformation", "ValidateTemplate", self._validate_template)
         gateway.on("cloudformation", "GetTemplate", self._get_template)
+        gateway.on("cloudformation", "ListStackResources", self._list_stack_resources)
         gateway.after("cloudformation", "CreateChangeSet", self._remember_change_set_template)
 
     # Clients CloudFormation uses to create resources -------------------------------------
@@ -327,6 +328,31 @@ class CloudFormationDeployer:
                 "GetTemplate",
                 f"<TemplateBody>{escape(body)}</TemplateBody>"
                 f"<StagesAvailable>{stages}</StagesAvailable>",
+            )
+
+        return self._guard(work)
+
+    def _list_stack_resources(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            stack = self._backend(request).get_stack(form.get("StackName", ""))
+            members = ""
+            for row in stacks.resource_summaries(stack):
+                stamp = row["LastUpdatedTimestamp"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                members += (
+                    "<member>"
+                    f"<LogicalResourceId>{escape(row['LogicalResourceId'])}</LogicalResourceId>"
+                    f"<PhysicalResourceId>{escape(row['PhysicalResourceId'])}</PhysicalResourceId>"
+                    f"<ResourceType>{escape(row['ResourceType'])}</ResourceType>"
+                    f"<LastUpdatedTimestamp>{stamp}</LastUpdatedTimestamp>"
+                    f"<ResourceStatus>{row['ResourceStatus']}</ResourceStatus>"
+                    "<DriftInformation><StackResourceDriftStatus>NOT_CHECKED"
+                    "</StackResourceDriftStatus></DriftInformation>"
+                    "</member>"
+                )
+            return _xml(
+                "ListStackResources", f"<StackResourceSummaries>{members}</StackResourceSummaries>"
             )
 
         return self._guard(work)

@@ -360,6 +360,9 @@ def update_stack(
     stack.resource_map.input_parameters = {
         k: _text(v) for k, v in stack.stack_parameters.items() if v is not None
     }
+    new_template = json.loads(template_body)
+    diff = stack.resource_map.build_resource_diff(new_template, effective)
+    old_types = {k: v.get("Type", "") for k, v in stack.resource_map._resource_json_map.items()}
     try:
         stack.update(template_body, role_arn, parameters=effective, tags=tags)
     except Exception as exc:
@@ -372,6 +375,53 @@ def update_stack(
         return
     stack.output_map = stack._create_output_map()
     stack.description = stack.template_dict.get("Description")
+    _record_update_events(stack, diff, new_template.get("Resources") or {}, old_types)
+
+
+def _record_update_events(
+    stack: Stack, diff: dict[str, list[str]], resources: dict[str, Any], old_types: dict[str, str]
+) -> None:
+    """Resource events of an update (moto writes only the stack's), placed before the stack's
+    final UPDATE_COMPLETE: additions, modifications, then removals (cleanup)."""
+    final = stack.events.pop() if stack.events else None
+    created = stack.resource_map._parsed_resources
+    for action, statuses in (("Add", "CREATE"), ("Modify", "UPDATE")):
+        for logical_id in diff.get(action, []):
+            physical_id = getattr(created.get(logical_id), "physical_resource_id", "") or ""
+            kind = resources[logical_id].get("Type", "")
+            _event(stack, logical_id, kind, f"{statuses}_IN_PROGRESS", physical_id)
+            _event(stack, logical_id, kind, f"{statuses}_COMPLETE", physical_id)
+    for logical_id in diff.get("Remove", []):
+        _event(stack, logical_id, old_types.get(logical_id, ""), "DELETE_IN_PROGRESS")
+        _event(stack, logical_id, old_types.get(logical_id, ""), "DELETE_COMPLETE")
+    if final is not None:
+        stack.events.append(final)
+
+
+def resource_summaries(stack: Stack) -> list[dict[str, Any]]:
+    """ListStackResources rows with each resource's latest status and time from its events
+    (moto answers CREATE_COMPLETE for every resource, whatever happened since)."""
+    latest: dict[str, Event] = {}
+    for event in stack.events:
+        if event.resource_type != "AWS::CloudFormation::Stack":
+            latest[event.logical_resource_id] = event
+    rows = []
+    created = stack.resource_map._parsed_resources
+    for logical_id, resource in (stack.resource_map._resource_json_map or {}).items():
+        instance = created.get(logical_id)
+        if instance is None or isinstance(instance, str | int | float | list | dict):
+            continue
+        event = latest.get(logical_id)
+        rows.append(
+            {
+                "LogicalResourceId": logical_id,
+                "PhysicalResourceId": getattr(instance, "physical_resource_id", "") or "",
+                "ResourceType": resource.get("Type", ""),
+                "ResourceStatus": event.resource_status if event else "CREATE_COMPLETE",
+                "LastUpdatedTimestamp": (event.timestamp if event else stack.creation_time),
+            }
+        )
+    return rows
 
 
 def execute_change_set(
