@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from emulator.rules.sql import MessageContext, compile_sql
@@ -156,6 +156,9 @@ line_bytes = st.binary(max_size=40).filter(lambda b: b"\n" not in b)
 def test_split_lines_inverts_write_batch_for_any_bytes(lines, compress):
     # given any byte lines without separators, written as a batch
     data = batches.write_batch(lines, compress=compress)
+    # (the reader tells gzip by its magic number: a plain batch whose first bytes are 1f 8b is
+    # read as gzip; Firehose's JSON lines never start so)
+    assume(not b"".join(lines).startswith(batches.GZIP_MAGIC))
     # then split_lines gives them back, and a missing final separator changes nothing
     assert batches.split_lines(data) == lines
     plain = batches.decompress(data)
