@@ -74,6 +74,25 @@ def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(text(a[k]) == text(b[k]) for k in a)
 
 
+def _resource_xml(stack: Any, row: dict[str, Any], time_field: str) -> str:
+    """One stack resource's members (the query protocol's XML), with its latest status."""
+    stamp = row["LastUpdatedTimestamp"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    head = (
+        f"<StackName>{escape(stack.name)}</StackName><StackId>{stack.stack_id}</StackId>"
+        if stack is not None
+        else ""
+    )
+    return (
+        head + f"<LogicalResourceId>{escape(row['LogicalResourceId'])}</LogicalResourceId>"
+        f"<PhysicalResourceId>{escape(row['PhysicalResourceId'])}</PhysicalResourceId>"
+        f"<ResourceType>{escape(row['ResourceType'])}</ResourceType>"
+        f"<{time_field}>{stamp}</{time_field}>"
+        f"<ResourceStatus>{row['ResourceStatus']}</ResourceStatus>"
+        "<DriftInformation><StackResourceDriftStatus>NOT_CHECKED"
+        "</StackResourceDriftStatus></DriftInformation>"
+    )
+
+
 _UPDATABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 
 
@@ -107,6 +126,8 @@ class CloudFormationDeployer:
         gateway.on("cloudformation", "ValidateTemplate", self._validate_template)
         gateway.on("cloudformation", "GetTemplate", self._get_template)
         gateway.on("cloudformation", "ListStackResources", self._list_stack_resources)
+        gateway.on("cloudformation", "DescribeStackResources", self._describe_stack_resources)
+        gateway.on("cloudformation", "DescribeStackResource", self._describe_stack_resource)
         gateway.after("cloudformation", "CreateChangeSet", self._remember_change_set_template)
 
     # Clients CloudFormation uses to create resources -------------------------------------
@@ -337,23 +358,57 @@ class CloudFormationDeployer:
 
         def work() -> AwsResponse:
             stack = self._backend(request).get_stack(form.get("StackName", ""))
-            members = ""
-            for row in stacks.resource_summaries(stack):
-                stamp = row["LastUpdatedTimestamp"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-                members += (
-                    "<member>"
-                    f"<LogicalResourceId>{escape(row['LogicalResourceId'])}</LogicalResourceId>"
-                    f"<PhysicalResourceId>{escape(row['PhysicalResourceId'])}</PhysicalResourceId>"
-                    f"<ResourceType>{escape(row['ResourceType'])}</ResourceType>"
-                    f"<LastUpdatedTimestamp>{stamp}</LastUpdatedTimestamp>"
-                    f"<ResourceStatus>{row['ResourceStatus']}</ResourceStatus>"
-                    "<DriftInformation><StackResourceDriftStatus>NOT_CHECKED"
-                    "</StackResourceDriftStatus></DriftInformation>"
-                    "</member>"
-                )
+            members = "".join(
+                f"<member>{_resource_xml(None, row, 'LastUpdatedTimestamp')}</member>"
+                for row in stacks.resource_summaries(stack)
+            )
             return _xml(
                 "ListStackResources", f"<StackResourceSummaries>{members}</StackResourceSummaries>"
             )
+
+        return self._guard(work)
+
+    def _describe_stack_resources(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            backend = self._backend(request)
+            logical, physical = form.get("LogicalResourceId"), form.get("PhysicalResourceId")
+            if form.get("StackName"):
+                candidates = [backend.get_stack(form["StackName"])]
+            elif physical:
+                candidates = list(backend.stacks.values())
+            else:
+                raise TemplateError("Either StackName or PhysicalResourceId must be specified.")
+            members = ""
+            for stack in candidates:
+                for row in stacks.resource_summaries(stack):
+                    if logical and row["LogicalResourceId"] != logical:
+                        continue
+                    if physical and row["PhysicalResourceId"] != physical:
+                        continue
+                    members += f"<member>{_resource_xml(stack, row, 'Timestamp')}</member>"
+            return _xml("DescribeStackResources", f"<StackResources>{members}</StackResources>")
+
+        return self._guard(work)
+
+    def _describe_stack_resource(self, request: AwsRequest) -> AwsResponse:
+        form = request.form()
+
+        def work() -> AwsResponse:
+            stack = self._backend(request).get_stack(form.get("StackName", ""))
+            logical = form.get("LogicalResourceId", "")
+            for row in stacks.resource_summaries(stack):
+                if row["LogicalResourceId"] == logical:
+                    metadata = (stack.template_dict.get("Resources") or {}).get(logical, {})
+                    detail = _resource_xml(stack, row, "LastUpdatedTimestamp")
+                    if "Metadata" in metadata:
+                        detail += f"<Metadata>{escape(json.dumps(metadata['Metadata']))}</Metadata>"
+                    return _xml(
+                        "DescribeStackResource",
+                        f"<StackResourceDetail>{detail}</StackResourceDetail>",
+                    )
+            raise TemplateError(f"Resource {logical} does not exist for stack {stack.name}")
 
         return self._guard(work)
 

@@ -296,3 +296,22 @@ def test_validate_template_from_s3_url(aws, artifacts_bucket, packaged_body):
     )
     assert answer["DeclaredTransforms"] == ["AWS::Serverless-2016-10-31"]
     assert answer["Description"].startswith("iot-core-pipeline")
+
+
+def test_describe_stack_resources_report_each_resource(aws, deployed):
+    # Given the deployed stack
+    cfn = aws("cloudformation")
+    # When one resource is described, by logical id and by physical id
+    detail = cfn.describe_stack_resource(StackName=deployed["name"], LogicalResourceId="TopicRule")
+    by_physical = cfn.describe_stack_resources(
+        PhysicalResourceId=deployed["outputs"]["DeliveryStreamName"]
+    )["StackResources"]
+    everything = cfn.describe_stack_resources(StackName=deployed["name"])["StackResources"]
+    # Then each answer names the resource, its stack and its own status
+    resource = detail["StackResourceDetail"]
+    assert resource["PhysicalResourceId"] == deployed["outputs"]["TopicRuleName"]
+    assert resource["ResourceStatus"] == "CREATE_COMPLETE"
+    assert resource["StackName"] == deployed["name"]
+    assert [r["LogicalResourceId"] for r in by_physical] == ["DeliveryStream"]
+    assert len(everything) == 15
+    assert resource["LastUpdatedTimestamp"].year > 2010  # not moto's fixed 2010-07-27
