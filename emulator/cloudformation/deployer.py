@@ -3,8 +3,12 @@
 Gateway handlers (query protocol, operation = the form's `Action`):
 - CreateStack, UpdateStack, ExecuteChangeSet, DeleteStack are answered here
   (emulator/cloudformation/stacks.py: ordered creation, events, rollback, outputs, Retain);
-- CreateChangeSet and ValidateTemplate are rewritten (template fetched from the local S3 when
-  given as TemplateURL, SAM transform expanded) and passed on to moto.
+- CreateChangeSet is rewritten (template fetched from the local S3 when given as TemplateURL,
+  parameters resolved, SAM transform expanded) and passed on to moto;
+- ValidateTemplate, GetTemplate (Original/Processed), ListStackResources and
+  DescribeStackResource(s) are answered here, where moto's answers are empty or hardcoded.
+Every other CloudFormation operation (DescribeStacks, DescribeStackEvents, DescribeChangeSet,
+ListExports, ...) is moto's, reading the state kept here.
 """
 
 from __future__ import annotations
