@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import time
 import zipfile
 
@@ -309,3 +310,56 @@ def test_versions_of_an_object_survive(emulators):
     assert {v["VersionId"] for v in listed["Versions"]} == {v1, v2}
     assert len(listed["DeleteMarkers"]) == 1
     assert s3.get_object(Bucket="versions", Key="k", VersionId=v1)["Body"].read() == b"v1"
+
+
+def test_kill_9_in_the_middle_of_concurrent_changes_loses_nothing_answered(emulators):
+    # Given clients that keep creating things and objects from several threads
+    first = emulators()
+    first.client("s3").create_bucket(Bucket="busy")
+    answered_things: list[str] = []
+    answered_objects: dict[str, str] = {}
+    stop = threading.Event()
+
+    def things(worker: int) -> None:
+        iot = first.client("iot")
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            try:
+                iot.create_thing(thingName=f"busy-{worker}-{i}")
+            except Exception:
+                return  # the process was killed mid-call: not answered
+            answered_things.append(f"busy-{worker}-{i}")
+
+    def objects(worker: int) -> None:
+        s3 = first.client("s3")
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            body = os.urandom(100 + i)
+            try:
+                s3.put_object(Bucket="busy", Key=f"{worker}/{i}", Body=body)
+            except Exception:
+                return
+            answered_objects[f"{worker}/{i}"] = sha256(body)
+
+    workers = [threading.Thread(target=things, args=(w,)) for w in range(2)]
+    workers += [threading.Thread(target=objects, args=(w,)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    time.sleep(3)
+    # When the process is killed while requests are in flight
+    first.kill9()
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert answered_things and answered_objects
+    # Then it starts again, and every answered change is there
+    second = emulators()
+    iot, s3 = second.client("iot"), second.client("s3")
+    listed = set()
+    for page in iot.get_paginator("list_things").paginate():
+        listed |= {t["thingName"] for t in page["things"]}
+    assert set(answered_things) <= listed
+    for key, digest in answered_objects.items():
+        assert sha256(s3.get_object(Bucket="busy", Key=key)["Body"].read()) == digest, key
