@@ -262,6 +262,7 @@ TOPIC_RULE_ACTIONS: Spec = {
     "S3": {"BucketName": ANY, "Key": ANY, "RoleArn": ANY, "CannedAcl": ANY},
     "Republish": {"Topic": ANY, "RoleArn": ANY, "Qos": ANY},
     "CloudwatchLogs": {"LogGroupName": ANY, "RoleArn": ANY, "BatchMode": ANY},
+    "Lambda": {"FunctionArn": ANY},
 }
 
 

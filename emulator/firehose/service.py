@@ -225,12 +225,13 @@ class FirehoseService:
         """Recent delivery errors of `stream_name` (each is retried until it succeeds)."""
         return list(self._errors.get(stream_name, ()))
 
-    def flush_pending(self, timeout: float = 30.0) -> bool:
-        """Wait until every stream has delivered every spooled record (for tests, notebooks)."""
+    def flush_pending(self, timeout: float = 30.0, stream_name: str | None = None) -> bool:
+        """Wait until every stream (or the one named) has delivered every spooled record
+        (for tests, notebooks)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                streams = list(self._streams.values())
+                streams = [s for key, s in self._streams.items() if stream_name in (None, key[2])]
             if all(not s.records for s in streams):
                 return True
             time.sleep(0.05)

@@ -194,7 +194,7 @@ def test_real_firehose_delivers_the_rule_output_to_s3(emulator, rules, aws, uniq
     # when two messages arrive and the buffers are flushed
     rules.accept(_message(emulator, f"real/{unique}/a", b'{"n": 1}'))
     rules.accept(_message(emulator, f"real/{unique}/b", b'{"n": 2}'))
-    assert firehose.flush_pending(timeout=30)
+    assert firehose.flush_pending(timeout=30, stream_name=stream)
     # then S3 holds both records, newline separated
     deadline = time.monotonic() + 15
     contents = []
