@@ -69,7 +69,8 @@ def emulator_process(tmp_path):
 
     yield launch
     for info in running:
-        if process.fetch_info(info.endpoint_url, timeout=0.2):
+        answering = process.fetch_info(info.endpoint_url, timeout=0.2)
+        if answering is not None and answering.pid == info.pid:  # (both share one port)
             kill_9(info)
 
 
