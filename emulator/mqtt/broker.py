@@ -102,7 +102,10 @@ class Broker:
         self.connections: dict[str, Connection] = {}  # client id -> live connection
         self.retained: dict[str, QueuedMessage] = {}
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
+        # topic -> matching (session, options); and every (filter, session, options): both
+        # rebuilt after any subscription change, so a PUBLISH costs one dict lookup.
         self._routes: dict[str, list[tuple[Session, int]]] = {}
+        self._subscriptions: list[tuple[str, Session, int]] | None = None
         self._versions: dict[str, int] = {}
         self._delayed_wills: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -438,7 +441,7 @@ class Broker:
             conn.session.subscriptions[topic_filter] = options
             codes.append(qos)
             granted.append((topic_filter, options, existed))
-        self._routes.clear()
+        self._subscriptions_changed()
         conn.send(codec.encode_suback(packet.packet_id, codes, v5))
         if granted:
             self._subscription_event(conn, "subscribed", [g[0] for g in granted])
@@ -461,7 +464,7 @@ class Broker:
         for topic_filter in packet.filters:
             existed = conn.session.subscriptions.pop(topic_filter, None) is not None
             codes.append(0x00 if existed else 0x11)
-        self._routes.clear()
+        self._subscriptions_changed()
         conn.send(codec.encode_unsuback(packet.packet_id, codes, conn.v5))
         self._subscription_event(conn, "unsubscribed", list(packet.filters))
 
@@ -495,16 +498,26 @@ class Broker:
             self._send_to(session, QueuedMessage(topic, message.payload, qos, retain, forwarded))
 
     def _match(self, topic: str) -> list[tuple[Session, int]]:
+        subscriptions = self._subscriptions
+        if subscriptions is None:
+            subscriptions = self._subscriptions = [
+                (topic_filter, session, options)
+                for session in self.sessions.values()
+                for topic_filter, options in session.subscriptions.items()
+            ]
         if len(self._routes) > 10_000:
             self._routes.clear()
         routes = [
             (session, options)
-            for session in self.sessions.values()
-            for topic_filter, options in session.subscriptions.items()
+            for topic_filter, session, options in subscriptions
             if codec.topic_matches(topic_filter, topic)
         ]
         self._routes[topic] = routes
         return routes
+
+    def _subscriptions_changed(self) -> None:
+        self._routes.clear()
+        self._subscriptions = None
 
     def _may_receive(self, session: Session, topic: str) -> bool:
         decision = self.iot.authorize(session.principal, session.client_id, "iot:Receive", topic)
@@ -598,7 +611,7 @@ class Broker:
     def _discard_session(self, session: Session) -> None:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
-        self._routes.clear()
+        self._subscriptions_changed()
 
     def _publish_delayed_will(self, conn: Connection, will: codec.Will) -> None:
         self._delayed_wills.pop(conn.client_id, None)
