@@ -35,8 +35,12 @@ PAYLOAD_TEMPLATE = (
 )
 
 
-def payload(device: str, sequence: int, now_ms: int) -> bytes:
-    return PAYLOAD_TEMPLATE.format(device=device, ts=now_ms, seq=sequence).encode()
+def payload(device: str, sequence: int, now_ms: int, size: int = 0) -> bytes:
+    """A telemetry message; with `size`, padded by a `note` field to about `size` bytes."""
+    body = PAYLOAD_TEMPLATE.format(device=device, ts=now_ms, seq=sequence)
+    if size > len(body) + 12:
+        body = body[:-1] + ',"note":"' + "x" * (size - len(body) - 10) + '"}'
+    return body.encode()
 
 
 def free_port() -> int:
@@ -112,6 +116,7 @@ def publish_fleet(
     topic_root: str,
     messages: int,
     window: int = 100,
+    payload_bytes: int = 0,
     timeout: float = 300.0,
 ) -> FleetRun:
     """Connect every device (awsiotsdk, MQTT 3.1.1, mutual TLS), then publish `messages` QoS 1
@@ -170,7 +175,9 @@ def publish_fleet(
             slot.acquire()
             run.attempted += 1
             future, _ = conn.publish(
-                topic, payload(device.thing_name, seq, now_ms), mqtt.QoS.AT_LEAST_ONCE
+                topic,
+                payload(device.thing_name, seq, now_ms, payload_bytes),
+                mqtt.QoS.AT_LEAST_ONCE,
             )
             future.add_done_callback(lambda f, s=slot: done(f, s))
     all_done.wait(timeout)

@@ -55,10 +55,19 @@ def tree_cpu(pid: int) -> float:
     return total + sum(tree_cpu(int(c)) for c in children)
 
 
-def run_once(target, info, devices: int, messages: int, work: Path, profile: bool) -> dict:
+def run_once(
+    target,
+    info,
+    run_id: int,
+    devices: int,
+    messages: int,
+    work: Path,
+    profile: bool,
+    payload_bytes: int = 0,
+) -> dict:
     from pipeline import workbook
 
-    environment = f"n{devices}"
+    environment = f"run{run_id}"  # its own buckets and prefixes
     stack_name = f"bench-e2e-{environment}"
     t0 = time.perf_counter()
     out = workbook.deploy(
@@ -100,7 +109,13 @@ def run_once(target, info, devices: int, messages: int, work: Path, profile: boo
         time.sleep(1)
     cpu0 = tree_cpu(info.pid)
     run = _common.publish_fleet(
-        info.mqtt_host, info.mqtt_port, info.root_ca_path, fleet, TOPIC_ROOT, messages
+        info.mqtt_host,
+        info.mqtt_port,
+        info.root_ca_path,
+        fleet,
+        TOPIC_ROOT,
+        messages,
+        payload_bytes=payload_bytes,
     )
     done = accounting.wait_complete(run.acknowledged, timeout=120 + run.acknowledged / 500)
     cpu = tree_cpu(info.pid) - cpu0
@@ -113,6 +128,7 @@ def run_once(target, info, devices: int, messages: int, work: Path, profile: boo
     lost_parsed = done["raw_lines"] - done["parsed_rows"] - done["processing_failed"]
     return {
         "devices": devices,
+        "payload_bytes": len(_common.payload(fleet[0].thing_name, messages, 0, payload_bytes)),
         "messages": messages,
         "deploy_s": deploy_s,
         "connect_s": run.connect_s,
@@ -134,7 +150,7 @@ def run_once(target, info, devices: int, messages: int, work: Path, profile: boo
 
 def report(row: dict) -> None:
     print(
-        f"{row['devices']:>4} devices x {row['messages']:>6} msgs: "
+        f"{row['devices']:>4} devices x {row['messages']:>6} msgs of {row['payload_bytes']} B: "
         f"{row['acknowledged']:>7} acknowledged ({row['failed']} failed), "
         f"PUBACKs {row['puback_rate']:>7,.0f} msg/s, "
         f"first publish -> last parsed row {row['e2e_s']:6.2f} s = {row['e2e_rate']:>7,.0f} msg/s "
@@ -162,6 +178,9 @@ def main() -> int:
     parser.add_argument(
         "--messages", type=int, default=20_000, help="total messages per device count"
     )
+    parser.add_argument(
+        "--payload-bytes", default="0", help="comma-separated message sizes (0: ~260 B)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the 10-device run")
     args = parser.parse_args()
     counts = [int(c) for c in args.devices.split(",")]
@@ -181,14 +200,17 @@ def main() -> int:
     rows = []
     try:
         target = open_target("local", port=port, mqtt_port=mqtt_port)
-        for devices in counts:
+        sizes = [int(b) for b in args.payload_bytes.split(",")]
+        for run_id, (devices, size) in enumerate((d, b) for b in sizes for d in counts):
             row = run_once(
                 target,
                 info,
+                run_id,
                 devices,
                 max(1, total // devices),
                 work,
                 args.profile and devices == 10,
+                size,
             )
             report(row)
             rows.append(row)
