@@ -36,9 +36,9 @@ from pipeline.handler import lambda_handler  # noqa: E402
 MIB = 1 << 20
 
 
-def parsed_objects(messages: int) -> list[bytes]:
+def parsed_objects(messages: int, message_bytes: int = 0) -> list[bytes]:
     """The parsed bucket's gzip objects for `messages` messages (~1 MiB of input per object)."""
-    event, datas = make_event(1 * MIB)
+    event, datas = make_event(1 * MIB, message_bytes)
     per_event = len(datas)
     out = []
     left = messages
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 messages, 3 repetitions")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--message-bytes", type=int, default=0, help="message size (0: ~230 B)")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.repeat = 20_000, 3
@@ -74,7 +75,7 @@ def main() -> None:
     import pyarrow.json as pj
 
     started = time.perf_counter()
-    objects = parsed_objects(args.messages)
+    objects = parsed_objects(args.messages, args.message_bytes)
     made_s = time.perf_counter() - started
     joined = b"".join(gzip.decompress(o) for o in objects)
     gz_bytes = sum(len(o) for o in objects)

@@ -32,21 +32,25 @@ from pipeline.handler import lambda_handler  # noqa: E402
 MIB = 1 << 20
 
 
-def message(i: int) -> bytes:
-    """One rule output record: the ~200-byte payload with the rule's `topic` merged in."""
+def message(i: int, size: int = 0) -> bytes:
+    """One rule output record: the ~200-byte payload with the rule's `topic` merged in; with
+    `size`, padded by a `note` field to about `size` bytes."""
     device = f"pump-{i % 50:02d}"
-    return (
+    text = (
         f'{{"topic":"iot-test-topic/{device}","device_id":"{device}",'
         f'"timestamp":{1795000000000 + i * 10},"temperature_c":{40 + (i % 300) / 10:.2f},'
         f'"vibration_mm_s":2.171,"pressure_kpa":316.0,"status":{{"code":0,"message":"ok"}},'
-        f'"sequence":{i},"site":"plant-a"}}\n'
-    ).encode()
+        f'"sequence":{i},"site":"plant-a"'
+    )
+    if size > len(text) + 12:
+        text += ',"note":"' + "x" * (size - len(text) - 12) + '"'
+    return (text + "}\n").encode()
 
 
-def make_event(size: int) -> tuple[dict, list[bytes]]:
+def make_event(size: int, message_bytes: int = 0) -> tuple[dict, list[bytes]]:
     datas, total, i = [], 0, 0
     while total < size:
-        data = message(i)
+        data = message(i, message_bytes)
         datas.append(data)
         total += len(data)
         i += 1
@@ -91,12 +95,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--event-mib", default="1,3", help="comma-separated event sizes (MiB)")
+    parser.add_argument("--message-bytes", type=int, default=0, help="message size (0: ~230 B)")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
     logging.getLogger("pipeline.handler").setLevel(logging.ERROR)  # the log line is not measured
 
-    for size in (1 * MIB, 3 * MIB):
-        event, datas = make_event(size)
+    for size in (int(float(m) * MIB) for m in args.event_mib.split(",")):
+        event, datas = make_event(size, args.message_bytes)
         n = len(datas)
         response = lambda_handler(event, None)
         failed = sum(r["result"] != "Ok" for r in response["records"])
@@ -109,7 +115,8 @@ def main() -> None:
         tracemalloc.stop()
         event_bytes = len(json.dumps(event))
         print(
-            f"{size // MIB} MiB event ({n:,} records, {event_bytes / MIB:.2f} MiB as JSON): "
+            f"{size / MIB:g} MiB event ({n:,} records of {len(datas[0])} B, "
+            f"{event_bytes / MIB:.2f} MiB as JSON): "
             f"handler {n / handler_s:>9,.0f} rec/s ({handler_s * 1000:.0f} ms); "
             f"floor json.loads+dumps {n / floor_s:>9,.0f} rec/s; "
             f"floor+base64 {n / floor_b64_s:>9,.0f} rec/s; "
