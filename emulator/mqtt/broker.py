@@ -408,6 +408,8 @@ class Broker:
                     RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
                 )
             elif qos == 2:
+                # "AWS IoT differences from MQTT specifications": QoS 2 is not supported and
+                # AWS sends no SUBACK at all; a failure code tells the client without a hang.
                 refusal = ("QoS 2 is not supported by AWS IoT", RC_QOS_NOT_SUPPORTED)
             else:
                 problem = topic_limit_error(topic_filter)
