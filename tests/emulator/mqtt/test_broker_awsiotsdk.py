@@ -142,3 +142,46 @@ def test_sdk_311_denied_publish_is_an_unexpected_hangup(broker, consumer, make_d
     assert interrupted[0].name == "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"
     assert consumer.on_topic("forbidden") == []
     connection.disconnect().result(10)
+
+
+def test_sdk_mqtt5_denied_publish_gets_not_authorized_and_stays_connected(broker, make_device):
+    # given an MQTT 5 SDK client allowed to publish on "allowed" only
+    device = make_device(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": "arn:aws:iot:*:*:topic/allowed",
+                },
+            ],
+        }
+    )
+    connected, stopped, interrupted = threading.Event(), threading.Event(), threading.Event()
+    client = mqtt5_client_builder.mtls_from_path(
+        endpoint="localhost",
+        port=broker.port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        on_lifecycle_connection_success=lambda data: connected.set(),
+        on_lifecycle_disconnection=lambda data: interrupted.set(),
+        on_lifecycle_stopped=lambda data: stopped.set(),
+    )
+    client.start()
+    try:
+        assert connected.wait(10)
+        # when it publishes on "forbidden" and then on "allowed"
+        qos1 = mqtt5.QoS.AT_LEAST_ONCE
+        denied = client.publish(mqtt5.PublishPacket(topic="forbidden", payload=b"x", qos=qos1))
+        allowed = client.publish(mqtt5.PublishPacket(topic="allowed", payload=b"y", qos=qos1))
+        # then the first PUBACK says NOT_AUTHORIZED, the second succeeds, and no disconnect
+        assert denied.result(10).puback.reason_code == mqtt5.PubackReasonCode.NOT_AUTHORIZED
+        assert allowed.result(10).puback.reason_code == mqtt5.PubackReasonCode.SUCCESS
+        assert not interrupted.is_set()
+    finally:
+        client.stop()
+        stopped.wait(10)
