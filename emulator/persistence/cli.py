@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from emulator.persistence import pickling
 from emulator.persistence.blobs import BlobStore
 from emulator.persistence.fileformat import StateFormatError, read_checked
+from emulator.persistence.logjournal import LogJournals
 from emulator.persistence.store import MARKER, STATE_KIND, moto_dir
 
 RUNNING_FILE = "emulator.json"  # written by `python -m emulator` while it runs
@@ -80,8 +81,21 @@ def read_counts(data_dir: Path) -> dict[str, int]:
     blobs = BlobStore.__new__(BlobStore)  # read-only: never creates nor deletes a file
     blobs.directory = moto_dir(data_dir) / "s3" / "blobs"
     blobs.frozen = True  # keys dropped after counting must not retire their bodies
+    journals = LogJournals.__new__(LogJournals)  # read-only: no directory created
+    journals.directory, journals.data_dir, journals._saved = (
+        moto_dir(data_dir) / "logs",
+        data_dir,
+        {},
+    )
+
+    def log_events(name: str, stream: Any) -> list:
+        return journals.load(name, stream, repair=False)
+
     data = read_checked(
-        state_path, STATE_KIND, data_dir, lambda src: pickling.loads(src, blobs, lambda _n: {})
+        state_path,
+        STATE_KIND,
+        data_dir,
+        lambda src: pickling.loads(src, blobs, lambda _n: {}, log_events),
     )
     pickling.take_load_report()
     counts = {label: 0 for label, _, _ in KINDS}
@@ -120,6 +134,7 @@ def status(data_dir: Path, out: TextIO = sys.stdout) -> int:
             ("moto snapshot (state.pkl)", state_path),
             ("S3 object records", moto_dir(data_dir) / "s3" / "objects"),
             ("S3 object bodies", moto_dir(data_dir) / "s3" / "blobs"),
+            ("CloudWatch Logs journals", moto_dir(data_dir) / "logs"),
         ] + [
             (f"{p.name}/ (component)", p)
             for p in sorted(data_dir.iterdir())

@@ -4,6 +4,7 @@
   never its bytes; a bucket is written without its keys, which live in per-object records
   (records.py), so that a PutObject does not rewrite the whole state.
 - Multipart uploads in progress are not kept (their parts are dropped; AWS would keep them).
+- A log stream is written without its events, which live in journals (logjournal.py).
 - Object tags live in the S3 backend's `tagger` under the object's ARN; they are written with the
   object's record instead of the snapshot.
 - Locks, `weakref.WeakValueDictionary` and `defaultdict(lambda: {})` (moto's Lambda backend) have
@@ -21,9 +22,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from moto.logs.models import LogStream
 from moto.s3.models import FakeBucket, FakeKey, FakeMultipart, MultipartDict, S3Backend
 
 from emulator.persistence.blobs import BlobFile, BlobStore
+from emulator.persistence.logjournal import journal_name
 
 # Set while loading: restores key bodies and a bucket's keys.
 _loading: dict[str, Any] = {}
@@ -61,6 +64,11 @@ class MotoPickler(pickle.Pickler):
             tagger.tags = {a: t for a, t in obj.tagger.tags.items() if not is_object_arn(a)}
             state["tagger"] = tagger
             return (_new, (S3Backend,), state)
+        if kind is LogStream:
+            state = obj.__dict__.copy()
+            state.pop("events", None)
+            state["_events_journal"] = journal_name(obj)
+            return (_new, (LogStream,), state, None, None, _set_stream_state)
         if kind is _thread.LockType:
             return (threading.Lock, ())
         if kind is _thread.RLock or kind.__name__ == "RLock":
@@ -82,10 +90,18 @@ def dumps(obj: Any, out: io.BufferedIOBase | Any) -> None:
     MotoPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
 
 
-def loads(src: Any, blobs: BlobStore, bucket_keys: Callable[[str], Any]) -> Any:
-    """Unpickle; key bodies are adopted from `blobs`, a bucket's keys come from `bucket_keys`."""
+def loads(
+    src: Any,
+    blobs: BlobStore,
+    bucket_keys: Callable[[str], Any],
+    log_events: Callable[[str, Any], list] = lambda _name, _stream: [],
+) -> Any:
+    """Unpickle; key bodies are adopted from `blobs`, a bucket's keys come from `bucket_keys`,
+    a log stream's events from `log_events(journal name, stream)`."""
     _loading.clear()
-    _loading.update(blobs=blobs, bucket_keys=bucket_keys, referenced=set(), missing=[])
+    _loading.update(
+        blobs=blobs, bucket_keys=bucket_keys, log_events=log_events, referenced=set(), missing=[]
+    )
     return unpickle(src)
 
 
@@ -133,6 +149,12 @@ def _set_key_state(key: FakeKey, state: dict[str, Any]) -> None:
 def _set_bucket_state(bucket: FakeBucket, state: dict[str, Any]) -> None:
     bucket.__dict__.update(state)
     bucket.keys = _loading["bucket_keys"](bucket.name)
+
+
+def _set_stream_state(stream: LogStream, state: dict[str, Any]) -> None:
+    name = state.pop("_events_journal")
+    stream.__dict__.update(state)
+    stream.events = _loading["log_events"](name, stream)
 
 
 def _weak_value_dict(items: dict) -> weakref.WeakValueDictionary:

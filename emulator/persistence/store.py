@@ -5,7 +5,8 @@ Layout under `<data_dir>/moto/` (other components keep their own folders under `
   refer to other services' objects), S3 buckets without their objects;
 - `s3/objects/<bucket>/<sha1 of key>.pkl`: one record per object key (all its versions, the
   attributes of each and its tags), so that PutObject rewrites one small file;
-- `s3/blobs/<uuid>`: object bodies (blobs.py).
+- `s3/blobs/<uuid>`: object bodies (blobs.py);
+- `logs/<sha1 of stream ARN>.log`: CloudWatch Logs events, append-only (logjournal.py).
 Every file is versioned (fileformat.py) and replaced atomically.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 from emulator.persistence import blobs as blob_files
 from emulator.persistence import memory, pickling
 from emulator.persistence.fileformat import read_checked, write_atomic
+from emulator.persistence.logjournal import LogJournals
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Persistence:
         self.objects_dir = self.root / "s3" / "objects"
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / MARKER).touch()
+        self.logs = LogJournals(self.root / "logs", data_dir)
         self.blobs = blob_files.BlobStore(self.root / "s3" / "blobs", delete_at_once=not durable)
         blob_files.install(self.blobs)
         memory.limit_heap_retention()
@@ -76,7 +79,7 @@ class Persistence:
                 self.state_path,
                 STATE_KIND,
                 self.data_dir,
-                lambda src: pickling.loads(src, self.blobs, bucket_keys),
+                lambda src: pickling.loads(src, self.blobs, bucket_keys, self.logs.load),
             )
         finally:
             referenced, missing = pickling.take_load_report()
@@ -87,6 +90,7 @@ class Persistence:
             if name not in buckets:  # records of a bucket deleted before a crash
                 shutil.rmtree(self.objects_dir / name, ignore_errors=True)
         orphans = self.blobs.remove_unreferenced(referenced)
+        self.logs.remove_unreferenced()
         for key in missing:
             log.warning("the body of s3://%s was lost (crash while it was replaced)", key)
         summary = {
@@ -138,6 +142,7 @@ class Persistence:
     def _write_snapshot(self) -> None:
         for attempt in range(10):
             try:
+                self.logs.sync()  # events first: the snapshot then refers to them
                 state = {"backends": collect_backends()}
                 write_atomic(
                     self.state_path, STATE_KIND, lambda out, s=state: pickling.dumps(s, out)

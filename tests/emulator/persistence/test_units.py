@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from emulator.persistence.blobs import BlobStore
 from emulator.persistence.fileformat import StateFormatError, read_checked, write_atomic
+from emulator.persistence.logjournal import LogJournals, journal_name
 from emulator.persistence.middleware import PersistenceMiddleware, Plan
 
 AUTH = "AWS4-HMAC-SHA256 Credential=AKID/20261126/us-east-1/{service}/aws4_request, Signed..."
@@ -191,3 +192,46 @@ def test_a_closed_body_is_deleted_only_after_the_state_was_saved(tmp_path):
     assert blob.path.exists()
     store.collect()
     assert not blob.path.exists()
+
+
+class FakeStream:
+    """The two attributes of moto's LogStream that a journal reads."""
+
+    def __init__(self, arn: str) -> None:
+        self.arn = arn
+        self.events: list = []
+
+
+def test_a_log_journal_appends_and_drops_a_torn_last_frame(tmp_path):
+    # Given a stream whose events were journaled in two syncs
+    journals = LogJournals(tmp_path / "logs", tmp_path)
+    stream = FakeStream("arn:aws:logs:us-east-1:1:log-group:g:log-stream:s")
+    stream.events += ["one", "two"]
+    journals._sync_stream(stream)
+    stream.events += ["three"]
+    journals._sync_stream(stream)
+    path = tmp_path / "logs" / journal_name(stream)
+    complete_size = path.stat().st_size
+    # And a crash in the middle of a third append
+    with open(path, "ab") as out:
+        out.write(b"\x00\x00\x00\x00\x00\x00\x01\x00partial")
+    # When the journal is loaded by a new process
+    loaded = LogJournals(tmp_path / "logs", tmp_path).load(journal_name(stream), FakeStream("x"))
+    # Then the answered events are there, and the torn frame is gone from the file
+    assert loaded == ["one", "two", "three"]
+    assert path.stat().st_size == complete_size
+
+
+def test_a_new_stream_with_a_reused_name_starts_a_new_journal(tmp_path):
+    # Given a journaled stream that is deleted and created again under the same name
+    journals = LogJournals(tmp_path / "logs", tmp_path)
+    old = FakeStream("arn:aws:logs:us-east-1:1:log-group:g:log-stream:s")
+    old.events += ["old"]
+    journals._sync_stream(old)
+    new = FakeStream(old.arn)
+    new.events += ["new"]
+    # When the new stream is journaled
+    journals._sync_stream(new)
+    # Then its journal holds only its own events
+    fresh = LogJournals(tmp_path / "logs", tmp_path)
+    assert fresh.load(journal_name(new), FakeStream("x")) == ["new"]
