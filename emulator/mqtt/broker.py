@@ -260,7 +260,13 @@ class Broker:
 
         def refuse(code_name: str, event: str, reason: str, **details: Any) -> None:
             self.activity.record(event, client_id or None, reason, **details)
-            conn.send(codec.encode_connack(False, codes[code_name], v5))
+            # Over MQTT 3.1.1, AWS IoT answers a refused authentication or iot:Connect with no
+            # CONNACK at all: it closes the connection, and the device SDKs report
+            # AWS_ERROR_MQTT_UNEXPECTED_HANGUP (aws-iot-device-sdk-js-v2#101,
+            # aws-iot-device-sdk-python-v2#262: "we don't have the detail from the server").
+            # MQTT 5 clients get CONNACK reason 0x87 Not authorized.
+            if v5 or code_name != "not_authorized":
+                conn.send(codec.encode_connack(False, codes[code_name], v5))
             conn.close("CLIENT_ERROR" if code_name != "not_authorized" else "AUTH_ERROR")
 
         if packet.protocol_level not in (codec.MQTT_311, codec.MQTT_5):

@@ -166,6 +166,7 @@ def paho_client():
 
         def on_disconnect(c, s, flags, reason_code, properties):
             s.disconnects.append(reason_code)
+            s.event.set()  # a refused 3.1.1 CONNECT gets no CONNACK, only the hang-up
 
         def on_message(c, s, message):
             s.messages.append(message)

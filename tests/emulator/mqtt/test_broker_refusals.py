@@ -43,8 +43,12 @@ def test_connect_not_allowed_by_policy_gets_not_authorized(
     device = make_device(policy(("Allow", ["iot:Connect"], ["client/someone-else"])))
     # when it connects with its own client id
     client = paho_client(device, broker.port, version)
-    # then CONNACK says "Not authorized" (3.1.1 return code 5, MQTT 5 reason 0x87)
-    assert str(client.seen.connack) == "Not authorized"
+    # then MQTT 5 gets CONNACK "Not authorized" (0x87); MQTT 3.1.1 gets no CONNACK, as on AWS
+    # IoT: the connection is closed (what awsiotsdk reports as an unexpected hang-up)
+    if version == 5:
+        assert str(client.seen.connack) == "Not authorized"
+    else:
+        assert client.seen.connack is None and client.seen.disconnects
     # and the activity log names the action, the client ARN and the policy decision
     (denied,) = events(broker, device.client_id, "CONNECT_DENIED")
     assert denied["action"] == "iot:Connect"
@@ -63,8 +67,8 @@ def test_inactive_certificate_cannot_connect(broker, make_device, paho_client, a
     aws("iot").update_certificate(certificateId=device.certificate_id, newStatus="INACTIVE")
     # when it connects
     client = paho_client(device, broker.port)
-    # then it is not authorized and the log says why
-    assert str(client.seen.connack) == "Not authorized"
+    # then the server hangs up without a CONNACK and the log says why
+    assert client.seen.connack is None and client.seen.disconnects
     (denied,) = events(broker, device.client_id, "CONNECT_DENIED")
     assert "INACTIVE" in denied["reason"]
 
