@@ -91,6 +91,9 @@ def populate(emu) -> dict:
     expected["role_arn"] = role["Role"]["Arn"]
 
     s3.create_bucket(Bucket="persist-data")
+    s3.put_bucket_tagging(
+        Bucket="persist-data", Tagging={"TagSet": [{"Key": "project", "Value": "pipeline"}]}
+    )
     bodies = {
         "small.txt": b"hello, persistence",
         "dir/ünïcode + space.json": json.dumps({"k": "v"}).encode(),
@@ -208,6 +211,8 @@ def check(emu, expected: dict) -> None:
     assert listed == set(expected["objects"])
     for key, digest in expected["objects"].items():
         assert sha256(s3.get_object(Bucket="persist-data", Key=key)["Body"].read()) == digest, key
+    bucket_tags = s3.get_bucket_tagging(Bucket="persist-data")["TagSet"]
+    assert bucket_tags == [{"Key": "project", "Value": "pipeline"}]
     tags = s3.get_object_tagging(Bucket="persist-data", Key="small.txt")["TagSet"]
     assert tags == [{"Key": "kind", "Value": "t"}]
 
