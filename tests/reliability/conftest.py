@@ -11,10 +11,12 @@ directly, so that a test can swap the Lambda for a faulty one or leave a bucket 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
 import os
+import tempfile
 import threading
 import time
 import zipfile
@@ -61,10 +63,13 @@ def fleet_policy(topic_root: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the Lambda
+@functools.cache
 def pipeline_zip() -> bytes:
+    """The project's Lambda package (pipeline/ at the zip's root), built once per session."""
     from pipeline import package
 
-    return package.lambda_zip(package.build_lambda(ROOT / "build" / "reliability-lambda"))
+    with tempfile.TemporaryDirectory(prefix="reliability-lambda-") as folder:
+        return package.lambda_zip(package.build_lambda(Path(folder) / "lambda"))
 
 
 FAULTY_SOURCE = """
