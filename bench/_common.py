@@ -16,6 +16,7 @@ import json
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,6 @@ def publish_fleet(
     """Connect every device (awsiotsdk, MQTT 3.1.1, mutual TLS), then publish `messages` QoS 1
     messages from each, round robin, keeping at most `window` unacknowledged per device (AWS IoT
     Core's in-flight quota is 100)."""
-    import threading
-
     from awscrt import mqtt
     from awsiot import mqtt_connection_builder
 
@@ -145,48 +144,49 @@ def publish_fleet(
     for future in [c.connect() for c in connections]:
         future.result(60)
     run.connect_s = time.perf_counter() - started
-    lock = threading.Lock()
-    windows = [threading.Semaphore(window) for _ in fleet]
-    all_done = threading.Event()
-    total = messages * len(fleet)
-
-    def done(future: Any, slot: threading.Semaphore) -> None:
-        try:
-            future.result()
-            ok = True
-        except Exception as exc:  # the server closed the connection or refused the publish
-            ok, error = False, f"{type(exc).__name__}: {exc}"
-        with lock:
-            if ok:
-                run.acknowledged += 1
-                run.last_puback = time.time()
-            else:
-                run.failed += 1
-                run.errors.append(error)
-            if run.acknowledged + run.failed == total:
-                all_done.set()
-        slot.release()
-
+    # The window is kept without per-message callbacks (Python callbacks from awscrt's threads
+    # cost the publisher as much CPU as the emulator spends): before a device's next publish,
+    # wait for its publish `window` messages earlier.
+    pending: list[deque] = [deque() for _ in fleet]
+    futures: list[Any] = []
     run.first_publish = time.time()
     topics = [f"{topic_root}/{d.thing_name}" for d in fleet]
     for seq in range(messages):
         now_ms = int(time.time() * 1000)
-        for conn, device, topic, slot in zip(connections, fleet, topics, windows, strict=True):
-            slot.acquire()
+        for conn, device, topic, queue in zip(connections, fleet, topics, pending, strict=True):
+            if len(queue) >= window:
+                _settle(queue.popleft(), timeout)
             run.attempted += 1
             future, _ = conn.publish(
                 topic,
                 payload(device.thing_name, seq, now_ms, payload_bytes),
                 mqtt.QoS.AT_LEAST_ONCE,
             )
-            future.add_done_callback(lambda f, s=slot: done(f, s))
-    all_done.wait(timeout)
+            queue.append(future)
+            futures.append(future)
+    for future in futures:
+        error = _settle(future, timeout)
+        if error is None:
+            run.acknowledged += 1
+        else:
+            run.failed += 1
+            run.errors.append(error)
+    run.last_puback = time.time()
     for future in [c.disconnect() for c in connections]:
         try:
             future.result(30)
         except Exception:  # already closed by the server
             pass
     return run
+
+
+def _settle(future: Any, timeout: float) -> str | None:
+    """Wait for a publish's PUBACK; the error text if it failed (server closed, refused)."""
+    try:
+        future.result(timeout)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 class Accounting:
