@@ -101,7 +101,7 @@ def test_unreadable_payloads_are_acknowledged_and_end_in_an_error_output(
         ("payload-128KB+1", lambda p, d: p.topic(d), b"x" * 131_073, 1),
         # Topic names: at most 256 UTF-8 bytes.
         ("topic-300-bytes", lambda p, d: f"{p.topic_root}/{'t' * 300}", b"{}", 1),
-        # "AWS IoT Core doesn't support publishing at QoS 2" (MQTT developer guide).
+        # QoS 0 and 1 only (MQTT developer guide, "AWS IoT differences from MQTT specifications").
         ("qos-2", lambda p, d: p.topic(d), b"{}", 2),
     ],
     ids=["payload-128KB+1", "topic-300-bytes", "qos-2"],
