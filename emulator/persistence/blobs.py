@@ -30,12 +30,16 @@ class BlobFile:
     def __init__(self, store: BlobStore, name: str, create: bool = True) -> None:
         self._store = store
         self.blob_name = name
-        self.path = store.directory / name
+        self._path = os.path.join(store.directory_str, name)  # str: 10,000 keys load faster
         self._pos = 0
         self.closed = False
         if create:
-            with open(self.path, "xb"):
+            with open(self._path, "xb"):
                 pass
+
+    @property
+    def path(self) -> Path:
+        return Path(self._path)
 
     # The file API moto calls -------------------------------------------------------------
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
@@ -44,7 +48,7 @@ class BlobFile:
         elif whence == os.SEEK_CUR:
             self._pos += offset
         else:
-            self._pos = os.path.getsize(self.path) + offset
+            self._pos = os.path.getsize(self._path) + offset
         return self._pos
 
     def tell(self) -> int:
@@ -52,7 +56,7 @@ class BlobFile:
 
     def read(self, size: int | None = -1) -> bytes:
         self._check_open()
-        with open(self.path, "rb") as src:
+        with open(self._path, "rb") as src:
             src.seek(self._pos)
             data = src.read() if size is None or size < 0 else src.read(size)
         self._pos += len(data)
@@ -60,7 +64,7 @@ class BlobFile:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._check_open()
-        with open(self.path, "r+b") as dst:
+        with open(self._path, "r+b") as dst:
             dst.seek(self._pos)
             written = dst.write(data)
         self._pos += written
@@ -70,8 +74,8 @@ class BlobFile:
         self._check_open()
         size = self._pos if size is None else size
         # Like io.BytesIO (moto's in-memory buffer): truncating never extends the file.
-        if size < os.path.getsize(self.path):
-            os.truncate(self.path, size)
+        if size < os.path.getsize(self._path):
+            os.truncate(self._path, size)
         return size
 
     def flush(self) -> None:
@@ -95,6 +99,7 @@ class BlobStore:
 
     def __init__(self, directory: Path, delete_at_once: bool = False) -> None:
         self.directory = directory
+        self.directory_str = str(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._delete_at_once = delete_at_once
         self._retired: list[str] = []
@@ -110,7 +115,7 @@ class BlobStore:
         return BlobFile(self, name, create=False)
 
     def exists(self, name: str) -> bool:
-        return (self.directory / name).is_file()
+        return os.path.isfile(os.path.join(self.directory_str, name))
 
     def retire(self, name: str) -> None:
         if self.frozen:  # stopping: keys collected now are still in the saved state

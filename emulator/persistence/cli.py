@@ -80,6 +80,7 @@ def read_counts(data_dir: Path) -> dict[str, int]:
     state_path = moto_dir(data_dir) / "state.pkl"
     blobs = BlobStore.__new__(BlobStore)  # read-only: never creates nor deletes a file
     blobs.directory = moto_dir(data_dir) / "s3" / "blobs"
+    blobs.directory_str = str(blobs.directory)
     blobs.frozen = True  # keys dropped after counting must not retire their bodies
     journals = LogJournals.__new__(LogJournals)  # read-only: no directory created
     journals.directory, journals.data_dir, journals._saved = (

@@ -51,7 +51,7 @@ def write_atomic(path: Path, kind: str, dump: Callable[[IO[bytes]], None]) -> in
     return size
 
 
-def check_header(line: bytes, path: Path, kind: str, data_dir: Path) -> None:
+def check_header(line: bytes, path: str | Path, kind: str, data_dir: Path) -> None:
     """Refuse a file whose header is missing, of another kind, or of another version."""
     fix = f"remove it with `python -m emulator --reset --data-dir {data_dir}`"
     try:
@@ -72,7 +72,9 @@ def check_header(line: bytes, path: Path, kind: str, data_dir: Path) -> None:
             )
 
 
-def read_checked(path: Path, kind: str, data_dir: Path, load: Callable[[IO[bytes]], Any]) -> Any:
+def read_checked(
+    path: str | Path, kind: str, data_dir: Path, load: Callable[[IO[bytes]], Any]
+) -> Any:
     """Read a file written by `write_atomic`, checking its header; `load(file)` reads the rest."""
     with open(path, "rb") as src:
         check_header(src.readline(), path, kind, data_dir)

@@ -113,9 +113,7 @@ class Persistence:
         for entry in os.scandir(folder):
             if entry.name.startswith("."):
                 continue
-            record = read_checked(
-                Path(entry.path), RECORD_KIND, self.data_dir, lambda src: pickling.unpickle(src)
-            )
+            record = read_checked(entry.path, RECORD_KIND, self.data_dir, pickling.unpickle)
             keys.setlist(record["key"], record["versions"])
             if record["tags"]:
                 pending_tags.append(record["tags"])
@@ -176,10 +174,11 @@ class Persistence:
                 if not versions:
                     path.unlink(missing_ok=True)
                     continue
+                # moto keeps an empty tag set per key; only real tags are worth restoring.
                 tags = {
                     v.arn: dict(backend.tagger.tags[v.arn])
                     for v in versions
-                    if hasattr(v, "arn") and v.arn in backend.tagger.tags
+                    if hasattr(v, "arn") and backend.tagger.tags.get(v.arn)
                 }
                 record = {"key": key_name, "versions": versions, "tags": tags}
                 write_atomic(path, RECORD_KIND, lambda out, r=record: pickling.dumps(r, out))
