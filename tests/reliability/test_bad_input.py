@@ -12,7 +12,7 @@ import ssl
 import time
 
 import pytest
-from conftest import (
+from reliability_harness import (
     Publisher,
     assert_every_acknowledged_message_accounted,
     message,

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import (
+from reliability_harness import (
     Publisher,
     assert_every_acknowledged_message_accounted,
     faulty_zip,

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import Pipeline, Publisher, assert_every_acknowledged_message_accounted, message
+from reliability_harness import (
+    Pipeline,
+    Publisher,
+    assert_every_acknowledged_message_accounted,
+    message,
+)
 
 from emulator import process
 

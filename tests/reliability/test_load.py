@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import assert_every_acknowledged_message_accounted, message
+from reliability_harness import assert_every_acknowledged_message_accounted, message
 
 DEVICES = 100
 MESSAGES = 20

@@ -1,0 +1,413 @@
+"""The reliability suite's harness (a module of its own, not conftest.py: several test folders
+have a conftest.py, so `from conftest import` is ambiguous): the whole pipeline (topic rule ->
+Firehose with a Lambda processor and S3 backup -> two buckets, errorAction to S3) created with
+boto3 on an emulator, real devices (paho-mqtt over mutual TLS, one thing and certificate each),
+and the zero-loss accounting every test ends with:
+
+    acknowledged == raw lines + rule errors        raw lines == parsed rows + processing-failed
+
+The resources mirror template.yaml (same SQL, separator, prefixes, GZIP, backup) but are made
+directly, so that a test can swap the Lambda for a faulty one or leave a bucket out.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/reliability"
+DATA_PREFIX = "data/"
+# As in template.yaml: the error output type and the hour in the error prefix.
+ERROR_PREFIX = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+FAILED_PREFIX = "errors/processing-failed/"
+RULE_ERRORS_PREFIX = "errors/iot-rule/"
+
+# Thing policy variables (IoT developer guide, "Thing policy variables"): each device may only
+# connect as its own thing and publish under its own name.
+THING = "${iot:Connection.Thing.ThingName}"
+
+
+def fleet_policy(topic_root: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": f"arn:aws:iot:*:*:client/{THING}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": f"arn:aws:iot:*:*:topic/{topic_root}/{THING}",
+            },
+        ],
+    }
+
+
+# ------------------------------------------------------------------------------ the Lambda
+@functools.cache
+def pipeline_zip() -> bytes:
+    """The project's Lambda package (pipeline/ at the zip's root), built once per session."""
+    from pipeline import package
+
+    with tempfile.TemporaryDirectory(prefix="reliability-lambda-") as folder:
+        return package.lambda_zip(package.build_lambda(Path(folder) / "lambda"))
+
+
+FAULTY_SOURCE = """
+import time
+
+def raises(event, context):
+    raise RuntimeError("transform exploded on purpose")
+
+def sleeps(event, context):
+    time.sleep(30)
+
+def malformed(event, context):
+    return {"records": [{"recordId": "not-one-of-yours", "result": "Ok", "data": ""}]}
+"""
+
+
+def faulty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("faulty.py", FAULTY_SOURCE)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------ devices
+@dataclass
+class DeviceFiles:
+    thing_name: str
+    cert_path: Path
+    key_path: Path
+    certificate_id: str
+
+
+def new_device(iot: Any, thing_name: str, policy_name: str, folder: Path) -> DeviceFiles:
+    """A thing with a certificate signed from its own P-256 key's CSR (fast to generate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    answer = iot.create_certificate_from_csr(
+        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(),
+        setAsActive=True,
+    )
+    iot.create_thing(thingName=thing_name)
+    iot.attach_thing_principal(thingName=thing_name, principal=answer["certificateArn"])
+    iot.attach_policy(policyName=policy_name, target=answer["certificateArn"])
+    cert_path = folder / f"{thing_name}.cert.pem"
+    key_path = folder / f"{thing_name}.private.key"
+    cert_path.write_text(answer["certificatePem"])
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return DeviceFiles(thing_name, cert_path, key_path, answer["certificateId"])
+
+
+class Publisher:
+    """A paho-mqtt device: counts each QoS 1 publish as acknowledged only when its PUBACK came."""
+
+    def __init__(self, device: DeviceFiles, ca_path: str, host: str, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.device = device
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=device.thing_name, clean_session=True
+        )
+        self.client.tls_set(ca_path, str(device.cert_path), str(device.key_path))
+        self.client.max_inflight_messages_set(100)  # IoT Core's in-flight quota
+        self.client.max_queued_messages_set(0)
+        self.sent: dict[int, bytes] = {}
+        self.acked: list[bytes] = []
+        self.disconnected = threading.Event()
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self.connack: Any = None
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        if not self.connected.wait(15):
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"{device.thing_name}: no CONNACK within 15 s")
+        if self.connack.is_failure:
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"{device.thing_name}: CONNACK {self.connack}")
+
+    def _on_connect(self, _client, _userdata, _flags, reason, _properties) -> None:
+        self.connack = reason
+        self.connected.set()
+
+    def _on_publish(self, _client, _userdata, mid, _reason, _properties) -> None:
+        with self._lock:
+            payload = self.sent.pop(mid, None)
+            if payload is not None:
+                self.acked.append(payload)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            info = self.client.publish(topic, payload, qos=1)
+            self.sent[info.mid] = payload
+
+    def wait_acked(self, count: int, timeout: float = 20) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.acked) >= count or self.disconnected.is_set():
+                return len(self.acked) >= count
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def message(thing: str, seq: int) -> bytes:
+    return json.dumps(
+        {"device_id": thing, "timestamp": int(time.time() * 1000), "sequence": seq, "t": 21.5},
+        separators=(",", ":"),
+    ).encode()
+
+
+# ------------------------------------------------------------------------------ pipeline
+@dataclass
+class Accounting:
+    raw: list[bytes] = field(default_factory=list)  # raw lines (what the rule sent)
+    rule_errors: list[dict] = field(default_factory=list)  # errorAction messages
+    parsed: list[dict] = field(default_factory=list)  # parsed rows
+    failed: list[dict] = field(default_factory=list)  # processing-failed error records
+
+    def complete_for(self, acknowledged: int) -> bool:
+        return len(self.raw) + len(self.rule_errors) >= acknowledged and len(self.parsed) + len(
+            self.failed
+        ) >= len(self.raw)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "raw lines": len(self.raw),
+            "rule errors": len(self.rule_errors),
+            "parsed rows": len(self.parsed),
+            "processing-failed": len(self.failed),
+        }
+
+
+class Pipeline:
+    """One pipeline on an emulator reached through `client(service)`; names end in `suffix`."""
+
+    def __init__(self, client: Any, suffix: str) -> None:
+        self.client = client
+        self.suffix = suffix
+        self.topic_root = f"rel-{suffix}"
+        self.stream = f"rel-stream-{suffix}"
+        self.raw_bucket = f"rel-raw-{suffix}"
+        self.parsed_bucket = f"rel-parsed-{suffix}"
+        self.function = f"rel-transform-{suffix}"
+        self.rule = f"rel_rule_{suffix}"
+        self.policy = f"rel-fleet-{suffix}"
+
+    # Resources --------------------------------------------------------------------------
+    def lambda_role(self) -> str:
+        """The transform's execution role (Lambda checks that it trusts lambda.amazonaws.com)."""
+        iam = self.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        try:
+            return iam.get_role(RoleName="reliability-transform")["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            return iam.create_role(
+                RoleName="reliability-transform", AssumeRolePolicyDocument=json.dumps(trust)
+            )["Role"]["Arn"]
+
+    def create(
+        self,
+        handler: str = "pipeline.handler.lambda_handler",
+        code: bytes | None = None,
+        function_timeout: int = 30,
+        retries: int = 3,
+        buffer_interval: int = 1,
+        create_parsed_bucket: bool = True,
+    ) -> Pipeline:
+        role = self.lambda_role()
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=self.raw_bucket)
+        if create_parsed_bucket:
+            s3.create_bucket(Bucket=self.parsed_bucket)
+        function_arn = self.client("lambda").create_function(
+            FunctionName=self.function,
+            Runtime="python3.12",
+            Role=role,
+            Handler=handler,
+            Code={"ZipFile": code or pipeline_zip()},
+            Timeout=function_timeout,
+            MemorySize=256,
+        )["FunctionArn"]
+        hints = {"IntervalInSeconds": buffer_interval, "SizeInMBs": 1}
+        self.client("firehose").create_delivery_stream(
+            DeliveryStreamName=self.stream,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": ROLE,
+                "BucketARN": f"arn:aws:s3:::{self.parsed_bucket}",
+                "Prefix": DATA_PREFIX,
+                "ErrorOutputPrefix": ERROR_PREFIX,
+                "BufferingHints": hints,
+                "CompressionFormat": "GZIP",
+                "ProcessingConfiguration": {
+                    "Enabled": True,
+                    "Processors": [
+                        {
+                            "Type": "Lambda",
+                            "Parameters": [
+                                {"ParameterName": "LambdaArn", "ParameterValue": function_arn},
+                                {
+                                    "ParameterName": "NumberOfRetries",
+                                    "ParameterValue": str(retries),
+                                },
+                                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "1"},
+                                {"ParameterName": "BufferSizeInMBs", "ParameterValue": "1"},
+                            ],
+                        }
+                    ],
+                },
+                "S3BackupMode": "Enabled",
+                "S3BackupConfiguration": {
+                    "RoleARN": ROLE,
+                    "BucketARN": f"arn:aws:s3:::{self.raw_bucket}",
+                    "Prefix": DATA_PREFIX,
+                    "ErrorOutputPrefix": ERROR_PREFIX,
+                    "BufferingHints": hints,
+                    "CompressionFormat": "GZIP",
+                },
+            },
+        )
+        self.client("iot").create_topic_rule(
+            ruleName=self.rule,
+            topicRulePayload={
+                "sql": f"SELECT topic() AS topic, * FROM '{self.topic_root}/+'",
+                "awsIotSqlVersion": "2016-03-23",
+                "ruleDisabled": False,
+                "actions": [
+                    {
+                        "firehose": {
+                            "roleArn": ROLE,
+                            "deliveryStreamName": self.stream,
+                            "separator": "\n",
+                        }
+                    }
+                ],
+                "errorAction": {
+                    "s3": {
+                        "roleArn": ROLE,
+                        "bucketName": self.raw_bucket,
+                        "key": RULE_ERRORS_PREFIX + "${topic()}/${timestamp()}-${newuuid()}.json",
+                    }
+                },
+            },
+        )
+        self.client("iot").create_policy(
+            policyName=self.policy, policyDocument=json.dumps(fleet_policy(self.topic_root))
+        )
+        return self
+
+    def device(self, index: int, folder: Path) -> DeviceFiles:
+        return new_device(self.client("iot"), f"rel-{self.suffix}-{index:03d}", self.policy, folder)
+
+    def topic(self, device: DeviceFiles) -> str:
+        return f"{self.topic_root}/{device.thing_name}"
+
+    # Accounting -------------------------------------------------------------------------
+    def _bodies(self, bucket: str, prefix: str) -> list[bytes]:
+        s3 = self.client("s3")
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        except s3.exceptions.NoSuchBucket:
+            return []
+        return [s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys]
+
+    def account(self) -> Accounting:
+        from pipeline import batches
+
+        found = Accounting()
+        for body in self._bodies(self.raw_bucket, DATA_PREFIX):
+            found.raw.extend(batches.split_lines(body))
+        for body in self._bodies(self.raw_bucket, RULE_ERRORS_PREFIX):
+            found.rule_errors.append(json.loads(body))
+        for body in self._bodies(self.parsed_bucket, DATA_PREFIX):
+            found.parsed.extend(json.loads(line) for line in batches.split_lines(body))
+        for body in self._bodies(self.parsed_bucket, FAILED_PREFIX):
+            found.failed.extend(
+                json.loads(line)
+                for line in batches.split_lines(
+                    gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+                )
+            )
+        return found
+
+    def wait_accounted(self, acknowledged: int, timeout: float = 30) -> Accounting:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.account()
+            if found.complete_for(acknowledged) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+
+
+def assert_every_acknowledged_message_accounted(
+    found: Accounting, acknowledged: list[bytes]
+) -> None:
+    """Each acknowledged payload is in a raw line (with the rule's topic added) or in a rule error,
+    and each raw line is a parsed row or a processing-failed record: nothing lost, nothing extra."""
+    import base64
+
+    raw_payloads = []
+    for line in found.raw:
+        try:
+            doc = json.loads(line)
+            doc.pop("topic", None)
+            raw_payloads.append(json.dumps(doc, separators=(",", ":")).encode())
+        except ValueError:
+            raw_payloads.append(line)
+    errored = [base64.b64decode(e["base64OriginalPayload"]) for e in found.rule_errors]
+    assert sorted(raw_payloads + errored) == sorted(acknowledged), found.summary()
+    failed_raw = [base64.b64decode(f["rawData"]) for f in found.failed]
+    assert len(found.parsed) + len(failed_raw) == len(found.raw), found.summary()
+    parsed_sequences = sorted((row.get("device_id"), row.get("sequence")) for row in found.parsed)
+    assert len(set(parsed_sequences)) == len(parsed_sequences), "a row was delivered twice"
