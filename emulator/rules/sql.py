@@ -126,7 +126,10 @@ class _Env:
         if doc is _UNPARSED:
             try:
                 doc = json.loads(self.payload) if self.payload else _NOT_JSON
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                # Nesting deeper than the parser's recursion limit (~1,000 levels) is handled
+                # like any payload that is not JSON, so the message still reaches the
+                # errorAction instead of being refused without a PUBACK.
                 doc = _NOT_JSON
             self._doc = doc
         return doc

@@ -58,3 +58,19 @@ def test_unknown_sql_version_is_refused():
 )
 def test_topic_filter_matching(topic_filter, topic, expected):
     assert topic_matcher(topic_filter)(topic) is expected
+
+
+def test_json_nested_beyond_the_parser_limit_is_treated_as_not_json():
+    from emulator.rules.sql import MessageContext, SqlEvaluationError, compile_sql
+
+    # given the pipeline's rule and a payload nested 5,000 levels deep
+    rule = compile_sql("SELECT topic() AS topic, * FROM 't/+'")
+    payload = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    # when it is evaluated, then it fails as a non-JSON payload does (an evaluation error that
+    # the engine sends to the errorAction), not with a RecursionError
+    try:
+        rule.evaluate(payload, MessageContext(topic="t/x"))
+    except SqlEvaluationError as exc:
+        assert "not a JSON object" in str(exc)
+    else:
+        raise AssertionError("a non-JSON payload cannot be merged with topic()")
