@@ -1,0 +1,155 @@
+"""The whole pipeline on the emulator, checked against AWS's formats rather than against counts.
+
+Deploys the unchanged template.yaml, connects a device created from a CSR with awsiotsdk over
+mutual TLS, publishes good and bad telemetry, also puts records with PutRecordBatch, and checks
+what lands in both buckets: AWS's object key format, gzip with Content-Encoding, raw lines equal
+to what the rule sent, parsed rows equal to the Lambda's output, and the error outputs' fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+
+import boto3
+import pytest
+
+from pipeline import batches, certificates, publish, workbook
+from pipeline.target import LOCAL_CREDENTIALS, Target
+
+pytestmark = pytest.mark.timeout(180)
+
+ENV = "e2e"
+
+
+@pytest.fixture(scope="module")
+def deployed(emulator, tmp_path_factory):
+    session = boto3.Session(region_name=emulator.region, **LOCAL_CREDENTIALS)
+    target = Target(
+        "local",
+        emulator.region,
+        emulator.endpoint_url,
+        "localhost",
+        emulator.mqtt_port,
+        str(emulator.iot.root_ca_path),
+        session,
+    )
+    stack_name = "e2e-pipeline"
+    out = workbook.deploy(
+        target,
+        stack_name,
+        {
+            "Environment": ENV,
+            "BufferIntervalSeconds": 1,
+            "BufferSizeMBs": 1,
+            "ProcessorBufferIntervalSeconds": 1,
+        },
+    )
+    secrets = tmp_path_factory.mktemp("secrets")
+    device = certificates.create_from_csr(
+        target.client("iot"), out["ThingName"], out["PolicyName"], secrets_dir=secrets
+    )
+    yield target, out, device
+    workbook.teardown(target, stack_name)
+
+
+def wait_until(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
+    target, out, credentials = deployed
+    s3 = target.client("s3")
+    topic_root, stream = out["TopicName"], out["DeliveryStreamName"]
+    good = [{"device_id": "pump-01", "timestamp": 1_795_000_000_000 + i, "t": i} for i in range(20)]
+    # given a device on the policy's client id, publishing 20 good messages, one JSON message
+    # whose own `topic` replaces the rule's (the Lambda fails it) and one that is not JSON
+    device = publish.Device.for_target(target, credentials, client_id=out["ThingName"])
+    device.connect()
+    for message in good:
+        device.publish(f"{topic_root}/pump-01", json.dumps(message).encode())
+    device.publish(f"{topic_root}/pump-01", b'{"topic": 7, "t": -1}')
+    device.publish(f"{topic_root}/pump-01", b"not json at all")
+    device.disconnect()
+    # and two records put straight into the stream with PutRecordBatch
+    direct = [
+        {"topic": f"{topic_root}/direct", "t": 100},
+        {"topic": f"{topic_root}/direct", "t": 101},
+    ]
+    target.client("firehose").put_record_batch(
+        DeliveryStreamName=stream,
+        Records=[{"Data": json.dumps(r).encode() + b"\n"} for r in direct],
+    )
+
+    # when Firehose has flushed: 23 raw records, 22 parsed rows + 1 processing-failed
+    def raw_lines():
+        return workbook.count_raw_lines(target, out, ENV)
+
+    assert wait_until(
+        lambda: raw_lines() == 23 and workbook.count_parsed_rows(target, out, ENV) == 23
+    )
+    found = workbook.collect(target, out, ENV)
+
+    # then every object key has AWS's shape, with the default time path, and is gzip
+    key = re.compile(
+        rf"^{ENV}/data/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/{stream}-1-"
+        r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.gz$"
+    )
+    for obj in found.raw + found.parsed:
+        assert key.match(obj.key), obj.key
+        assert s3.head_object(Bucket=obj.bucket, Key=obj.key)["ContentEncoding"] == "gzip"
+    # and the raw lines are exactly what the rule sent: `topic` first, then the payload's fields
+    raw = [
+        line.value
+        for obj in found.raw
+        for line in batches.iter_batch_records(
+            s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
+        )
+    ]
+    sent = (
+        [{"topic": f"{topic_root}/pump-01", **m} for m in good] + [{"topic": 7, "t": -1}] + direct
+    )
+    assert sorted(map(json.dumps, raw)) == sorted(map(json.dumps, sent))
+    # and the parsed rows are the Lambda's flat output for every good record
+    rows = [
+        line.value
+        for obj in found.parsed
+        for line in batches.iter_batch_records(
+            s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
+        )
+    ]
+    assert sorted(r["t"] for r in rows) == list(range(20)) + [100, 101]
+    assert all(
+        r["equipment_id"] in ("pump-01", "direct") and r["arrival_time"].endswith("Z") for r in rows
+    )
+    # and the record the Lambda failed is under the error prefix with Firehose's fields
+    (failed,) = found.failed_records
+    assert (
+        failed.error_code
+        and failed.attempts_made >= 1
+        and failed.lambda_arn.endswith(out["FunctionName"])
+    )
+    assert json.loads(failed.raw_data) == {"topic": 7, "t": -1}
+    assert set(failed.document) >= {
+        "attemptsMade",
+        "arrivalTimestamp",
+        "errorCode",
+        "errorMessage",
+        "attemptEndingTimestamp",
+        "rawData",
+        "lambdaArn",
+    }
+    # and the non-JSON message went to the rule's errorAction with AWS's message shape
+    assert wait_until(lambda: workbook.count_rule_errors(target, out) == 1)
+    (error_obj,) = workbook.collect(target, out, ENV).rule_errors
+    message = json.loads(s3.get_object(Bucket=error_obj.bucket, Key=error_obj.key)["Body"].read())
+    assert set(message) >= {"ruleName", "topic", "clientId", "base64OriginalPayload", "failures"}
+    assert base64.b64decode(message["base64OriginalPayload"]) == b"not json at all"
+    assert message["clientId"] == out["ThingName"]
