@@ -61,15 +61,7 @@ def nested(depth: int) -> bytes:
     [
         b"temperature=21.5",
         b'{"t": "\xff\xfe"}',
-        pytest.param(
-            nested(5_000),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="emulator/rules/sql.py _Env.doc catches ValueError and UnicodeDecodeError "
-                "but not the RecursionError json.loads raises at ~1,000 levels: the consumer "
-                "refuses the message and the device gets no PUBACK",
-            ),
-        ),
+        nested(5_000),  # past json's recursion limit: handled as a non-JSON payload
     ],
     ids=["not-json", "invalid-utf8", "nested-5000-deep"],
 )
