@@ -83,6 +83,29 @@ def _attach(iot: Any, thing_name: str, policy_name: str, certificate_arn: str) -
     iot.attach_thing_principal(thingName=thing_name, principal=certificate_arn)
 
 
+def _registered(
+    iot: Any,
+    response: dict[str, Any],
+    thing_name: str,
+    policy_name: str | None,
+    cert_path: Path,
+    key_path: Path,
+    active: bool,
+) -> DeviceCertificate:
+    """Save the issued certificate, attach the policy and the thing (when a policy is given)."""
+    cert_path.write_text(response["certificatePem"])
+    if policy_name:
+        _attach(iot, thing_name, policy_name, response["certificateArn"])
+    return DeviceCertificate(
+        thing_name,
+        response["certificateId"],
+        response["certificateArn"],
+        cert_path,
+        key_path,
+        "ACTIVE" if active else "INACTIVE",
+    )
+
+
 def _paths(secrets_dir: Path, thing_name: str, name: str) -> tuple[Path, Path]:
     folder = secrets_dir / thing_name
     return folder / f"{name}.cert.pem", folder / f"{name}.private.key"
@@ -104,18 +127,7 @@ def create_from_csr(
     response = iot.create_certificate_from_csr(
         certificateSigningRequest=csr_pem.decode(), setAsActive=active
     )
-    cert_path.write_text(response["certificatePem"])
-    if policy_name:
-        _attach(iot, thing_name, policy_name, response["certificateArn"])
-    status = "ACTIVE" if active else "INACTIVE"
-    return DeviceCertificate(
-        thing_name,
-        response["certificateId"],
-        response["certificateArn"],
-        cert_path,
-        key_path,
-        status,
-    )
+    return _registered(iot, response, thing_name, policy_name, cert_path, key_path, active)
 
 
 def create_keys_and_certificate(
@@ -129,17 +141,7 @@ def create_keys_and_certificate(
     cert_path, key_path = _paths(secrets_dir, thing_name, name)
     response = iot.create_keys_and_certificate(setAsActive=True)
     write_private(key_path, response["keyPair"]["PrivateKey"].encode())
-    cert_path.write_text(response["certificatePem"])
-    if policy_name:
-        _attach(iot, thing_name, policy_name, response["certificateArn"])
-    return DeviceCertificate(
-        thing_name,
-        response["certificateId"],
-        response["certificateArn"],
-        cert_path,
-        key_path,
-        "ACTIVE",
-    )
+    return _registered(iot, response, thing_name, policy_name, cert_path, key_path, True)
 
 
 def load_device(
