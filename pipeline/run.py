@@ -30,6 +30,9 @@ LOCAL_DEFAULTS = {
     "BUFFER_INTERVAL_SECONDS": 3,
     "PROCESSOR_BUFFER_INTERVAL_SECONDS": 1,
     "WAIT_SECONDS": 120,
+    # Publishing over a few seconds lets several buffer intervals close, so notebook 04 has a
+    # batching timeline to show rather than a single batch.
+    "MAX_RATE": 250,
 }
 
 
