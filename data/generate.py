@@ -6,7 +6,9 @@ Each line is one MQTT message to publish under `<topic root>/<equipment id>`:
   {"equipment": "pump-01", "payload": {...}}          a good JSON telemetry message
   {"equipment": "pump-01", "raw": "text"}             published as these UTF-8 bytes (not JSON)
   {"equipment": "pump-01", "raw_base64": "..."}       published as these bytes (not UTF-8)
-The bad ones are on purpose: the Lambda marks them ProcessingFailed and notebook 05 reviews them.
+The bad ones are on purpose: the topic rule cannot merge a non-JSON payload with `topic()` and sends
+those to its errorAction; the Lambda marks the JSON one it cannot use ProcessingFailed. Notebooks
+04 and 05 review both.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ EQUIPMENT = {
     "conveyor-01": ("conveyor", 35.0, 1.2, 101.3),
 }
 BAD_MESSAGES = [
+    # Valid JSON, but its own numeric `topic` replaces the one the rule's
+    # `SELECT topic() AS topic, *` put first: the transform rejects it (ProcessingFailed).
+    {
+        "equipment": "pump-02",
+        "payload": {"device_id": "pump-02", "topic": 7, "temperature_c": 50.4},
+    },
     {"equipment": "pump-01", "raw": "temperature=48.2;vibration=2.0"},
     {"equipment": "pump-02", "raw": '{"temperature_c": 51.3, "vibration_mm_s": '},
     {"equipment": "compressor-01", "raw": "[1, 2, 3]"},
@@ -46,7 +54,9 @@ def telemetry(messages_per_equipment: int, seed: int = SEED) -> list[dict]:
             payload = {
                 "device_id": equipment,
                 "timestamp": START_MS + i * PERIOD_MS + rng.randint(0, 40),
-                "temperature_c": round(temp + 3 * drift + rng.gauss(0, 0.4) + (9 if fault else 0), 2),
+                "temperature_c": round(
+                    temp + 3 * drift + rng.gauss(0, 0.4) + (9 if fault else 0), 2
+                ),
                 "vibration_mm_s": round(max(0.0, vib + 0.3 * drift + rng.gauss(0, 0.15)), 3),
                 "pressure_kpa": round(pressure + rng.gauss(0, pressure * 0.01), 1),
                 "status": {"code": 2 if fault else 0, "message": "overheat" if fault else "ok"},
