@@ -85,22 +85,56 @@ def _json_length(value: Any) -> int:
     return len(json.dumps(value).encode("utf-8"))
 
 
-def _json_lengths(values: list[Any]) -> list[int]:
-    """len(json.dumps(v).encode()) for each value: by arithmetic for plain strings, checked in one
-    pass over the concatenation of a few hundred (bounded memory), else value by value."""
-    out: list[int] = []
-    for start in range(0, len(values), _CHUNK):
-        chunk = values[start : start + _CHUNK]
-        try:
-            joined = "".join(chunk)
-        except TypeError:  # not all strings
-            joined = None
-        if joined is not None and joined.isascii():
-            if not joined.encode("ascii").translate(None, _PLAIN_BYTES):
-                out.extend([len(v) + 2 for v in chunk])
+class _Lengths:
+    """len(json.dumps(v).encode()) of each value of a list, and their total.
+
+    Plain strings (printable ASCII without `"` or `\\`: every base64 text, the usual record id)
+    are written by json.dumps as themselves between quotes, so their length is arithmetic. They
+    are recognised a few hundred at a time (bounded memory) in one pass over their concatenation;
+    a chunk that is not all plain is measured value by value.
+    """
+
+    def __init__(self, values: list[Any]) -> None:
+        self.chunks: list[tuple[list[Any], int | None]] = []
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            try:
+                joined = "".join(chunk)
+            except TypeError:  # not all strings
+                self.chunks.append((chunk, None))
                 continue
-        out.extend([_json_length(v) for v in chunk])
-    return out
+            plain = joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_BYTES)
+            self.chunks.append((chunk, len(joined) if plain else None))
+
+    def total(self) -> int:
+        total = 0
+        for chunk, plain_length in self.chunks:
+            if plain_length is None:
+                total += sum(_json_length(v) for v in chunk)
+            else:
+                total += plain_length + 2 * len(chunk)
+        return total
+
+    def each(self) -> list[int]:
+        out: list[int] = []
+        for chunk, plain_length in self.chunks:
+            if plain_length is None:
+                out.extend([_json_length(v) for v in chunk])
+            else:
+                out.extend([len(v) + 2 for v in chunk])
+        return out
+
+
+def _entry_values(
+    records: list[dict[str, Any]], transformed: list[TransformedRecord]
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """The values the entries' sizes depend on: record ids, results, data, original data."""
+    return (
+        [t.record_id for t in transformed],
+        [t.result for t in transformed],
+        [t.data for t in transformed],
+        [r.get("data", "") for r in records],
+    )
 
 
 def entry_sizes(
@@ -108,21 +142,52 @@ def entry_sizes(
 ) -> tuple[list[int], list[int]]:
     """Each response entry's size in bytes, as transformed and in its ProcessingFailed form
     (original data), each with the ", " that precedes it in the list (all but the first)."""
-    ids = _json_lengths([t.record_id for t in transformed])
-    results = _json_lengths([t.result for t in transformed])
-    datas = _json_lengths([t.data for t in transformed])
-    originals = _json_lengths([r.get("data", "") for r in records])
+    values = _entry_values(records, transformed)
+    return _sizes(transformed, [_Lengths(v) for v in values])
+
+
+def _sizes(
+    transformed: list[TransformedRecord], lengths: list[_Lengths]
+) -> tuple[list[int], list[int]]:
+    ids, results, datas, originals = (x.each() for x in lengths)
     failed_result = _json_length(PROCESSING_FAILED)
     size, size_failed = [], []
-    for i, t in enumerate(transformed):
-        frame = _ENTRY_FRAME + ids[i] + (_SEPARATOR if i else 0)
-        ok = frame + results[i] + datas[i]
+    separator = 0  # none before the first entry
+    for t, id_length, result, data, original in zip(
+        transformed, ids, results, datas, originals, strict=True
+    ):
+        frame = _ENTRY_FRAME + id_length + separator
+        separator = _SEPARATOR
+        ok = frame + result + data
         size.append(ok)
         # A record that already failed is returned as it is (its data is the original).
         size_failed.append(
-            ok if t.result == PROCESSING_FAILED else frame + failed_result + originals[i]
+            ok if t.result == PROCESSING_FAILED else frame + failed_result + original
         )
     return size, size_failed
+
+
+def _surely_fits(lengths: list[_Lengths], limit: int) -> bool:
+    """Whether every record fits in either of its forms: then the greedy fitting keeps them all.
+
+    An upper bound of the sum over records of max(Ok size, failed size): each entry counted with
+    both its data and both its results. Computed from totals, without a step per record: below
+    ~2 MB of request (the template's 1 MB buffer), this is all the fitting costs.
+    """
+    n = sum(len(chunk) for chunk, _ in lengths[0].chunks)
+    if not n:
+        return False
+    ids, results, datas, originals = (x.total() for x in lengths)
+    bound = (
+        _ENVELOPE
+        + n * (_ENTRY_FRAME + _json_length(PROCESSING_FAILED))
+        + (n - 1) * _SEPARATOR
+        + ids
+        + results
+        + datas
+        + originals
+    )
+    return bound <= limit
 
 
 def fit_response(
@@ -144,7 +209,11 @@ def fit_response(
         raise ValueError(
             f"{len(records)} records but {len(transformed)} transformed: they must pair up"
         )
-    size, size_failed = entry_sizes(records, transformed)
+    values = _entry_values(records, transformed)
+    lengths = [_Lengths(v) for v in values]
+    if _surely_fits(lengths, limit):
+        return list(transformed)
+    size, size_failed = _sizes(transformed, lengths)
     rest = sum(size_failed) + _ENVELOPE
     if rest > limit:
         raise ValueError(
@@ -153,18 +222,16 @@ def fit_response(
         )
     used = 0
     out: list[TransformedRecord] = []
-    for i, t in enumerate(transformed):
-        rest -= size_failed[i]
-        if used + size[i] + rest <= limit:
+    for t, ok, failed, original in zip(transformed, size, size_failed, values[3], strict=True):
+        rest -= failed
+        if used + ok + rest <= limit:
             out.append(t)
-            used += size[i]
+            used += ok
         else:
             if t.result != PROCESSING_FAILED:
-                t = TransformedRecord(
-                    t.record_id, PROCESSING_FAILED, records[i].get("data", ""), reason
-                )
+                t = TransformedRecord(t.record_id, PROCESSING_FAILED, original, reason)
             out.append(t)
-            used += size_failed[i]
+            used += failed
     return out
 
 

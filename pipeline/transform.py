@@ -86,6 +86,16 @@ class TransformedRecord:
     data: str  # base64, as the contract wants it
     reason: str | None = None
 
+    def __init__(self, record_id: str, result: str, data: str, reason: str | None = None) -> None:
+        # The generated __init__ of a frozen dataclass calls object.__setattr__ once per field:
+        # over twice the cost of filling the instance's dict, and it runs once or twice per record.
+        # (A class-defined __init__ is kept by @dataclass; eq, hash, repr and frozen stay.)
+        fields = self.__dict__
+        fields["record_id"] = record_id
+        fields["result"] = result
+        fields["data"] = data
+        fields["reason"] = reason
+
     def response_entry(self) -> dict[str, str]:
         """The entry exactly as Firehose expects it: recordId, result, data."""
         return {"recordId": self.record_id, "result": self.result, "data": self.data}
@@ -217,11 +227,18 @@ def flatten(obj: dict[str, Any], out: dict[str, Any] | None = None, prefix: str 
     return out
 
 
+# The types json.loads gives a scalar: never flattened, never turned into JSON text.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _flatten_payload(message: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    """`flatten` of the message without its `topic`, into `out`: the same result, with the top
-    level (where most telemetry fields are) done here without building a copy of the payload.
-    Nested objects go through `flatten`."""
+    """`flatten` of the message without its `topic`, into `out` (which holds `topic`): the same
+    result, with the top level (where most telemetry fields are) done here without building a
+    copy of the payload. Nested objects go through `flatten`."""
     for key, value in message.items():
+        if type(value) in _SCALARS and type(key) is str and key not in out:
+            out[key] = value  # the usual field: a scalar under a free name ("topic" is taken)
+            continue
         if key == "topic":
             continue
         name = key if type(key) is str else f"{key}"
