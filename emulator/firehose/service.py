@@ -101,11 +101,20 @@ _id_counter = 0
 
 def new_record_id() -> str:
     """A 56-digit, time-ordered id shaped like Firehose's record ids."""
+    return new_record_ids(1)[0]
+
+
+def new_record_ids(count: int) -> list[str]:
+    """`count` such ids for one put: one lock round trip and one clock read for all of them."""
     global _id_counter
     with _id_lock:
-        _id_counter = (_id_counter + 1) % 10**12
-        counter = _id_counter
-    return f"49{time.time_ns():020d}{counter:012d}{random.randrange(10**22):022d}"
+        first = _id_counter + 1
+        _id_counter = (_id_counter + count) % 10**12
+    head = f"49{time.time_ns():020d}"
+    # The random tail keeps ids unique across processes sharing a data directory; one draw per
+    # put, the counter (unique within the process) tells the records of a put apart.
+    tail = f"{random.randrange(10**22):022d}"
+    return [f"{head}{(first + i) % 10**12:012d}{tail}" for i in range(count)]
 
 
 def _iso(epoch_ms: float) -> str:
@@ -168,6 +177,9 @@ class FirehoseService:
         self._started = False
         self._writer = S3Writer(lambda: emulator.endpoint_url)
         self._deliveries: dict[str, deque[dict[str, Any]]] = {}
+        # (account, region, name) -> (moto's stream object, its version, encryption status,
+        # config): a put reads moto's model only when one of these changed.
+        self._put_configs: dict[tuple[str, str, str], tuple[Any, Any, Any, StreamConfig]] = {}
         self._errors: dict[str, deque[dict[str, Any]]] = {}
         # Tests of the processor contract may replace this with a fake of the same signature.
         self.invoke = self._invoke_lambda
@@ -177,6 +189,12 @@ class FirehoseService:
         gateway.on("firehose", "PutRecordBatch", self._handle_put_record_batch)
         gateway.after("firehose", "DeleteDeliveryStream", self._after_delete)
         gateway.after("firehose", "UpdateDestination", self._after_update)
+        for operation in (
+            "CreateDeliveryStream",
+            "StartDeliveryStreamEncryption",
+            "StopDeliveryStreamEncryption",
+        ):
+            gateway.after("firehose", operation, self._forget_put_config)
         gateway.route("/_emulator/firehose/deliveries", self._route_deliveries)
         gateway.route("/_emulator/firehose/errors", self._route_errors)
 
@@ -217,6 +235,29 @@ class FirehoseService:
         self._config_for_put(account_id, region, stream_name)
         return self._append(account_id, region, stream_name, records)
 
+    def check_put(
+        self, account_id: str, region: str, stream_name: str, records: list[bytes]
+    ) -> None:
+        """PutRecordBatch's checks of one request, without spooling; raises FirehoseError.
+
+        With `put_checked`, a caller that has many small requests (the rules engine, for the
+        messages of one MQTT read) checks each request on its own, as AWS would answer it,
+        and then spools all of them with one write."""
+        validate_records(records)
+        self._config_for_put(account_id, region, stream_name)
+
+    def put_checked(
+        self, account_id: str, region: str, stream_name: str, records: list[bytes]
+    ) -> list[str]:
+        """Spool records whose requests passed `check_put`, in one durable append.
+
+        The per-request limits (500 records, 4 MiB) were checked per request, so `records` may
+        hold several requests' worth. Raises FirehoseError (ServiceUnavailableException) if the
+        spool cannot be written: then none of them is acknowledged."""
+        if not records:
+            return []
+        return self._append(account_id, region, stream_name, records)
+
     def deliveries(self, stream_name: str) -> list[dict[str, Any]]:
         """The objects written for `stream_name`, oldest first, with why each was flushed."""
         return list(self._deliveries.get(stream_name, ()))
@@ -239,10 +280,37 @@ class FirehoseService:
 
     # PutRecord / PutRecordBatch -------------------------------------------------------------
     def _config_for_put(self, account_id: str, region: str, name: str) -> StreamConfig:
+        from moto.firehose.models import firehose_backends
+
+        key = (account_id, region, name)
         try:
-            cfg = load(account_id, region, name)
-        except StreamNotFound as exc:
-            raise FirehoseError("ResourceNotFoundException", str(exc)) from exc
+            model = firehose_backends[account_id][region].delivery_streams.get(name)
+        except KeyError:
+            model = None
+        cached = self._put_configs.get(key)
+        if model is None:
+            cached = None
+        else:
+            # UpdateDestination bumps version_id; Start/StopDeliveryStreamEncryption change
+            # the status in place; Delete + Create make a new object: each misses the cache,
+            # even when the change bypassed the gateway (a CloudFormation stack).
+            version = model.version_id
+            status = (model.delivery_stream_encryption_configuration or {}).get("Status")
+            if cached is not None and not (
+                cached[0] is model and cached[1] == version and cached[2] == status
+            ):
+                cached = None
+        if cached is not None:
+            cfg = cached[3]
+        else:
+            try:
+                cfg = load(account_id, region, name)
+            except StreamNotFound as exc:
+                self._put_configs.pop(key, None)
+                raise FirehoseError("ResourceNotFoundException", str(exc)) from exc
+            if len(self._put_configs) > 10_000:
+                self._put_configs.clear()
+            self._put_configs[key] = (model, version, status, cfg)
         if cfg.stream_type != "DirectPut":
             raise FirehoseError(
                 "InvalidArgumentException",
@@ -260,7 +328,10 @@ class FirehoseService:
     def _append(self, account_id: str, region: str, name: str, records: list[bytes]) -> list[str]:
         stream = self._stream(account_id, region, name)
         now_ms = int(time.time() * 1000)
-        entries = [(new_record_id(), now_ms, data) for data in records]
+        entries = [
+            (record_id, now_ms, data)
+            for record_id, data in zip(new_record_ids(len(records)), records, strict=True)
+        ]
         with stream.cond:
             try:
                 spooled = stream.spool.append(entries)
@@ -321,7 +392,12 @@ class FirehoseService:
             }
         )
 
+    def _forget_put_config(self, request: AwsRequest, _status: int = 0, _body: bytes = b"") -> None:
+        name = request.json().get("DeliveryStreamName", "")
+        self._put_configs.pop((request.account_id, request.region, name), None)
+
     def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        self._forget_put_config(request)
         name = request.json().get("DeliveryStreamName", "")
         with self._lock:
             stream = self._streams.get((request.account_id, request.region, name))
@@ -330,6 +406,7 @@ class FirehoseService:
 
     def _after_update(self, request: AwsRequest, _status: int, _body: bytes) -> None:
         # New buffering hints apply to what is buffered now: look again at once.
+        self._forget_put_config(request)
         name = request.json().get("DeliveryStreamName", "")
         with self._lock:
             stream = self._streams.get((request.account_id, request.region, name))

@@ -4,6 +4,11 @@ The broker acknowledges a QoS 1 PUBLISH only after `MessageConsumer.accept` has 
 whatever `accept` returns for is the rules engine's to account for (spooled, delivered or sent
 to the rule's errorAction). `accept` raising means "not accepted": the broker must not PUBACK
 as success (MQTT 5: reason code 0x80 Unspecified error; MQTT 3.1.1: no PUBACK, connection closed).
+
+A consumer may also offer `accept_many(messages)` (optional): the broker then hands it the
+PUBLISH packets of one socket read at once, so their durable hand-off costs one write. It is all
+or nothing for the acknowledgement: returning means every message is accepted; raising means
+none of them is acknowledged as success.
 """
 
 from __future__ import annotations
@@ -40,3 +45,9 @@ class MessageConsumer(Protocol):
     def accept(self, message: InboundMessage) -> None:
         """Return once the message is durably accepted; raise to refuse it."""
         ...
+
+    # Optional (the broker looks it up with getattr and falls back to `accept` per message):
+    #
+    # def accept_many(self, messages: Sequence[InboundMessage]) -> None:
+    #     """Return once every message is durably accepted; raise to refuse all of them.
+    #     Messages are given in arrival order, and are processed in that order."""

@@ -4,6 +4,12 @@ It buffers input, parses every complete packet of one read and writes everything
 produced (PUBACKs above all) in one write: the per-message cost that makes a Python broker keep
 up with the fastest publisher (ARCHITECTURE.md, "How fast a Python broker can be"). PUBLISH
 is handled here, on the hot path; CONNECT, SUBSCRIBE and routing belong to the `Broker`.
+
+Group commit: the PUBLISH packets of one read that pass the checks are handed to the consumer
+together (`accept_many`, emulator/iot/messages.py), so the rules engine spools their Firehose
+records with one write; their PUBACKs follow that one durable hand-off. Any other packet, and
+any refusal, first completes the pending group, so PUBACKs keep the order of the PUBLISHes
+(MQTT 3.1.1 section 4.6, MQTT 5 section 4.6).
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class Connection(asyncio.Protocol):
         self.send_quota = OUTBOUND_INFLIGHT_LIMIT
         self._batching = False
         self._out: list[bytes] = []
+        # Accepted-looking PUBLISHes of the current read: (message, packet id or None, props).
+        self._inbound: list[tuple[InboundMessage, int | None, dict | None]] = []
 
     # asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -92,12 +100,22 @@ class Connection(asyncio.Protocol):
         buffer += data
         self._batching = True
         try:
+            if not self.connected and buffer and buffer[0] >> 4 != codec.CONNECT:
+                # MQTT 3.1.1 section 3.1 / MQTT 5 section 3.1: the first packet must be
+                # CONNECT. Say so at its first byte (an HTTP request line, a stray client)
+                # instead of waiting for a whole packet or the idle-handshake sweep.
+                raise MalformedPacket(
+                    f"first packet is of type {buffer[0] >> 4}, not CONNECT (1): "
+                    "not an MQTT client, or a PUBLISH/SUBSCRIBE before CONNECT"
+                )
             packets, used = codec.split_packets(buffer, MAX_PACKET_BYTES)
             del buffer[:used]
             for first_byte, body in packets:
                 self._handle(first_byte, body)
                 if self.closing:
                     break
+            if self._inbound:
+                self._accept_inbound()
         except MalformedPacket as exc:
             self.broker.activity.record(
                 "MALFORMED_PACKET", self.client_id, str(exc), principal=self._principal_id()
@@ -129,6 +147,11 @@ class Connection(asyncio.Protocol):
         """Close the connection; MQTT 5 clients first get a DISCONNECT with the reason code."""
         if self.closing:
             return
+        if self._inbound:
+            # What this read accepted before the close is answered first (in order).
+            self._accept_inbound()
+            if self.closing:
+                return
         if self.disconnect_reason is None:
             self.disconnect_reason = reason
         if self.v5 and self.connected and v5_reason_code is not None:
@@ -145,7 +168,12 @@ class Connection(asyncio.Protocol):
         kind = first_byte >> 4
         if kind == codec.PUBLISH and self.connected:
             self._publish(first_byte, body)
-        elif kind == codec.PUBACK and self.connected:
+            return
+        if self._inbound:
+            self._accept_inbound()  # PUBLISHes before this packet are answered before it
+            if self.closing:
+                return
+        if kind == codec.PUBACK and self.connected:
             packet_id, _ = codec.parse_packet_id_and_reason(body, self.v5)
             session = self.session
             session.inflight.pop(packet_id, None)
@@ -231,6 +259,10 @@ class Connection(asyncio.Protocol):
             if v5:
                 # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
                 if packet.qos:
+                    if self._inbound:
+                        self._accept_inbound()  # earlier PUBACKs first
+                        if self.closing:
+                            return
                     self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
             else:
                 # MQTT 3.1.1 has no way to say no: AWS IoT closes the connection.
@@ -251,24 +283,70 @@ class Connection(asyncio.Protocol):
             packet.retain,
             user_properties,
         )
+        self._inbound.append(
+            (message, packet.packet_id if packet.qos else None, props if v5 else None)
+        )
+
+    def _accept_inbound(self) -> None:
+        """Hand the pending PUBLISHes to the consumer at once, then PUBACK and route them.
+
+        A PUBACK goes out only after the consumer has durably accepted its message: if the
+        group is refused, none of it is acknowledged (MQTT 5: PUBACK 0x80 Unspecified error;
+        MQTT 3.1.1 has no negative PUBACK, so the connection is closed)."""
+        batch, self._inbound = self._inbound, []
+        broker = self.broker
         consumer = broker.consumer
+        accept_many = getattr(consumer, "accept_many", None)
+        if consumer is not None and accept_many is None:
+            self._accept_one_by_one(consumer, batch)
+            return
         if consumer is not None:
+            try:
+                accept_many([message for message, _, _ in batch])
+            except Exception as exc:
+                self._not_accepted(batch, exc)
+                return
+        v5 = self.v5
+        client_id = self.client_id
+        send = self.send
+        for message, packet_id, props in batch:
+            if packet_id is not None:
+                send(codec.encode_puback(packet_id, v5))
+            broker._distribute(message, props, client_id)
+
+    def _accept_one_by_one(self, consumer: Any, batch: list) -> None:
+        """A consumer with `accept` only: each message is accepted or refused on its own."""
+        for index, (message, packet_id, props) in enumerate(batch):
             try:
                 consumer.accept(message)
             except Exception as exc:
-                log.warning("consumer refused a message on %s: %s", topic, exc)
-                broker.activity.record(
-                    "PUBLISH_NOT_ACCEPTED", self.client_id, str(exc), principal=self._principal_id()
-                )
-                if v5:
-                    if packet.qos:
-                        self.send(codec.encode_puback(packet.packet_id, True, RC_UNSPECIFIED))
-                else:
-                    self.close("SERVER_ERROR")
-                return
-        if packet.qos:
-            self.send(codec.encode_puback(packet.packet_id, v5))
-        broker._distribute(message, props if v5 else None, self.client_id)
+                self._not_accepted([batch[index]], exc)
+                if self.closing:
+                    return  # MQTT 3.1.1: the rest of the read is not answered
+                continue
+            if packet_id is not None:
+                self.send(codec.encode_puback(packet_id, self.v5))
+            self.broker._distribute(message, props, self.client_id)
+
+    def _not_accepted(self, batch: list, exc: Exception) -> None:
+        topics = sorted({message.topic for message, _, _ in batch})
+        log.warning(
+            "consumer refused %d message(s) on %s: %s", len(batch), ", ".join(topics[:5]), exc
+        )
+        self.broker.activity.record(
+            "PUBLISH_NOT_ACCEPTED",
+            self.client_id,
+            f"{exc} ({len(batch)} message(s) of one read, none acknowledged)"
+            if len(batch) > 1
+            else str(exc),
+            principal=self._principal_id(),
+        )
+        if self.v5:
+            for _, packet_id, _ in batch:
+                if packet_id is not None:
+                    self.send(codec.encode_puback(packet_id, True, RC_UNSPECIFIED))
+        else:
+            self.close("SERVER_ERROR")
 
     def _refuse_publish(self, topic: str, reason: str, v5_code: int) -> None:
         """A publish AWS IoT refuses outright: the client is disconnected (CLIENT_ERROR)."""

@@ -45,7 +45,10 @@ def clients(url: str):
 
 
 def create(firehose, s3, interval: int) -> None:
-    s3.create_bucket(Bucket="durable")
+    try:
+        s3.create_bucket(Bucket="durable")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass  # the bucket survived the restart, the stream did not
     firehose.create_delivery_stream(
         DeliveryStreamName="durable",
         ExtendedS3DestinationConfiguration={
@@ -61,7 +64,9 @@ def recreate_with_short_interval(firehose, s3) -> None:
     try:
         description = firehose.describe_delivery_stream(DeliveryStreamName="durable")
     except firehose.exceptions.ResourceNotFoundException:
-        recreate_with_short_interval(firehose, s3)
+        # The control plane did not come back with the process: create the stream again,
+        # already with the short interval (its spooled records are delivered once it exists).
+        create(firehose, s3, interval=1)
         return
     stream = description["DeliveryStreamDescription"]
     firehose.update_destination(
