@@ -11,6 +11,15 @@ pyarrow's speed, so it is the main path; the time columns are parsed by pyarrow 
 explicit `timestamp[ms, UTC]` schema for them: the transform writes milliseconds and `Z`).
 pyarrow refuses a column whose JSON type changes between rows (a number, later a string); such
 data is loaded through the slower dict path instead, where that column becomes `object`.
+
+Each object is read by pyarrow on its own, gzip included (`pyarrow.input_stream(...,
+compression="gzip")`: gunzipped in C++, no joined copy of every line in Python), and the tables
+are concatenated. That gives the frame reading the joined lines gives (the explicit schema is the
+same, columns missing from an object are null there), as long as each column has one type in
+every object; when the objects' tables do not concatenate as they are (an int64 column in one
+object, double in another) or pyarrow refuses an object, the joined lines are read as before
+(`_load_joined`): the result never depends on which path ran. Measured with bench/analysis.py
+(100,000 rows in 21 objects): 143 ms joined, ~95 ms object by object, pyarrow's floor 72 ms.
 """
 
 from __future__ import annotations
@@ -18,9 +27,9 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pipeline.batches import decompress
+from pipeline.batches import decompress, is_gzip
 from pipeline.transform import ARRIVAL_TIME, DEVICE_TIME
 
 if TYPE_CHECKING:
@@ -46,22 +55,64 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype="datetime64[ms, UTC]") for c in TIME_COLUMNS})
 
 
-def _via_pyarrow(data: bytes) -> pd.DataFrame:
+def _read_json(source: Any) -> Any:
+    """pyarrow's JSON reader with the time columns' explicit schema (a pyarrow Table)."""
     import pyarrow as pa
     import pyarrow.json as pj
 
     schema = pa.schema([(c, pa.timestamp("ms", tz="UTC")) for c in TIME_COLUMNS])
-    table = pj.read_json(
-        io.BytesIO(data),
+    return pj.read_json(
+        source,
         # 1 MiB blocks (the default, stated): blocks parse in parallel; 16 MiB was slower here.
         read_options=pj.ReadOptions(block_size=1 << 20),
         parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
     )
-    frame = table.to_pandas()
-    # The explicit schema puts its columns first; restore the lines' own order (first line's).
-    first = json.loads(data[: data.find(b"\n")] or b"{}")
-    ordered = [c for c in first if c in frame.columns]
-    return frame[ordered + [c for c in frame.columns if c not in first]]
+
+
+def _line_order(first_line: bytes, columns: list[str]) -> list[str]:
+    """The columns in the first line's order, then the others in the table's order.
+
+    The explicit schema puts the time columns first; the frame keeps the lines' own order.
+    """
+    first = json.loads(first_line or b"{}")
+    ordered = [c for c in first if c in columns]
+    return ordered + [c for c in columns if c not in first]
+
+
+def _via_pyarrow(data: bytes) -> pd.DataFrame:
+    table = _read_json(io.BytesIO(data))
+    # Columns chosen on the table (no copy), not on the frame (a copy of every column).
+    return table.select(_line_order(data[: data.find(b"\n")], table.column_names)).to_pandas()
+
+
+def _via_pyarrow_objects(objects: list[bytes]) -> pd.DataFrame | None:
+    """The frame `_via_pyarrow` gives for the joined lines, reading object by object; None
+    when that cannot be sure to be the same frame (the caller then reads the joined lines)."""
+    import pyarrow as pa
+
+    tables = []
+    first_line = None  # the joined lines' first line: the first non-empty object's
+    for data in objects:
+        if first_line is None:
+            body = decompress(data)  # as the joined path would: same errors, same first line
+            if not body:
+                continue
+            end = body.find(b"\n")
+            first_line = body[:end] if end >= 0 else body
+            source = pa.BufferReader(body)
+        elif is_gzip(data):
+            source = pa.input_stream(pa.py_buffer(data), compression="gzip")
+        elif data:
+            source = pa.BufferReader(data)
+        else:
+            continue  # an empty object has no lines
+        tables.append(_read_json(source))
+    if first_line is None or not any(t.num_rows for t in tables):
+        return None  # nothing, or only blank lines: the joined path says what that gives
+    # "default" promotion fills the columns an object lacks with nulls and nothing else: a
+    # column typed differently in two objects raises, and the joined lines decide its type.
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.select(_line_order(first_line, table.column_names)).to_pandas()
 
 
 def _via_records(data: bytes) -> pd.DataFrame:
@@ -93,6 +144,18 @@ def load_parsed(objects: Iterable[bytes]) -> pd.DataFrame:
     `arrival_time` and `device_time` are `datetime64[ms, UTC]` (NaT where the device sent no
     clock); strings are pandas strings, numbers int64/float64, as the JSON holds them.
     """
+    import pyarrow as pa
+
+    objects = list(objects)
+    try:
+        frame = _via_pyarrow_objects(objects)
+    except (pa.ArrowException, OSError):  # refused or undecodable: the joined path says how
+        frame = None
+    return frame if frame is not None else _load_joined(objects)
+
+
+def _load_joined(objects: list[bytes]) -> pd.DataFrame:
+    """Every object's lines joined and read at once; the dict path when pyarrow refuses them."""
     import pyarrow as pa
 
     data = _joined_lines(objects)

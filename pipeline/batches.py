@@ -4,8 +4,8 @@ A batch object is what Firehose writes to S3: the records of one buffer, concate
 compressed when the destination's CompressionFormat is GZIP (the `.gz` key suffix). Ours are
 newline-separated JSON: the topic rule adds "\\n" after each message (raw bucket), the transform
 ends each output line with "\\n" (parsed bucket). Readers here accept gzip or plain bytes (told by
-the gzip magic number), a missing final separator, and report each bad line with its 1-based
-line number instead of stopping, so a notebook can show what was wrong and where.
+the gzip header, see `is_gzip`), a missing final separator, and report each bad line with its
+1-based line number instead of stopping, so a notebook can show what was wrong and where.
 
 Records the Lambda returned ProcessingFailed are written by Firehose under
 `processing-failed/` as JSON lines `{attemptsMade, arrivalTimestamp, errorCode, errorMessage,
@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
+GZIP_DEFLATE = 8  # CM, the header's third byte
+GZIP_RESERVED_FLAGS = 0xE0  # FLG (the fourth byte) bits 5-7
 SEPARATOR = b"\n"
 
 
@@ -43,9 +45,32 @@ class BatchLine:
         return self.error is None
 
 
-def decompress(data: bytes) -> bytes:
-    """The object's bytes, gunzipped when they start with the gzip magic number."""
+def is_gzip(data: bytes) -> bool:
+    """Whether the object is gzip: it starts with a gzip member header (RFC 1952, section 2.3.1)
+    that is well-formed as far as it goes: ID1 ID2 = 1f 8b, CM = 8 (deflate, the only method
+    the RFC defines) and FLG's reserved bits 5-7 zero (a compliant reader must refuse them).
+
+    Why more than the magic number: plain bytes may start with 1f 8b (never a JSON batch: JSON
+    text cannot start with 0x1f, nor UTF-8 with 0x8b, but a batch of arbitrary records can), and
+    such bytes were read as a gzip that does not decompress. Bytes with the magic number but a
+    header no gzip member can have are plain data (the line readers then report their lines). A
+    gzip object damaged after its first four bytes (a truncated download, the usual case) keeps
+    a well-formed header, so it still raises a clear error in `decompress`; one whose first four
+    bytes are damaged cannot be told from plain bytes, and its lines are reported as unreadable.
+    """
     if data[:2] != GZIP_MAGIC:
+        return False
+    if len(data) > 2 and data[2] != GZIP_DEFLATE:
+        return False
+    return not (len(data) > 3 and data[3] & GZIP_RESERVED_FLAGS)
+
+
+def decompress(data: bytes) -> bytes:
+    """The object's bytes, gunzipped when they are gzip (`is_gzip`).
+
+    Raises ValueError when a gzip object does not decompress (truncated, corrupt).
+    """
+    if not is_gzip(data):
         return data
     # gzip.decompress reads concatenated members too (RFC 1952 allows several in one file).
     try:
