@@ -71,3 +71,46 @@ def test_appends_after_reopening_continue_at_the_end(tmp_path):
 
     assert second.end_offset == 2 * first.end_offset == reopened.path.stat().st_size
     assert [r.record_id for r in reopened.pending()] == ["1", "2"]
+
+
+def test_one_append_is_one_write_whatever_the_number_of_records(tmp_path):
+    # given a spool whose file counts its write calls
+    spool = Spool(tmp_path / "s.spool")
+    real = spool._file
+    writes = []
+
+    class Counting:
+        def write(self, data):
+            writes.append(len(data))
+            return real.write(data)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    spool._file = Counting()
+    # when 300 records (a group of MQTT messages) are appended at once
+    out = spool.append((f"49{i:054d}", 1_000 + i, b"r%d\n" % i) for i in range(300))
+    spool._file = real
+    # then they went out in one write, and each reads back with its id, arrival time and data
+    assert len(writes) == 1
+    assert out[-1].end_offset == writes[0]
+    back = spool.pending()
+    assert [(r.record_id, r.arrival_ms, r.data) for r in back] == [
+        (f"49{i:054d}", 1_000 + i, b"r%d\n" % i) for i in range(300)
+    ]
+    spool.close()
+
+
+def test_ids_that_need_json_escaping_still_read_back(tmp_path):
+    # given an entry whose id is not plain digits (the spool does not rely on the id format)
+    spool = Spool(tmp_path / "s.spool")
+    # when it is appended and read back
+    spool.append([('id "quoted" \\ é', 5, b"\x00\xff")])
+    # then it is intact
+    [record] = spool.pending()
+    assert (record.record_id, record.arrival_ms, record.data) == (
+        'id "quoted" \\ é',
+        5,
+        b"\x00\xff",
+    )
+    spool.close()
