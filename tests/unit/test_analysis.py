@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from pipeline.analysis import load_parsed
 from pipeline.batches import write_batch
@@ -104,3 +105,63 @@ def test_well_typed_lines_take_the_pyarrow_path(monkeypatch):
     # when ordinary transformed lines are loaded, then pyarrow alone reads them
     frame = load_parsed([write_batch([parsed_line(i) for i in range(100)])])
     assert len(frame) == 100 and frame["status_code"].dtype == "int64"
+
+
+def load_joined_only(objects: list[bytes]) -> pd.DataFrame:
+    """The reference: every object's lines joined and read at once (the path before objects
+    were read one by one, kept as the fallback)."""
+    import pipeline.analysis as analysis
+
+    return analysis._load_joined(list(objects))
+
+
+def test_objects_read_one_by_one_give_the_frame_the_joined_lines_give(monkeypatch):
+    # given gzip and plain objects, an empty one, a column only in a later object, a column
+    # null in the first object, and lines without a device clock
+    import pipeline.analysis as analysis
+
+    objects = [
+        write_batch([parsed_line(0), parsed_line(1, note=None)]),
+        b"",
+        parsed_line(2, note="late") + parsed_line(3, extra_only_here=7),
+        write_batch([transform_data(b'{"topic":"iot-test-topic/fan-01","v":1.5}', 0)]),
+    ]
+    expected = load_joined_only(objects)
+    # when they are loaded, with the joined path refused
+    monkeypatch.setattr(analysis, "_load_joined", lambda objects: pytest.fail("joined path"))
+    frame = load_parsed(objects)
+    # then the frame is the same: rows, column order, dtypes, values
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert (
+        list(frame.columns)[:6]
+        == list(expected.columns)[:6]
+        == [
+            "topic",
+            "topic_1",
+            "topic_2",
+            "equipment_id",
+            "arrival_time",
+            "device_time",
+        ]
+    )
+    assert pd.isna(frame["note"][1]) and frame["note"][2] == "late"
+
+
+def test_a_column_typed_differently_in_two_objects_is_typed_as_the_joined_lines_type_it():
+    # given a field that is an integer in one object and a fraction in the next
+    objects = [
+        write_batch([parsed_line(0, reading=1)]),
+        write_batch([parsed_line(1, reading=2.5)]),
+    ]
+    # when loaded, then it is one float column, as reading the joined lines makes it
+    frame = load_parsed(objects)
+    pd.testing.assert_frame_equal(frame, load_joined_only(objects), check_exact=True)
+    assert frame["reading"].dtype == "float64" and list(frame["reading"]) == [1.0, 2.5]
+
+
+def test_a_truncated_gzip_object_after_the_first_is_the_same_clear_error():
+    # given a good object, then a gzip object cut short
+    objects = [write_batch([parsed_line(0)]), write_batch([parsed_line(1)])[:-10]]
+    # then loading says which object cannot be decompressed, as before
+    with pytest.raises(ValueError, match="cannot be decompressed.*truncated"):
+        load_parsed(objects)

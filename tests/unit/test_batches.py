@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 
 import pytest
 
 from pipeline.batches import (
     FailedRecord,
+    decompress,
+    is_gzip,
     iter_batch_records,
     iter_processing_failed,
+    split_lines,
     write_batch,
 )
 
@@ -77,6 +81,37 @@ def test_a_truncated_gzip_object_is_a_clear_error():
     data = write_batch(ROWS)
     with pytest.raises(ValueError, match="cannot be decompressed.*truncated"):
         list(iter_batch_records(data[:-10]))
+
+
+def test_plain_bytes_that_start_with_the_gzip_magic_but_no_gzip_header_are_plain():
+    # given plain batches whose first bytes are 1f 8b, then a compression method other than
+    # deflate (8), or reserved header flags set (RFC 1952 2.3.1: no gzip member has them)
+    for plain in (b"\x1f\x8b\x00 one\ntwo\n", b"\x1f\x8b\x08\xe0 one\ntwo\n"):
+        # then they are read as they are, line by line
+        assert not is_gzip(plain)
+        assert decompress(plain) == plain
+        assert split_lines(plain) == [plain.split(b"\n")[0], b"two"]
+
+
+@pytest.mark.parametrize("cut", [2, 3, 4, 10, 20])
+def test_a_gzip_object_cut_anywhere_after_its_magic_number_is_still_a_clear_error(cut):
+    # given a gzip batch truncated to its first `cut` bytes (the header is intact so far)
+    data = write_batch(ROWS)[:cut]
+    # then it is recognised as gzip, and reading it says it cannot be decompressed
+    assert is_gzip(data)
+    with pytest.raises(ValueError, match="cannot be decompressed.*truncated"):
+        decompress(data)
+
+
+def test_gzip_objects_are_recognised_by_their_header():
+    # given gzip written by write_batch, by gzip with a file name (FLG.FNAME), and plain JSON
+    named = gzip.GzipFile(filename="batch.json", mode="wb", fileobj=(buffer := io.BytesIO()))
+    named.write(b'{"a":1}\n')
+    named.close()
+    # then the gzip ones are gzip and decompress; JSON lines are not gzip
+    assert is_gzip(write_batch(ROWS)) and is_gzip(buffer.getvalue())
+    assert decompress(buffer.getvalue()) == b'{"a":1}\n'
+    assert not is_gzip(b'{"a":1}\n') and not is_gzip(b"") and not is_gzip(b"\x1f")
 
 
 def error_record(raw: bytes, **overrides) -> dict:

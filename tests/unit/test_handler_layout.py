@@ -10,11 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.handler import MAX_RESPONSE_BYTES, InvalidEvent, fit_response, lambda_handler
+from pipeline.handler import (
+    MAX_RESPONSE_BYTES,
+    InvalidEvent,
+    entry_sizes,
+    firehose_response,
+    fit_response,
+    lambda_handler,
+)
 from pipeline.package import build_lambda
 from pipeline.paths import EVENTS
-from pipeline.transform import OK, PROCESSING_FAILED, transform_record
+from pipeline.transform import OK, PROCESSING_FAILED, TransformedRecord, transform_record
 
 EVENT = EVENTS / "firehose-transform.json"
 EXPECTED = EVENTS / "firehose-transform.expected.json"
@@ -119,9 +128,9 @@ def test_records_that_would_overflow_the_6_mb_response_fail_with_their_original_
     results = [r["result"] for r in out]
     first_failed = results.index(PROCESSING_FAILED)
     assert first_failed > 0 and set(results[:first_failed]) == {OK}
-    for given, got in zip(event["records"], out, strict=True):
+    for sent, got in zip(event["records"], out, strict=True):
         if got["result"] == PROCESSING_FAILED:
-            assert got["data"] == given["data"]
+            assert got["data"] == sent["data"]
     # and no failed record could have stayed Ok: turning the first one Ok would not fit
     one_more = [*out[:first_failed], all_ok[first_failed], *out[first_failed + 1 :]]
     assert len(json.dumps({"records": one_more})) > MAX_RESPONSE_BYTES
@@ -153,6 +162,84 @@ def test_fit_response_names_the_reason_and_keeps_later_records_that_fit():
     assert [t.result for t in fitted] == [OK, PROCESSING_FAILED, OK]
     assert fitted[1].data == event["records"][1]["data"]
     assert "response" in fitted[1].reason and "BufferSizeInMBs" in fitted[1].reason
+
+
+def response_bytes(transformed) -> int:
+    """The response's size as awslambdaric writes it: json.dumps with default separators."""
+    return len(json.dumps(firehose_response(transformed)).encode("utf-8"))
+
+
+# Record ids and data that json.dumps writes as they are, and ones it escapes (quote, backslash,
+# control characters, DEL, non-ASCII, a character outside the BMP), plus data that is no string.
+odd_text = st.sampled_from(["rec-1", 'q"uote', "back\\slash", "tab\t", "\x7f", "é", "😀", ""])
+ids = st.one_of(odd_text, st.text(max_size=12))
+datas = st.one_of(odd_text, st.text(max_size=30), st.integers(), st.none(), st.just([1, "x"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(ids, st.sampled_from([OK, PROCESSING_FAILED]), datas, datas), max_size=8))
+def test_entry_sizes_are_the_sizes_json_dumps_gives(entries):
+    # given transformed records (any id, result and data) and their input records' data
+    transformed = [TransformedRecord(i, result, data) for i, result, data, _ in entries]
+    records = [{"recordId": i, "data": original} for i, _, _, original in entries]
+    # when their sizes are computed without serialising them
+    size, size_failed = entry_sizes(records, transformed)
+    # then each is the entry's json.dumps size with the ", " before every entry but the first
+    for n, (t, record) in enumerate(zip(transformed, records, strict=True)):
+        failed = (
+            t
+            if t.result == PROCESSING_FAILED
+            else TransformedRecord(t.record_id, PROCESSING_FAILED, record["data"])
+        )
+        separator = 2 if n else 0
+        assert size[n] == len(json.dumps(t.response_entry()).encode()) + separator
+        assert size_failed[n] == len(json.dumps(failed.response_entry()).encode()) + separator
+    # and the whole response is the entries plus the envelope
+    assert sum(size) + len('{"records": []}') == response_bytes(transformed)
+
+
+@pytest.mark.parametrize("record_id", ["rec", 'q"uote-é-😀'])
+def test_a_limit_equal_to_the_response_size_keeps_every_record_and_one_byte_less_does_not(
+    record_id,
+):
+    # given a batch and the exact size of its all-Ok response (json.dumps, as Lambda writes it)
+    event = firehose_event([telemetry(i) for i in range(40)])
+    for n, record in enumerate(event["records"]):
+        record["recordId"] = f"{record_id}-{n}"
+    transformed = [transform_record(r) for r in event["records"]]
+    exact = response_bytes(transformed)
+    # when it is fitted to exactly that size, then nothing fails and the size is the limit
+    fitted = fit_response(event["records"], transformed, limit=exact)
+    assert [t.result for t in fitted] == [OK] * 40
+    assert response_bytes(fitted) == exact
+    # when the limit is one byte lower, then the last record fails (original data, smaller)
+    # and the response fits the lower limit
+    fitted = fit_response(event["records"], transformed, limit=exact - 1)
+    assert [t.result for t in fitted] == [OK] * 39 + [PROCESSING_FAILED]
+    assert fitted[-1].data == event["records"][-1]["data"]
+    assert response_bytes(fitted) <= exact - 1
+
+
+def test_the_greedy_fitting_is_the_one_json_dumps_sizes_give():
+    # given a batch whose records grow differently, and every limit between "all failed" and
+    # "all Ok" in steps
+    payloads = [telemetry(i, pad=(i * 37) % 300) for i in range(30)]
+    event = firehose_event(payloads)
+    transformed = [transform_record(r) for r in event["records"]]
+    failed = [
+        TransformedRecord(t.record_id, PROCESSING_FAILED, r["data"])
+        for r, t in zip(event["records"], transformed, strict=True)
+    ]
+    low, high = response_bytes(failed), response_bytes(transformed)
+    for limit in range(low, high + 1, 97):
+        # when fitted
+        fitted = fit_response(event["records"], transformed, limit=limit)
+        # then the response fits, and each record kept Ok is one that fits by json.dumps with
+        # the earlier decisions and every later record failed (the documented greedy rule)
+        assert response_bytes(fitted) <= limit
+        for n, t in enumerate(fitted):
+            trial = [*fitted[:n], transformed[n], *failed[n + 1 :]]
+            assert (t.result == OK) == (response_bytes(trial) <= limit), (limit, n)
 
 
 def test_fit_response_refuses_when_even_the_original_data_cannot_fit():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline import transform
 from pipeline.transform import (
     OK,
     PROCESSING_FAILED,
@@ -259,3 +261,131 @@ def test_any_object_with_a_topic_becomes_one_flat_line_keeping_every_value(paylo
     assert not any(isinstance(v, dict | list) for v in out.values())
     added = 4 + len(topic.split("/"))  # topic, topic_N..., equipment_id, arrival/device time
     assert len(out) == added + leaves(payload)
+
+
+# The speed-ups (a per-second cache of the ISO text, cached topic fields, one JSON decoder) must
+# give what the plain computation gives: checked here against independent references.
+
+
+def reference_iso(epoch_ms: int) -> str | None:
+    """Epoch milliseconds as ISO 8601 UTC by datetime alone; None out of datetime's range."""
+    try:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
+    except OverflowError:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-62_135_596_800_000, 253_402_300_799_999), st.integers(0, 999))
+def test_arrival_times_from_the_second_cache_are_exact(epoch_ms, other_ms):
+    # given a millisecond time and another millisecond of the same second
+    same_second = epoch_ms - epoch_ms % 1000 + other_ms
+    # when both are formatted (the first fills the cache, the second reads it) and again
+    first, second, again = (epoch_ms_to_iso(v) for v in (epoch_ms, same_second, epoch_ms))
+    # then each is the datetime's own ISO text
+    assert first == again == reference_iso(epoch_ms)
+    assert second == reference_iso(same_second)
+
+
+def test_an_arrival_time_out_of_datetimes_range_still_fails_the_record():
+    # given an arrival time after year 9999
+    data = base64.b64encode(b'{"topic":"t/x"}').decode()
+    result = transform_record(
+        {"recordId": "r", "data": data, "approximateArrivalTimestamp": 10**16}
+    )
+    # then the record fails (and the one cache entry of a good second is unaffected)
+    assert result.result == PROCESSING_FAILED and "OverflowError" in result.reason
+    assert epoch_ms_to_iso(ARRIVAL_MS) == "2026-11-18T11:06:40.412Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([(1, 1000), (1000, 1), (10**6, 1), (10**9, 1)]),
+    st.integers(-(10**11) + 1, 10**11 - 1),
+)
+def test_integer_device_clocks_of_every_unit_match_datetime(unit, count):
+    # given an integer clock in seconds, milliseconds, microseconds or nanoseconds, large
+    # enough to be read in that unit (`_EPOCH_UNITS`)
+    per_second, ms_per_unit = unit
+    bounds = {1: 0, 1000: 10**11, 10**6: 10**14, 10**9: 10**17}
+    value = (
+        count if per_second == 1 else (bounds[per_second] + abs(count)) * (1 if count >= 0 else -1)
+    )
+    # when it is read (twice: cache miss, then hit)
+    got = device_time(value), device_time(value)
+    # then it is the datetime of its milliseconds (finer digits cut, toward the past)
+    epoch_ms = value * ms_per_unit if per_second == 1 else value * 1000 // per_second
+    assert got == (reference_iso(epoch_ms),) * 2
+
+
+def test_the_caches_stay_bounded_and_correct_when_full():
+    # given more distinct seconds and topics than the caches hold
+    count = transform._CACHE_ENTRIES * 2 + 5
+    for n in range(count):
+        # then every value is still right
+        assert epoch_ms_to_iso(n * 1000 + 7) == reference_iso(n * 1000 + 7)
+        assert line_of(f'{{"topic":"t/d-{n}"}}'.encode())["equipment_id"] == f"d-{n}"
+    # and neither cache grew past its bound
+    assert len(transform._SECOND_PREFIXES) <= transform._CACHE_ENTRIES
+    assert len(transform._TOPIC_FIELDS) <= transform._CACHE_ENTRIES
+
+
+def test_one_messages_fields_never_leak_into_the_next_of_the_same_topic():
+    # given two messages on one topic, the first with fields the second lacks and a collision
+    first = line_of(b'{"topic":"t/pump","extra":1,"topic_1":"mine"}')
+    second = line_of(b'{"topic":"t/pump","v":2}')
+    # then the second line has only its own fields, and the first kept its renamed one
+    assert first["topic_1"] == "t" and first["topic_1__2"] == "mine" and first["extra"] == 1
+    assert set(second) == {
+        "topic",
+        "topic_1",
+        "topic_2",
+        "equipment_id",
+        "arrival_time",
+        "device_time",
+        "v",
+    }
+
+
+json_like = st.lists(
+    st.sampled_from(
+        ['{"topic":"t/x"', "}", " ", "\ufeff", "\n", ",", '"a":', "1", "NaN", "[", "]", "x"]
+    ),
+    max_size=8,
+).map("".join)
+
+
+def reference_parse(text: str) -> object:
+    """json.loads as the transform documents it: the value, or the reason it is refused."""
+    text = text.rstrip()
+    text = text[:-1] if text.endswith(",") else text
+
+    def refuse(name: str) -> None:
+        raise LookupError(name)
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except LookupError as exc:
+        return f"not valid JSON: {exc.args[0]} is not a JSON value (RFC 8259)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_like)
+def test_parse_errors_are_json_loads_own_errors(text):
+    # given any non-blank text made of JSON fragments (BOM, whitespace at either end, NaN...)
+    data = text.encode()
+    assume(data.strip())
+    expected = reference_parse(text)
+    # when it is parsed
+    try:
+        got = parse_message(data)
+    except RecordError as exc:
+        got = str(exc)
+    # then the object, or the reason, is the one json.loads gives
+    if isinstance(expected, dict | str):
+        assert got == expected
+    else:
+        assert isinstance(got, str) and got.startswith("not a JSON object")
