@@ -151,19 +151,15 @@ def _sizes(
 ) -> tuple[list[int], list[int]]:
     ids, results, datas, originals = (x.each() for x in lengths)
     failed_result = _json_length(PROCESSING_FAILED)
-    size, size_failed = [], []
-    separator = 0  # none before the first entry
-    for t, id_length, result, data, original in zip(
-        transformed, ids, results, datas, originals, strict=True
-    ):
-        frame = _ENTRY_FRAME + id_length + separator
-        separator = _SEPARATOR
-        ok = frame + result + data
-        size.append(ok)
+    frames = [_ENTRY_FRAME + _SEPARATOR + i for i in ids]  # each entry's ", " but the first's
+    if frames:
+        frames[0] -= _SEPARATOR
+    size = [f + r + d for f, r, d in zip(frames, results, datas, strict=True)]
+    size_failed = [
         # A record that already failed is returned as it is (its data is the original).
-        size_failed.append(
-            ok if t.result == PROCESSING_FAILED else frame + failed_result + original
-        )
+        ok if t.result == PROCESSING_FAILED else f + failed_result + o
+        for t, ok, f, o in zip(transformed, size, frames, originals, strict=True)
+    ]
     return size, size_failed
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +66,40 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Made once: json.dumps/json.loads with any option build a new encoder/decoder on every call,
 # which cost ~0.5-1 µs per record (py-spy, bench/transform.py). Both are stateless between calls.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _line_encoder() -> Callable[[dict[str, Any], int], Any]:
+    """`_COMPACT.encode` for the output object as chunks to join, minus two per-call costs.
+
+    JSONEncoder.encode builds its C encoder, and a dict of the containers it is inside (to
+    detect a circular reference), on every call. The output object comes from json.loads, so it
+    cannot be circular (a cycle would still end in RecursionError, caught like deep nesting):
+    one C encoder without that dict is made here, with the arguments JSONEncoder.iterencode
+    gives it. It is checked against `_COMPACT` on a sample; where the C encoder is missing or
+    differs (another Python), `_COMPACT.encode` is used. Measured: 2.7 µs -> 2.1 µs a line.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    sample = {"a": 'é\u2028"\n', "b": [1, 2.5, None, True, {"c": -0.0}], "d": {}, "1e400": 1e400}
+    try:
+        encode = make(
+            None,  # markers: no circular reference check
+            _COMPACT.default,
+            json.encoder.encode_basestring,  # ensure_ascii=False
+            None,  # indent
+            _COMPACT.key_separator,
+            _COMPACT.item_separator,
+            _COMPACT.sort_keys,
+            _COMPACT.skipkeys,
+            _COMPACT.allow_nan,
+        )
+        if "".join(encode(sample, 0)) == _COMPACT.encode(sample):
+            return encode
+    except Exception:  # no usable C encoder: the plain one
+        pass
+    return lambda value, _level: (_COMPACT.encode(value),)
+
+
+_encode_chunks = _line_encoder()
 # Caches keyed by values that repeat within a batch (see transform_message and _iso_from_int);
 # emptied when they reach this many entries, so a long-lived Lambda container stays small.
 _CACHE_ENTRIES = 4096
@@ -114,6 +149,10 @@ def iso_utc(moment: datetime) -> str:
 def epoch_ms_to_iso(epoch_ms: int | float) -> str:
     """Epoch milliseconds (Firehose's approximateArrivalTimestamp) as ISO 8601 UTC."""
     if type(epoch_ms) is int:
+        second, milli = divmod(epoch_ms, 1000)
+        prefix = _SECOND_PREFIXES.get(second)  # _iso_from_int's cache hit, without the call
+        if prefix is not None:
+            return prefix + _MILLI_SUFFIXES[milli]
         return _iso_from_int(epoch_ms, 1000)
     return iso_utc(_from_epoch(epoch_ms, 1000))
 
@@ -343,7 +382,7 @@ def transform_data(data: bytes, arrival_ms: int | float | None) -> bytes:
     message = parse_message(data)
     try:
         flat = transform_message(message, arrival_ms)
-        line = _COMPACT.encode(flat)
+        line = "".join(_encode_chunks(flat, 0))
     except RecursionError:
         raise RecordError("JSON nested too deeply to flatten") from None
     return (line + "\n").encode("utf-8")
