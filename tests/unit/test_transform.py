@@ -389,3 +389,25 @@ def test_parse_errors_are_json_loads_own_errors(text):
         assert got == expected
     else:
         assert isinstance(got, str) and got.startswith("not a JSON object")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=6), st.text(min_size=1))
+def test_the_output_line_is_byte_for_byte_what_json_dumps_writes(payload, topic):
+    # given any JSON object with a topic, and its flat object
+    message = {"topic": topic, **payload}
+    data = json.dumps(message).encode()
+    flat = transform.transform_message(json.loads(data), ARRIVAL_MS)
+    # when it is transformed to bytes (with the one C encoder made at import)
+    line = transform_data(data, ARRIVAL_MS)
+    # then the line is json.dumps' compact UTF-8 text of that object, and a newline
+    assert line == (json.dumps(flat, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def test_without_a_c_json_encoder_the_plain_encoder_writes_the_same_line(monkeypatch):
+    # given a Python whose json module has no C encoder
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = transform._line_encoder()
+    flat = {"topic": "t/é", "v": 1.5, "n": None, "xs": "[1,2]", "big": 10**30}
+    # then the fallback gives the same text as json.dumps
+    assert "".join(encode(flat, 0)) == json.dumps(flat, separators=(",", ":"), ensure_ascii=False)
