@@ -198,6 +198,30 @@ def test_entry_sizes_are_the_sizes_json_dumps_gives(entries):
     assert sum(size) + len('{"records": []}') == response_bytes(transformed)
 
 
+input_data = st.one_of(
+    st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),  # base64 of anything
+    st.sampled_from([" e30=", "e30=\n", '"e30="', "e30\\=", "é", ""]),  # not strict base64
+    st.builds(lambda i: base64.b64encode(telemetry(i)).decode(), st.integers(0, 99)),  # Ok ones
+    st.integers(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(ids, input_data), max_size=8))
+def test_entry_sizes_of_the_transforms_own_records_are_the_json_dumps_sizes(items):
+    # given input records of any data, and transform_record's result for each (the handler's
+    # case, where Ok data and its input are taken as base64 without looking at them)
+    records = [{"recordId": i, "data": data} for i, data in items]
+    transformed = [transform_record(r) for r in records]
+    # when their sizes are computed as the handler computes them
+    size, size_failed = entry_sizes(records, transformed, from_transform=True)
+    # then they are the json.dumps sizes, as for any records
+    assert (size, size_failed) == entry_sizes(records, transformed)
+    for n, t in enumerate(transformed):
+        assert size[n] == len(json.dumps(t.response_entry()).encode()) + (2 if n else 0)
+
+
 @pytest.mark.parametrize("record_id", ["rec", 'q"uote-é-😀'])
 def test_a_limit_equal_to_the_response_size_keeps_every_record_and_one_byte_less_does_not(
     record_id,
