@@ -150,6 +150,7 @@ class Publisher:
         self.disconnected = threading.Event()
         self.connected = threading.Event()
         self._lock = threading.Lock()
+        self._early: set[int] = set()
         self.connack: Any = None
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
@@ -167,16 +168,25 @@ class Publisher:
         self.connack = reason
         self.connected.set()
 
+    # paho calls on_publish while holding its own out-message mutex, which client.publish takes
+    # too: holding self._lock across client.publish would deadlock (AB/BA). So publish outside
+    # the lock, and remember PUBACKs that arrive before their mid is recorded.
     def _on_publish(self, _client, _userdata, mid, _reason, _properties) -> None:
         with self._lock:
             payload = self.sent.pop(mid, None)
             if payload is not None:
                 self.acked.append(payload)
+            else:
+                self._early.add(mid)
 
     def publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1)
         with self._lock:
-            info = self.client.publish(topic, payload, qos=1)
-            self.sent[info.mid] = payload
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.append(payload)
+            else:
+                self.sent[info.mid] = payload
 
     def wait_acked(self, count: int, timeout: float = 20) -> bool:
         deadline = time.monotonic() + timeout
