@@ -221,8 +221,9 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     lost = sum(r["lost_before_raw"] + r["lost_before_parsed"] for r in rows)
-    print(f"zero loss: {'yes' if lost == 0 and all(r['complete'] for r in rows) else 'NO'}")
-    return 0 if lost == 0 else 1
+    zero_loss = lost == 0 and all(r["complete"] for r in rows)
+    print(f"zero loss: {'yes' if zero_loss else 'NO'}")
+    return 0 if zero_loss else 1
 
 
 if __name__ == "__main__":
