@@ -87,25 +87,33 @@ class Delivered:
         }
 
 
+# Firehose never rewrites an object, so a batch's line count is read once per (bucket, key).
+_LINE_COUNTS: dict[tuple[str, str], int] = {}
+
+
+def _count_lines(s3: Any, bucket: str, prefix: str) -> int:
+    total = 0
+    for obj in objects.list_objects(s3, bucket, prefix):
+        key = (obj.bucket, obj.key)
+        if key not in _LINE_COUNTS:
+            body = objects.read_object(s3, obj)
+            _LINE_COUNTS[key] = len(batches.split_lines(batches.decompress(body)))
+        total += _LINE_COUNTS[key]
+    return total
+
+
 def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> int:
     """Records in the raw bucket's batches so far (what Firehose backed up)."""
-    s3 = target.client("s3")
-    found = objects.list_objects(s3, out["RawBucketName"], prefixes(environment)["data"])
-    return sum(
-        len(batches.split_lines(batches.decompress(body)))
-        for body in objects.iter_bodies(s3, found)
-    )
+    return _count_lines(target.client("s3"), out["RawBucketName"], prefixes(environment)["data"])
 
 
 def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
     """Rows in the parsed bucket plus processing-failed records so far."""
-    s3 = target.client("s3")
+    s3, where = target.client("s3"), prefixes(environment)
     bucket = out["ParsedBucketName"]
-    total = 0
-    for prefix in (prefixes(environment)["data"], prefixes(environment)["processing_failed"]):
-        for body in objects.iter_bodies(s3, objects.list_objects(s3, bucket, prefix)):
-            total += len(batches.split_lines(batches.decompress(body)))
-    return total
+    return _count_lines(s3, bucket, where["data"]) + _count_lines(
+        s3, bucket, where["processing_failed"]
+    )
 
 
 def count_rule_errors(target: Target, out: dict[str, str]) -> int:
