@@ -22,21 +22,36 @@ STATE_FILE = "emulator.json"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="AWS API port (0: any free port)")
     parser.add_argument(
-        "--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="MQTT over TLS port (0: any free port)"
+        "--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="AWS API port (0: any free port)"
+    )
+    parser.add_argument(
+        "--mqtt-port",
+        type=int,
+        default=DEFAULT_MQTT_PORT,
+        help="MQTT over TLS port (0: any free port)",
     )
     parser.add_argument("--region", default=DEFAULT_REGION)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=Path, help="where state is kept (default: a per-user directory)")
-    where.add_argument("--ephemeral", action="store_true", help="throw-away state in a temporary directory")
+    where.add_argument(
+        "--data-dir", type=Path, help="where state is kept (default: a per-user directory)"
+    )
+    where.add_argument(
+        "--ephemeral", action="store_true", help="throw-away state in a temporary directory"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     parser.add_argument(
-        "--status", action="store_true", help="print what the data dir holds and exit (also: status)"
+        "--status",
+        action="store_true",
+        help="print what the data dir holds and exit (also: status)",
     )
     parser.add_argument("--reset", action="store_true", help="delete the saved state and exit")
-    parser.add_argument("--yes", action="store_true", help="with --reset: do not ask for confirmation")
+    parser.add_argument(
+        "--yes", action="store_true", help="with --reset: do not ask for confirmation"
+    )
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["status"]:
@@ -81,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     info = emulator.info()
     state_file = emulator.data_dir / STATE_FILE
     state_file.write_text(json.dumps(info, indent=2))
-    print(f"AWS endpoint:  {info['endpoint_url']}   (export AWS_ENDPOINT_URL={info['endpoint_url']})")
+    print(
+        f"AWS endpoint:  {info['endpoint_url']}   (export AWS_ENDPOINT_URL={info['endpoint_url']})"
+    )
     print(f"MQTT (TLS):    {info['mqtt_host']}:{info['mqtt_port']}")
     print(f"Root CA:       {info['root_ca_path']}")
     print(f"Data dir:      {info['data_dir']}")

@@ -22,6 +22,13 @@ from emulator.server import Emulator
 
 def build_emulator(**kwargs: Any) -> Emulator:
     emulator = Emulator(**kwargs)
-    for component in (IotCore, LambdaRuntime, FirehoseService, RulesEngine, CloudFormationDeployer, Broker):
+    for component in (
+        IotCore,
+        LambdaRuntime,
+        FirehoseService,
+        RulesEngine,
+        CloudFormationDeployer,
+        Broker,
+    ):
         emulator.add(component(emulator))
     return emulator

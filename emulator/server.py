@@ -151,4 +151,6 @@ class Emulator:
         }
 
     def _health(self, _request: AwsRequest) -> AwsResponse:
-        return AwsResponse(200, json.dumps({"status": "ok"}).encode(), {"Content-Type": "application/json"})
+        return AwsResponse(
+            200, json.dumps({"status": "ok"}).encode(), {"Content-Type": "application/json"}
+        )

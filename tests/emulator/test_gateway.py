@@ -52,6 +52,7 @@ def test_encoded_slash_in_a_path_label_stays_one_parameter():
 
     # given a gateway whose handler records what it identified
     seen = []
+
     def moto(environ, start_response):
         start_response("200 OK", [])
         return []
