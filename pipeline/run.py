@@ -34,6 +34,8 @@ LOCAL_DEFAULTS = {
     # batching timeline to show rather than a single batch.
     "MAX_RATE": 250,
 }
+# AWS IoT Core allows 100 publishes per second per connection (IoT Core quotas): stay under it.
+AWS_DEFAULTS = {"MAX_RATE": 50}
 
 
 def free_port() -> int:
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = RUNS / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
     emulator_info = None
+    if args.target == "aws":
+        parameters = {**AWS_DEFAULTS, **parameters}
     if args.target == "local":
         parameters = {**LOCAL_DEFAULTS, **parameters}
         from emulator import process
