@@ -13,7 +13,6 @@ each device may only connect as its own thing and publish to its own topic
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from collections import deque
@@ -42,12 +41,6 @@ def payload(device: str, sequence: int, now_ms: int, size: int = 0) -> bytes:
     if size > len(body) + 12:
         body = body[:-1] + ',"note":"' + "x" * (size - len(body) - 10) + '"}'
     return body.encode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fleet_policy(topic_root: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from emulator.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -129,12 +130,6 @@ def make_devices(iot_client, work: Path, count: int, prefix: str) -> list[dict]:
         key.write_text(keys["keyPair"]["PrivateKey"])
         devices.append({"client_id": f"{prefix}-{i}", "cert": str(cert), "key": str(key)})
     return devices
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def mosquitto_rate(iot_core, device: dict, messages: int, work: Path) -> float | None:

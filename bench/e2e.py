@@ -193,7 +193,7 @@ def main() -> int:
 
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    port, mqtt_port = _common.free_port(), _common.free_port()
+    port, mqtt_port = process.free_port(), process.free_port()
     info = process.ensure_running(
         port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=work / "emulator.log"
     )

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from emulator.process import free_port
 from pipeline import summary
 from pipeline.paths import ROOT, RUNS
 
@@ -36,12 +36,6 @@ LOCAL_DEFAULTS = {
 }
 # AWS IoT Core allows 100 publishes per second per connection (IoT Core quotas): stay under it.
 AWS_DEFAULTS = {"MAX_RATE": 50}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_value(text: str) -> Any:

@@ -1,16 +1,10 @@
 """`python -m emulator` as its own process: started in the background, found again, stopped."""
 
-import socket
 import subprocess
 import sys
 
 from emulator import process
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from emulator.process import free_port
 
 
 def test_ensure_running_starts_once_and_stop_ends_it(tmp_path):

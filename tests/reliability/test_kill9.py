@@ -22,16 +22,9 @@ from reliability_harness import (
 )
 
 from emulator import process
+from emulator.process import free_port
 
 MESSAGES = 300
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children_of(pid: int) -> list[int]:

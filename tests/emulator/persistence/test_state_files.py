@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import EmulatorProcess, run_cli
+from persistence_helpers import EmulatorProcess, run_cli
 
 POLICY = json.dumps(
     {

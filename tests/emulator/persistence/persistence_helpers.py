@@ -1,0 +1,84 @@
+"""The emulator as a subprocess on a data directory, and its CLI (for the persistence tests).
+
+A module of its own: `from conftest import ...` is ambiguous in a suite with several conftest.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+from emulator import process
+from emulator.process import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python -m emulator <args>` to completion (status, --reset)."""
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+class EmulatorProcess:
+    """`python -m emulator --port <free> --mqtt-port 0 --data-dir <dir>` as a child process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.child: subprocess.Popen | None = None
+        self.log = data_dir.parent / f"{data_dir.name}-emulator.log"
+
+    def start(self, timeout: float = 60.0) -> EmulatorProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            str(self.port),
+            "--mqtt-port",
+            "0",
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        with open(self.log, "ab") as log:
+            self.child = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.child.poll() is not None:
+                raise RuntimeError(f"emulator exited with {self.child.returncode}: {self.output()}")
+            if process.fetch_info(self.endpoint_url, timeout=0.5) is not None:
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"emulator did not answer: {self.output()}")
+
+    def stop(self) -> int:
+        """A clean stop (SIGTERM); the exit code."""
+        assert self.child is not None
+        self.child.send_signal(signal.SIGTERM)
+        return self.child.wait(timeout=60)
+
+    def kill9(self) -> None:
+        assert self.child is not None
+        os.kill(self.child.pid, signal.SIGKILL)
+        self.child.wait(timeout=30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1")
