@@ -35,8 +35,9 @@ def test_unsupported_sql_is_refused_with_its_position(sql, reason, line, column)
 
 
 def test_unknown_sql_version_is_refused():
-    with pytest.raises(SqlError, match="2015-10-08"):
-        compile_sql("SELECT * FROM 'a'", version="2015-10-08")
+    # iot-rule-sql-version: AWS knows 2016-03-23, 2015-10-08 and beta only
+    with pytest.raises(SqlError, match="2015-10-08, 2016-03-23, beta"):
+        compile_sql("SELECT * FROM 'a'", version="2017-01-01")
 
 
 @pytest.mark.parametrize(
