@@ -119,11 +119,17 @@ class Result:
 
     value: Any = UNDEFINED
     raw: bytes | None = None
+    # SQL version 2015-10-08 prints whole-number Decimals as Decimals (10.0), not Ints.
+    keeps_decimals: bool = False
 
     def to_bytes(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        return dumps(self.value).encode("utf-8")
+        token = SQL_V1.set(self.keeps_decimals)
+        try:
+            return dumps(self.value).encode("utf-8")
+        finally:
+            SQL_V1.reset(token)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,14 +212,16 @@ class CompiledRule:
             result = self._select(env)
         finally:
             SQL_V1.reset(token)
-        if self.version == V1 and type(result.value) is list:
+        if self.version != V1:
+            return result
+        if type(result.value) is list:
             # "iot-rule-sql-version": outputting an array as the top-level object is new in
             # 2016-03-23; what 2015-10-08 does instead is not documented, so the rule fails.
             raise SqlEvaluationError(
                 "SQL version 2015-10-08 cannot output an Array as the top-level value "
                 f"(added in 2016-03-23, {_VERSION_PAGE}); set awsIotSqlVersion to 2016-03-23"
             )
-        return result
+        return Result(value=result.value, raw=result.raw, keeps_decimals=True)
 
     def expression(self, source: str) -> Callable[[bytes, MessageContext], Any]:
         """Compile a substitution-template expression (`${...}`) against this rule's version."""

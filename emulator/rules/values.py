@@ -85,7 +85,7 @@ def from_double(value: float) -> Any:
 
 
 def to_double(value: Any) -> float:
-    """"Decimal arguments are rounded to double precision before function application"."""
+    """ "Decimal arguments are rounded to double precision before function application"."""
     return float(value)
 
 
