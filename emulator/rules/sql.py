@@ -932,19 +932,31 @@ class _Compiler:
     def _f_newuuid(self, node: exp.Anonymous, args: list) -> Evaluator:
         return self._no_args(node, args, lambda env: str(uuid.uuid4()))
 
-    def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+    def _f_get_user_properties(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # The values of the message's MQTT 5 user properties with that key, as an Array (a key
+        # may repeat), used as get(get_user_properties('partnerId'), 0) in AWS's examples
+        # (https://aws.amazon.com/blogs/iot/ "dynamic routing with MQTT 5 user properties").
         if len(args) != 1:
-            raise self.error(node, "get_user_property() takes one argument, the property key")
+            raise self.error(
+                node,
+                "get_user_properties() is supported here with one argument, the property key "
+                "(the local emulator does not support the form without a key yet)",
+            )
         key = self.expr(args[0])
 
-        def user_property(env: _Env) -> Any:
+        def user_properties(env: _Env) -> Any:
             wanted = key(env)
-            for name, value in env.context.user_properties:
-                if name == wanted:
-                    return value
-            return UNDEFINED
+            values = [value for name, value in env.context.user_properties if name == wanted]
+            return values if values else UNDEFINED
 
-        return user_property
+        return user_properties
+
+    def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+        raise self.error(
+            node,
+            "get_user_property() is not an AWS IoT SQL function; use "
+            "get(get_user_properties('key'), 0)",
+        )
 
     def _f_encode(self, node: exp.Anonymous, args: list) -> Evaluator:
         self.needs_v2(node, "Function encode()")

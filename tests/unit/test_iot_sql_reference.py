@@ -387,10 +387,11 @@ CASES = [
         '["HELLO"]',
     ),
     (
-        "iot-sql-functions get_user_property",
-        "SELECT get_user_property('key1') AS p FROM 'topic/subtopic'",
+        "iot-sql-functions get_user_properties",
+        "SELECT get(get_user_properties('key1'), 0) AS p, get_user_properties('key1') AS all, "
+        "get_user_properties('none') AS none FROM 'topic/subtopic'",
         {},
-        {"p": "value1"},
+        {"p": "value1", "all": ["value1"]},
     ),
     # iot-sql-data-types conversions: abs("-5.123") is treated as abs(-5.123)
     ("iot-sql-data-types", "SELECT VALUE abs('-5.123') FROM 'topic/subtopic'", {}, 5.123),
@@ -723,7 +724,7 @@ REFERENCE_FUNCTIONS = {
       " replace rpad round rtrim sign sin sinh substring sql_version sqrt startswith tan tanh"
       " time_to_epoch timestamp topic traceid transform trim trunc upper").split()
 }  # fmt: skip
-SHAPE_CHECKED = {"newuuid", "rand", "traceid", "principal", "get_user_property"}
+SHAPE_CHECKED = {"newuuid", "rand", "traceid", "principal"}
 
 
 def _function_output(version, expression, payload):
