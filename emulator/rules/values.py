@@ -17,6 +17,7 @@ version of the evaluation under way from `SQL_V1` (a context variable set by the
 from __future__ import annotations
 
 import decimal
+import json
 import math
 import re
 from contextvars import ContextVar
@@ -98,8 +99,6 @@ def normalize(value: Any) -> Any:
 
 def parse_json(data: bytes | str) -> Any:
     """A payload's JSON with numbers as IoT values: Int, or Decimal kept to 34 digits."""
-    import json
-
     return json.loads(data, parse_float=_json_decimal, parse_constant=_no_constant)
 
 

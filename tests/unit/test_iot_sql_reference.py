@@ -535,6 +535,8 @@ FUNCTION_CASES = [
     ("iot-func-concat", V2, "concat()", {}, ""),
     ("iot-func-concat", V2, "concat([1, 2, 3], 'hello')", {}, '[1,2,3,"hello"]'),
     ("iot-func-concat", V2, "concat('con', 'cat')", {}, '"concat"'),
+    # 2+ arguments with neither an Array nor a String: no result in the table, so Undefined
+    ("iot-func-concat", V2, "concat(1, 2)", {}, ""),
     ("iot-func-cos", V1, "cos(0)", {}, "1.0"),
     ("iot-func-cosh", V1, "cosh(2.3)", {}, "5.037220649268761"),
     ("iot-sql-decode-base64", V2, "decode('aGk=', 'base64')", {}, '"hi"'),
