@@ -35,7 +35,7 @@ class InboundMessage:
     account_id: str
     region: str
     retain: bool = False
-    # MQTT 5 user properties, in order (IoT SQL `get_user_property`).
+    # MQTT 5 user properties, in order (IoT SQL `get_user_properties`).
     user_properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 

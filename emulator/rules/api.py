@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from emulator.gateway import AwsRequest, AwsResponse, json_error
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage
 from emulator.rules.actions import check_action
-from emulator.rules.sql import SqlError, compile_sql
+from emulator.rules.sql import DEFAULT_VERSION, SqlError, compile_sql
 
 if TYPE_CHECKING:
     from emulator.gateway import Gateway
@@ -40,7 +40,7 @@ def register(gateway: Gateway, engine: RulesEngine) -> None:
     gateway.on("iot-data", "", publish)
 
 
-def validate_sql(sql: str, version: str = "2016-03-23") -> None:
+def validate_sql(sql: str, version: str = DEFAULT_VERSION) -> None:
     """Raise `SqlError` if the rules engine cannot run `sql` (used by CloudFormation too)."""
     compile_sql(sql, version)
 
@@ -53,7 +53,16 @@ def validate_topic_rule(request: AwsRequest) -> AwsResponse | None:
     sql = payload.get("sql")
     if not isinstance(sql, str):
         return None
-    version = payload.get("awsIotSqlVersion") or "2016-03-23"
+    version = payload.get("awsIotSqlVersion")
+    if version is None:
+        # AWS runs (and GetTopicRule reports) a rule without awsIotSqlVersion as 2015-10-08
+        # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-rule-sql-version.html);
+        # moto would store 2016-03-23, so the version is written into the request it stores.
+        version = DEFAULT_VERSION
+        payload["awsIotSqlVersion"] = version
+        request.body = json.dumps(payload).encode("utf-8")
+    if not isinstance(version, str):
+        return json_error("InvalidRequestException", "awsIotSqlVersion must be a string")
     try:
         compile_sql(sql, version)
     except SqlError as error:

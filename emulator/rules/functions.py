@@ -3,7 +3,7 @@
 Each entry maps a lower-case function name to a callable taking the evaluated arguments. A wrong
 number or wrong type of arguments gives `Undefined`, as "iot-sql-data-types" documents ("Functions
 called with invalid arguments ... return Undefined"). Functions that read the message (topic(),
-clientid(), timestamp(), principal(), encode(*), get_user_property, ...) live in `sql.py`.
+clientid(), timestamp(), principal(), encode(*), get_user_properties, ...) live in `sql.py`.
 Source: AWS IoT developer guide, "iot-sql-functions".
 """
 
@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import hashlib
-import json
 import math
 import random
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from emulator.rules.md2 import md2_hex
+from emulator.rules.timefmt import format_time, parse_epoch_ms
 from emulator.rules.values import (
+    DECIMAL_CONTEXT,
     UNDEFINED,
+    dumps,
+    from_double,
     is_number,
+    make_decimal,
     normalize,
+    parse_json,
     to_decimal,
     to_int,
     to_string,
@@ -56,15 +62,19 @@ def _number_arg(value: Any) -> Any:
 
 
 def _math1(op: Callable[[float], float]) -> Function:
-    """Double-precision math on one numeric argument (strings convert; others: Undefined)."""
+    """Double-precision math on one numeric argument (strings convert; others: Undefined).
+
+    "Decimal arguments are rounded to double precision before function application" and the
+    result is "a Decimal value of double precision" ("iot-sql-functions", e.g. sinh()).
+    """
 
     @_arity(1)
     def fn(value: Any) -> Any:
         number = _number_arg(value)
-        if number is UNDEFINED:
+        if number is UNDEFINED or number is None:
             return UNDEFINED
         try:
-            return normalize(op(float(number)))
+            return from_double(op(float(number)))
         except (ValueError, OverflowError):
             return UNDEFINED
 
@@ -74,25 +84,24 @@ def _math1(op: Callable[[float], float]) -> Function:
 @_arity(1)
 def abs_(value: Any) -> Any:
     number = _number_arg(value)
-    return UNDEFINED if number is UNDEFINED else abs(number)
+    if number is UNDEFINED or number is None:
+        return UNDEFINED
+    return abs(number)
 
 
-def _rounding(op: Callable[[float], int]) -> Function:
+def _rounding(mode: str) -> Function:
+    """ceil/floor/round: an Int from an Int, Decimal or numeric String; else Undefined."""
+
     @_arity(1)
     def fn(value: Any) -> Any:
         number = _number_arg(value)
-        if number is UNDEFINED:
+        if number is UNDEFINED or number is None:
             return UNDEFINED
         if type(number) is int:
             return number
-        return op(number) if math.isfinite(number) else UNDEFINED
+        return int(number.to_integral_value(rounding=mode))
 
     return fn
-
-
-def _round_half_up(number: float) -> int:
-    # "iot-sql-functions" round(): 0.5 rounds up in magnitude: round(-1.5) = -2.
-    return int(math.copysign(math.floor(abs(number) + 0.5), number))
 
 
 def _arith(left: Any, right: Any, op: Callable[[Any, Any], Any]) -> Any:
@@ -100,9 +109,13 @@ def _arith(left: Any, right: Any, op: Callable[[Any, Any], Any]) -> Any:
     if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
         return UNDEFINED
     try:
-        return normalize(op(a, b))
-    except (ZeroDivisionError, ValueError, OverflowError):
+        with decimal.localcontext(DECIMAL_CONTEXT):
+            result = op(a, b)
+    except (ZeroDivisionError, ArithmeticError, ValueError):
         return UNDEFINED
+    if type(result) is Decimal:
+        return normalize(make_decimal(result))
+    return result
 
 
 def java_mod(a: Any, b: Any) -> Any:
@@ -110,8 +123,10 @@ def java_mod(a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         if b == 0:
             raise ZeroDivisionError
-        return int(math.fmod(a, b)) if abs(a) < 2**52 else a - b * int(a / b)
-    return math.fmod(a, b)
+        remainder = abs(a) % abs(b)
+        return remainder if a >= 0 else -remainder
+    # Decimal's % keeps the dividend's sign, as Java's BigDecimal.remainder does.
+    return DECIMAL_CONTEXT.remainder(Decimal(a), Decimal(b))
 
 
 @_arity(2)
@@ -119,22 +134,51 @@ def mod(left: Any, right: Any) -> Any:
     return _arith(left, right, java_mod)
 
 
-@_arity(2)
-def power(left: Any, right: Any) -> Any:
-    return _arith(left, right, lambda a, b: math.pow(float(a), float(b)))
+def _double_op(op: Callable[[float, float], float]) -> Function:
+    """Two-argument math "rounded to double precision before function application"."""
+
+    @_arity(2)
+    def fn(left: Any, right: Any) -> Any:
+        a, b = _number_arg(left), _number_arg(right)
+        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+            return UNDEFINED
+        try:
+            return from_double(op(float(a), float(b)))
+        except (ValueError, OverflowError, ZeroDivisionError):
+            return UNDEFINED
+
+    return fn
 
 
 @_arity(2)
 def trunc(value: Any, places: Any) -> Any:
+    # "iot-sql-functions" trunc(): places below 0 become 0, above 34 become 34, a non-Int
+    # second argument is rounded down, and trailing zeroes are stripped from the result.
     number = _number_arg(value)
-    digits = to_int(places, cast=True) if is_number(places) or type(places) is str else UNDEFINED
-    if number is UNDEFINED or number is None or digits is UNDEFINED:
+    digits = (
+        to_int(places, cast=True) if type(places) is not bool and places is not None else UNDEFINED
+    )
+    if number is UNDEFINED or number is None or type(digits) is not int:
         return UNDEFINED
     if type(number) is int:
         return number
     digits = min(max(digits, 0), 34)
-    factor = 10**digits
-    return normalize(math.trunc(number * factor) / factor)
+    try:
+        cut = number.quantize(Decimal(1).scaleb(-digits), rounding=decimal.ROUND_DOWN)
+    except decimal.InvalidOperation:  # more digits than the 34 of precision: nothing to cut
+        cut = number
+    if cut == cut.to_integral_value():
+        cut = cut.quantize(Decimal(1))
+    else:
+        cut = cut.normalize()
+    return normalize(cut)
+
+
+def _sign(value: Any) -> Any:
+    number = _number_arg(value)
+    if number is UNDEFINED or number is None:
+        return UNDEFINED
+    return (number > 0) - (number < 0)
 
 
 def _string_fn(op: Callable[[str], Any]) -> Function:
@@ -221,6 +265,8 @@ def concat(*args: Any) -> Any:
             else:
                 result.append(arg)
         return result
+    if not any(type(a) is str for a in args):
+        return UNDEFINED  # the table lists no result without an Array or a String
     strings = _strings(*args)
     return UNDEFINED if strings is None else "".join(strings)
 
@@ -250,7 +296,12 @@ def is_undefined(value: Any) -> bool:
 
 @_arity(2)
 def nanvl(value: Any, fallback: Any) -> Any:
-    return fallback if type(value) is float and math.isnan(value) else value
+    # "iot-sql-functions" nanvl(): Undefined, Null and a NaN Decimal give the second argument.
+    if value is UNDEFINED or value is None:
+        return fallback
+    if (type(value) is Decimal and value.is_nan()) or (type(value) is float and math.isnan(value)):
+        return fallback
+    return value
 
 
 @_arity(1)
@@ -272,8 +323,8 @@ def decode(value: Any, scheme: Any) -> Any:
     except (binascii.Error, ValueError):
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        return parse_json(raw)
+    except (ValueError, RecursionError):
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -281,6 +332,8 @@ def decode(value: Any, scheme: Any) -> Any:
 
 
 def _hash(name: str) -> Function:
+    if name == "md2":  # OpenSSL 3 has no MD2: RFC 1319 in emulator.rules.md2
+        return _string_fn(lambda text: md2_hex(text.encode("utf-8")))
     return _string_fn(lambda text: hashlib.new(name, text.encode("utf-8")).hexdigest())
 
 
@@ -325,10 +378,17 @@ def regexp_substr(text: Any, pattern: Any) -> Any:
     return found.group(0) if found else ""
 
 
+def _bit_int(value: Any) -> Any:
+    # "iot-sql-functions" bitand(): non-Int numbers and numeric strings are rounded down.
+    if type(value) is bool or value is None:
+        return UNDEFINED
+    return to_int(value, cast=True)
+
+
 def _bitwise(op: Callable[[int, int], int]) -> Function:
     @_arity(2)
     def fn(left: Any, right: Any) -> Any:
-        a, b = to_int(left), to_int(right)
+        a, b = _bit_int(left), _bit_int(right)
         if type(a) is not int or type(b) is not int:
             return UNDEFINED
         return op(a, b)
@@ -338,76 +398,44 @@ def _bitwise(op: Callable[[int, int], int]) -> Function:
 
 @_arity(1)
 def bitnot(value: Any) -> Any:
-    number = to_int(value)
+    number = _bit_int(value)
     return ~number if type(number) is int else UNDEFINED
-
-
-# Joda-Time pattern letters -> strftime, for parse_time (the common subset).
-_JODA = [
-    ("yyyy", "%Y"),
-    ("yy", "%y"),
-    ("MMMM", "%B"),
-    ("MMM", "%b"),
-    ("MM", "%m"),
-    ("dd", "%d"),
-    ("HH", "%H"),
-    ("hh", "%I"),
-    ("mm", "%M"),
-    ("ss", "%S"),
-    ("SSS", "%f"),
-    ("EEEE", "%A"),
-    ("EEE", "%a"),
-    ("a", "%p"),
-    ("Z", "%z"),
-    ("z", "%Z"),
-    ("G", "AD"),
-]
-
-
-def _joda_format(pattern: str, moment: datetime) -> str:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "'":
-            end = pattern.find("'", i + 1)
-            end = len(pattern) if end < 0 else end
-            out.append(pattern[i + 1 : end] or "'")
-            i = end + 1
-            continue
-        for token, fmt in _JODA:
-            if pattern.startswith(token, i):
-                if token == "SSS":
-                    out.append(f"{moment.microsecond // 1000:03d}")
-                elif token == "G":
-                    out.append("AD")
-                else:
-                    out.append(moment.strftime(fmt))
-                i += len(token)
-                break
-        else:
-            if pattern[i] == "d":
-                out.append(str(moment.day))
-            elif pattern[i] == "M":
-                out.append(str(moment.month))
-            elif pattern[i] == "H":
-                out.append(str(moment.hour))
-            else:
-                out.append(pattern[i])
-            i += 1
-    return "".join(out)
 
 
 @_arity(2, 3)
 def parse_time(pattern: Any, millis: Any, zone: Any = "UTC") -> Any:
-    epoch_ms = to_int(millis)
+    # "iot-sql-functions" parse_time(String, Long[, String]): a Joda-Time pattern, epoch
+    # milliseconds and an optional time zone (default UTC).
+    epoch_ms = to_int(millis, cast=True) if is_number(millis) or type(millis) is str else None
     if type(pattern) is not str or type(epoch_ms) is not int or type(zone) is not str:
         return UNDEFINED
-    try:
-        tz = UTC if zone.upper() == "UTC" else ZoneInfo(zone)
-    except Exception:
+    return format_time(pattern, epoch_ms, zone)
+
+
+@_arity(2)
+def time_to_epoch(timestamp: Any, pattern: Any) -> Any:
+    # "iot-sql-functions" time_to_epoch(String, String): JDK 11 DateTimeFormatter patterns; a
+    # timestamp without a time zone is read as UTC.
+    if type(timestamp) is not str or type(pattern) is not str:
         return UNDEFINED
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=tz)
-    return _joda_format(pattern, moment)
+    return parse_epoch_ms(timestamp, pattern)
+
+
+# "iot-sql-functions" transform(): "The array returned by this function is limited to 128 KiB."
+TRANSFORM_LIMIT_BYTES = 128 * 1024
+
+
+@_arity(3)
+def transform(mode: Any, attributes: Any, array: Any) -> Any:
+    """transform('enrichArray', Object, Array of objects): each object plus the attributes."""
+    if mode != "enrichArray" or type(attributes) is not dict or type(array) is not list:
+        return UNDEFINED
+    if not all(type(item) is dict for item in array):
+        return UNDEFINED
+    result = [{**item, **attributes} for item in array]
+    if len(dumps(result).encode("utf-8")) > TRANSFORM_LIMIT_BYTES:
+        return UNDEFINED
+    return result
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -415,12 +443,12 @@ FUNCTIONS: dict[str, Function] = {
     "acos": _math1(math.acos),
     "asin": _math1(math.asin),
     "atan": _math1(math.atan),
-    "atan2": _arity(2)(lambda y, x: _arith(y, x, lambda a, b: math.atan2(a, b))),
+    "atan2": _double_op(math.atan2),
     "bitand": _bitwise(lambda a, b: a & b),
     "bitor": _bitwise(lambda a, b: a | b),
     "bitxor": _bitwise(lambda a, b: a ^ b),
     "bitnot": bitnot,
-    "ceil": _rounding(math.ceil),
+    "ceil": _rounding(decimal.ROUND_CEILING),
     "chr": chr_,
     "concat": concat,
     "cos": _math1(math.cos),
@@ -428,7 +456,7 @@ FUNCTIONS: dict[str, Function] = {
     "decode": decode,
     "endswith": endswith,
     "exp": _math1(math.exp),
-    "floor": _rounding(math.floor),
+    "floor": _rounding(decimal.ROUND_FLOOR),
     "get": get,
     "indexof": indexof,
     "isnull": is_null,
@@ -439,20 +467,23 @@ FUNCTIONS: dict[str, Function] = {
     "lower": _string_fn(str.lower),
     "lpad": _pad(left=True),
     "ltrim": _string_fn(lambda s: s.lstrip(" \t")),
+    "md2": _hash("md2"),
     "md5": _hash("md5"),
     "mod": mod,
     "nanvl": nanvl,
     "newuuid": _arity(0)(lambda: str(uuid.uuid4())),
     "numbytes": numbytes,
     "parse_time": parse_time,
-    "power": power,
+    "power": _double_op(math.pow),
     "rand": _arity(0)(random.random),
     "regexp_matches": regexp_matches,
     "regexp_replace": regexp_replace,
     "regexp_substr": regexp_substr,
     "remainder": mod,
     "replace": replace,
-    "round": _rounding(_round_half_up),
+    # round(): "If the Decimal is equidistant from two Int values ... rounded up", and the
+    # examples show round(-1.5) = -2: half away from zero.
+    "round": _rounding(decimal.ROUND_HALF_UP),
     "rpad": _pad(left=False),
     "rtrim": _string_fn(lambda s: s.rstrip(" \t")),
     "sha1": _hash("sha1"),
@@ -460,24 +491,27 @@ FUNCTIONS: dict[str, Function] = {
     "sha256": _hash("sha256"),
     "sha384": _hash("sha384"),
     "sha512": _hash("sha512"),
-    "sign": _math1(lambda x: (x > 0) - (x < 0)),
+    "sign": _arity(1)(_sign),
     "sin": _math1(math.sin),
     "sinh": _math1(math.sinh),
     "sqrt": _math1(math.sqrt),
     "startswith": startswith,
     "substring": substring,
+    "time_to_epoch": time_to_epoch,
+    "transform": transform,
     "tan": _math1(math.tan),
     "tanh": _math1(math.tanh),
     "trim": _string_fn(str.strip),
     "trunc": trunc,
     "upper": _string_fn(str.upper),
 }
-if "md2" in hashlib.algorithms_available:  # OpenSSL 3 usually has no MD2
-    FUNCTIONS["md2"] = _hash("md2")
 
 # Functions AWS documents that this emulator does not implement: refused at rule creation with
 # the reason, rather than evaluated to a silent Undefined.
-_CALLS_ANOTHER_SERVICE = "calls another AWS service, which this emulator does not do from SQL"
+_CALLS_ANOTHER_SERVICE = (
+    "calls another AWS service from SQL, which the local emulator does not support yet"
+)
+_NOT_YET = "is in the AWS IoT SQL reference but the local emulator does not support it yet"
 UNSUPPORTED_FUNCTIONS = {
     "aws_lambda": _CALLS_ANOTHER_SERVICE,
     "get_dynamodb": _CALLS_ANOTHER_SERVICE,
@@ -485,8 +519,9 @@ UNSUPPORTED_FUNCTIONS = {
     "get_thing_shadow": _CALLS_ANOTHER_SERVICE,
     "get_registry_data": _CALLS_ANOTHER_SERVICE,
     "machinelearning_predict": _CALLS_ANOTHER_SERVICE,
-    "decode": "is supported only with the 'base64' scheme here",
-    "transform": "is not implemented by this emulator",
-    "time_to_epoch": "is not implemented by this emulator (JDK time patterns)",
-    "md2": "is not available in this Python's OpenSSL",
+    "decode": "supports only the 'base64' scheme",
+    # In the reference, but their results are not documented precisely enough to reproduce.
+    "get_mqtt_property": _NOT_YET,
+    "get_or_default": _NOT_YET,
+    "sourceip": _NOT_YET,
 }

@@ -6,12 +6,16 @@ Undefined for Booleans, Null, Undefined and other types, and keep Int op Int an 
 
 from __future__ import annotations
 
-import math
+import decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from emulator.rules.values import (
+    DECIMAL_CONTEXT,
     UNDEFINED,
+    from_double,
+    make_decimal,
     normalize,
     to_boolean,
     to_decimal,
@@ -37,7 +41,7 @@ def divide(a: Any, b: Any) -> Any:
         # Int / Int is an Int (truncated toward zero, as Java's integer division).
         quotient = abs(a) // abs(b)
         return quotient if (a >= 0) == (b >= 0) else -quotient
-    return a / b
+    return DECIMAL_CONTEXT.divide(Decimal(a), Decimal(b))
 
 
 def arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -48,10 +52,13 @@ def arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
             return UNDEFINED
         try:
-            result = op(a, b)
-        except (ZeroDivisionError, OverflowError, ValueError):
+            with decimal.localcontext(DECIMAL_CONTEXT):
+                result = op(a, b)
+        except (ZeroDivisionError, ArithmeticError, ValueError):
             return UNDEFINED
-        return normalize(result) if type(result) is float else result
+        if type(result) is Decimal:
+            return normalize(make_decimal(result))
+        return result
 
     return arithmetic
 
@@ -67,7 +74,7 @@ def add(left: Any, right: Any) -> Any:
             return UNDEFINED
         return a + b
     kl, kr = type(left), type(right)
-    if (kl is int or kl is float) and (kr is int or kr is float):
+    if (kl is int or kl is Decimal) and (kr is int or kr is Decimal):
         return _numeric_add(left, right)
     return UNDEFINED
 
@@ -78,17 +85,20 @@ def cast(value: Any, target: str) -> Any:
     if target == "String":
         return to_string(value)
     if target == "Boolean":
-        if kind is int or kind is float:
+        if kind is int or kind is Decimal:
             return value != 0
         return to_boolean(value)
     if value is None or value is UNDEFINED or kind is list or kind is dict:
         return UNDEFINED
     if target == "Int":
         return to_int(value, cast=True)
-    # Decimal / Double
+    # Decimal / Double ("Cast to decimal": true = 1.0, false = 0.0; an Int keeps no decimal
+    # point). 2016-03-23 then processes whole numbers as Ints; 2015-10-08 keeps the Decimal.
     if kind is bool:
-        return 1 if value else 0
+        return normalize(Decimal("1.0") if value else Decimal("0.0"))
     number = to_decimal(value)
     if number is UNDEFINED:
         return UNDEFINED
-    return normalize(float(number)) if math.isfinite(float(number)) else UNDEFINED
+    if target == "Double":  # "Casts value to Decimal (with double precision)"
+        return from_double(float(number))
+    return normalize(make_decimal(number))

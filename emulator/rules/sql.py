@@ -1,4 +1,4 @@
-"""IoT SQL (version 2016-03-23): parse a topic rule's statement once, evaluate it per message.
+"""IoT SQL: parse a topic rule's statement once, evaluate it per message.
 
 `compile_sql(sql)` parses with sqlglot (a dialect with IoT's quoting: single- or double-quoted
 strings, back-quoted names) and turns the syntax tree into Python closures, so evaluating a
@@ -13,6 +13,14 @@ IoT specifics handled on top of ANSI SQL (AWS IoT developer guide, "iot-sql-refe
   ("iot-sql-json", "iot-sql-literals", "iot-sql-nested-queries");
 - operators with Undefined propagation and string/number coercions ("iot-sql-operators").
 
+SQL versions (https://docs.aws.amazon.com/iot/latest/developerguide/iot-rule-sql-version.html):
+2015-10-08 is what AWS uses when a rule names none; 2016-03-23 added nested object queries,
+literals, arrays as the top-level output, encode() and the functions documented as "Supported by
+SQL version 2016-03-23 and later", and processes whole-number Decimals as Ints. A 2015-10-08
+statement using any of those is refused at compile time; so is selecting nested fields or
+array elements there, which 2016-03-23 documents only as "fixes" without the old behaviour.
+`beta` is accepted, as AWS does, and evaluated as 2016-03-23 (its newest documented behaviour).
+
 Non-JSON payloads ("binary-payloads"): `SELECT *` yields the raw bytes and `encode(*, 'base64')`
 works; a field reference on a non-JSON payload is Undefined (so `WHERE device_type = 'x'` is
 simply false); listing `*` with other fields needs a JSON (or empty) payload, otherwise the
@@ -22,7 +30,6 @@ evaluation fails with `SqlEvaluationError`, which the rules engine reports as a 
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,17 +44,43 @@ from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
 from emulator.rules.operators import add, arithmetic, cast, comparison, divide
 from emulator.rules.topics import check_topic_filter, topic_matcher
 from emulator.rules.values import (
+    SQL_V1,
     UNDEFINED,
     dumps,
     equal,
+    make_decimal,
     normalize,
+    parse_json,
     to_boolean,
     to_decimal,
     to_int,
     to_string,
 )
 
-SUPPORTED_VERSIONS = ("2016-03-23",)
+V1 = "2015-10-08"
+V2 = "2016-03-23"
+SUPPORTED_VERSIONS = (V1, V2, "beta")
+# AWS's version when CreateTopicRule (or CloudFormation) gives none ("AWS::IoT::TopicRule
+# TopicRulePayload": AwsIotSqlVersion defaults to 2015-10-08).
+DEFAULT_VERSION = V1
+
+# Functions documented as "Supported by SQL version 2016-03-23 and later" ("iot-sql-functions").
+FUNCTIONS_SINCE_V2 = frozenset(
+    {
+        "decode",
+        "encode",
+        "get_dynamodb",
+        "get_thing_shadow",
+        "indexof",
+        "isundefined",
+        "length",
+        "numbytes",
+        "parse_time",
+        "time_to_epoch",
+        "transform",
+    }
+)
+_VERSION_PAGE = "https://docs.aws.amazon.com/iot/latest/developerguide/iot-rule-sql-version.html"
 NO_CLIENT_ID = "n/a"
 
 
@@ -86,11 +119,17 @@ class Result:
 
     value: Any = UNDEFINED
     raw: bytes | None = None
+    # SQL version 2015-10-08 prints whole-number Decimals as Decimals (10.0), not Ints.
+    keeps_decimals: bool = False
 
     def to_bytes(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        return dumps(self.value).encode("utf-8")
+        token = SQL_V1.set(self.keeps_decimals)
+        try:
+            return dumps(self.value).encode("utf-8")
+        finally:
+            SQL_V1.reset(token)
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,7 +164,7 @@ class _Env:
         doc = self._doc
         if doc is _UNPARSED:
             try:
-                doc = json.loads(self.payload) if self.payload else _NOT_JSON
+                doc = parse_json(self.payload) if self.payload else _NOT_JSON
             except (ValueError, UnicodeDecodeError, RecursionError):
                 # Nesting deeper than the parser's recursion limit (~1,000 levels) is handled
                 # like any payload that is not JSON, so the message still reaches the
@@ -166,33 +205,60 @@ class CompiledRule:
     def evaluate(self, payload: bytes, context: MessageContext) -> Result | None:
         """The rule's output for one message, or None when WHERE is not true."""
         env = _Env(payload, context, self.version)
-        if self._where is not None and not _is_true(self._where(env)):
-            return None
-        return self._select(env)
+        token = SQL_V1.set(self.version == V1)
+        try:
+            if self._where is not None and not _is_true(self._where(env)):
+                return None
+            result = self._select(env)
+        finally:
+            SQL_V1.reset(token)
+        if self.version != V1:
+            return result
+        if type(result.value) is list:
+            # "iot-rule-sql-version": outputting an array as the top-level object is new in
+            # 2016-03-23; what 2015-10-08 does instead is not documented, so the rule fails.
+            raise SqlEvaluationError(
+                "SQL version 2015-10-08 cannot output an Array as the top-level value "
+                f"(added in 2016-03-23, {_VERSION_PAGE}); set awsIotSqlVersion to 2016-03-23"
+            )
+        return Result(value=result.value, raw=result.raw, keeps_decimals=True)
 
     def expression(self, source: str) -> Callable[[bytes, MessageContext], Any]:
         """Compile a substitution-template expression (`${...}`) against this rule's version."""
-        evaluator = compile_expression(source)
-        return lambda payload, context: evaluator(_Env(payload, context, self.version))
+        evaluator = compile_expression(source, self.version)
+        version = self.version
+
+        def evaluate(payload: bytes, context: MessageContext) -> Any:
+            token = SQL_V1.set(version == V1)
+            try:
+                return evaluator(_Env(payload, context, version))
+            finally:
+                SQL_V1.reset(token)
+
+        return evaluate
 
 
 def _is_true(value: Any) -> bool:
     return value is True or (type(value) is str and value.lower() == "true")
 
 
-def compile_sql(sql: str, version: str = "2016-03-23") -> CompiledRule:
-    """Parse and check a rule's statement; raise `SqlError` with the position of the problem."""
+def compile_sql(sql: str, version: str = V2) -> CompiledRule:
+    """Parse and check a rule's statement; raise `SqlError` with the position of the problem.
+
+    `version` defaults to 2016-03-23 for callers in this package; CreateTopicRule and
+    CloudFormation pass `DEFAULT_VERSION` (2015-10-08) when the rule names none, as AWS does.
+    """
     if version not in SUPPORTED_VERSIONS:
         raise SqlError(
-            f"SQL version {version!r} is not supported by this emulator "
-            f"(supported: {', '.join(SUPPORTED_VERSIONS)})"
+            f"Unknown awsIotSqlVersion {version!r}; AWS IoT supports "
+            f"{', '.join(SUPPORTED_VERSIONS)} ({_VERSION_PAGE})"
         )
     if not sql or not sql.strip():
         raise SqlError("The SQL statement is empty")
     select = _parse(sql)
     if not isinstance(select, exp.Select):
         raise _error_at(sql, select, "Expected a SELECT statement")
-    compiler = _Compiler(sql)
+    compiler = _Compiler(sql, version)
     from_ = select.args.get("from_")
     if from_ is None:
         raise _error_at(sql, select, "Expected FROM with a topic filter in single quotes")
@@ -208,7 +274,7 @@ def compile_sql(sql: str, version: str = "2016-03-23") -> CompiledRule:
     )
 
 
-def compile_expression(source: str) -> Evaluator:
+def compile_expression(source: str, version: str = V2) -> Evaluator:
     """An IoT SQL expression (substitution template body) as an evaluator."""
     wrapper = f"SELECT {source} FROM 'x'"
     try:
@@ -217,10 +283,10 @@ def compile_expression(source: str) -> Evaluator:
         raise SqlError(f"Invalid substitution template ${{{source}}}: {error.reason}") from None
     if not isinstance(select, exp.Select) or len(select.expressions) != 1:
         raise SqlError(f"Invalid substitution template ${{{source}}}")
-    return _Compiler(wrapper).expr(select.expressions[0])
+    return _Compiler(wrapper, version).expr(select.expressions[0])
 
 
-def validate_sql(sql: str, version: str = "2016-03-23") -> None:
+def validate_sql(sql: str, version: str = V2) -> None:
     """Raise `SqlError` if the engine cannot run `sql` (CreateTopicRule, CloudFormation)."""
     compile_sql(sql, version)
 
@@ -341,10 +407,12 @@ _CAST_TYPES = {
     exp.DataType.Type.NVARCHAR: "String",
     exp.DataType.Type.NCHAR: "String",
     exp.DataType.Type.INT: "Int",
-    exp.DataType.Type.DOUBLE: "Decimal",
+    exp.DataType.Type.DOUBLE: "Double",
     exp.DataType.Type.DECIMAL: "Decimal",
     exp.DataType.Type.BOOLEAN: "Boolean",
 }
+# "iot-sql-functions" cast(): Decimal, Bool and Boolean are keywords of 2016-03-23 only.
+_CAST_TARGETS_SINCE_V2 = ("Decimal", "Boolean")
 
 _SELECT_CLAUSES_REFUSED = {
     "joins": "JOIN",
@@ -363,11 +431,21 @@ _SELECT_CLAUSES_REFUSED = {
 
 
 class _Compiler:
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, version: str = V2) -> None:
         self.sql = sql
+        self.version = version
 
     def error(self, node: exp.Expression, message: str) -> SqlError:
         return _error_at(self.sql, node, message)
+
+    def needs_v2(self, node: exp.Expression, what: str) -> None:
+        """Refuse, in a 2015-10-08 statement, what only 2016-03-23 documents."""
+        if self.version == V1:
+            raise self.error(
+                node,
+                f"{what} requires SQL version 2016-03-23 (the rule uses 2015-10-08, AWS's "
+                f"default when awsIotSqlVersion is omitted; {_VERSION_PAGE})",
+            )
 
     # FROM --------------------------------------------------------------------------------
     def topic_filter(self, from_: exp.From) -> str:
@@ -484,9 +562,12 @@ class _Compiler:
             return lambda env: text
         raw = node.this
         if any(c in raw for c in ".eE"):
-            value: Any = normalize(float(raw))
-        else:
-            value = int(raw)
+            decimal_value = make_decimal(raw)
+            if decimal_value is UNDEFINED:
+                raise self.error(node, "This number is outside the Decimal range (1E-999..1E999)")
+            # 2016-03-23 processes a whole-number Decimal literal as an Int; 2015-10-08 keeps it.
+            return lambda env: normalize(decimal_value)
+        value: Any = int(raw)
         return lambda env: value
 
     def _x_Boolean(self, node: exp.Boolean) -> Evaluator:
@@ -503,6 +584,8 @@ class _Compiler:
         names = [part.name for part in node.parts]
         if not names or any(isinstance(p, exp.Star) for p in node.parts):
             raise self.error(node, "'x.*' is not supported by AWS IoT SQL")
+        if len(names) > 1:
+            self.needs_v2(node, "Selecting a nested field (a.b)")
         first, rest = names[0], tuple(names[1:])
 
         def column(env: _Env) -> Any:
@@ -519,6 +602,7 @@ class _Compiler:
         return column
 
     def _x_Dot(self, node: exp.Dot) -> Evaluator:
+        self.needs_v2(node, "Selecting a nested field (a.b)")
         inner = self.expr(node.this)
         if not isinstance(node.expression, exp.Identifier):
             raise self.error(node, "Expected a field name after '.'")
@@ -531,6 +615,7 @@ class _Compiler:
         return dot
 
     def _x_Bracket(self, node: exp.Bracket) -> Evaluator:
+        self.needs_v2(node, "Selecting an array element (a[0])")
         inner = self.expr(node.this)
         if len(node.expressions) != 1:
             raise self.error(node, "An array index takes one expression")
@@ -550,10 +635,13 @@ class _Compiler:
         return bracket
 
     def _x_Array(self, node: exp.Array) -> Evaluator:
+        # "iot-sql-literals": "Literals are available only when using SQL version 2016-03-23".
+        self.needs_v2(node, "An array literal")
         items = [self.expr(e) for e in node.expressions]
         return lambda env: [v for v in (item(env) for item in items) if v is not UNDEFINED]
 
     def _x_Struct(self, node: exp.Struct) -> Evaluator:
+        self.needs_v2(node, "An object literal")
         members: list[tuple[str, Evaluator]] = []
         for member in node.expressions:
             if not isinstance(member, exp.PropertyEQ):
@@ -572,6 +660,8 @@ class _Compiler:
         return struct
 
     def _x_Subquery(self, node: exp.Subquery) -> Evaluator:
+        # "iot-sql-nested-queries": "Supported by SQL version 2016-03-23 and later".
+        self.needs_v2(node, "A nested query")
         select = node.this
         if not isinstance(select, exp.Select):
             raise self.error(node, "A nested query must be a SELECT")
@@ -587,6 +677,13 @@ class _Compiler:
 
         def nested(env: _Env) -> Any:
             array = source(env)
+            if type(array) is dict:
+                # "iot-sql-functions" transform() example 3: `(select a, b from data2)` over an
+                # object gives one object, `(select value c from data2)` its member c.
+                inner = env.nested(array)
+                if where is not None and not _is_true(where(inner)):
+                    return UNDEFINED
+                return projection(inner)
             if type(array) is not list:
                 return UNDEFINED
             out = []
@@ -753,6 +850,8 @@ class _Compiler:
                 node,
                 f"cast to {to.sql()} is not supported; use String, Int, Decimal, Double or Boolean",
             )
+        if target in _CAST_TARGETS_SINCE_V2:
+            self.needs_v2(node, f"cast(... as {to.sql()})")
         inner = self.expr(node.this)
         return lambda env: cast(inner(env), target)
 
@@ -762,6 +861,8 @@ class _Compiler:
         contextual = getattr(self, f"_f_{name}", None)
         if contextual is not None:
             return contextual(node, args)
+        if name in FUNCTIONS_SINCE_V2:
+            self.needs_v2(node, f"Function {node.name}()")
         fn = FUNCTIONS.get(name)
         if fn is None:
             reason = UNSUPPORTED_FUNCTIONS.get(name, "is not a known AWS IoT SQL function")
@@ -831,21 +932,34 @@ class _Compiler:
     def _f_newuuid(self, node: exp.Anonymous, args: list) -> Evaluator:
         return self._no_args(node, args, lambda env: str(uuid.uuid4()))
 
-    def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+    def _f_get_user_properties(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # The values of the message's MQTT 5 user properties with that key, as an Array (a key
+        # may repeat), used as get(get_user_properties('partnerId'), 0) in AWS's examples
+        # (https://aws.amazon.com/blogs/iot/ "dynamic routing with MQTT 5 user properties").
         if len(args) != 1:
-            raise self.error(node, "get_user_property() takes one argument, the property key")
+            raise self.error(
+                node,
+                "get_user_properties() is supported here with one argument, the property key "
+                "(the local emulator does not support the form without a key yet)",
+            )
         key = self.expr(args[0])
 
-        def user_property(env: _Env) -> Any:
+        def user_properties(env: _Env) -> Any:
             wanted = key(env)
-            for name, value in env.context.user_properties:
-                if name == wanted:
-                    return value
-            return UNDEFINED
+            values = [value for name, value in env.context.user_properties if name == wanted]
+            return values if values else UNDEFINED
 
-        return user_property
+        return user_properties
+
+    def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+        raise self.error(
+            node,
+            "get_user_property() is not an AWS IoT SQL function; use "
+            "get(get_user_properties('key'), 0)",
+        )
 
     def _f_encode(self, node: exp.Anonymous, args: list) -> Evaluator:
+        self.needs_v2(node, "Function encode()")
         if len(args) != 2:
             raise self.error(node, "encode() takes two arguments: a value (or *) and 'base64'")
         scheme = args[1]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from emulator.rules.sql import MessageContext, SqlError, _Env, compile_expression
-from emulator.rules.values import UNDEFINED, to_string
+from emulator.rules.sql import V1, V2, MessageContext, SqlError, _Env, compile_expression
+from emulator.rules.values import SQL_V1, UNDEFINED, to_string
 
 Template = Callable[[bytes, MessageContext], str]
 
@@ -47,12 +47,12 @@ def _split(template: str) -> list[str | tuple[str]]:
 
 
 @lru_cache(maxsize=4096)
-def compile_template(template: str, version: str = "2016-03-23") -> Template:
+def compile_template(template: str, version: str = V2) -> Template:
     """A function (payload, context) -> str; raises SqlError for an invalid expression."""
     parts: list[Any] = []
     for piece in _split(template):
         if isinstance(piece, tuple):
-            parts.append(compile_expression(piece[0]))
+            parts.append(compile_expression(piece[0], version))
         else:
             parts.append(piece)
     if len(parts) == 1 and isinstance(parts[0], str):
@@ -62,12 +62,16 @@ def compile_template(template: str, version: str = "2016-03-23") -> Template:
     def render(payload: bytes, context: MessageContext) -> str:
         env = _Env(payload, context, version)
         out = []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = to_string(part(env))
-            out.append("" if value is UNDEFINED else value)
+        token = SQL_V1.set(version == V1)
+        try:
+            for part in parts:
+                if isinstance(part, str):
+                    out.append(part)
+                    continue
+                value = to_string(part(env))
+                out.append("" if value is UNDEFINED else value)
+        finally:
+            SQL_V1.reset(token)
         return "".join(out)
 
     return render

@@ -19,6 +19,17 @@ from emulator.rules.topics import topic_matcher
         ("SELECT a || b AS c FROM 'a'", "'||'", 1, 8),
         ("SELECT DISTINCT a FROM 'a'", "DISTINCT", 1, 8),
         ("SELECT aws_lambda('arn', *) FROM 'a'", "calls another AWS service", 1, 8),
+        # iot-sql-functions: functions that call other services are refused, named
+        ("SELECT get_dynamodb('t', 'k', 'v', 'arn') AS d FROM 'a'", "get_dynamodb()", 1, 8),
+        ("SELECT get_secret('s', 'SecretString', 'k', 'r') AS s FROM 'a'", "get_secret()", 1, 8),
+        ("SELECT get_thing_shadow('t', 'r') AS s FROM 'a'", "does not support yet", 1, 8),
+        ("SELECT get_registry_data('DescribeThing', 't', 'r') AS r FROM 'a'", "yet", 1, 8),
+        ("SELECT machinelearning_predict('m', 'r', *) AS p FROM 'a'", "yet", 1, 8),
+        ("SELECT sourceip() AS ip FROM 'a'", "does not support it yet", 1, 8),
+        ("SELECT get_or_default(a, 1) AS v FROM 'a'", "does not support it yet", 1, 8),
+        ("SELECT get_mqtt_property('content_type') AS c FROM 'a'", "not support it yet", 1, 8),
+        ("SELECT get_user_property('k') AS k FROM 'a'", "get_user_properties('key')", 1, 8),
+        ("SELECT decode(a, 'proto') AS d FROM 'a'", "only the 'base64' scheme", 1, 8),
         ("SELECT a FROM 'a' WHERE", "Incomplete", 1, 23),
         ("SELECT encode(a, 'hex') AS e FROM 'a'", "only the 'base64'", 1, 8),
         # iot-sql-reference: comments are not supported
@@ -35,8 +46,9 @@ def test_unsupported_sql_is_refused_with_its_position(sql, reason, line, column)
 
 
 def test_unknown_sql_version_is_refused():
-    with pytest.raises(SqlError, match="2015-10-08"):
-        compile_sql("SELECT * FROM 'a'", version="2015-10-08")
+    # iot-rule-sql-version: AWS knows 2016-03-23, 2015-10-08 and beta only
+    with pytest.raises(SqlError, match="2015-10-08, 2016-03-23, beta"):
+        compile_sql("SELECT * FROM 'a'", version="2017-01-01")
 
 
 @pytest.mark.parametrize(

@@ -371,14 +371,14 @@ def test_basic_ingest_topic_reaches_only_the_named_rule(rules, aws, unique, role
     assert stored == {"v": 3, "t": "plant/line", "first": "plant"}
 
 
-def test_get_user_property_reads_iot_data_user_properties(rules, aws, unique, role_arn):
+def test_get_user_properties_reads_iot_data_user_properties(rules, aws, unique, role_arn):
     s3 = aws("s3")
     bucket = f"rules-props-{unique}"
     s3.create_bucket(Bucket=bucket)
     _rule(
         aws("iot"),
         f"props_{unique}",
-        f"SELECT get_user_property('site') AS site FROM 'props/{unique}'",
+        f"SELECT get(get_user_properties('site'), 0) AS site FROM 'props/{unique}'",
         [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
     )
     aws("iot-data").publish(
