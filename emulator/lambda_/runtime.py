@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -202,6 +203,7 @@ class LambdaRuntime:
     def _resolve(
         self, account_id: str, region: str, function: str, qualifier: str | None
     ) -> tuple[LambdaFunction, str]:
+        function = _full_arn(function, account_id, region)
         try:
             fn = lambda_backends[account_id][region].get_function(function, qualifier)
         except JsonRESTError as exc:
@@ -424,6 +426,15 @@ def _max_retry_attempts(fn: LambdaFunction) -> int:
         if value is not None:
             return int(value)
     return DEFAULT_ASYNC_RETRIES
+
+
+def _full_arn(function: str, account_id: str, region: str) -> str:
+    """A partial ARN ("123456789012:function:f", "function:f", "123456789012:f", each with an
+    optional qualifier) as the full ARN, which moto resolves; names and ARNs are unchanged."""
+    match = re.fullmatch(r"(?:(\d{12}):)?(function:)?([a-zA-Z0-9_-]+(?::[^:]+)?)", function)
+    if function.startswith("arn:") or match is None or not (match[1] or match[2]):
+        return function
+    return f"arn:aws:lambda:{region}:{match[1] or account_id}:function:{match[3]}"
 
 
 def _version_of(fn: LambdaFunction) -> str:
