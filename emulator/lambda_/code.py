@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 # Lambda's unzipped limit, in the bytes its error message names.
@@ -62,8 +63,11 @@ def _open(code_bytes: bytes) -> zipfile.ZipFile:
         ) from exc
 
 
-def check_package(code_bytes: bytes) -> None:
-    """Refuse a package Lambda would refuse, from its central directory alone (no extraction)."""
+def check_package(code_bytes: bytes, inflate: bool = True) -> None:
+    """Refuse a package Lambda would refuse: from its central directory (declared sizes, entry
+    paths), then, with `inflate`, by decompressing every member into nothing, counting the
+    bytes, so that corrupt data or a header that lies about a size is refused at upload, as
+    Lambda (which unzips the package) does, rather than at the first invocation."""
     with _open(code_bytes) as archive:
         entries = archive.infolist()
         if len(entries) > MAX_ENTRIES:
@@ -82,6 +86,33 @@ def check_package(code_bytes: bytes) -> None:
             total += info.file_size
             if total >= MAX_UNZIPPED_BYTES:
                 raise _too_large()
+        if inflate:
+            _inflate_all(archive)
+
+
+def _inflate_all(archive: zipfile.ZipFile) -> None:
+    inflated = 0
+    try:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            with archive.open(info) as source:
+                while chunk := source.read(_CHUNK):
+                    inflated += len(chunk)
+                    if inflated >= MAX_UNZIPPED_BYTES:
+                        raise _too_large()
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        OSError,
+        zlib.error,
+        EOFError,
+    ) as exc:
+        # zipfile stops at the declared size and then finds the CRC wrong: a lying header.
+        raise DeploymentPackageError(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from exc
 
 
 def _extract(archive: zipfile.ZipFile, staging: Path) -> None:
@@ -133,7 +164,7 @@ def extract_package(
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
         try:
-            check_package(code_bytes)
+            check_package(code_bytes, inflate=False)  # _extract counts what it writes
             with _open(code_bytes) as archive:
                 _extract(archive, staging)
             # mkdtemp made it 0700 and the umask may be strict: workers may run as another uid.
@@ -141,7 +172,7 @@ def extract_package(
                 os.chmod(path, 0o755)
             os.chmod(target.parent, 0o755)
             staging.rename(target)  # atomic: a half-extracted package is never seen
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, zlib.error) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise DeploymentPackageError(
                 f"the deployment package of {function_name} is not a valid .zip file: {exc}"
