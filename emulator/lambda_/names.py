@@ -121,12 +121,15 @@ def check_function_name(request: AwsRequest) -> AwsResponse | None:
     if value is None:
         return None
     problems = constraint_errors(value, member)
-    if not problems and request.operation == "CreateFunction":
-        name = name_part(value)
-        if len(name) > MAX_NAME_LENGTH:
-            problems.append(f"Member must have length less than or equal to {MAX_NAME_LENGTH}")
     if problems:
         return json_error("ValidationException", validation_message(value, member.label, problems))
+    if request.operation == "CreateFunction" and len(name_part(value)) > MAX_NAME_LENGTH:
+        # The model's 140 is for ARNs; Lambda checks the name itself and answers this one
+        # with InvalidParameterValueException, in the validation wording.
+        problem = f"Member must have length less than or equal to {MAX_NAME_LENGTH}"
+        return json_error(
+            "InvalidParameterValueException", validation_message(value, member.label, [problem])
+        )
     return None
 
 

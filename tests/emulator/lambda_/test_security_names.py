@@ -51,8 +51,11 @@ def test_function_name_lengths(aws, lambda_role, app_package, unique):
         _create(aws, lambda_role, too_long, app_package())
 
     # Then only the 64-character name is accepted (the API allows 64 for a bare name)
-    assert raised.value.response["Error"]["Code"] == "ValidationException"
-    assert "Member must have length less than or equal to 64" in str(raised.value)
+    assert raised.value.response["Error"] == {
+        "Code": "InvalidParameterValueException",
+        "Message": f"1 validation error detected: Value '{too_long}' at 'functionName' failed "
+        "to satisfy constraint: Member must have length less than or equal to 64",
+    }
     assert aws("lambda").get_function(FunctionName=ok)["Configuration"]["FunctionName"] == ok
 
 

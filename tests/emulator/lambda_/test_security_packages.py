@@ -157,3 +157,27 @@ def test_a_normal_package_still_deploys(aws, deploy):
     name = deploy("app.echo")
     response = aws("lambda").invoke(FunctionName=name, Payload=b"{}")
     assert response["Payload"].read() == b'{"echo": {}}'
+
+
+def test_zip_bomb_from_s3_is_refused(aws, lambda_role, unique):
+    # Given a package in S3 that unzips to more than 250 MB
+    bucket = f"code-{unique}"
+    aws("s3").create_bucket(Bucket=bucket)
+    aws("s3").put_object(Bucket=bucket, Key="bomb.zip", Body=_bomb(UNZIPPED_LIMIT + (1 << 20)))
+
+    # When a function is created from that object
+    with pytest.raises(ClientError) as raised:
+        aws("lambda").create_function(
+            FunctionName=f"s3bomb-{unique}",
+            Runtime="python3.11",
+            Role=lambda_role,
+            Handler="app.echo",
+            Code={"S3Bucket": bucket, "S3Key": "bomb.zip"},
+        )
+
+    # Then it is refused as a direct upload would be
+    assert _error(raised) == (
+        "InvalidParameterValueException",
+        f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes",
+        400,
+    )
