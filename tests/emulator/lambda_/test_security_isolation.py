@@ -7,18 +7,33 @@ root (what CI runs as); as another user the limits are those of `emulator.lambda
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import boto3
 import pytest
 
 from emulator import process
+from emulator.lambda_ import isolation
 from emulator.process import free_port
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="workers change uid only under root")
+
+
+@pytest.fixture
+def isolated(lambdas):
+    """Skip where the machine cannot give workers a uid of their own (the reason is shown)."""
+    mode = lambdas.isolation()
+    if not mode["separate_uid"]:
+        pytest.skip(f"workers are not isolated here: {mode['limit']}")
+    return mode
+
 
 PROBE_SOURCE = r'''
 import os
@@ -91,9 +106,6 @@ def _deploy(client, role: str, name: str, handler: str, package: bytes, timeout:
 
 @pytest.fixture
 def probe_package():
-    import io
-    import zipfile
-
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("probe.py", PROBE_SOURCE)
@@ -101,7 +113,9 @@ def probe_package():
 
 
 @needs_root
-def test_handler_finds_no_emulator_secret_in_its_ancestors(tmp_path, monkeypatch, probe_package):
+def test_handler_finds_no_emulator_secret_in_its_ancestors(
+    tmp_path, monkeypatch, probe_package, isolated
+):
     # Given an emulator process started with a secret in its environment
     secret = f"emulator-secret-{os.urandom(8).hex()}"
     monkeypatch.setenv("EMULATOR_TEST_SECRET", secret)
@@ -129,7 +143,9 @@ def test_handler_finds_no_emulator_secret_in_its_ancestors(tmp_path, monkeypatch
 
 
 @needs_root
-def test_handler_cannot_read_the_ca_key(aws, lambda_role, lambdas, emulator, unique, probe_package):
+def test_handler_cannot_read_the_ca_key(
+    aws, lambda_role, lambdas, emulator, unique, probe_package, isolated
+):
     # Given the root CA's private key in the emulator's data directory
     key = Path(emulator.info()["root_ca_path"]).with_name("root-ca.key")
     assert key.read_bytes().startswith(b"-----BEGIN")
@@ -167,3 +183,22 @@ def test_double_forked_setsid_child_dies_at_the_timeout(
         assert not _alive(escaped)
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def test_marked_processes_are_swept(tmp_path):
+    # Given a process that left its parent's session but carries a worker's marker (what the
+    # sweep relies on when workers cannot have a uid of their own)
+    token = os.urandom(8).hex()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        env={isolation.MARKER: token},
+        start_new_session=True,
+    )
+    try:
+        # When the sweep for that marker runs
+        isolation.kill_marked(token)
+
+        # Then the process is killed
+        assert child.wait(timeout=5) == -9
+    finally:
+        child.kill()
