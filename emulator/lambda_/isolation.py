@@ -151,41 +151,28 @@ def drop_privileges(uid: int | None) -> dict:
 
 def kill_uid(python: str, uid: int) -> None:
     """SIGKILL every process running under `uid`: `kill(-1)` from a process with that uid
-    reaches all of them at once, wherever they moved (new session, reparented to init)."""
-    for _ in range(3):
-        try:
-            subprocess.run(
-                [python, "-S", "-I", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
-                env={},
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=10,
-                **drop_privileges(uid),
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("could not sweep the processes of worker uid %d: %s", uid, exc)
-            return
-        if not _uid_busy_process(uid):
-            return
-
-
-def _uid_busy_process(uid: int) -> bool:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                status = Path(entry.path, "status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("Uid:"):
-                    if int(line.split()[1]) == uid:
-                        state = next((s for s in status.splitlines() if s.startswith("State:")), "")
-                        if "Z" not in state:  # a zombie is dead, only not reaped yet
-                            return True
-                    break
-    return False
+    reaches all of them at once, wherever they moved (new session, reparented to init). The
+    kernel signals them under the task list lock and a fork in flight fails with the parent's
+    fatal signal pending, so one call leaves none behind."""
+    kill = next((p for p in ("/usr/bin/kill", "/bin/kill") if os.access(p, os.X_OK)), None)
+    command = (
+        [kill, "-9", "-1"]
+        if kill
+        else [python, "-S", "-I", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"]
+    )
+    try:
+        subprocess.run(
+            command,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            **drop_privileges(uid),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("could not sweep the processes of worker uid %d: %s", uid, exc)
 
 
 def kill_marked(token: str) -> None:
