@@ -15,8 +15,8 @@ supplementary groups and a 077 umask:
 
 When the emulator is not root it cannot change uid: workers then run as the emulator's own user,
 can read what that user can, and only the worker's process group (plus a sweep of the processes
-carrying the worker's marker in their environment) is killed at a timeout. That limit is stated
-in `status()` and logged once.
+carrying the worker's marker in their environment) is killed at a timeout. That limit is logged
+once and shown by `LambdaRuntime.isolation()`.
 """
 
 from __future__ import annotations
