@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from emulator.firehose import buffering, keys, processor
+from emulator.firehose import buffering, keys, names, processor
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
 from emulator.firehose.s3 import DeliveryError, S3Writer, encode
@@ -185,6 +185,7 @@ class FirehoseService:
         self.invoke = self._invoke_lambda
         emulator.firehose = self
         gateway = emulator.gateway
+        names.register(gateway)  # before the handlers below: a bad name is refused first
         gateway.on("firehose", "PutRecord", self._handle_put_record)
         gateway.on("firehose", "PutRecordBatch", self._handle_put_record_batch)
         gateway.after("firehose", "DeleteDeliveryStream", self._after_delete)
@@ -207,7 +208,11 @@ class FirehoseService:
         self._stopping.clear()
         for path in sorted(self._root.glob("*/*/*.spool")):
             account_id, region, name = path.parent.parent.name, path.parent.name, path.stem
-            stream = self._stream(account_id, region, name)
+            try:
+                stream = self._stream(account_id, region, name)
+            except FirehoseError as exc:
+                log.warning("Firehose: spool %s ignored: %s", path, exc.message)
+                continue
             if stream.records:
                 log.info("Firehose %s: recovered %d spooled records", name, len(stream.records))
 
@@ -451,7 +456,10 @@ class FirehoseService:
         with self._lock:
             stream = self._streams.get(key)
             if stream is None:
-                path = self._root / account_id / region / f"{name}.spool"
+                try:
+                    path = names.spool_path(self._root, account_id, region, name)
+                except names.UnsafeName as exc:
+                    raise FirehoseError("InvalidArgumentException", str(exc)) from exc
                 stream = _Stream(account_id, region, name, Spool(path))
                 self._streams[key] = stream
                 stream.thread = threading.Thread(

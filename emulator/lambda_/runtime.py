@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.core.exceptions import JsonRESTError
 
+from emulator.lambda_ import isolation
 from emulator.lambda_.answers import (
     INVOCATION_TYPES,
     LambdaError,
@@ -30,10 +35,10 @@ from emulator.lambda_.answers import (
     trace_id,
     validated_payload,
 )
-from emulator.lambda_.code import DeploymentPackageError, extract_package
+from emulator.lambda_.code import DeploymentPackageError, extract_package, remove_tree
 from emulator.lambda_.logs import CloudWatchLogWriter, LogBatch
 from emulator.lambda_.runtime_api import Invocation
-from emulator.lambda_.worker import Worker, WorkerSpec
+from emulator.lambda_.worker import SITE_PACKAGES, Worker, WorkerSpec
 
 if TYPE_CHECKING:
     from emulator.server import Emulator
@@ -80,9 +85,12 @@ class LambdaRuntime:
         self._stopping = threading.Event()
         # Waits before the retries of a failed Event invocation; tests may shorten them.
         self.async_retry_delays_s: tuple[float, ...] = ASYNC_RETRY_DELAYS_S
+        self._task_root: Path | None = None
         emulator.lambdas = self
+        from emulator.lambda_ import names
         from emulator.lambda_.api import register
 
+        names.register(emulator.gateway)
         register(emulator.gateway, self)
 
     # Public interface ---------------------------------------------------------------------
@@ -169,11 +177,33 @@ class LambdaRuntime:
             worker.kill()
         self._logs.flush(timeout=5)
         self._logs.close()
+        if self._task_root is not None:
+            remove_tree(self._task_root)
+            self._task_root = None
+
+    def isolation(self) -> dict[str, object]:
+        """How workers are kept from the emulator's secrets on this machine (diagnostics)."""
+        mode = isolation.detect(SITE_PACKAGES)
+        return {"separate_uid": mode.separate_uid, "python": mode.python, "limit": mode.reason}
+
+    def _code_root(self) -> Path:
+        """Where packages are extracted: under the data directory, unless workers run under
+        another uid: they cannot enter the 0700 data directory (nor should they, it holds the
+        CA key), so their code goes to a 0711 directory of its own, removed at stop."""
+        if not isolation.detect(SITE_PACKAGES).separate_uid:
+            return Path(self._emulator.data_dir) / "lambda"
+        with self._cond:
+            if self._task_root is None:
+                root = Path(tempfile.mkdtemp(prefix="iot-emulator-task-"))
+                os.chmod(root, 0o711)  # enter a known path, list nothing
+                self._task_root = root
+            return self._task_root
 
     # Resolution ---------------------------------------------------------------------------
     def _resolve(
         self, account_id: str, region: str, function: str, qualifier: str | None
     ) -> tuple[LambdaFunction, str]:
+        function = _full_arn(function, account_id, region)
         try:
             fn = lambda_backends[account_id][region].get_function(function, qualifier)
         except JsonRESTError as exc:
@@ -216,7 +246,7 @@ class LambdaRuntime:
             )
         try:
             code_dir, sha256 = extract_package(
-                self._emulator.data_dir,
+                self._code_root(),
                 fn.function_name,
                 fn.code_bytes,
                 getattr(fn, "code_digest", None),
@@ -396,6 +426,15 @@ def _max_retry_attempts(fn: LambdaFunction) -> int:
         if value is not None:
             return int(value)
     return DEFAULT_ASYNC_RETRIES
+
+
+def _full_arn(function: str, account_id: str, region: str) -> str:
+    """A partial ARN ("123456789012:function:f", "function:f", "123456789012:f", each with an
+    optional qualifier) as the full ARN, which moto resolves; names and ARNs are unchanged."""
+    match = re.fullmatch(r"(?:(\d{12}):)?(function:)?([a-zA-Z0-9_-]+(?::[^:]+)?)", function)
+    if function.startswith("arn:") or match is None or not (match[1] or match[2]):
+        return function
+    return f"arn:aws:lambda:{region}:{match[1] or account_id}:function:{match[3]}"
 
 
 def _version_of(fn: LambdaFunction) -> str:

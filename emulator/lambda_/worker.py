@@ -1,18 +1,19 @@
 """One Lambda execution environment: a `python -m awslambdaric <handler>` process in its own
-process group, its Runtime API server, and the capture of everything it prints.
+process group (and, when the emulator is root, under a uid of its own: `isolation`), its Runtime
+API server, and the capture of everything it prints.
 
 The worker runs one invocation at a time, as an execution environment does. It never enforces
 anything by itself: `run()` waits for the outcome up to the deadline the caller gives, and on a
-timeout the whole process group is killed, so the next invocation cold-starts.
+timeout every process of the environment is killed, so the next invocation cold-starts.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import signal
 import subprocess
-import sys
 import sysconfig
 import threading
 import time
@@ -20,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.lambda_ import isolation
 from emulator.lambda_.runtime_api import Invocation, RuntimeApiServer
 
 # Lambda gives the init phase 10 s before it gives up on an on-demand environment
@@ -30,7 +32,7 @@ INIT_TIMEOUT_S = 10.0
 # How often a running invocation's memory is compared with the function's MemorySize.
 MEMORY_POLL_S = 0.05
 
-_SITE_PACKAGES = sysconfig.get_paths()["purelib"]
+SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
 
 @dataclass(frozen=True)
@@ -70,15 +72,28 @@ class Worker:
         self.init_duration_ms: float | None = None
         self.init_output = ""
         self._peak_mb = 0
-        self.process = subprocess.Popen(
-            [sys.executable, "-S", "-m", "awslambdaric", spec.handler],
-            cwd=spec.code_dir,
-            env=self._environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a timeout kills everything it spawned
-        )
+        self._kill_lock = threading.Lock()
+        self._swept = False
+        self._isolation = isolation.detect(SITE_PACKAGES)
+        self.uid = isolation.allocate_uid() if self._isolation.separate_uid else None
+        # Marks this environment's processes when it has no uid of its own.
+        self._token = secrets.token_hex(16)
+        try:
+            self.process = subprocess.Popen(
+                [self._isolation.python, "-S", "-m", "awslambdaric", spec.handler],
+                cwd=spec.code_dir,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group and session
+                **isolation.drop_privileges(self.uid),
+            )
+        except BaseException:
+            if self.uid is not None:
+                isolation.release_uid(self.uid)
+            self.api.close()
+            raise
         assert self.process.stdout is not None
         self._fd = self.process.stdout.fileno()
         os.set_blocking(self._fd, False)
@@ -111,10 +126,10 @@ class Worker:
                 "TZ": ":UTC",
                 # -S (no site) keeps the project's editable install out of sys.path; the runtime's
                 # own libraries stay importable as on Lambda.
-                "PYTHONPATH": os.pathsep.join([str(spec.code_dir), _SITE_PACKAGES]),
+                "PYTHONPATH": os.pathsep.join([str(spec.code_dir), SITE_PACKAGES]),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "LAMBDA_TASK_ROOT": str(spec.code_dir),
-                "LAMBDA_RUNTIME_DIR": _SITE_PACKAGES,
+                "LAMBDA_RUNTIME_DIR": SITE_PACKAGES,
                 "_HANDLER": spec.handler,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
                 "AWS_LAMBDA_RUNTIME_API": self.api.address,
@@ -133,6 +148,8 @@ class Worker:
                 "AWS_SESSION_TOKEN": "testing",
             }
         )
+        if self.uid is None:
+            env[isolation.MARKER] = self._token
         return env
 
     # Output capture -----------------------------------------------------------------------
@@ -246,7 +263,10 @@ class Worker:
         return self._peak_mb
 
     def kill(self) -> None:
-        """Kill the whole process group and close the Runtime API."""
+        """Kill every process of the environment and close the Runtime API.
+
+        The process group first; then, since a child may have left it (setsid, double fork),
+        every process under the worker's uid, or else every process carrying its marker."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -255,6 +275,14 @@ class Worker:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        with self._kill_lock:
+            if not self._swept:
+                self._swept = True
+                if self.uid is not None:
+                    isolation.kill_uid(self._isolation.python, self.uid)
+                    isolation.release_uid(self.uid)
+                else:
+                    isolation.kill_marked(self._token)
         self.api.close()
 
 
