@@ -336,6 +336,8 @@ class IotCore:
         key = (principal.certificate_id, client_id, source_ip)
         subject = self._subjects.get(key)
         if subject is None:
+            if len(self._subjects) >= _DECISION_CACHE_LIMIT:
+                self._subjects.clear()
             subject = self._subjects[key] = self._subject(backend, principal, client_id, source_ip)
         if isinstance(subject, str):  # nothing can be allowed; the string says why
             return Decision(False, action, resource, subject, None), True

@@ -282,10 +282,10 @@ class _Condition:
     key: str
     values: tuple[_Pattern, ...]
     if_exists: bool
+    key_lower: str = ""  # the key, lowercased ("condition key names are not case-sensitive")
 
-    @property
-    def key_lower(self) -> str:
-        return self.key.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_lower", self.key.lower())
 
     def holds(self, context: Context, keys: Mapping[str, Any]) -> bool | None:
         """True or False, or None when the emulator cannot tell (the statement then fails
@@ -512,15 +512,12 @@ class Statement:
 
     def unknown_keys(self, context: Context) -> list[str]:
         """The keys this statement reads that the emulator cannot give a value to."""
-        names: set[str] = set()
-        for pattern in self.resources:
-            names.update(pattern.variables)
-        for condition in self.conditions:
-            names.update(condition.references())
         lowered = _lowered(context)
-        return sorted(n for n in names if n.lower() not in lowered and not known_key(n))
+        return sorted(n for n in self.references() if n.lower() not in lowered and not known_key(n))
 
     def references(self) -> set[str]:
+        """Every context key the statement reads (resource variables, condition keys and
+        condition values' variables)."""
         names: set[str] = set()
         for pattern in self.resources:
             names.update(pattern.variables)
@@ -726,9 +723,14 @@ def explain(
             for pattern in statement.resources:
                 missing.update(v for v in pattern.variables if v not in context)
             for condition in statement.conditions:
-                if condition.base != "Null" and not condition.if_exists:
-                    if condition.key_lower not in keys:
-                        missing.add(condition.key)
+                if condition.key_lower in keys:
+                    continue
+                # A key the emulator never sets always counts (it may have decided the
+                # statement); a modelled one only where its absence is not what is tested.
+                if not known_key(condition.key) or (
+                    condition.base != "Null" and not condition.if_exists
+                ):
+                    missing.add(condition.key)
             state = statement.applies(resource, context, keys)
             if state is True or (state is None and statement.effect == "Deny"):
                 effects.add(statement.effect)
