@@ -14,7 +14,15 @@ policy evaluation logic it borrows:
   certificate) makes that resource or condition value match nothing, so an Allow that needs it
   does not apply ("thing-policy-examples": "this variable won't be resolved and will result in an
   access denied error");
-- `${*}`, `${?}` and `${$}` stand for a literal `*`, `?` and `$` (IAM "policy variables").
+- `${*}`, `${?}` and `${$}` stand for a literal `*`, `?` and `$` (IAM "policy variables");
+- Condition: every operator of IAM's condition-operator reference (String*, Numeric*, Date* with
+  ISO 8601 or epoch values, Bool, BinaryEquals, IpAddress/NotIpAddress for IPv4 and IPv6, Arn*,
+  Null), `...IfExists`, and the `ForAllValues:`/`ForAnyValue:` set qualifiers, with IAM's rules
+  for missing keys; an operator name that is not IAM's makes the document malformed (AWS:
+  MalformedPolicyException at CreatePolicy), so no statement is ever skipped for it;
+- fail closed: a statement that reads a context key the emulator never sets (or a condition
+  value it cannot parse as the operator's type) cannot be evaluated; if nothing else in it
+  already fails, a Deny applies and an Allow does not (`evaluate` says which key).
 
 Each document is compiled once; resource patterns without variables become one regex.
 """
@@ -488,9 +496,6 @@ class Statement:
                 return False
         return True
 
-    def resource_matches(self, resource: str, context: Context) -> bool:
-        return self.resource_state(resource, context) is True
-
     def applies(self, resource: str, context: Context, keys: Mapping[str, Any]) -> bool | None:
         """Three-valued: True (resource and every condition match), False (something does not),
         None (nothing fails but something cannot be evaluated). Conditions are ANDed, so one
@@ -505,10 +510,6 @@ class Statement:
             if holds is None:
                 state = None
         return state
-
-    def conditions_hold(self, context: Context) -> bool:
-        keys = _lowered(context)
-        return all(c.holds(context, keys) is True for c in self.conditions)
 
     def unknown_keys(self, context: Context) -> list[str]:
         """The keys this statement reads that the emulator cannot give a value to."""
