@@ -194,3 +194,24 @@ def test_time_dependent_decisions_are_not_cached(iot_core, certificate, attach):
     after = iot_core.authorize(principal, "dev1", "iot:Publish", "t")
     # then the answer follows the clock
     assert (before.allowed, after.allowed) == (False, True)
+
+
+def test_an_attached_policy_the_emulator_cannot_read_denies(iot, iot_core, certificate, attach):
+    # given Allow-all, and a second policy stored without CreatePolicy's check (as older state
+    # may hold one) whose Deny uses an operator that is not IAM's
+    attach(ALLOW_ALL)
+    name = f"unreadable-{certificate['certificateId'][:8]}"
+    bad = document(deny_publish({"StringEqualz": {"iot:ClientId": "dev1"}}))
+    iot_core.backend().create_policy(name, bad)
+    iot.attach_policy(policyName=name, target=certificate["certificateArn"])
+    der = x509.load_pem_x509_certificate(certificate["certificatePem"].encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+    # when the broker authorizes a publish, and TestAuthorization is asked about it
+    decision = iot_core.authorize(iot_core.authenticate(der), "dev1", "iot:Publish", "t")
+    result = authorize_publish(iot, certificate)
+    # then both deny, naming the policy, instead of ignoring it
+    assert not decision.allowed
+    assert name in decision.reason and "cannot evaluate" in decision.reason
+    assert result["authDecision"] == "EXPLICIT_DENY"
+    assert [p["policyName"] for p in result["denied"]["explicitDeny"]["policies"]] == [name]
