@@ -27,7 +27,12 @@ def deny_publish(topic: str, condition: dict) -> dict:
 def publish_results(client, until, *topics: str) -> list[int]:
     """The MQTT 5 PUBACK reason code of a QoS 1 publish on each topic, in order."""
     infos = [client.publish(topic, b"x", qos=1) for topic in topics]
-    assert until(lambda: all(i.mid in client.seen.pubacks for i in infos))
+    # 30 s: on a loaded 2-core machine the default 10 s was seen to run out.
+    assert until(lambda: all(i.mid in client.seen.pubacks for i in infos), 30), (
+        [i.mid for i in infos],
+        client.seen.pubacks,
+        client.seen.disconnects,
+    )
     return [client.seen.pubacks[i.mid].value for i in infos]
 
 
