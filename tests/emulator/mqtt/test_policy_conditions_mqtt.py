@@ -4,6 +4,7 @@ and a Deny the emulator cannot evaluate is applied, never skipped."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -129,19 +130,27 @@ def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(
     assert "cannot evaluate iot:DomainName (fails closed)" in denied["policyDecision"]
 
 
-def test_a_time_dependent_decision_changes_while_connected(broker, make_device, paho_client, until):
-    # given a Deny on "window" until a moment four seconds away
-    until_epoch = int(time.time()) + 4
-    device = make_device(
-        document(
-            CONNECT_AND_PUBLISH,
-            deny_publish("window", {"DateLessThan": {"aws:EpochTime": str(until_epoch)}}),
-        )
-    )
+def test_a_time_dependent_decision_changes_while_connected(
+    aws, broker, make_device, paho_client, until, unique
+):
+    # given a connected device allowed to publish
+    device = make_device(document(CONNECT_AND_PUBLISH))
     client = paho_client(device, broker.port, version=5)
+    assert str(client.seen.connack) == "Success"
+    # and, attached now, a Deny on "window" until a moment three seconds away
+    until_epoch = int(time.time()) + 3
+    iot = aws("iot")
+    name = f"window-{unique}"
+    condition = {"DateLessThan": {"aws:EpochTime": str(until_epoch)}}
+    iot.create_policy(
+        policyName=name, policyDocument=json.dumps(document(deny_publish("window", condition)))
+    )
+    iot.attach_policy(policyName=name, target=device.certificate_arn)
     # when the device publishes before and after that moment on one connection
     before = publish_results(client, until, "window")
+    sent_before = time.time()
     time.sleep(max(0.0, until_epoch - time.time()) + 1.1)
     after = publish_results(client, until, "window")
     # then the first is denied and the second allowed: the decision was not cached
+    assert sent_before < until_epoch, "the machine was too slow to publish inside the window"
     assert (before, after) == ([0x87], [0])
