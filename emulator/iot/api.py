@@ -18,6 +18,8 @@ decision (the caches in `IotCore` are dropped; certificate status changes reach 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -39,7 +41,7 @@ from emulator.iot.ca import (
     public_key_pem,
     signature_problem,
 )
-from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, explain
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, explain, time_context
 
 if TYPE_CHECKING:
     from emulator.iot.core import IotCore
@@ -257,13 +259,17 @@ class _Handlers:
         return None  # other endpoint types: moto's answer
 
     def check_policy_document(self, request: AwsRequest) -> AwsResponse | None:
+        """CreatePolicy, CreatePolicyVersion: a document the evaluator cannot compile (bad
+        JSON or grammar, a condition operator that is not IAM's) is refused before moto stores
+        it, as AWS does (MalformedPolicyException, "Policy document is Malformed: ...";
+        https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html)."""
         document = request.json().get("policyDocument")
         if not isinstance(document, str):
             return json_error("MalformedPolicyException", "policyDocument is required")
         try:
             CompiledPolicy.parse(document)
         except PolicyDocumentError as exc:
-            return json_error("MalformedPolicyException", f"Policy document is malformed: {exc}")
+            return json_error("MalformedPolicyException", f"Policy document is Malformed: {exc}")
         return None
 
     # Status changes ---------------------------------------------------------------------------
@@ -372,14 +378,20 @@ class _Handlers:
                 return _moto_error(ResourceNotFoundException(f"policy {name} not found"))
             policies.setdefault(name, backend.policies[name])
         compiled = []
+        unreadable = set()
         for name, policy in policies.items():
             program = self.core.compile_policy(policy)
-            if program is not None:
+            if program is None:
+                unreadable.add(name)  # only older state can hold one: it denies (fail closed)
+            else:
                 compiled.append((name, program))
         auth_infos = body.get("authInfos") or []
         if not 1 <= len(auth_infos) <= 10:
             return json_error("InvalidRequestException", "authInfos must hold 1 to 10 entries")
+        # No connection, so no aws:SourceIp: AWS does not document one for TestAuthorization,
+        # and the key is treated as missing (IAM's missing-key rules). The time keys are now.
         context = self.core.policy_context(principal, client_id or "")
+        context.update(time_context(time.time()))
         if not client_id:  # without a client id, ${iot:ClientId} has no value
             context.pop("iot:ClientId", None)
         results = []
@@ -391,7 +403,9 @@ class _Handlers:
                     "InvalidRequestException",
                     f"each authInfo needs actionType ({', '.join(AUTH_ACTIONS)}) and resources",
                 )
-            results.append(_auth_result(info, policies, compiled, action, resources, context))
+            results.append(
+                _auth_result(info, policies, compiled, action, resources, context, unreadable)
+            )
         return json_response({"authResults": results})
 
     def get_effective_policies(self, request: AwsRequest) -> AwsResponse:
@@ -427,10 +441,11 @@ def _auth_result(
     action: str,
     resources: list[str],
     context: dict[str, str],
+    unreadable: Collection[str] = (),
 ) -> dict[str, Any]:
     """One API_AuthResult; with several resources, every one must be allowed."""
     allowing: set[str] = set()
-    denying: set[str] = set()
+    denying: set[str] = set(unreadable)
     silent: set[str] = set()
     missing: set[str] = set()
     all_allowed = True

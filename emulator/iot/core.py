@@ -9,11 +9,13 @@ derives and drops the caches when a gateway hook sees a change (see `api.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from moto.utilities.utils import get_partition
 
 from emulator.iot import api
 from emulator.iot.ca import CertificateAuthority
-from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, evaluate
+from emulator.iot.policy import CompiledPolicy, PolicyDocumentError, evaluate, time_context
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ class Principal:
     certificate_variables: Mapping[str, str] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # The client's IP address as the broker sees it (aws:SourceIp, "basic-policy-variables");
+    # None outside a connection (TestAuthorization).
+    source_ip: str | None = field(default=None, compare=False)
 
 
 class AuthenticationError(Exception):
@@ -208,8 +213,9 @@ class IotCore:
                 log.exception("certificate listener failed for %s -> %s", certificate_id, status)
 
     # Authentication -------------------------------------------------------------------------
-    def authenticate(self, cert_der: bytes) -> Principal:
-        """The principal of a registered, ACTIVE certificate; AuthenticationError otherwise."""
+    def authenticate(self, cert_der: bytes, source_ip: str | None = None) -> Principal:
+        """The principal of a registered, ACTIVE certificate, connected from `source_ip` (the
+        value of aws:SourceIp in its decisions); AuthenticationError otherwise."""
         certificate_id = hashlib.sha256(cert_der).hexdigest()
         backend = self.backend()
         cert = backend.certificates.get(certificate_id)
@@ -231,7 +237,10 @@ class IotCore:
                 raise AuthenticationError(
                     f"CA certificate {cert.ca_certificate_id} status is {status}", certificate_id
                 )
-        return self._principal(cert)
+        principal = self._principal(cert)
+        if source_ip:
+            principal = dataclasses.replace(principal, source_ip=source_ip)
+        return principal
 
     def _regions_holding(self, certificate_id: str) -> list[str]:
         try:
@@ -290,7 +299,9 @@ class IotCore:
         source_ip: str | None = None,
     ) -> Decision:
         """Evaluate every policy attached to the certificate for `action` on `target` (the
-        client id for iot:Connect, the topic, or the topic filter for iot:Subscribe)."""
+        client id for iot:Connect, the topic, or the topic filter for iot:Subscribe), from
+        `source_ip` (by default the address the principal connected from)."""
+        source_ip = source_ip or principal.source_ip
         backend = self.backend()
         stamp = self._stamp(backend)
         if stamp != self._decisions_stamp:
@@ -302,10 +313,13 @@ class IotCore:
         decisions = self._decisions
         decision = decisions.get(key)
         if decision is None:
-            decision = self._decide(backend, principal, client_id, action, target, source_ip)
-            if len(decisions) >= _DECISION_CACHE_LIMIT:
-                decisions.clear()
-            decisions[key] = decision
+            decision, cacheable = self._decide(
+                backend, principal, client_id, action, target, source_ip
+            )
+            if cacheable:
+                if len(decisions) >= _DECISION_CACHE_LIMIT:
+                    decisions.clear()
+                decisions[key] = decision
         return decision
 
     def _decide(
@@ -316,20 +330,34 @@ class IotCore:
         action: str,
         target: str,
         source_ip: str | None,
-    ) -> Decision:
+    ) -> tuple[Decision, bool]:
+        """The decision, and whether it may be cached (until the registry changes)."""
         resource = self.resource_arn(action, target)
         key = (principal.certificate_id, client_id, source_ip)
         subject = self._subjects.get(key)
         if subject is None:
+            if len(self._subjects) >= _DECISION_CACHE_LIMIT:
+                self._subjects.clear()
             subject = self._subjects[key] = self._subject(backend, principal, client_id, source_ip)
         if isinstance(subject, str):  # nothing can be allowed; the string says why
-            return Decision(False, action, resource, subject, None)
+            return Decision(False, action, resource, subject, None), True
         policies, context, broken = subject
+        if broken:
+            # A stored document the evaluator cannot read (CreatePolicy refuses these; one can
+            # only come from older state) might hold a Deny: fail closed.
+            reason = (
+                f"attached policies with documents the emulator cannot evaluate: "
+                f"{', '.join(broken)} (denied; replace them with CreatePolicyVersion)"
+            )
+            return Decision(False, action, resource, reason, broken[0]), True
+        cacheable = True
+        if any(policy.time_dependent for _name, policy in policies):
+            # aws:CurrentTime / aws:EpochTime are the time of this request: never cached.
+            context = {**context, **time_context(time.time())}
+            cacheable = False
         result = evaluate(policies, action, resource, context)
-        reason = result.reason
-        if broken and not result.allowed:
-            reason += f" (policies with malformed documents ignored: {', '.join(broken)})"
-        return Decision(result.allowed, action, resource, reason, result.policy_name)
+        decision = Decision(result.allowed, action, resource, result.reason, result.policy_name)
+        return decision, cacheable
 
     def _subject(
         self, backend: Any, principal: Principal, client_id: str, source_ip: str | None

@@ -14,22 +14,31 @@ policy evaluation logic it borrows:
   certificate) makes that resource or condition value match nothing, so an Allow that needs it
   does not apply ("thing-policy-examples": "this variable won't be resolved and will result in an
   access denied error");
-- `${*}`, `${?}` and `${$}` stand for a literal `*`, `?` and `$` (IAM "policy variables").
+- `${*}`, `${?}` and `${$}` stand for a literal `*`, `?` and `$` (IAM "policy variables");
+- Condition: every operator of IAM's condition-operator reference (String*, Numeric*, Date* with
+  ISO 8601 or epoch values, Bool, BinaryEquals, IpAddress/NotIpAddress for IPv4 and IPv6, Arn*,
+  Null), `...IfExists`, and the `ForAllValues:`/`ForAnyValue:` set qualifiers, with IAM's rules
+  for missing keys; an operator name that is not IAM's makes the document malformed (AWS:
+  MalformedPolicyException at CreatePolicy), so no statement is ever skipped for it;
+- fail closed: a statement that reads a context key the emulator never sets (or a condition
+  value it cannot parse as the operator's type) cannot be evaluated; if nothing else in it
+  already fails, a Deny applies and an Allow does not (`evaluate` says which key).
 
 Each document is compiled once; resource patterns without variables become one regex.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import difflib
 import ipaddress
 import json
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 VARIABLES_VERSION = "2012-10-17"
 SUPPORTED_VERSIONS = ("2012-10-17", "2008-10-17")
@@ -121,108 +130,323 @@ class _Pattern:
         pattern = self.regex(context)
         return pattern is not None and pattern.fullmatch(value) is not None
 
+    def unresolved_verdict(self, context: Context) -> bool | None:
+        """The match result when a variable has no value: False if every missing variable is
+        a key the emulator models (absent on AWS too: "no value, nothing matches"), None
+        (cannot tell) if one is a key the emulator never sets."""
+        missing = [name for name in self.variables if context.get(name) is None]
+        return False if all(known_key(name) for name in missing) else None
+
 
 # Conditions --------------------------------------------------------------------------------
-_STRING_OPERATORS = {
-    "StringEquals": ("equals", False, False),
-    "StringNotEquals": ("equals", False, True),
-    "StringEqualsIgnoreCase": ("equals", True, False),
-    "StringNotEqualsIgnoreCase": ("equals", True, True),
-    "StringLike": ("like", False, False),
-    "StringNotLike": ("like", False, True),
-    "ArnEquals": ("like", False, False),
-    "ArnLike": ("like", False, False),
-    "ArnNotEquals": ("like", False, True),
-    "ArnNotLike": ("like", False, True),
-    "Bool": ("equals", True, False),
-    "IpAddress": ("ip", False, False),
-    "NotIpAddress": ("ip", False, True),
-    "NumericEquals": ("numeric", False, False),
-    "NumericNotEquals": ("numeric", False, True),
-    "NumericLessThan": ("numeric", False, False),
-    "NumericLessThanEquals": ("numeric", False, False),
-    "NumericGreaterThan": ("numeric", False, False),
-    "NumericGreaterThanEquals": ("numeric", False, False),
-}
-_NUMERIC = {
-    "NumericEquals": lambda a, b: a == b,
-    "NumericNotEquals": lambda a, b: a == b,  # negated below
-    "NumericLessThan": lambda a, b: a < b,
-    "NumericLessThanEquals": lambda a, b: a <= b,
-    "NumericGreaterThan": lambda a, b: a > b,
-    "NumericGreaterThanEquals": lambda a, b: a >= b,
-}
+# Every operator of the IAM condition-operator reference, by name: (kind, negated, test).
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+def _less(a: float, b: float) -> bool:
+    return a < b
 
 
-class _UnsupportedCondition(Exception):
-    pass
+def _less_equal(a: float, b: float) -> bool:
+    return a <= b
+
+
+def _greater(a: float, b: float) -> bool:
+    return a > b
+
+
+def _greater_equal(a: float, b: float) -> bool:
+    return a >= b
+
+
+def _equal(a: float, b: float) -> bool:
+    return a == b
+
+
+_ORDER = {
+    "Equals": (_equal, False),
+    "NotEquals": (_equal, True),
+    "LessThan": (_less, False),
+    "LessThanEquals": (_less_equal, False),
+    "GreaterThan": (_greater, False),
+    "GreaterThanEquals": (_greater_equal, False),
+}
+OPERATORS: dict[str, tuple[str, bool, Any]] = {
+    "StringEquals": ("equals", False, None),
+    "StringNotEquals": ("equals", True, None),
+    "StringEqualsIgnoreCase": ("equals_ignore_case", False, None),
+    "StringNotEqualsIgnoreCase": ("equals_ignore_case", True, None),
+    "StringLike": ("like", False, None),
+    "StringNotLike": ("like", True, None),
+    **{f"Numeric{name}": ("numeric", neg, test) for name, (test, neg) in _ORDER.items()},
+    **{f"Date{name}": ("date", neg, test) for name, (test, neg) in _ORDER.items()},
+    "Bool": ("equals_ignore_case", False, None),
+    "BinaryEquals": ("binary", False, None),
+    "IpAddress": ("ip", False, None),
+    "NotIpAddress": ("ip", True, None),
+    "ArnEquals": ("arn", False, None),
+    "ArnLike": ("arn", False, None),
+    "ArnNotEquals": ("arn", True, None),
+    "ArnNotLike": ("arn", True, None),
+    "Null": ("null", False, None),
+}
+SET_QUALIFIERS = ("ForAllValues", "ForAnyValue")
+
+# The condition keys (and policy variables) the emulator puts in an MQTT request's context:
+# `IotCore.policy_context` sets exactly these when they have a value ("basic-policy-variables",
+# "thing-policy-variables", "cert-policy-variables"; aws:CurrentTime and aws:EpochTime are IAM
+# global keys). A known key that is absent is absent on AWS too, so IAM's missing-key rules
+# apply to it. Any other key (aws:PrincipalTag/..., iot:DomainName, iot:ConnectAttributes, a
+# typo) is one the emulator cannot give a value to: see `_Condition.holds`.
+_KNOWN_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "iot:ClientId",
+        "aws:SourceIp",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "iot:CertificateId",
+        "iot:Certificate.SerialNumber",
+        "iot:Connection.Thing.ThingName",
+        "iot:Connection.Thing.ThingTypeName",
+        "iot:Connection.Thing.IsAttached",
+    )
+)
+_KNOWN_PREFIXES = tuple(
+    p.lower()
+    for p in (
+        "iot:Certificate.Subject.",
+        "iot:Certificate.Issuer.",
+        "iot:Certificate.SubjectAlternativeName.",
+        "iot:Certificate.IssuerAlternativeName.",
+        "iot:Connection.Thing.Attributes[",
+    )
+)
+TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime"})
+
+
+def known_key(name: str) -> bool:
+    """Whether the emulator models context key `name` (condition keys are case-insensitive)."""
+    lowered = name.lower()
+    return lowered in _KNOWN_KEYS or lowered.startswith(_KNOWN_PREFIXES)
+
+
+def _timestamp(text: str) -> float | None:
+    """Seconds since the epoch of an ISO 8601 date/time or of an epoch number (IAM's Date
+    operators accept both); None if it is neither."""
+    text = text.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return float(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _binary(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _arn_matches(actual: str, wanted: str) -> bool:
+    # "Each of the six colon-delimited components of the ARN is checked separately and each
+    # can include multi-character match wildcards (*) or single-character match wildcards (?)."
+    actual_parts = actual.split(":", 5)
+    wanted_parts = wanted.split(":", 5)
+    if len(actual_parts) != 6 or len(wanted_parts) != 6:
+        return False
+    return all(
+        re.fullmatch(_wildcard_source(w), a, re.DOTALL) is not None
+        for a, w in zip(actual_parts, wanted_parts, strict=True)
+    )
+
+
+def _any3(results: Any) -> bool | None:
+    """Three-valued OR: True if one is True, else None if one is unknown, else False."""
+    unknown = False
+    for result in results:
+        if result:
+            return True
+        if result is None:
+            unknown = True
+    return None if unknown else False
 
 
 @dataclass(frozen=True)
 class _Condition:
-    operator: str
+    operator: str  # as written, e.g. "ForAnyValue:StringLikeIfExists"
+    base: str  # e.g. "StringLike"
+    qualifier: str | None  # "ForAllValues" | "ForAnyValue" | None
     key: str
     values: tuple[_Pattern, ...]
     if_exists: bool
+    key_lower: str = ""  # the key, lowercased ("condition key names are not case-sensitive")
 
-    def holds(self, context: Context) -> bool:
-        actual = context.get(self.key)
-        if self.operator == "Null":
-            wanted = {(v.literal(context) or "").lower() for v in self.values}
-            absent = actual is None
-            return ("true" in wanted and absent) or ("false" in wanted and not absent)
-        kind, ignore_case, negated = _STRING_OPERATORS[self.operator]
-        if actual is None:
-            # IAM: a missing key fails a positive operator and satisfies a negated one;
-            # ...IfExists makes a missing key satisfy the condition.
-            return self.if_exists or negated
-        found = any(self._match_one(kind, ignore_case, actual, v, context) for v in self.values)
-        return not found if negated else found
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_lower", self.key.lower())
 
-    def _match_one(
-        self, kind: str, ignore_case: bool, actual: str, value: _Pattern, context: Context
-    ) -> bool:
+    def holds(self, context: Context, keys: Mapping[str, Any]) -> bool | None:
+        """True or False, or None when the emulator cannot tell (the statement then fails
+        closed: a Deny applies, an Allow does not; see `Statement.applies`)."""
+        actual = keys.get(self.key_lower)
+        if actual is None and not known_key(self.key):
+            # A key the emulator never sets. IAM would treat it as missing (a negated operator
+            # then holds, a positive one fails), but on AWS it may well be present: guessing
+            # "missing" could drop a Deny or widen an Allow, so the answer is "unknown".
+            return None
+        if isinstance(actual, str):
+            actual_values: tuple[str, ...] | None = (actual,)
+        elif actual is None:
+            actual_values = None
+        else:
+            actual_values = tuple(actual)
+        kind, negated, _test = OPERATORS[self.base]
+        if kind == "null":
+            # "Null": true means the key must be absent, false that it must be present.
+            absent = not actual_values
+            return any(
+                (v.literal(context) or "").lower() == ("true" if absent else "false")
+                for v in self.values
+            )
+        if not actual_values:
+            # Missing key (or an empty set): ...IfExists holds; ForAllValues holds ("also
+            # returns true if there are no context keys in the request"); ForAnyValue fails;
+            # otherwise a negated operator holds and a positive one fails (IAM "condition
+            # operators", Important box).
+            if self.if_exists or self.qualifier == "ForAllValues":
+                return True
+            if self.qualifier == "ForAnyValue":
+                return False
+            return negated
+        if self.qualifier is None and len(actual_values) > 1:
+            return None  # a multivalued key needs a set operator; no IoT key is one today
+        verdicts = [self._one(value, kind, negated, context) for value in actual_values]
+        if self.qualifier == "ForAllValues":
+            if any(v is False for v in verdicts):
+                return False
+            return None if any(v is None for v in verdicts) else True
+        return _any3(verdicts)
+
+    def _one(self, actual: str, kind: str, negated: bool, context: Context) -> bool | None:
+        """One request value against the condition's values (ORed), then negated if asked."""
+        found = _any3(self._match(kind, actual, value, context) for value in self.values)
+        if found is None or not negated:
+            return found
+        return not found
+
+    def _match(self, kind: str, actual: str, value: _Pattern, context: Context) -> bool | None:
         if kind == "like":
-            return value.matches(actual, context)
+            pattern = value.regex(context)
+            if pattern is None:
+                return value.unresolved_verdict(context)
+            return pattern.fullmatch(actual) is not None
         wanted = value.literal(context)
         if wanted is None:
-            return False
+            return value.unresolved_verdict(context)
         if kind == "equals":
-            return actual.casefold() == wanted.casefold() if ignore_case else actual == wanted
+            return actual == wanted
+        if kind == "equals_ignore_case":
+            return actual.casefold() == wanted.casefold()
+        if kind == "arn":
+            return _arn_matches(actual, wanted)
         if kind == "ip":
             try:
-                return ipaddress.ip_address(actual) in ipaddress.ip_network(wanted, strict=False)
+                network = ipaddress.ip_network(wanted.strip(), strict=False)
+            except ValueError:
+                return None  # a policy value that is no address: cannot evaluate
+            try:
+                return ipaddress.ip_address(actual) in network
             except ValueError:
                 return False
-        try:
-            return _NUMERIC[self.operator](float(actual), float(wanted))
-        except ValueError:
+        if kind == "binary":
+            wanted_bytes, actual_bytes = _binary(wanted), _binary(actual)
+            if wanted_bytes is None:
+                return None
+            return actual_bytes == wanted_bytes
+        parse = _number if kind == "numeric" else _timestamp
+        wanted_number, actual_number = parse(wanted), parse(actual)
+        if wanted_number is None:
+            return None  # the policy's value is not a number/date: cannot evaluate
+        if actual_number is None:
             return False
+        return OPERATORS[self.base][2](actual_number, wanted_number)
+
+    def references(self) -> set[str]:
+        """Every context key this condition reads (its key and its values' variables)."""
+        names = {self.key}
+        for value in self.values:
+            names.update(value.variables)
+        return names
 
 
-def _condition_text(value: Any) -> str:
+def _condition_text(value: Any, where: str) -> str:
     # JSON true/false in a Bool condition mean the strings "true"/"false".
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise PolicyDocumentError(f"{where}: condition values must be strings, numbers or booleans")
 
 
-def _compile_conditions(block: Any, with_variables: bool) -> tuple[_Condition, ...]:
+def _parse_operator(operator: Any, where: str) -> tuple[str, str | None, bool]:
+    """(base operator, set qualifier, IfExists) of an operator name; PolicyDocumentError if it
+    is not one of IAM's operators."""
+    if not isinstance(operator, str):
+        raise PolicyDocumentError(f"{where}: condition operators must be strings")
+    qualifier, _, base = operator.rpartition(":")
+    if_exists = base.endswith("IfExists") and base != "IfExists"
+    if if_exists:
+        base = base[: -len("IfExists")]
+    valid = (
+        base in OPERATORS
+        and (not qualifier or qualifier in SET_QUALIFIERS)
+        # "Null" tests existence itself: it takes neither IfExists nor a set qualifier.
+        and not (base == "Null" and (if_exists or qualifier))
+    )
+    if not valid:
+        hint = difflib.get_close_matches(operator, list(OPERATORS), n=1)
+        raise PolicyDocumentError(
+            f"{where}: {operator!r} is not a condition operator"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + "; use one of IAM's operators (StringEquals, StringLike, NumericLessThan, "
+            "DateGreaterThan, Bool, IpAddress, ArnLike, Null, ...), optionally with IfExists "
+            "or a ForAllValues:/ForAnyValue: qualifier"
+        )
+    return base, qualifier or None, if_exists
+
+
+def _compile_conditions(block: Any, with_variables: bool, index: int) -> tuple[_Condition, ...]:
+    where = f"Statement {index}"
     if not isinstance(block, dict):
-        raise PolicyDocumentError("Condition must be an object of operators")
+        raise PolicyDocumentError(f"{where}: Condition must be an object of operators")
     conditions = []
     for operator, entries in block.items():
-        base, if_exists = operator, False
-        if base.endswith("IfExists") and base != "IfExists":
-            base, if_exists = base[: -len("IfExists")], True
-        if ":" in base:  # ForAnyValue: / ForAllValues: (multi-valued keys)
-            raise _UnsupportedCondition(f"condition operator {operator}")
-        if base != "Null" and base not in _STRING_OPERATORS:
-            raise _UnsupportedCondition(f"condition operator {operator}")
-        if not isinstance(entries, dict):
-            raise PolicyDocumentError(f"Condition operator {operator} must map keys to values")
+        base, qualifier, if_exists = _parse_operator(operator, where)
+        if not isinstance(entries, dict) or not entries:
+            raise PolicyDocumentError(
+                f"{where}: condition operator {operator} must map condition keys to values"
+            )
         for key, values in entries.items():
+            if not isinstance(key, str) or not key:
+                raise PolicyDocumentError(f"{where}: condition keys must be non-empty strings")
             raw = values if isinstance(values, list) else [values]
-            patterns = tuple(_Pattern(_condition_text(v), with_variables) for v in raw)
-            conditions.append(_Condition(base, key, patterns, if_exists))
+            if not raw:
+                raise PolicyDocumentError(f"{where}: condition key {key} has no value")
+            patterns = tuple(
+                _Pattern(_condition_text(v, f"{where}, {operator} {key}"), with_variables)
+                for v in raw
+            )
+            conditions.append(_Condition(operator, base, qualifier, key, patterns, if_exists))
     return tuple(conditions)
 
 
@@ -237,8 +461,6 @@ class Statement:
     resources: tuple[_Pattern, ...]
     not_resource: bool
     conditions: tuple[_Condition, ...]
-    # Set when a construct we do not evaluate is present: the statement never applies.
-    unsupported: str | None = None
     # Actions are few (iot:Connect, iot:Publish, ...): remember each answer.
     _action_memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
@@ -252,20 +474,62 @@ class Statement:
             known = self._action_memo[action] = hit != self.not_action
         return known
 
-    def resource_matches(self, resource: str, context: Context) -> bool:
+    def resource_state(self, resource: str, context: Context) -> bool | None:
+        """Whether the Resource (or NotResource) covers `resource`; None if that depends on a
+        variable the emulator cannot give a value to."""
         if not self.not_resource:
-            return any(p.matches(resource, context) for p in self.resources)
-        # NotResource: an exclusion that cannot be resolved must not widen the statement.
-        excluded = []
+            unknown = False
+            for pattern in self.resources:
+                regex = pattern.regex(context)
+                if regex is None:
+                    unknown = unknown or pattern.unresolved_verdict(context) is None
+                elif regex.fullmatch(resource):
+                    return True
+            return None if unknown else False
+        # NotResource: an exclusion that cannot be resolved must neither widen an Allow nor
+        # drop a Deny, so the statement's scope is unknown (it fails closed).
         for pattern in self.resources:
             regex = pattern.regex(context)
             if regex is None:
+                return None
+            if regex.fullmatch(resource):
                 return False
-            excluded.append(regex)
-        return not any(regex.fullmatch(resource) for regex in excluded)
+        return True
 
-    def conditions_hold(self, context: Context) -> bool:
-        return all(c.holds(context) for c in self.conditions)
+    def applies(self, resource: str, context: Context, keys: Mapping[str, Any]) -> bool | None:
+        """Three-valued: True (resource and every condition match), False (something does not),
+        None (nothing fails but something cannot be evaluated). Conditions are ANDed, so one
+        False decides even next to an unknown one."""
+        state = self.resource_state(resource, context)
+        if state is False:
+            return False
+        for condition in self.conditions:
+            holds = condition.holds(context, keys)
+            if holds is False:
+                return False
+            if holds is None:
+                state = None
+        return state
+
+    def unknown_keys(self, context: Context) -> list[str]:
+        """The keys this statement reads that the emulator cannot give a value to."""
+        lowered = _lowered(context)
+        return sorted(n for n in self.references() if n.lower() not in lowered and not known_key(n))
+
+    def references(self) -> set[str]:
+        """Every context key the statement reads (resource variables, condition keys and
+        condition values' variables)."""
+        names: set[str] = set()
+        for pattern in self.resources:
+            names.update(pattern.variables)
+        for condition in self.conditions:
+            names.update(condition.references())
+        return names
+
+
+def _lowered(context: Context) -> dict[str, Any]:
+    # "Condition key names are not case-sensitive" (IAM "Condition" element).
+    return {key.lower(): value for key, value in context.items()}
 
 
 def _strings(statement: dict[str, Any], key: str, index: int) -> list[str]:
@@ -294,14 +558,9 @@ def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
         re.compile(_wildcard_source(a), re.IGNORECASE) for a in _strings(raw, action_key, index)
     )
     resources = tuple(_Pattern(r, with_variables) for r in _strings(raw, resource_key, index))
-    unsupported = None
     conditions: tuple[_Condition, ...] = ()
     if "Condition" in raw:
-        try:
-            conditions = _compile_conditions(raw["Condition"], with_variables)
-        except _UnsupportedCondition as exc:
-            unsupported = f"unsupported {exc}"
-            log.warning("IoT policy statement %d uses an %s: it never applies", index, unsupported)
+        conditions = _compile_conditions(raw["Condition"], with_variables, index)
     return Statement(
         index=index,
         sid=raw.get("Sid"),
@@ -311,7 +570,6 @@ def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
         resources=resources,
         not_resource=resource_key == "NotResource",
         conditions=conditions,
-        unsupported=unsupported,
     )
 
 
@@ -319,6 +577,9 @@ def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
 class CompiledPolicy:
     statements: tuple[Statement, ...]
     version: str
+    # Whether a decision can depend on aws:CurrentTime / aws:EpochTime: such decisions are
+    # evaluated with the time of the request and never cached.
+    time_dependent: bool = False
 
     @classmethod
     def parse(cls, document: str | Mapping[str, Any]) -> CompiledPolicy:
@@ -345,10 +606,22 @@ class CompiledPolicy:
         if not isinstance(raw_statements, list) or not raw_statements:
             raise PolicyDocumentError("Statement must be an object or a non-empty list")
         with_variables = version == VARIABLES_VERSION
-        return cls(
-            tuple(_compile_statement(s, i, with_variables) for i, s in enumerate(raw_statements)),
-            version,
+        statements = tuple(
+            _compile_statement(s, i, with_variables) for i, s in enumerate(raw_statements)
         )
+        time_dependent = any(
+            name.lower() in TIME_KEYS for s in statements for name in s.references()
+        )
+        return cls(statements, version, time_dependent)
+
+
+def time_context(now: float) -> dict[str, str]:
+    """aws:CurrentTime (ISO 8601, UTC) and aws:EpochTime (seconds) for a request at `now`."""
+    moment = datetime.fromtimestamp(int(now), tz=UTC)
+    return {
+        "aws:CurrentTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now)),
+    }
 
 
 # Evaluation --------------------------------------------------------------------------------
@@ -366,19 +639,35 @@ def evaluate(
     resource: str,
     context: Context,
 ) -> Evaluation:
-    """Decide `action` on `resource` under every attached policy, AWS style."""
+    """Decide `action` on `resource` under every attached policy, AWS style.
+
+    Fail closed: a Deny statement that cannot be evaluated (it reads a context key the
+    emulator never sets, and nothing else in it already fails) is applied; an Allow statement
+    that cannot be evaluated is not. The reason names the keys.
+    """
+    keys = _lowered(context)
     allow: tuple[str, Statement] | None = None
     skipped: list[str] = []
     for name, policy in policies:
         for statement in policy.statements:
             if not statement.action_matches(action):
                 continue
-            if not statement.resource_matches(resource, context):
+            state = statement.applies(resource, context, keys)
+            if state is False:
                 continue
-            if statement.unsupported:
-                skipped.append(f"policy {name} {statement.label()}: {statement.unsupported}")
-                continue
-            if not statement.conditions_hold(context):
+            if state is None:
+                unknown = ", ".join(statement.unknown_keys(context)) or "a condition value"
+                if statement.effect == "Deny":
+                    return Evaluation(
+                        False,
+                        f"explicit Deny in policy {name} ({statement.label()}) applied because "
+                        f"the emulator cannot evaluate {unknown} (fails closed)",
+                        name,
+                        statement.index,
+                    )
+                skipped.append(
+                    f"policy {name} {statement.label()}: the emulator cannot evaluate {unknown}"
+                )
                 continue
             if statement.effect == "Deny":
                 return Evaluation(
@@ -395,7 +684,7 @@ def evaluate(
         return Evaluation(True, reason, name, statement.index)
     reason = f"no attached policy allows {action} on {resource}"
     if skipped:
-        reason += " (not evaluated: " + "; ".join(skipped) + ")"
+        reason += " (not applied: " + "; ".join(skipped) + ")"
     return Evaluation(False, reason)
 
 
@@ -404,7 +693,7 @@ class Explanation:
     """Every policy's verdict on one request (what TestAuthorization reports)."""
 
     allowing: tuple[str, ...]  # policies with a matching Allow statement
-    denying: tuple[str, ...]  # policies with a matching Deny statement
+    denying: tuple[str, ...]  # policies with a matching (or unevaluable) Deny statement
     silent: tuple[str, ...]  # policies with neither
     missing_context: tuple[str, ...]  # variables/keys without a value in matching statements
 
@@ -422,6 +711,7 @@ def explain(
     context: Context,
 ) -> Explanation:
     """Like `evaluate`, but looks at every statement of every policy."""
+    keys = _lowered(context)
     allowing: list[str] = []
     denying: list[str] = []
     silent: list[str] = []
@@ -434,12 +724,16 @@ def explain(
             for pattern in statement.resources:
                 missing.update(v for v in pattern.variables if v not in context)
             for condition in statement.conditions:
-                if condition.operator != "Null" and not condition.if_exists:
-                    if condition.key not in context:
-                        missing.add(condition.key)
-            if statement.unsupported or not statement.resource_matches(resource, context):
-                continue
-            if statement.conditions_hold(context):
+                if condition.key_lower in keys:
+                    continue
+                # A key the emulator never sets always counts (it may have decided the
+                # statement); a modelled one only where its absence is not what is tested.
+                if not known_key(condition.key) or (
+                    condition.base != "Null" and not condition.if_exists
+                ):
+                    missing.add(condition.key)
+            state = statement.applies(resource, context, keys)
+            if state is True or (state is None and statement.effect == "Deny"):
                 effects.add(statement.effect)
         if "Deny" in effects:
             denying.append(name)

@@ -294,7 +294,7 @@ class Broker:
             return
         iot = self.iot
         try:
-            conn.principal = iot.authenticate(conn.cert_der or b"")
+            conn.principal = iot.authenticate(conn.cert_der or b"", source_ip=conn.ip_address)
         except Exception as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             refuse(

@@ -422,7 +422,15 @@ CASES = [
     ),
     (
         "StringNotEquals with a missing key holds (IAM)",
-        [doc(allow("iot:Connect", "*", Condition={"StringNotEquals": {"iot:Nope": "x"}}))],
+        [
+            doc(
+                allow(
+                    "iot:Connect",
+                    "*",
+                    Condition={"StringNotEquals": {"iot:Connection.Thing.ThingTypeName": "x"}},
+                )
+            )
+        ],
         "iot:Connect",
         f"{ARN}:client/c",
         {"iot:ClientId": "c"},
@@ -430,7 +438,15 @@ CASES = [
     ),
     (
         "StringEquals with a missing key fails",
-        [doc(allow("iot:Connect", "*", Condition={"StringEquals": {"iot:Nope": "x"}}))],
+        [
+            doc(
+                allow(
+                    "iot:Connect",
+                    "*",
+                    Condition={"StringEquals": {"iot:Connection.Thing.ThingTypeName": "x"}},
+                )
+            )
+        ],
         "iot:Connect",
         f"{ARN}:client/c",
         {"iot:ClientId": "c"},
@@ -438,7 +454,15 @@ CASES = [
     ),
     (
         "...IfExists with a missing key holds",
-        [doc(allow("iot:Connect", "*", Condition={"StringEqualsIfExists": {"iot:Nope": "x"}}))],
+        [
+            doc(
+                allow(
+                    "iot:Connect",
+                    "*",
+                    Condition={"StringEqualsIfExists": {"iot:Connection.Thing.ThingTypeName": "x"}},
+                )
+            )
+        ],
         "iot:Connect",
         f"{ARN}:client/c",
         {"iot:ClientId": "c"},
@@ -558,14 +582,14 @@ def test_reasons_name_the_policy_and_statement():
     assert nothing.policy_name is None
 
 
-def test_unsupported_condition_never_applies_and_is_reported():
-    # given an Allow whose condition uses an operator the emulator does not evaluate
+def test_an_allow_on_a_key_the_emulator_never_sets_does_not_apply_and_is_reported():
+    # given an Allow whose condition reads a key the emulator cannot give a value to
     documents = [doc(allow("iot:Connect", "*", Condition={"DateLessThan": {"aws:X": "1"}}))]
     # when it is evaluated
     result = decide(documents, "iot:Connect", f"{ARN}:client/c")
-    # then it does not allow, and the reason says why
+    # then it does not allow, and the reason names the key
     assert not result.allowed
-    assert "unsupported condition operator DateLessThan" in result.reason
+    assert "the emulator cannot evaluate aws:X" in result.reason
 
 
 def test_a_statement_object_instead_of_a_list_is_accepted():
