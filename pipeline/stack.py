@@ -141,6 +141,29 @@ def deploy_stack(
     return {o["OutputKey"]: o["OutputValue"] for o in stack_outputs(cfn_client, stack_name)}
 
 
+# What to do about a stack in each state that is neither complete nor absent (CloudFormation
+# User Guide, "Stack status codes":
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
+ADVICE = {
+    "ROLLBACK_COMPLETE": "its creation failed; run 06-teardown, then 01-deploy-stack again",
+    "ROLLBACK_FAILED": "its creation failed and so did the rollback; delete it (06-teardown)",
+    "DELETE_FAILED": "a resource could not be deleted; see the stack's events, remove the"
+    " resource by hand, then run 06-teardown again",
+    "UPDATE_ROLLBACK_FAILED": "an update failed and could not roll back; continue the rollback"
+    " (`aws cloudformation continue-update-rollback --stack-name <name>`), then retry",
+    "UPDATE_ROLLBACK_COMPLETE": "its last update failed and was rolled back; fix the"
+    " parameters and run 01-deploy-stack again",
+    "IMPORT_ROLLBACK_FAILED": "an import failed; see the stack's events",
+}
+
+
+def advice(status: str) -> str:
+    """One sentence on what to do about a stack in `status`."""
+    if status.endswith("_IN_PROGRESS"):
+        return "an operation is still running; wait for it to finish and run this cell again"
+    return ADVICE.get(status, "see the stack's events in the CloudFormation console")
+
+
 def stack_outputs(cfn_client: Any, stack_name: str) -> list[dict[str, Any]]:
     """The stack's outputs, one dict per output (a pandas table's rows)."""
     stack = _stack(cfn_client, stack_name)
