@@ -39,9 +39,10 @@ LOCAL_DEFAULTS = {
 }
 # AWS IoT Core allows 100 publishes per second per connection (IoT Core quotas): stay under it.
 AWS_DEFAULTS = {"MAX_RATE": settings.AWS_DEFAULT_RATE}
-# The kernels' own log (e.g. "Kernel is running over TCP without encryption": the kernel only
-# listens on 127.0.0.1) is not the workbook's output: errors only.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# The kernels' own log ("Kernel is running over TCP without encryption": it listens on
+# 127.0.0.1 only; "KeyboardInterrupt caught" at shutdown) is not the workbook's output; a
+# cell's error is in the executed notebook and in the failure summary.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 class NotebookFailed(Exception):
@@ -66,6 +67,13 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
+def workbook_order() -> list[Path]:
+    """The notebooks in the order they run: by number, with the teardown last (07's
+    experiments need the stack)."""
+    found = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    return [p for p in found if p.name != TEARDOWN] + [p for p in found if p.name == TEARDOWN]
+
+
 def run_notebooks(
     run_dir: Path, target: str, parameters: dict[str, Any], notebooks: list[Path] | None = None
 ) -> dict[str, Any]:
@@ -74,7 +82,7 @@ def run_notebooks(
     Raises NotebookFailed (the notebook, cell and message) when a notebook raises."""
     import papermill
 
-    notebooks = notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    notebooks = notebooks or workbook_order()
     run_dir.mkdir(parents=True, exist_ok=True)
     shared = {k: v for k, v in parameters.items() if k in settings.NAMES}
     config = settings.load(run_dir, **{**shared, "TARGET": target})

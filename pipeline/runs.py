@@ -92,3 +92,10 @@ def latest(run_dir: str | Path | None) -> RunScope:
             " run 01-deploy-stack, 02-certificates and 03-publish again"
         )
     return scope
+
+
+def latest_figures(run_dir: str | Path | None) -> dict[str, Any]:
+    """03's summary of the latest run (after `latest` has checked it exists)."""
+    latest(run_dir)
+    path = settings.run_dir_path(run_dir) / f"{PUBLISH_SUMMARY}.json"
+    return json.loads(path.read_text())

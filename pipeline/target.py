@@ -148,7 +148,7 @@ def local_emulator(
         f"emulator (background process {info.pid}): {info.endpoint_url},"
         f" MQTT port {info.mqtt_port},"
         f" state in {info.data_dir}, log {log_path}; stop it with `python -m emulator stop`"
-        f"{'' if data_dir == default_data_dir() else f' --data-dir {data_dir}'}"
+        f"{'' if Path(info.data_dir) == default_data_dir() else f' --data-dir {info.data_dir}'}"
     )
     return info
 
