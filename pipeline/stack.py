@@ -115,6 +115,14 @@ def deploy_stack(
     body = template_body if isinstance(template_body, str) else json.dumps(template_body)
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
     existing = _stack(cfn_client, stack_name)
+    status = existing["StackStatus"] if existing else None
+    if (
+        status
+        and status not in DEPLOYABLE
+        and status not in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS")
+    ):
+        # In progress, or failed in a way only a person can resolve: say what to do.
+        raise StackError(f"stack {stack_name} is {status}: {advice(status)}")
     if existing and existing["StackStatus"] in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
         # A stack that failed to create can only be deleted (CloudFormation User Guide,
         # "Stack status codes").
@@ -157,6 +165,11 @@ ADVICE = {
 }
 
 
+# States in which CreateStack/UpdateStack can proceed (an update of a stack whose last update
+# rolled back is allowed).
+DEPLOYABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
+
+
 def advice(status: str) -> str:
     """One sentence on what to do about a stack in `status`."""
     if status.endswith("_IN_PROGRESS"):
@@ -197,7 +210,16 @@ def stack_resources(cfn_client: Any, stack_name: str) -> list[dict[str, Any]]:
 def delete_stack(cfn_client: Any, stack_name: str, delay: int = 5) -> None:
     """Delete the stack and wait; raises StackError naming what could not be deleted (for
     example a non-empty bucket, or a thing that still has a certificate attached)."""
-    if _stack(cfn_client, stack_name) is None:
+    existing = _stack(cfn_client, stack_name)
+    if existing is None:
         return
-    cfn_client.delete_stack(StackName=stack_name)
+    status = existing["StackStatus"]
+    if status.endswith("_IN_PROGRESS") and status not in (
+        "DELETE_IN_PROGRESS",
+        "REVIEW_IN_PROGRESS",
+    ):
+        # Deleting while CloudFormation still creates or updates fails; say so instead.
+        raise StackError(f"stack {stack_name} is {status}: {advice(status)}")
+    if status != "DELETE_IN_PROGRESS":
+        cfn_client.delete_stack(StackName=stack_name)
     _wait(cfn_client, "stack_delete_complete", stack_name, delay)
