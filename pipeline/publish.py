@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,6 @@ class Device:
         topic_root: str,
         messages: Iterable[Message],
         max_rate: float | None = None,
-        progress: bool = False,
         timeout: float = 30.0,
         run_id: str | None = None,
     ) -> PublishReport:
@@ -220,7 +219,7 @@ class Device:
             finally:
                 window.release()
 
-        for i, message in enumerate(_progress(messages, progress, "publish")):
+        for i, message in enumerate(messages):
             if max_rate:
                 delay = started + i / max_rate - time.monotonic()
                 if delay > 0:
@@ -279,14 +278,6 @@ def try_publish(
     outcome["connection interrupted"] = bool(device.interruptions)
     outcome["interruptions"] = list(device.interruptions)
     return outcome
-
-
-def _progress(items: list, enabled: bool, label: str) -> Iterator:
-    if not enabled:
-        return iter(items)
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(items, desc=label, unit="msg"))
 
 
 def received_table(device: Device, limit: int = 20) -> list[dict[str, Any]]:
