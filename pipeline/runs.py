@@ -21,6 +21,7 @@ from typing import Any
 from pipeline import settings
 
 RUN_ID_FIELD = "run_id"
+ALL_RUNS = "*"  # a scope that counts every record, whatever its run
 PUBLISH_SUMMARY = "03-publish"
 # Margin around a run's publish window for clock skew between the device and the service
 # (AWS stamps `timestamp()` with its own clock) and for the rule's own latency.

@@ -164,7 +164,10 @@ class Delivered:
     raw_bytes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def mine(self, obj: objects.DeliveredObject) -> int:
-        return sum(r.run_id == self.scope.run_id for r in self.records[obj.bucket, obj.key])
+        found = self.records[obj.bucket, obj.key]
+        if self.scope.run_id == runs.ALL_RUNS:
+            return len(found)
+        return sum(r.run_id == self.scope.run_id for r in found)
 
     def others(self, obj: objects.DeliveredObject) -> int:
         return len(self.records[obj.bucket, obj.key]) - self.mine(obj)
@@ -178,7 +181,7 @@ class Delivered:
             r.detail
             for obj in found
             for r in self.records[obj.bucket, obj.key]
-            if r.run_id == self.scope.run_id and r.detail is not None
+            if r.detail is not None and self.scope.run_id in (r.run_id, runs.ALL_RUNS)
         ]
 
     @property
@@ -297,9 +300,11 @@ def _list(target: Target, out: dict[str, str], environment: str) -> dict[str, li
 
 
 def collect(
-    target: Target, out: dict[str, str], environment: str, scope: runs.RunScope
+    target: Target, out: dict[str, str], environment: str, scope: runs.RunScope | None = None
 ) -> Delivered:
-    """List and classify every object in both buckets: this run's records and earlier runs'."""
+    """List and classify every object in both buckets: this run's records and earlier runs'
+    (without a scope, every record counts)."""
+    scope = scope or runs.RunScope(runs.ALL_RUNS, 0, 0)
     s3 = target.client("s3")
     listed = _list(target, out, environment)
     found = Delivered(
@@ -314,6 +319,22 @@ def collect(
             found.records[obj.bucket, obj.key] = _classify(s3, obj, kind, scope)
     found.raw_bytes = {(o.bucket, o.key): _RAW_SIZE[o.bucket, o.key] for o in found.raw}
     return found
+
+
+def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> int:
+    """Records in the raw bucket's batches so far, of every run."""
+    return collect(target, out, environment).figures()["raw_lines"]
+
+
+def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
+    """Rows in the parsed bucket plus processing-failed records so far, of every run."""
+    figures = collect(target, out, environment).figures()
+    return figures["parsed_rows"] + figures["processing_failed"]
+
+
+def count_rule_errors(target: Target, out: dict[str, str]) -> int:
+    """Messages the topic rule sent to its errorAction so far (one object each)."""
+    return len(objects.list_objects(target.client("s3"), out["RawBucketName"], RULE_ERRORS_PREFIX))
 
 
 def stream_buffering(target: Target, out: dict[str, str]) -> dict[str, int]:
