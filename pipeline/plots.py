@@ -38,7 +38,7 @@ def batching_timeline(timeline: pd.DataFrame) -> Any:
     ax.set_ylabel("records in the batch")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.set_ylim(bottom=0)
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.autofmt_xdate()
     return ax
 

@@ -136,6 +136,9 @@ def local_emulator(
         mqtt_port, moved = process.choose_port(process.DEFAULT_MQTT_PORT, "the emulator's MQTT")
         if moved:
             print(moved)
+    already = process.fetch_info(f"http://{process.DEFAULT_HOST}:{port}")
+    if already is not None:
+        return already
     try:
         info = process.ensure_running(
             port=port, mqtt_port=mqtt_port, data_dir=data_dir, log_path=log_path
@@ -147,8 +150,8 @@ def local_emulator(
     print(
         f"emulator (background process {info.pid}): {info.endpoint_url},"
         f" MQTT port {info.mqtt_port},"
-        f" state in {info.data_dir}, log {log_path}; stop it with `python -m emulator stop`"
-        f"{'' if Path(info.data_dir) == default_data_dir() else f' --data-dir {info.data_dir}'}"
+        f" state in {info.data_dir}, log {log_path}; stop it with `python -m emulator stop"
+        f"{'' if Path(info.data_dir) == default_data_dir() else f' --data-dir {info.data_dir}'}`"
     )
     return info
 
