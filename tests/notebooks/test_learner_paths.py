@@ -9,6 +9,7 @@ own data directory, as `make run` and JupyterLab do.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -189,3 +190,22 @@ def test_make_run_failure_is_a_summary_not_a_traceback(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
     assert "Passed unknown parameter" not in done.stdout + done.stderr
     assert "Kernel is running over TCP" not in done.stdout + done.stderr
+
+
+def test_teardown_after_a_failure_deletes_the_stack_and_says_what_went(
+    persistent_emulator, tmp_path, capsys
+):
+    from pipeline.run import teardown_after_failure
+
+    # given a deployed stack with a certificate, as a run that failed in 03 leaves it
+    params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-after-failure"}
+    run_notebooks(tmp_path, "local", params, notebooks("01", "02"))
+    # when the teardown that `make run TARGET=aws` runs after a failure runs
+    teardown_after_failure(tmp_path, "local", params)
+    # then it says what it deleted, and nothing is left
+    out = capsys.readouterr().out
+    assert re.search(
+        r"teardown: 1 certificate\(s\) and \d+ object\(s\) deleted, stack deleted", out
+    )
+    assert "left over: nothing" in out
+    assert summary.load(tmp_path)["06-teardown"]["left_over"] == []
