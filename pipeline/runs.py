@@ -33,7 +33,7 @@ class PrerequisiteError(RuntimeError):
 
 
 def new_run_id() -> str:
-    """A run id that sorts by time: `20261204T223845Z-1a2b3c`."""
+    """A run id that sorts by time: `<UTC time as yyyymmddThhmmssZ>-<6 hex digits>`."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 

@@ -7,8 +7,8 @@ not None overrides the saved value for that notebook only. Papermill still injec
 
 Defaults differ by target only where AWS sets a limit: on AWS a device publishes at most
 `AWS_DEFAULT_RATE` messages/s, under IoT Core's 100 publish requests per second per connection
-(https://docs.aws.amazon.com/general/latest/gr/iot-core.html, "AWS IoT Core message broker and
-protocol limits and quotas").
+(https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits, "Message
+broker and protocol limits and quotas").
 """
 
 from __future__ import annotations
