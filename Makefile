@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TARGET ?= local
+REGION ?=
+# JupyterLab refuses to start as root unless told; containers often run as root.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: run test lab lint clean
+.PHONY: run test lab stop status lint clean .git-filter
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +18,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# Notebooks saved in JupyterLab carry outputs; the nbstripout git filter strips them on
+# `git add`, so what is committed stays clean (tests/unit/test_notebooks_clean.py checks).
+.git-filter: $(STAMP)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(BIN)/nbstripout --install; fi
+
 run: $(STAMP)
-	$(BIN)/python -m pipeline.run --target $(TARGET)
+	$(BIN)/python -m pipeline.run --target $(TARGET) $(if $(REGION),--region $(REGION))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab on the repository (template.yaml, pipeline/, data/ in its file browser), opened
+# on the first notebook; 127.0.0.1 only.
+lab: $(STAMP) .git-filter
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) \
+		notebooks/01-deploy-stack.ipynb
+
+# The emulator the notebooks started in the background outlives JupyterLab: stop it.
+stop: $(STAMP)
+	$(BIN)/python -m emulator stop
+
+status: $(STAMP)
+	$(BIN)/python -m emulator status
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -3,6 +3,9 @@
 Prints the endpoint URL, the MQTT port and the root CA path, writes them to
 `<data-dir>/emulator.json` so that other processes (notebooks, `make run`) can find a running
 emulator, and stops cleanly on SIGINT/SIGTERM.
+
+    python -m emulator status   # the running instance (pid, ports, data dir, log) and its state
+    python -m emulator stop     # stop the instance running on the data dir (default or --data-dir)
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+from emulator.process import STATE_FILE
 from emulator.server import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT, DEFAULT_REGION
-
-STATE_FILE = "emulator.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,25 +50,79 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print what the data dir holds and exit (also: status)",
     )
+    parser.add_argument(
+        "--stop", action="store_true", help="stop the emulator running on the data dir (also: stop)"
+    )
+    parser.add_argument(
+        "--log-path", help="where this process's output goes (recorded for `status`)"
+    )
     parser.add_argument("--reset", action="store_true", help="delete the saved state and exit")
     parser.add_argument(
         "--yes", action="store_true", help="with --reset: do not ask for confirmation"
     )
     if argv is None:
         argv = sys.argv[1:]
-    if argv[:1] == ["status"]:
-        argv = ["--status", *argv[1:]]
+    if argv[:1] in (["status"], ["stop"]):
+        argv = [f"--{argv[0]}", *argv[1:]]
     return parser.parse_args(argv)
+
+
+def show_running(data_dir: Path) -> int:
+    """Print the emulator running on `data_dir` (0), or say that none is (1)."""
+    from emulator import process
+
+    info = process.find_running(data_dir)
+    if info is None:
+        print(f"no emulator is running on {data_dir}")
+        return 1
+    state = process.read_state(data_dir) or {}
+    print(f"running:       pid {info.pid}")
+    print(f"AWS endpoint:  {info.endpoint_url}")
+    print(f"MQTT (TLS):    {info.mqtt_host}:{info.mqtt_port}")
+    print(f"Data dir:      {info.data_dir}")
+    print(f"Log:           {state.get('log_path') or 'the terminal that started it'}")
+    print("Stop it with:  python -m emulator stop" + _dir_flag(data_dir))
+    return 0
+
+
+def _dir_flag(data_dir: Path) -> str:
+    from emulator.server import default_data_dir
+
+    return "" if Path(data_dir) == default_data_dir() else f" --data-dir {data_dir}"
+
+
+def stop_running(data_dir: Path) -> int:
+    """Stop the emulator running on `data_dir`; only a process that answers on the endpoint its
+    state file names, with the same pid, is signalled (never a pid from a stale file)."""
+    from emulator import process
+
+    info = process.find_running(data_dir)
+    if info is None:
+        stale = data_dir / STATE_FILE
+        if stale.exists() and process.read_state(data_dir) is not None:
+            stale.unlink()  # the emulator that wrote it is gone (killed): nothing to stop
+        print(f"no emulator is running on {data_dir}: nothing to stop")
+        return 0
+    process.stop(info)
+    (data_dir / STATE_FILE).unlink(missing_ok=True)
+    print(f"stopped the emulator (pid {info.pid}, {info.endpoint_url}); state kept in {data_dir}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.status or args.reset:
+    if args.status or args.reset or args.stop:
         from emulator.persistence import cli
         from emulator.server import default_data_dir
 
         data_dir = args.data_dir or default_data_dir()
-        return cli.status(data_dir) if args.status else cli.reset(data_dir, args.yes)
+        if args.stop:
+            return stop_running(data_dir)
+        if args.status:
+            show_running(data_dir)
+            print()
+            return cli.status(data_dir)
+        return cli.reset(data_dir, args.yes)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -93,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except StateFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    info = emulator.info()
+    info = {**emulator.info(), "log_path": args.log_path}
     state_file = emulator.data_dir / STATE_FILE
     state_file.write_text(json.dumps(info, indent=2))
     print(

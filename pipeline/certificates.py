@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,8 @@ def delete_certificate(iot: Any, device: DeviceCertificate) -> None:
     for policy in iot.list_attached_policies(target=device.certificate_arn)["policies"]:
         iot.detach_policy(policyName=policy["policyName"], target=device.certificate_arn)
     iot.update_certificate(certificateId=device.certificate_id, newStatus="INACTIVE")
-    iot.delete_certificate(certificateId=device.certificate_id)
+    wait_detached(iot, device.certificate_arn)
+    delete_with_retry(iot, device.certificate_id)
     device.certificate_path.unlink(missing_ok=True)
     device.private_key_path.unlink(missing_ok=True)
 
@@ -192,11 +194,43 @@ def set_status(iot: Any, device: DeviceCertificate, status: str) -> DeviceCertif
     return DeviceCertificate(**{**device.__dict__, "status": status})
 
 
+def wait_detached(iot: Any, certificate_arn: str, timeout: float = 60.0) -> None:
+    """Wait until no thing is attached to the certificate. DetachThingPrincipal is
+    asynchronous: "This call is asynchronous. It might take several seconds for the detachment
+    to propagate" (https://docs.aws.amazon.com/iot/latest/apireference/API_DetachThingPrincipal.html)."""
+    delay, deadline = 0.5, time.monotonic() + timeout
+    while iot.list_principal_things(principal=certificate_arn)["things"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{certificate_arn} still has things attached after {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def delete_with_retry(iot: Any, certificate_id: str, attempts: int = 6) -> None:
+    """DeleteCertificate, retrying DeleteConflictException (a detachment still propagating)
+    with exponential backoff
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteCertificate.html)."""
+    from botocore.exceptions import ClientError
+
+    delay = 1.0
+    for attempt in range(attempts):
+        try:
+            iot.delete_certificate(certificateId=certificate_id)
+            return
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code != "DeleteConflictException" or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay *= 2
+
+
 def delete_thing_certificates(iot: Any, thing_name: str) -> list[str]:
     """Detach every certificate from the thing and its policies, deactivate and delete it.
 
     A thing cannot be deleted while a principal is attached (DeleteThing fails with
-    InvalidRequestException), so teardown must run this first. Returns the deleted ids.
+    InvalidRequestException), so teardown must run this first, and wait for each detachment
+    to take effect before deleting. Returns the deleted ids.
     """
     deleted = []
     for arn in iot.list_thing_principals(thingName=thing_name)["principals"]:
@@ -205,6 +239,7 @@ def delete_thing_certificates(iot: Any, thing_name: str) -> list[str]:
             iot.detach_policy(policyName=policy["policyName"], target=arn)
         certificate_id = arn.rsplit("/", 1)[-1]
         iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
-        iot.delete_certificate(certificateId=certificate_id)
+        wait_detached(iot, arn)
+        delete_with_retry(iot, certificate_id)
         deleted.append(certificate_id)
     return deleted

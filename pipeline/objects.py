@@ -8,8 +8,7 @@ object's size against the buffering hint tells whether size or the interval clos
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,38 +50,6 @@ def read_object(s3: Any, obj: DeliveredObject) -> bytes:
 def iter_bodies(s3: Any, objects: list[DeliveredObject]) -> Iterator[bytes]:
     for obj in objects:
         yield read_object(s3, obj)
-
-
-def wait_for(
-    count: Callable[[], int],
-    expected: int,
-    timeout: float,
-    poll: float = 1.0,
-    progress: bool = True,
-) -> int:
-    """Poll `count()` until it reaches `expected` or `timeout` seconds pass; return the last count.
-
-    Firehose holds records until its buffer fills or its interval passes, so the first objects
-    appear up to one interval after the last publish (plus the Lambda's own buffering).
-    """
-    deadline = time.monotonic() + timeout
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=expected, desc="delivered", unit="rec")
-    current = count()
-    while current < expected and time.monotonic() < deadline:
-        if bar is not None:
-            bar.n = current
-            bar.refresh()
-        time.sleep(poll)
-        current = count()
-    if bar is not None:
-        bar.n = current
-        bar.refresh()
-        bar.close()
-    return current
 
 
 def object_table(

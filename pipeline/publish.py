@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +59,15 @@ def load_messages(
     return messages
 
 
-def payload_at(message: Message, now_ms: int) -> bytes:
+def payload_at(message: Message, now_ms: int, run_id: str | None = None) -> bytes:
+    """The payload as sent: the device's clock in `timestamp` and the publish run's id in
+    `run_id` (JSON payloads only: the malformed samples are sent byte for byte)."""
     if not message.is_json:
         return message.payload
     data = json.loads(message.payload)
     data["timestamp"] = now_ms
+    if run_id is not None:
+        data["run_id"] = run_id
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -75,12 +79,18 @@ class PublishReport:
     errors: list[str] = field(default_factory=list)
     per_topic: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    run_id: str | None = None
+    started_ms: int = 0  # the device's clock at the first and the last publish
+    finished_ms: int = 0
+    timed_out: int = 0  # publishes with no PUBACK in time (counted in `failed`)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "run id": self.run_id,
             "attempted": self.attempted,
             "acknowledged": self.acknowledged,
             "failed": self.failed,
+            "of which no PUBACK in time": self.timed_out,
             "errors": self.errors[:10],
             "per_topic": self.per_topic,
             "seconds": round(self.seconds, 3),
@@ -172,35 +182,44 @@ class Device:
         topic_root: str,
         messages: Iterable[Message],
         max_rate: float | None = None,
-        progress: bool = True,
         timeout: float = 30.0,
+        run_id: str | None = None,
     ) -> PublishReport:
         """Publish each message to `<topic_root>/<equipment>` at QoS 1 and count the PUBACKs.
 
         At most MAX_IN_FLIGHT publishes wait for their PUBACK at once; `max_rate` (messages/s)
-        keeps under AWS's 100 publishes/s per connection when the target is AWS.
+        keeps under AWS's 100 publishes/s per connection when the target is AWS. A publish whose
+        PUBACK has not come `timeout` s after the last send counts as failed (a late PUBACK is
+        then ignored), so `acknowledged` never grows after the report is returned.
         """
         messages = list(messages)
-        report = PublishReport()
+        report = PublishReport(run_id=run_id, started_ms=int(time.time() * 1000))
         lock = threading.Lock()
         window = threading.Semaphore(MAX_IN_FLIGHT)
-        pending: list[Any] = []
+        pending: list[tuple[Any, str]] = []
+        settled: set[int] = set()
         started = time.monotonic()
 
         def done(future, topic):
             try:
                 future.result()
                 with lock:
+                    if id(future) in settled:
+                        return
+                    settled.add(id(future))
                     report.acknowledged += 1
                     report.per_topic[topic] = report.per_topic.get(topic, 0) + 1
             except Exception as exc:  # the server closed the connection or refused the publish
                 with lock:
+                    if id(future) in settled:
+                        return
+                    settled.add(id(future))
                     report.failed += 1
                     report.errors.append(f"{topic}: {exc}")
             finally:
                 window.release()
 
-        for i, message in enumerate(_progress(messages, progress, "publish")):
+        for i, message in enumerate(messages):
             if max_rate:
                 delay = started + i / max_rate - time.monotonic()
                 if delay > 0:
@@ -208,16 +227,25 @@ class Device:
             topic = f"{topic_root}/{message.equipment}"
             window.acquire()
             report.attempted += 1
-            payload = payload_at(message, int(time.time() * 1000))
+            now_ms = int(time.time() * 1000)
+            report.finished_ms = now_ms
+            payload = payload_at(message, now_ms, run_id)
             future, _ = self.connection.publish(topic, payload, self._mqtt.QoS.AT_LEAST_ONCE)
             future.add_done_callback(lambda f, t=topic: done(f, t))
-            pending.append(future)
+            pending.append((future, topic))
         deadline = time.monotonic() + timeout
-        for future in pending:
+        for future, _topic in pending:
             try:
                 future.exception(max(0.0, deadline - time.monotonic()))
             except Exception:
                 pass
+        with lock:
+            for future, topic in pending:
+                if id(future) not in settled:
+                    settled.add(id(future))
+                    report.failed += 1
+                    report.timed_out += 1
+                    report.errors.append(f"{topic}: no PUBACK within {timeout:.0f} s")
         report.seconds = time.monotonic() - started
         return report
 
@@ -252,14 +280,6 @@ def try_publish(
     return outcome
 
 
-def _progress(items: list, enabled: bool, label: str) -> Iterator:
-    if not enabled:
-        return iter(items)
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(items, desc=label, unit="msg"))
-
-
 def received_table(device: Device, limit: int = 20) -> list[dict[str, Any]]:
     """The last messages a subscription received, as the console's MQTT test client lists them."""
     rows = []
@@ -273,6 +293,26 @@ def received_table(device: Device, limit: int = 20) -> list[dict[str, Any]]:
                 "topic": item.topic,
                 "received": time.strftime("%H:%M:%S", time.gmtime(item.received_at)),
                 "payload": shown,
+            }
+        )
+    return rows
+
+
+def malformed(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """The sample's bad messages (on purpose): payloads that are not JSON, and JSON objects that
+    are not telemetry (no `sequence`), with what becomes of each (see data/generate.py)."""
+    rows = []
+    for index, message in enumerate(messages):
+        if message.is_json and "sequence" in json.loads(message.payload):
+            continue
+        rows.append(
+            {
+                "message #": index,
+                "equipment": message.equipment,
+                "payload": message.payload.decode("utf-8", "replace"),
+                "expected": "Lambda: ProcessingFailed"
+                if message.is_json
+                else "rule: errorAction (not JSON)",
             }
         )
     return rows

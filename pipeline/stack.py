@@ -115,6 +115,14 @@ def deploy_stack(
     body = template_body if isinstance(template_body, str) else json.dumps(template_body)
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
     existing = _stack(cfn_client, stack_name)
+    status = existing["StackStatus"] if existing else None
+    if (
+        status
+        and status not in DEPLOYABLE
+        and status not in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS")
+    ):
+        # In progress, or failed in a way only a person can resolve: say what to do.
+        raise StackError(f"stack {stack_name} is {status}: {advice(status)}")
     if existing and existing["StackStatus"] in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
         # A stack that failed to create can only be deleted (CloudFormation User Guide,
         # "Stack status codes").
@@ -139,6 +147,34 @@ def deploy_stack(
         else:
             _wait(cfn_client, "stack_update_complete", stack_name, delay)
     return {o["OutputKey"]: o["OutputValue"] for o in stack_outputs(cfn_client, stack_name)}
+
+
+# What to do about a stack in each state that is neither complete nor absent (CloudFormation
+# User Guide, "Stack status codes":
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
+ADVICE = {
+    "ROLLBACK_COMPLETE": "its creation failed; run 06-teardown, then 01-deploy-stack again",
+    "ROLLBACK_FAILED": "its creation failed and so did the rollback; delete it (06-teardown)",
+    "DELETE_FAILED": "a resource could not be deleted; see the stack's events, remove the"
+    " resource by hand, then run 06-teardown again",
+    "UPDATE_ROLLBACK_FAILED": "an update failed and could not roll back; continue the rollback"
+    " (`aws cloudformation continue-update-rollback --stack-name <name>`), then retry",
+    "UPDATE_ROLLBACK_COMPLETE": "its last update failed and was rolled back; fix the"
+    " parameters and run 01-deploy-stack again",
+    "IMPORT_ROLLBACK_FAILED": "an import failed; see the stack's events",
+}
+
+
+# States in which CreateStack/UpdateStack can proceed (an update of a stack whose last update
+# rolled back is allowed).
+DEPLOYABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
+
+
+def advice(status: str) -> str:
+    """One sentence on what to do about a stack in `status`."""
+    if status.endswith("_IN_PROGRESS"):
+        return "an operation is still running; wait for it to finish and run this cell again"
+    return ADVICE.get(status, "see the stack's events in the CloudFormation console")
 
 
 def stack_outputs(cfn_client: Any, stack_name: str) -> list[dict[str, Any]]:
@@ -174,7 +210,16 @@ def stack_resources(cfn_client: Any, stack_name: str) -> list[dict[str, Any]]:
 def delete_stack(cfn_client: Any, stack_name: str, delay: int = 5) -> None:
     """Delete the stack and wait; raises StackError naming what could not be deleted (for
     example a non-empty bucket, or a thing that still has a certificate attached)."""
-    if _stack(cfn_client, stack_name) is None:
+    existing = _stack(cfn_client, stack_name)
+    if existing is None:
         return
-    cfn_client.delete_stack(StackName=stack_name)
+    status = existing["StackStatus"]
+    if status.endswith("_IN_PROGRESS") and status not in (
+        "DELETE_IN_PROGRESS",
+        "REVIEW_IN_PROGRESS",
+    ):
+        # Deleting while CloudFormation still creates or updates fails; say so instead.
+        raise StackError(f"stack {stack_name} is {status}: {advice(status)}")
+    if status != "DELETE_IN_PROGRESS":
+        cfn_client.delete_stack(StackName=stack_name)
     _wait(cfn_client, "stack_delete_complete", stack_name, delay)

@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.settings import run_dir_path
 
-def record(run_dir: str | Path, notebook: str, **figures: Any) -> Path:
-    """Write (or extend) the summary of `notebook` in `run_dir` and return its path."""
-    path = Path(run_dir) / f"{notebook}.json"
+
+def record(run_dir: str | Path | None, notebook: str, **figures: Any) -> Path:
+    """Write (or extend) the summary of `notebook` in `run_dir` (None: runs/manual)."""
+    path = run_dir_path(run_dir) / f"{notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(figures)
@@ -21,8 +23,13 @@ def record(run_dir: str | Path, notebook: str, **figures: Any) -> Path:
     return path
 
 
-def load(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(run_dir).glob("*.json"))}
+def load(run_dir: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Every notebook's summary in `run_dir` (the settings file is not a summary)."""
+    return {
+        p.stem: json.loads(p.read_text())
+        for p in sorted(run_dir_path(run_dir).glob("*.json"))
+        if p.name != "settings.json"
+    }
 
 
 def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
@@ -30,10 +37,14 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
 
     acknowledged = raw lines + messages the rule sent to its errorAction
     raw lines    = parsed rows + processing-failed records
+
+    Figures are compared only within one publish run (`run_id`): a summary left by an earlier
+    pass is stale, not a mismatch, and is ignored until its notebook runs again.
     """
     problems = []
     publish = figures.get("03-publish", {})
-    batches = figures.get("04-inspect-batches", {})
+    run_id = publish.get("run_id")
+    batches = _same_run(figures.get("04-inspect-batches", {}), run_id)
     if publish and batches:
         accounted = batches.get("raw_lines", 0) + batches.get("rule_errors", 0)
         if publish.get("acknowledged") != accounted:
@@ -49,7 +60,7 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
                 f"raw lines {batches.get('raw_lines')} != parsed rows {batches.get('parsed_rows')}"
                 f" + processing-failed {batches.get('processing_failed')}"
             )
-    analyse = figures.get("05-analyse", {})
+    analyse = _same_run(figures.get("05-analyse", {}), run_id)
     if analyse and batches and analyse.get("rows") != batches.get("parsed_rows"):
         problems.append(
             f"analysed rows {analyse.get('rows')} != parsed rows {batches.get('parsed_rows')}"
@@ -58,3 +69,10 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
     if teardown and teardown.get("left_over"):
         problems.append(f"teardown left resources behind: {teardown['left_over']}")
     return problems
+
+
+def _same_run(found: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+    """`found` when it is about publish run `run_id` (or no run is recorded), else empty."""
+    if found and run_id is not None and found.get("run_id") != run_id:
+        return {}
+    return found

@@ -7,14 +7,19 @@ targets; what is AWS-only (credentials, a real artifacts bucket's region) is mar
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline import batches, certificates, objects, stack
+from pipeline import batches, certificates, objects, progress, runs, settings, stack
 from pipeline.paths import TEMPLATE
-from pipeline.target import Target
+from pipeline.target import Target, open_target
 
 # Where the stack's Firehose writes, relative to its Environment (see template.yaml).
 RULE_ERRORS_PREFIX = "errors/iot-rule/"
@@ -46,13 +51,41 @@ def artifacts_bucket(target: Target, stack_name: str) -> str:
 
 
 def deploy(target: Target, stack_name: str, parameters: dict[str, Any]) -> dict[str, str]:
-    """Package the Lambda code, deploy template.yaml, return the stack's outputs."""
+    """Package the Lambda code, deploy template.yaml, return the stack's outputs.
+
+    On AWS the buckets get a per-deployment name (BucketNamePrefix with a random suffix, kept
+    on updates): S3 may refuse a just-deleted bucket name for a while, so a deploy after a
+    teardown must not reuse it. A fresh Firehose role can take a few seconds to be assumable
+    (IAM is eventually consistent), so a creation that fails on it is retried once."""
     bucket = artifacts_bucket(target, stack_name)
     template = stack.package_template(TEMPLATE, bucket, target.client("s3"))
     delay = 1 if target.name == "local" else 10
-    return stack.deploy_stack(
-        target.client("cloudformation"), stack_name, template, parameters, delay=delay
-    )
+    cfn = target.client("cloudformation")
+    parameters = dict(parameters)
+    if target.name == "aws" and "BucketNamePrefix" not in parameters:
+        parameters["BucketNamePrefix"] = _bucket_prefix(cfn, stack_name)
+    try:
+        return stack.deploy_stack(cfn, stack_name, template, parameters, delay=delay)
+    except stack.StackError as exc:
+        if target.name != "aws" or "assume" not in str(exc).lower():
+            raise
+        stack.delete_stack(cfn, stack_name, delay=delay)
+        time.sleep(15)
+        return stack.deploy_stack(cfn, stack_name, template, parameters, delay=delay)
+
+
+def _bucket_prefix(cfn: Any, stack_name: str) -> str:
+    """The deployed stack's BucketNamePrefix, or a new one with a random suffix."""
+    try:
+        described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError:
+        described = {}
+    for parameter in described.get("Parameters", []):
+        if parameter["ParameterKey"] == "BucketNamePrefix":
+            return parameter["ParameterValue"]
+    import secrets
+
+    return f"iot-pipeline-{secrets.token_hex(3)}"
 
 
 def outputs(target: Target, stack_name: str) -> dict[str, str]:
@@ -60,160 +93,455 @@ def outputs(target: Target, stack_name: str) -> dict[str, str]:
     return {row["OutputKey"]: row["OutputValue"] for row in rows}
 
 
+# ------------------------------------------------------------------------ prerequisites
+def connect(config: settings.Settings) -> Target:
+    """The target the workbook's settings name (the emulator is started if needed)."""
+    return open_target(config.target, config.region)
+
+
+def require_stack(target: Target, stack_name: str) -> dict[str, str]:
+    """The deployed stack's outputs, or a PrerequisiteError saying to run (or wait for) 01."""
+    where = f"{stack_name} ({target.name}, {target.region})"
+    try:
+        described = target.client("cloudformation").describe_stacks(StackName=stack_name)
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        raise runs.PrerequisiteError(
+            f"stack {where} does not exist: run 01-deploy-stack first"
+        ) from None
+    status = described["Stacks"][0]["StackStatus"]
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
+        raise runs.PrerequisiteError(f"stack {where} is {status}: {stack.advice(status)}")
+    return outputs(target, stack_name)
+
+
+def require_certificate(target: Target, thing_name: str) -> certificates.DeviceCertificate:
+    """The device certificate 02 made, ACTIVE and still registered, or a PrerequisiteError."""
+    try:
+        device = certificates.load_device(target.client("iot"), thing_name)
+    except (FileNotFoundError, ClientError):
+        raise runs.PrerequisiteError(
+            f"no device certificate for {thing_name} on this target: run 02-certificates first"
+        ) from None
+    if device.status != "ACTIVE":
+        raise runs.PrerequisiteError(
+            f"the device certificate of {thing_name} is {device.status}: run 02-certificates again"
+        )
+    return device
+
+
+def require_delivered(found: Delivered) -> None:
+    """At least one parsed row of the current run, or a PrerequisiteError saying what to do."""
+    if not found.figures()["parsed_rows"]:
+        raise runs.PrerequisiteError(
+            f"nothing of run {found.scope.run_id} has been delivered to the parsed bucket:"
+            " run 04-inspect-batches (it waits for Firehose's buffer) and check its error"
+            " tables; every message of the run may have failed"
+        )
+
+
 # -------------------------------------------------------------------- 04 inspect batches
+@dataclass(frozen=True)
+class Record:
+    """One record found in a delivered object: the run it belongs to and, for the error
+    outputs, what the tables show."""
+
+    run_id: str | None
+    detail: Any = None
+
+
 @dataclass
 class Delivered:
-    """Everything Firehose and the rule's errorAction wrote for one run."""
+    """What Firehose and the rule's errorAction wrote: this run's records, and earlier runs'."""
 
+    scope: runs.RunScope
     raw: list[objects.DeliveredObject] = field(default_factory=list)
     parsed: list[objects.DeliveredObject] = field(default_factory=list)
     processing_failed: list[objects.DeliveredObject] = field(default_factory=list)
     rule_errors: list[objects.DeliveredObject] = field(default_factory=list)
-    raw_lines: list[int] = field(default_factory=list)
-    parsed_lines: list[int] = field(default_factory=list)
-    raw_bytes: list[int] = field(default_factory=list)
-    failed_records: list[batches.FailedRecord] = field(default_factory=list)
-    bad_lines: list[batches.BatchLine] = field(default_factory=list)
+    records: dict[tuple[str, str], list[Record]] = field(default_factory=dict)
+    raw_bytes: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def figures(self) -> dict[str, int]:
+    def mine(self, obj: objects.DeliveredObject) -> int:
+        found = self.records[obj.bucket, obj.key]
+        if self.scope.run_id == runs.ALL_RUNS:
+            return len(found)
+        return sum(r.run_id == self.scope.run_id for r in found)
+
+    def others(self, obj: objects.DeliveredObject) -> int:
+        return len(self.records[obj.bucket, obj.key]) - self.mine(obj)
+
+    def ours(self, found: list[objects.DeliveredObject]) -> list[objects.DeliveredObject]:
+        """The objects that hold at least one record of this run."""
+        return [obj for obj in found if self.mine(obj)]
+
+    def details(self, found: list[objects.DeliveredObject]) -> list[Any]:
+        return [
+            r.detail
+            for obj in found
+            for r in self.records[obj.bucket, obj.key]
+            if r.detail is not None and self.scope.run_id in (r.run_id, runs.ALL_RUNS)
+        ]
+
+    @property
+    def failed_records(self) -> list[batches.FailedRecord]:
+        return [
+            d for d in self.details(self.processing_failed) if isinstance(d, batches.FailedRecord)
+        ]
+
+    @property
+    def bad_lines(self) -> list[batches.BatchLine]:
+        return [
+            d
+            for d in self.details(self.parsed + self.processing_failed)
+            if isinstance(d, batches.BatchLine)
+        ]
+
+    def figures(self) -> dict[str, Any]:
+        """This run's counts (what the reconciliation uses)."""
         return {
-            "raw_objects": len(self.raw),
-            "raw_lines": sum(self.raw_lines),
-            "parsed_objects": len(self.parsed),
-            "parsed_rows": sum(self.parsed_lines),
+            "run_id": self.scope.run_id,
+            "raw_objects": len(self.ours(self.raw)),
+            "raw_lines": sum(map(self.mine, self.raw)),
+            "parsed_objects": len(self.ours(self.parsed)),
+            "parsed_rows": sum(map(self.mine, self.parsed)),
             "processing_failed": len(self.failed_records),
-            "rule_errors": len(self.rule_errors),
+            "rule_errors": sum(map(self.mine, self.rule_errors)),
             "unreadable_lines": len(self.bad_lines),
         }
 
-
-# Firehose never rewrites an object, so a batch's line count is read once per (bucket, key).
-_LINE_COUNTS: dict[tuple[str, str], int] = {}
-
-
-def _count_lines(s3: Any, bucket: str, prefix: str) -> int:
-    total = 0
-    for obj in objects.list_objects(s3, bucket, prefix):
-        key = (obj.bucket, obj.key)
-        if key not in _LINE_COUNTS:
-            body = objects.read_object(s3, obj)
-            _LINE_COUNTS[key] = len(batches.split_lines(batches.decompress(body)))
-        total += _LINE_COUNTS[key]
-    return total
+    def earlier(self) -> dict[str, int]:
+        """What the buckets hold of other (earlier) runs, shown apart from this run."""
+        return {
+            "raw lines": sum(map(self.others, self.raw)),
+            "parsed rows": sum(map(self.others, self.parsed)),
+            "processing-failed records": sum(map(self.others, self.processing_failed)),
+            "rule errors": sum(map(self.others, self.rule_errors)),
+        }
 
 
-def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> int:
-    """Records in the raw bucket's batches so far (what Firehose backed up)."""
-    return _count_lines(target.client("s3"), out["RawBucketName"], prefixes(environment)["data"])
+# Firehose never rewrites an object, so each object is read and classified once.
+_RECORDS: dict[tuple[str, str], list[Record]] = {}
+_RAW_SIZE: dict[tuple[str, str], int] = {}  # a raw batch's size before compression
+_KEY_MS = re.compile(r"/(\d{13})-[0-9a-f-]{36}\.json$")
 
 
-def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
-    """Rows in the parsed bucket plus processing-failed records so far."""
-    s3, where = target.client("s3"), prefixes(environment)
-    bucket = out["ParsedBucketName"]
-    return _count_lines(s3, bucket, where["data"]) + _count_lines(
-        s3, bucket, where["processing_failed"]
-    )
-
-
-def count_rule_errors(target: Target, out: dict[str, str]) -> int:
-    s3 = target.client("s3")
-    return len(objects.list_objects(s3, out["RawBucketName"], RULE_ERRORS_PREFIX))
-
-
-def wait_delivered(
-    target: Target, out: dict[str, str], environment: str, acknowledged: int, timeout: float
-) -> dict[str, int]:
-    """Wait until the raw side accounts for every acknowledged message (raw records + rule
-    errors), then until the parsed side accounts for every raw record (rows + failures)."""
-    raw = objects.wait_for(
-        lambda: count_raw_lines(target, out, environment) + count_rule_errors(target, out),
-        acknowledged,
-        timeout,
-    )
-    raw_lines = count_raw_lines(target, out, environment)
-    parsed = objects.wait_for(
-        lambda: count_parsed_rows(target, out, environment), raw_lines, timeout
-    )
-    return {"acknowledged": acknowledged, "raw side": raw, "parsed side": parsed}
-
-
-def collect(target: Target, out: dict[str, str], environment: str) -> Delivered:
-    """List and read every object the run produced in both buckets."""
-    s3 = target.client("s3")
-    where = prefixes(environment)
-    found = Delivered(
-        raw=objects.list_objects(s3, out["RawBucketName"], where["data"]),
-        parsed=objects.list_objects(s3, out["ParsedBucketName"], where["data"]),
-        processing_failed=objects.list_objects(
-            s3, out["ParsedBucketName"], where["processing_failed"]
-        ),
-        rule_errors=objects.list_objects(s3, out["RawBucketName"], RULE_ERRORS_PREFIX),
-    )
-    for body in objects.iter_bodies(s3, found.raw):
-        data = batches.decompress(body)
-        found.raw_bytes.append(len(data))
-        found.raw_lines.append(len(batches.split_lines(data)))
-    for body in objects.iter_bodies(s3, found.parsed):
-        lines = list(batches.iter_batch_records(body))
-        found.parsed_lines.append(len(lines))
-        found.bad_lines.extend(line for line in lines if not line.ok)
-    for body in objects.iter_bodies(s3, found.processing_failed):
-        for item in batches.iter_processing_failed(body):
-            if isinstance(item, batches.FailedRecord):
-                found.failed_records.append(item)
-            else:
-                found.bad_lines.append(item)
+def _by_neighbour(found: list[Record]) -> list[Record]:
+    """Lines with no run id (a message whose JSON is not an object) belong to the run of the
+    records around them: within one batch, records are in arrival order and runs follow each
+    other."""
+    known = [r.run_id for r in found]
+    for i, run in enumerate(known):
+        if run is None:
+            before = next((x for x in reversed(known[:i]) if x), None)
+            after = next((x for x in known[i + 1 :] if x), None)
+            found[i] = Record(before or after, found[i].detail)
     return found
 
 
+def _classify(s3: Any, obj: objects.DeliveredObject, kind: str, scope: runs.RunScope) -> list:
+    cache_key = (obj.bucket, obj.key)
+    if kind != "rule" and cache_key in _RECORDS:
+        return _RECORDS[cache_key]
+    body = objects.read_object(s3, obj)
+    if kind in ("raw", "parsed"):
+        if kind == "raw":
+            _RAW_SIZE[cache_key] = len(batches.decompress(body))
+        lines = list(batches.iter_batch_records(body))
+        found = _by_neighbour(
+            [
+                Record(runs.run_of(line.value) if line.ok else None, None if line.ok else line)
+                for line in lines
+            ]
+        )
+        if kind == "parsed":  # unreadable lines are shown, but still counted as rows
+            found = [
+                Record(r.run_id, line if not line.ok else None)
+                for r, line in zip(found, lines, strict=True)
+            ]
+    elif kind == "failed":
+        found = []
+        for item in batches.iter_processing_failed(body):
+            run = None
+            if isinstance(item, batches.FailedRecord):
+                run = runs.run_of_bytes(item.raw_data)
+                if run is None and item.arrival_time is not None:
+                    # placed by time; cached for this scope only (see below)
+                    run = (
+                        scope.run_id
+                        if scope.owns_time(item.arrival_time.timestamp() * 1000)
+                        else "earlier"
+                    )
+            found.append(Record(run, item))
+        return found  # time-placed records depend on the scope: not cached
+    else:  # one errorAction message per object
+        message = json.loads(body)
+        payload = base64.b64decode(message.get("base64OriginalPayload", ""))
+        run = runs.run_of_bytes(payload)
+        match = _KEY_MS.search(obj.key)
+        if run is None and match:
+            run = scope.run_id if scope.owns_time(int(match.group(1))) else "earlier"
+        return [Record(run, (obj, message))]
+    _RECORDS[cache_key] = found
+    return found
+
+
+def _list(target: Target, out: dict[str, str], environment: str) -> dict[str, list]:
+    s3, where = target.client("s3"), prefixes(environment)
+    raw, parsed = out["RawBucketName"], out["ParsedBucketName"]
+    failed = objects.list_objects(s3, parsed, where["processing_failed"])
+    return {
+        "raw": objects.list_objects(s3, raw, where["data"]),
+        "parsed": objects.list_objects(s3, parsed, where["data"]),
+        "failed": failed,
+        "rule": objects.list_objects(s3, raw, RULE_ERRORS_PREFIX),
+    }
+
+
+def collect(
+    target: Target, out: dict[str, str], environment: str, scope: runs.RunScope | None = None
+) -> Delivered:
+    """List and classify every object in both buckets: this run's records and earlier runs'
+    (without a scope, every record counts)."""
+    scope = scope or runs.RunScope(runs.ALL_RUNS, 0, 0)
+    s3 = target.client("s3")
+    listed = _list(target, out, environment)
+    found = Delivered(
+        scope,
+        raw=listed["raw"],
+        parsed=listed["parsed"],
+        processing_failed=listed["failed"],
+        rule_errors=listed["rule"],
+    )
+    for kind, objs in listed.items():
+        for obj in objs:
+            found.records[obj.bucket, obj.key] = _classify(s3, obj, kind, scope)
+    found.raw_bytes = {(o.bucket, o.key): _RAW_SIZE[o.bucket, o.key] for o in found.raw}
+    return found
+
+
+def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> int:
+    """Records in the raw bucket's batches so far, of every run."""
+    return collect(target, out, environment).figures()["raw_lines"]
+
+
+def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
+    """Rows in the parsed bucket plus processing-failed records so far, of every run."""
+    figures = collect(target, out, environment).figures()
+    return figures["parsed_rows"] + figures["processing_failed"]
+
+
+def count_rule_errors(target: Target, out: dict[str, str]) -> int:
+    """Messages the topic rule sent to its errorAction so far (one object each)."""
+    return len(objects.list_objects(target.client("s3"), out["RawBucketName"], RULE_ERRORS_PREFIX))
+
+
+def stream_buffering(target: Target, out: dict[str, str]) -> dict[str, int]:
+    """The delivery stream's buffering hints as deployed (not as a notebook believes them)."""
+    stream = target.client("firehose").describe_delivery_stream(
+        DeliveryStreamName=out["DeliveryStreamName"]
+    )["DeliveryStreamDescription"]
+    destination = stream["Destinations"][0].get("ExtendedS3DestinationDescription", {})
+    hints = destination.get("BufferingHints", {})
+    found = {
+        "interval_seconds": int(hints.get("IntervalInSeconds", 300)),
+        "size_mbs": int(hints.get("SizeInMBs", 5)),
+        "processor_interval_seconds": 60,  # Lambda processor default (Firehose developer guide)
+    }
+    for processor in destination.get("ProcessingConfiguration", {}).get("Processors", []):
+        for parameter in processor.get("Parameters", []):
+            if parameter["ParameterName"] == "BufferIntervalInSeconds":
+                found["processor_interval_seconds"] = int(parameter["ParameterValue"])
+    return found
+
+
+def stack_environment(target: Target, stack_name: str) -> str:
+    """The deployed stack's Environment parameter: the S3 prefix Firehose writes under."""
+    described = target.client("cloudformation").describe_stacks(StackName=stack_name)
+    for parameter in described["Stacks"][0].get("Parameters", []):
+        if parameter["ParameterKey"] == "Environment":
+            return parameter["ParameterValue"]
+    return "dev"
+
+
+def wait_delivered(
+    target: Target,
+    out: dict[str, str],
+    environment: str,
+    scope: runs.RunScope,
+    acknowledged: int,
+    timeout: float,
+    buffering: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Wait until this run's raw side accounts for every acknowledged message (raw records +
+    rule errors), then until its parsed side accounts for every raw record (rows + failures).
+
+    Shows a countdown to the flush the buffering hints predict: Firehose closes a batch at most
+    `IntervalInSeconds` after its first record, and the Lambda processor gathers records for up
+    to its own `BufferIntervalInSeconds` first
+    (https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html).
+    """
+    buffering = buffering or stream_buffering(target, out)
+    expected_by = (
+        scope.finished_ms / 1000
+        + buffering["interval_seconds"]
+        + buffering["processor_interval_seconds"]
+    )
+    status = progress.Status()
+    deadline = time.monotonic() + timeout
+    figures: dict[str, Any] = {}
+    while True:
+        figures = collect(target, out, environment, scope).figures()
+        raw_side = figures["raw_lines"] + figures["rule_errors"]
+        parsed_side = figures["parsed_rows"] + figures["processing_failed"]
+        done = raw_side >= acknowledged and parsed_side >= figures["raw_lines"]
+        left = expected_by - time.time()
+        when = datetime.fromtimestamp(expected_by, UTC).strftime("%H:%M:%S UTC")
+        status.show(
+            f"run {scope.run_id}: {raw_side} of {acknowledged} acknowledged messages in the raw"
+            f" bucket or the rule's errors, {parsed_side} of {figures['raw_lines']} raw records"
+            " parsed or failed; "
+            + (
+                "done."
+                if done
+                else f"last flush expected by {when} (in {left:.0f} s)"
+                if left > 0
+                else f"expected flush at {when} passed {-left:.0f} s ago; still waiting"
+            )
+        )
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(1.0 if target.name == "local" else 5.0)
+    return {
+        "acknowledged": acknowledged,
+        "raw side": figures["raw_lines"] + figures["rule_errors"],
+        "parsed side": figures["parsed_rows"] + figures["processing_failed"],
+        "waited up to (s)": timeout,
+    }
+
+
+def object_table(found: Delivered, which: list[objects.DeliveredObject]) -> list[dict[str, Any]]:
+    """The objects with this run's records, keys whole, and how many records of other runs
+    share each object."""
+    rows = []
+    for row, obj in zip(objects.object_table(which), which, strict=True):
+        row["records of this run"] = found.mine(obj)
+        row["records of earlier runs"] = found.others(obj)
+        rows.append(row)
+    return [row for row in rows if row["records of this run"]]
+
+
 def batching_timeline(found: Delivered, buffer_size_mbs: int) -> list[dict[str, Any]]:
-    """One row per raw batch: when it started, how many records, and what closed it."""
+    """One row per raw batch holding this run's records: when it started, when it was
+    written, how many records, and what closed it."""
     return [
         {
             "batch started (UTC)": obj.batch_started,
-            "records": lines,
-            "uncompressed bytes": size,
-            "closed by": objects.flush_reason(size, buffer_size_mbs),
+            "written (UTC)": obj.last_modified,
+            "records": found.mine(obj) + found.others(obj),
+            "records of this run": found.mine(obj),
+            "uncompressed bytes": found.raw_bytes[obj.bucket, obj.key],
+            "closed by": objects.flush_reason(
+                found.raw_bytes[obj.bucket, obj.key], buffer_size_mbs
+            ),
         }
-        for obj, lines, size in zip(found.raw, found.raw_lines, found.raw_bytes, strict=True)
+        for obj in found.ours(found.raw)
     ]
 
 
 def failure_table(found: Delivered) -> list[dict[str, Any]]:
+    """This run's processing-failed records: Firehose's error fields and the payload."""
     return [
         {
             "error code": record.error_code,
             "message": record.error_message,
             "attempts": record.attempts_made,
             "arrived": record.arrival_time,
-            "raw data": record.raw_data[:80],
+            "raw data": record.raw_data.decode("utf-8", "replace"),
         }
         for record in found.failed_records
     ]
 
 
-def rule_error_table(target: Target, found: Delivered) -> list[dict[str, Any]]:
-    """The topic rule's errorAction messages (one object each): which action failed and why."""
-    import json
-
-    s3 = target.client("s3")
+def rule_error_table(found: Delivered) -> list[dict[str, Any]]:
+    """This run's errorAction messages (one object each): which action failed and why."""
     rows = []
-    for obj, body in zip(
-        found.rule_errors, objects.iter_bodies(s3, found.rule_errors), strict=True
-    ):
-        message = json.loads(body)
+    for obj, message in found.details(found.rule_errors):
+        payload = base64.b64decode(message.get("base64OriginalPayload", ""))
         for failure in message.get("failures", []):
             rows.append(
                 {
                     "key": obj.key,
                     "topic": message.get("topic"),
                     "client id": message.get("clientId"),
+                    "payload": payload.decode("utf-8", "replace"),
                     "failed action": failure.get("failedAction"),
                     "error": failure.get("errorMessage"),
                 }
             )
     return rows
+
+
+def earlier_note(found: Delivered) -> str:
+    """One sentence on what the buckets hold besides this run (they keep every pass)."""
+    earlier = found.earlier()
+    if not any(earlier.values()):
+        return f"the buckets hold run {found.scope.run_id} only"
+    parts = ", ".join(f"{count:,} {what}" for what, count in earlier.items() if count)
+    return (
+        f"the buckets also hold {parts} of earlier runs (not counted here; 06-teardown empties"
+        " them)"
+    )
+
+
+# --------------------------------------------------------------------------- 05 analyse
+def parsed_frame(target: Target, found: Delivered) -> Any:
+    """This run's parsed rows as one typed DataFrame, each row with `written`: when its
+    object was written (S3's LastModified), for the latency through the buffer."""
+    import pandas as pd
+
+    from pipeline import analysis
+
+    s3 = target.client("s3")
+    frames = []
+    for obj in found.ours(found.parsed):
+        frame = analysis.load_parsed([objects.read_object(s3, obj)])
+        if runs.RUN_ID_FIELD in frame:
+            frame = frame[frame[runs.RUN_ID_FIELD] == found.scope.run_id]
+        frames.append(frame.assign(written=pd.Timestamp(obj.last_modified).tz_convert("UTC")))
+    if not frames:
+        return analysis.load_parsed([])
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------ 01 deploy
+def emulator_facts(target: Target) -> dict[str, str]:
+    """Where the local emulator runs and keeps its state, and how to stop or reset it."""
+    if target.name != "local":
+        return {"target": f"AWS, region {target.region}"}
+    from emulator import process
+
+    info = process.fetch_info(target.endpoint_url or "")
+    data_dir = info.data_dir if info else "?"
+    state = process.read_state(data_dir) if info else None
+    flag = "" if data_dir == _default_data_dir() else f" --data-dir {data_dir}"
+    return {
+        "AWS endpoint": str(target.endpoint_url),
+        "MQTT (TLS)": f"{target.mqtt_host}:{target.mqtt_port}",
+        "process": f"pid {info.pid}" if info else "?",
+        "state (data dir)": data_dir,
+        "log": (state or {}).get("log_path") or "see `python -m emulator status`",
+        "show it": "python -m emulator status" + flag,
+        "stop it": "python -m emulator stop" + flag + "   (or: make stop)",
+        "forget its state": "python -m emulator stop && python -m emulator --reset" + flag,
+    }
+
+
+def _default_data_dir() -> str:
+    from emulator.server import default_data_dir
+
+    return str(default_data_dir())
 
 
 # -------------------------------------------------------------------------- 06 teardown
@@ -256,14 +584,21 @@ def teardown(target: Target, stack_name: str) -> dict[str, Any]:
         )
         for key in ("RawBucketName", "ParsedBucketName"):
             report["objects deleted"] += empty_bucket(s3, out[key])
-        stack.delete_stack(cfn, stack_name, delay=1 if target.name == "local" else 10)
+    # Also a stack with no outputs (ROLLBACK_COMPLETE, DELETE_FAILED) is deleted.
+    stack.delete_stack(cfn, stack_name, delay=1 if target.name == "local" else 10)
+    if out:
         report["local files removed"] = certificates.forget_local(out["ThingName"])
     bucket = f"{stack_name}-artifacts-{target.account_id}-{target.region}".lower()[:63]
     report["objects deleted"] += empty_bucket(s3, bucket)
-    try:
-        s3.delete_bucket(Bucket=bucket)
-    except ClientError:
-        pass
+    if target.name == "aws":
+        # Emptied, not deleted: the next deploy reuses the name, which S3 may refuse for a
+        # while after a deletion. An empty bucket costs nothing.
+        report["artifacts bucket kept (empty)"] = bucket
+    else:
+        try:
+            s3.delete_bucket(Bucket=bucket)
+        except ClientError:
+            pass
     report["left over"] = left_over(target, stack_name, out)
     return report
 
@@ -305,3 +640,14 @@ def left_over(target: Target, stack_name: str, out: dict[str, str]) -> list[str]
             continue
         found.append(name)
     return found
+
+
+def read_first(target: Target, found: Delivered, which: list[objects.DeliveredObject]) -> bytes:
+    """The first object holding this run's records (for the "open one batch" cells)."""
+    ours = found.ours(which)
+    if not ours:
+        raise runs.PrerequisiteError(
+            f"no object holds records of run {found.scope.run_id} yet: wait and re-run, or see"
+            " the error tables below"
+        )
+    return objects.read_object(target.client("s3"), ours[0])

@@ -173,7 +173,7 @@ def reset(data_dir: Path, assume_yes: bool, out: TextIO = sys.stdout) -> int:
     if running:
         print(
             f"Refusing to reset {data_dir}: an emulator (pid {running}) is running on it; "
-            "stop it first.",
+            "stop it first (`python -m emulator stop`).",
             file=out,
         )
         return 2

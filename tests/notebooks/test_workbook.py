@@ -10,7 +10,7 @@ import pytest
 
 from emulator import process
 from pipeline import summary
-from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, free_port, run_notebooks
+from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, NotebookFailed, free_port, run_notebooks
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -53,13 +53,11 @@ def test_every_notebook_runs_and_the_counts_reconcile(local_emulator, tmp_path):
 
 
 def test_a_lost_record_makes_the_run_fail(local_emulator, tmp_path):
-    import papermill
-
     # given a run that pretends one raw record is missing
     params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-loss", "N_MESSAGES": 40, "SIMULATE_LOSS": 1}
     try:
         # when the notebooks up to the reconciliation run
-        with pytest.raises(papermill.PapermillExecutionError) as failure:
+        with pytest.raises(NotebookFailed) as failure:
             run_notebooks(tmp_path, "local", params, notebooks("01", "02", "03", "04"))
         # then notebook 04 stops on the equation that does not hold
         assert "acknowledged 40 != raw lines" in str(failure.value)
