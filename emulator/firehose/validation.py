@@ -222,20 +222,6 @@ def check_time_zone(config: dict[str, Any]) -> None:
         raise Invalid(f"CustomTimeZone {zone!r} is not a supported time zone") from exc
 
 
-def check_buffering(config: dict[str, Any], member: str) -> None:
-    hints = config.get("BufferingHints")
-    if not isinstance(hints, dict):
-        return
-    # API_BufferingHints: "if you specify a value for one of them, you must also provide a value
-    # for the other" (AWS's message is not documented).
-    present = [k for k in ("SizeInMBs", "IntervalInSeconds") if hints.get(k) is not None]
-    if len(present) == 1:
-        missing = "IntervalInSeconds" if present == ["SizeInMBs"] else "SizeInMBs"
-        raise Invalid(
-            f"{member}.BufferingHints sets {present[0]} without {missing}: specify both or neither"
-        )
-
-
 def _number(text: str, name: str, integer: bool) -> float:
     try:
         return int(text) if integer else float(text)
@@ -317,10 +303,13 @@ def check_features(config: dict[str, Any]) -> None:
 
 
 def check_s3(config: dict[str, Any], member: str, *, extended: bool) -> None:
-    """Every rule for an (Extended)S3 destination configuration, merged for an update."""
+    """Every rule for an (Extended)S3 destination configuration, merged for an update.
+
+    Not enforced: API_BufferingHints says that giving one of SizeInMBs / IntervalInSeconds
+    requires the other, but whether AWS refuses one alone is not documented; the missing one
+    takes its default here."""
     check_prefixes(config)
     check_time_zone(config)
-    check_buffering(config, member)
     if not extended:
         return
     check_features(config)
@@ -334,7 +323,6 @@ def check_s3(config: dict[str, Any], member: str, *, extended: bool) -> None:
             )
         check_prefixes(backup, backup=True)
         check_time_zone(backup)
-        check_buffering(backup, f"{member}.S3BackupConfiguration")
 
 
 def check_redshift(s3_config: dict[str, Any]) -> None:

@@ -112,10 +112,6 @@ INVALID_ARGUMENT = {
         },
         "BufferSizeInMBs is 4; it must be between 0.2 and 3",
     ),
-    "one-buffering-hint-only": (
-        {"BufferingHints": {"SizeInMBs": 5}},
-        "sets SizeInMBs without IntervalInSeconds",
-    ),
     "backup-enabled-without-configuration": (
         {"S3BackupMode": "Enabled"},
         "S3BackupMode is Enabled without S3BackupConfiguration",
