@@ -377,7 +377,8 @@ def _merged_update(request: AwsRequest, body: dict[str, Any]) -> list[tuple[str,
         update = body.get(member)
         if not isinstance(update, dict):
             continue
-        base = stored if kind == update_kind else {}
+        # An S3DestinationUpdate may change an ExtendedS3 destination's common members.
+        base = stored if kind in ("ExtendedS3", "S3") else {}
         merged = {**base, **update}
         if "S3BackupUpdate" in update:
             old = base.get("S3BackupDescription") or base.get("S3BackupConfiguration") or {}
