@@ -331,7 +331,7 @@ _S3_DESTINATION = {
     "CloudWatchLoggingOptions": _LOGGING,
 }
 # What the emulator's Firehose data path (emulator/firehose) honours.
-COMPRESSION_FORMATS = ("UNCOMPRESSED", "GZIP")
+COMPRESSION_FORMATS = ("UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY")
 
 
 class DeliveryStream(EmulatedResource, CloudFormationModel):

@@ -23,7 +23,9 @@ DEFAULT_PROCESSOR_RETRIES = 3
 DEFAULT_PROCESSOR_BUFFER_MB = 1.0
 DEFAULT_PROCESSOR_INTERVAL_S = 60
 
-# Extensions Firehose appends per CompressionFormat (guide: "s3-object-name").
+# Extensions Firehose appends per CompressionFormat (guide: "s3-object-name",
+# https://docs.aws.amazon.com/firehose/latest/dev/s3-object-name.html); HADOOP_SNAPPY objects
+# also end in ".snappy" on AWS (observed; see compression.py).
 COMPRESSION_EXTENSIONS = {
     "UNCOMPRESSED": "",
     "GZIP": ".gz",

@@ -7,13 +7,14 @@ error it is on AWS. Failures carry the error codes Firehose logs for S3 destinat
 
 from __future__ import annotations
 
-import gzip
 import threading
 from collections.abc import Callable
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from emulator.firehose import compression as compression_codecs
 
 S3_ERROR_MESSAGES = {
     "S3.NoSuchBucket": "The specified bucket does not exist. Create the bucket or use a "
@@ -41,16 +42,13 @@ class UnsupportedCompression(DeliveryError):
 
 
 def encode(data: bytes, compression: str) -> tuple[bytes, str | None]:
-    """The object body and its Content-Encoding for a CompressionFormat."""
-    if compression in ("UNCOMPRESSED", ""):
-        return data, None
-    if compression == "GZIP":
-        return gzip.compress(data), "gzip"
-    raise UnsupportedCompression(
-        "Emulator.UnsupportedCompression",
-        f"CompressionFormat {compression} is not implemented by the local emulator; records "
-        "stay buffered until the stream uses GZIP or UNCOMPRESSED",
-    )
+    """The object body and its Content-Encoding for a CompressionFormat (`compression.py`)."""
+    try:
+        return compression_codecs.encode(data, compression)
+    except compression_codecs.UnknownCompression as exc:
+        # CreateDeliveryStream / UpdateDestination refuse such a format; a stream that has one
+        # anyway keeps its records spooled rather than writing them in another shape.
+        raise UnsupportedCompression("Emulator.UnsupportedCompression", str(exc)) from exc
 
 
 class S3Writer:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from emulator.firehose import buffering, keys, names, processor
+from emulator.firehose import buffering, keys, names, processor, validation
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
 from emulator.firehose.s3 import DeliveryError, S3Writer, encode
@@ -186,6 +186,7 @@ class FirehoseService:
         emulator.firehose = self
         gateway = emulator.gateway
         names.register(gateway)  # before the handlers below: a bad name is refused first
+        validation.register(gateway)  # CreateDeliveryStream / UpdateDestination, before moto
         gateway.on("firehose", "PutRecord", self._handle_put_record)
         gateway.on("firehose", "PutRecordBatch", self._handle_put_record_batch)
         gateway.after("firehose", "DeleteDeliveryStream", self._after_delete)
