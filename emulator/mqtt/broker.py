@@ -55,6 +55,7 @@ from emulator.mqtt.limits import (
     topic_limit_error,
 )
 from emulator.mqtt.session import QueuedMessage, Session
+from emulator.mqtt.topics import publish_topic_error
 
 log = logging.getLogger(__name__)
 
@@ -627,13 +628,26 @@ class Broker:
 
     def _publish_will(self, conn: Connection, will: codec.Will) -> None:
         """Last will: published as if the client had published it ("mqtt-lwt")."""
+        refusal = publish_topic_error(will.topic, will.retain)
+        if refusal is not None:
+            # A will is published as if the client had published it: a reserved or invalid
+            # topic is refused as its PUBLISH would be (it must not forge lifecycle events).
+            self.activity.record(
+                "PUBLISH_DENIED",
+                conn.client_id,
+                f"last will not published: {refusal[1]}",
+                "iot:Publish",
+                self.arn("topic", will.topic),
+                principal=conn._principal_id(),
+            )
+            return
         iot = self.iot
         decision = iot.authorize(conn.principal, conn.client_id, "iot:Publish", will.topic)
         if decision.allowed and will.retain:
             decision = iot.authorize(
                 conn.principal, conn.client_id, "iot:RetainPublish", will.topic
             )
-        if not decision.allowed or will.qos == 2 or topic_limit_error(will.topic):
+        if not decision.allowed or will.qos == 2:
             self.activity.record(
                 "PUBLISH_DENIED",
                 conn.client_id,

@@ -37,8 +37,8 @@ from emulator.mqtt.limits import (
     RC_TOPIC_NAME_INVALID,
     RC_UNSPECIFIED,
     TOPIC_ALIAS_MAXIMUM,
-    topic_limit_error,
 )
+from emulator.mqtt.topics import INVALID, publish_topic_error
 
 if TYPE_CHECKING:
     from emulator.mqtt.broker import Broker
@@ -234,12 +234,16 @@ class Connection(asyncio.Protocol):
                 RC_PACKET_TOO_LARGE,
             )
             return
-        if not codec.valid_topic_name(topic):
-            self._refuse_publish(topic, "invalid topic name", RC_TOPIC_NAME_INVALID)
-            return
-        problem = topic_limit_error(topic)
-        if problem:
-            self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
+        refusal = publish_topic_error(topic, packet.retain)
+        if refusal is not None:
+            kind, problem = refusal
+            if kind == INVALID:
+                self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
+            else:
+                # A reserved topic the client may not publish to is answered as an
+                # unauthorized publish ("Unsupported publish or subscribe operations to reserved
+                # topics can result in a terminated connection", reserved-topics.html).
+                self._deny_publish(packet, problem, "iot:Publish", self.broker.arn("topic", topic))
             return
         broker = self.broker
         iot = broker.iot
@@ -247,26 +251,9 @@ class Connection(asyncio.Protocol):
         if decision.allowed and packet.retain:
             decision = iot.authorize(self.principal, self.client_id, "iot:RetainPublish", topic)
         if not decision.allowed:
-            broker.activity.record(
-                "PUBLISH_DENIED",
-                self.client_id,
-                "not authorized",
-                decision.action,
-                decision.resource,
-                decision.reason,
-                self._principal_id(),
+            self._deny_publish(
+                packet, "not authorized", decision.action, decision.resource, decision.reason
             )
-            if v5:
-                # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
-                if packet.qos:
-                    if self._inbound:
-                        self._accept_inbound()  # earlier PUBACKs first
-                        if self.closing:
-                            return
-                    self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
-            else:
-                # MQTT 3.1.1 has no way to say no: AWS IoT closes the connection.
-                self.close("AUTH_ERROR")
             return
         user_properties = ()
         if v5 and codec.USER_PROPERTY in props:
@@ -347,6 +334,36 @@ class Connection(asyncio.Protocol):
                     self.send(codec.encode_puback(packet_id, True, RC_UNSPECIFIED))
         else:
             self.close("SERVER_ERROR")
+
+    def _deny_publish(
+        self,
+        packet: codec.Publish,
+        reason: str,
+        action: str,
+        resource: str | None,
+        policy_decision: str | None = None,
+    ) -> None:
+        """A publish the client is not allowed to make: MQTT 5 gets PUBACK 0x87 Not authorized
+        and keeps its connection; MQTT 3.1.1 has no way to say no, so AWS IoT disconnects."""
+        self.broker.activity.record(
+            "PUBLISH_DENIED",
+            self.client_id,
+            reason,
+            action,
+            resource,
+            policy_decision,
+            self._principal_id(),
+        )
+        if self.v5:
+            # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
+            if packet.qos:
+                if self._inbound:
+                    self._accept_inbound()  # earlier PUBACKs first
+                    if self.closing:
+                        return
+                self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
+        else:
+            self.close("AUTH_ERROR")
 
     def _refuse_publish(self, topic: str, reason: str, v5_code: int) -> None:
         """A publish AWS IoT refuses outright: the client is disconnected (CLIENT_ERROR)."""
