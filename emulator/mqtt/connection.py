@@ -27,7 +27,9 @@ from emulator.mqtt.limits import (
     HOST,
     MAX_PACKET_BYTES,
     MAX_PAYLOAD_BYTES,
+    OUTBOUND_HIGH_WATER_BYTES,
     OUTBOUND_INFLIGHT_LIMIT,
+    OUTBOUND_LOW_WATER_BYTES,
     PERSISTENT_SESSION_EXPIRY_S,
     RC_MALFORMED,
     RC_NOT_AUTHORIZED,
@@ -71,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.version_number = 0
         self.topic_aliases: dict[int, str] = {}
         self.send_quota = OUTBOUND_INFLIGHT_LIMIT
+        self.paused = False  # the transport's write buffer is over its high-water mark
         self._batching = False
         self._out: list[bytes] = []
         # Accepted-looking PUBLISHes of the current read: (message, packet id or None, props).
@@ -79,6 +82,11 @@ class Connection(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # Flow control: pause_writing()/resume_writing() tell the broker when this client stops
+        # reading what it is sent, so its messages wait in the session (bounded) or are dropped
+        # instead of growing the write buffer without limit (limits.py).
+        transport.set_write_buffer_limits(OUTBOUND_HIGH_WATER_BYTES, OUTBOUND_LOW_WATER_BYTES)
+        self.broker._open.add(self)
         ssl_object = transport.get_extra_info("ssl_object")
         self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         peer = transport.get_extra_info("peername")
@@ -134,7 +142,17 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.broker._open.discard(self)
         self.broker._connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        session = self.session
+        if session is not None and session.queue and session.connection is self:
+            self.broker._drain(session)
 
     # Output -----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
