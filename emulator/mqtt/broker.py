@@ -136,8 +136,6 @@ class Broker:
         self._queued_bytes = 0
         self._queue_tokens = float(QUEUED_PER_SECOND_PER_ACCOUNT)
         self._queue_refilled = time.monotonic()
-        self._queue_throttled = 0
-        self._queue_throttle_logged = False
         self.dropped_messages = 0
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -614,8 +612,16 @@ class Broker:
         if conn is None or conn.closing:
             # "MQTT persistent sessions": only QoS 1 messages wait for an offline client, at
             # the account's "Queued messages per second" rate.
-            if session.persistent and item.qos == 1 and self._queue_rate_allows():
-                self._enqueue(session, item)
+            if session.persistent and item.qos == 1:
+                if self._queue_rate_allows():
+                    self._enqueue(session, item)
+                else:
+                    self._dropped(
+                        session,
+                        f"more than {QUEUED_PER_SECOND_PER_ACCOUNT} messages per second for "
+                        "offline sessions (the quota 'Queued messages per second per account'): "
+                        "new messages are dropped",
+                    )
             return
         if conn.paused:
             # The client does not read what it is sent (the write buffer is over its high-water
@@ -623,7 +629,7 @@ class Broker:
             if item.qos:
                 self._enqueue(session, item)
             else:
-                self._dropped(session, conn, "QoS 0 message dropped: the client is not reading")
+                self._dropped(session, "QoS 0 message dropped: the client is not reading")
             return
         if item.qos and (session.queue or len(session.inflight) >= conn.send_quota):
             # Quotas: at most 100 unacknowledged outbound QoS 1 messages per client (and no
@@ -647,7 +653,6 @@ class Broker:
         ):
             self._dropped(
                 session,
-                session.connection,
                 f"queue full ({len(session.queue)} messages, {session.queued_bytes} bytes; "
                 f"limits {MAX_QUEUED_PER_SESSION} messages, {MAX_QUEUED_BYTES_PER_SESSION} "
                 f"bytes per session, {MAX_QUEUED_BYTES_TOTAL} bytes for all sessions): "
@@ -657,7 +662,6 @@ class Broker:
         session.queue.append(item)
         session.queued_bytes += size
         self._queued_bytes += size
-        session.dropping = False
 
     def _dequeue(self, session: Session) -> QueuedMessage:
         item = session.queue.popleft()
@@ -676,21 +680,13 @@ class Broker:
         self._queue_refilled = now
         if tokens < 1:
             self._queue_tokens = tokens
-            self._queue_throttled += 1
-            if not self._queue_throttle_logged:
-                self._queue_throttle_logged = True
-                log.warning(
-                    "more than %d messages/s for offline persistent sessions: dropped (AWS "
-                    "IoT's 'Queued messages per second per account' quota)",
-                    QUEUED_PER_SECOND_PER_ACCOUNT,
-                )
             return False
         self._queue_tokens = tokens - 1
-        self._queue_throttle_logged = False
         return True
 
-    def _dropped(self, session: Session, conn: Connection | None, reason: str) -> None:
-        """Count a message not delivered; say so once per episode, not once per message."""
+    def _dropped(self, session: Session, reason: str) -> None:
+        """Count a message not delivered; say so once per episode (until the queue is empty or
+        the client reads again), not once per message."""
         self.dropped_messages += 1
         if session.dropping:
             return

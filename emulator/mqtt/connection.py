@@ -151,8 +151,10 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         session = self.session
-        if session is not None and session.queue and session.connection is self:
-            self.broker._drain(session)
+        if session is not None and session.connection is self:
+            session.dropping = False
+            if session.queue:
+                self.broker._drain(session)
 
     # Output -----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
