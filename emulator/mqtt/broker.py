@@ -85,7 +85,7 @@ class _Acceptor(asyncio.Protocol):
         if not self.broker._admit():
             transport.abort()  # over the connection cap: the descriptor is freed at once
             return
-        self.broker._handshaking += 1
+        self.broker._handshakes[transport] = None
         transport.pause_reading()
         task = self.broker._loop.create_task(self.broker._upgrade(transport))
         self.broker._tasks.add(task)
@@ -120,11 +120,11 @@ class Broker:
         # the caps (limits.mqtt_connection_limit); half of the cap at most for connections that
         # have not sent CONNECT, so silent sockets cannot lock devices out.
         self._open: set[Connection] = set()
-        self._handshaking = 0
+        self._handshakes: dict[asyncio.BaseTransport, None] = {}  # oldest first
         self.max_connections = max_connections or mqtt_connection_limit()
         self.max_unidentified = max(1, self.max_connections // 2)
-        self.refused_connections = 0
-        self._refusal_logged_at = 0.0
+        self.shed_connections = 0  # closed at accept, or to make room, by the caps
+        self._shed_logged_at = 0.0
         # topic -> matching (session, options); and every (filter, session, options): both
         # rebuilt after any subscription change, so a PUBLISH costs one dict lookup.
         self._routes: dict[str, list[tuple[Session, int]]] = {}
@@ -261,26 +261,55 @@ class Broker:
 
     # TLS --------------------------------------------------------------------------------
     def _admit(self) -> bool:
-        """Whether one more TCP connection fits under the caps (checked at accept)."""
+        """Whether one more TCP connection fits under the caps (checked at accept).
+
+        When the caps are reached, the oldest connection that has not sent CONNECT (a TLS
+        handshake under way, or a silent socket after it) is closed to make room: sockets held
+        open on purpose then cannot lock out a device, which sends CONNECT within milliseconds.
+        With no such connection to close, the new one is refused."""
+        unidentified = len(self._handshakes) + len(self._pending)
         if (
-            self._handshaking + len(self._open) < self.max_connections
-            and self._handshaking + len(self._pending) < self.max_unidentified
+            len(self._handshakes) + len(self._open) < self.max_connections
+            and unidentified < self.max_unidentified
         ):
             return True
-        self.refused_connections += 1
+        self.shed_connections += 1
+        admitted = unidentified > 0 and self._shed_oldest_unidentified()
         now = time.monotonic()
-        if now - self._refusal_logged_at > 10:
-            self._refusal_logged_at = now
+        if now - self._shed_logged_at > 10:
+            self._shed_logged_at = now
             log.warning(
-                "MQTT connection refused at accept: %d open, %d without CONNECT (limits %d and "
-                "%d, from the process's descriptor limit); %d refused so far",
-                self._handshaking + len(self._open),
-                self._handshaking + len(self._pending),
+                "MQTT connection caps reached (%d open, %d without CONNECT; limits %d and %d, "
+                "from the process's descriptor limit): %s; %d shed so far",
+                len(self._handshakes) + len(self._open),
+                unidentified,
                 self.max_connections,
                 self.max_unidentified,
-                self.refused_connections,
+                "the oldest connection without CONNECT was closed"
+                if admitted
+                else "a new connection was refused",
+                self.shed_connections,
             )
+        return admitted
+
+    def _shed_oldest_unidentified(self) -> bool:
+        if self._handshakes:
+            oldest = next(iter(self._handshakes))
+            del self._handshakes[oldest]
+            oldest.abort()  # its _upgrade fails and frees it
+            return True
+        if self._pending:
+            self._drop_unidentified(min(self._pending, key=lambda c: c.created))
+            return True
         return False
+
+    def _drop_unidentified(self, conn: Connection) -> None:
+        """Close a connection that sent no CONNECT. Aborted, not closed: a graceful TLS
+        shutdown waits up to 30 s for the peer's close_notify, keeping the descriptor."""
+        self._pending.discard(conn)
+        conn.close("CLIENT_ERROR")
+        if conn.transport is not None:
+            conn.transport.abort()
 
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         try:
@@ -297,13 +326,13 @@ class Broker:
                 ssl_handshake_timeout=CONNECT_TIMEOUT_S,
             )
         except Exception as exc:
-            self._handshaking -= 1
+            self._handshakes.pop(transport, None)
             # A certificate the registry's CA store does not trust fails here, as on AWS.
             peer = transport.get_extra_info("peername")
             self.activity.record("TLS_HANDSHAKE_FAILED", None, f"{peer}: {exc}")
             transport.abort()
             return
-        self._handshaking -= 1
+        self._handshakes.pop(transport, None)
         conn.connection_made(tls)
 
     # CONNECT ----------------------------------------------------------------------------
@@ -896,8 +925,7 @@ class Broker:
             for conn in list(self._pending):
                 # No CONNECT within CONNECT_TIMEOUT_S of the TCP accept (limits.py).
                 if now - conn.created > CONNECT_TIMEOUT_S:
-                    conn.close("CLIENT_ERROR")
-                    self._pending.discard(conn)
+                    self._drop_unidentified(conn)
             for session in list(self.sessions.values()):
                 if (
                     session.connection is None
