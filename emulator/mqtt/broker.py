@@ -8,12 +8,16 @@ iot:RetainPublish, iot:Subscribe and iot:Receive, as AWS IoT does.
 
 A QoS 1 PUBLISH is acknowledged only after the consumer (the rules engine) has accepted the
 message (emulator/iot/messages.py), so nothing acknowledged is lost. What AWS refuses is refused
-the same way: QoS 2, payloads over 128 KB, topics over 256 bytes or 7 slashes, client ids over
-128 bytes ("AWS IoT Core quotas" and "AWS IoT differences from MQTT specifications" in the IoT
-developer guide). Lifecycle events follow "life-cycle-events".
+the same way: QoS 2, payloads over 128 KB, topics over 256 bytes or 7 slashes or reserved for
+AWS IoT (emulator/mqtt/topics.py), client ids over 128 bytes ("AWS IoT Core quotas" and "AWS IoT
+differences from MQTT specifications" in the IoT developer guide). Lifecycle events follow
+"life-cycle-events". iot:Receive is evaluated at each delivery, queued messages included.
+
+Bounded resources (limits.py): connections below the descriptor limit, CONNECT within 10 s of
+accept, per-connection outbound flow control, and queued messages per session and in all.
 
 Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
-writes all PUBACKs of that read in one write (ARCHITECTURE.md, "How fast a Python broker can be").
+writes all PUBACKs of that read in one write.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It buffers input, parses every complete packet of one read and writes everything that read
 produced (PUBACKs above all) in one write: the per-message cost that makes a Python broker keep
-up with the fastest publisher (ARCHITECTURE.md, "How fast a Python broker can be"). PUBLISH
+up with the fastest publisher. PUBLISH
 is handled here, on the hot path; CONNECT, SUBSCRIBE and routing belong to the `Broker`.
 
 Group commit: the PUBLISH packets of one read that pass the checks are handed to the consumer
