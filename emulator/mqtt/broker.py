@@ -8,12 +8,16 @@ iot:RetainPublish, iot:Subscribe and iot:Receive, as AWS IoT does.
 
 A QoS 1 PUBLISH is acknowledged only after the consumer (the rules engine) has accepted the
 message (emulator/iot/messages.py), so nothing acknowledged is lost. What AWS refuses is refused
-the same way: QoS 2, payloads over 128 KB, topics over 256 bytes or 7 slashes, client ids over
-128 bytes ("AWS IoT Core quotas" and "AWS IoT differences from MQTT specifications" in the IoT
-developer guide). Lifecycle events follow "life-cycle-events".
+the same way: QoS 2, payloads over 128 KB, topics over 256 bytes or 7 slashes or reserved for
+AWS IoT (emulator/mqtt/topics.py), client ids over 128 bytes ("AWS IoT Core quotas" and "AWS IoT
+differences from MQTT specifications" in the IoT developer guide). Lifecycle events follow
+"life-cycle-events". iot:Receive is evaluated at each delivery, queued messages included.
+
+Bounded resources (limits.py): connections below the descriptor limit, CONNECT within 10 s of
+accept, per-connection outbound flow control, and queued messages per session and in all.
 
 Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
-writes all PUBACKs of that read in one write (ARCHITECTURE.md, "How fast a Python broker can be").
+writes all PUBACKs of that read in one write.
 """
 
 from __future__ import annotations
@@ -35,14 +39,18 @@ from emulator.mqtt.limits import (
     BASIC_INGEST_PREFIX,
     CONNACK_5,
     CONNACK_311,
+    CONNECT_TIMEOUT_S,
     HOST,
     MAX_CLIENT_ID_BYTES,
     MAX_KEEP_ALIVE_S,
     MAX_PACKET_BYTES,
+    MAX_QUEUED_BYTES_PER_SESSION,
+    MAX_QUEUED_BYTES_TOTAL,
     MAX_QUEUED_PER_SESSION,
     MIN_KEEP_ALIVE_S,
     OUTBOUND_INFLIGHT_LIMIT,
     PERSISTENT_SESSION_EXPIRY_S,
+    QUEUED_PER_SECOND_PER_ACCOUNT,
     RC_KEEP_ALIVE_TIMEOUT,
     RC_NOT_AUTHORIZED,
     RC_QOS_NOT_SUPPORTED,
@@ -52,9 +60,11 @@ from emulator.mqtt.limits import (
     RC_TOPIC_FILTER_INVALID,
     RECEIVE_MAXIMUM,
     TOPIC_ALIAS_MAXIMUM,
+    mqtt_connection_limit,
     topic_limit_error,
 )
 from emulator.mqtt.session import QueuedMessage, Session
+from emulator.mqtt.topics import publish_topic_error
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,10 @@ class _Acceptor(asyncio.Protocol):
         self.broker = broker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.broker._admit():
+            transport.abort()  # over the connection cap: the descriptor is freed at once
+            return
+        self.broker._handshakes[transport] = None
         transport.pause_reading()
         task = self.broker._loop.create_task(self.broker._upgrade(transport))
         self.broker._tasks.add(task)
@@ -86,7 +100,11 @@ class Broker:
     """The emulator's MQTT broker (component attribute `emulator.broker`)."""
 
     def __init__(
-        self, emulator: Any, consumer: MessageConsumer | None = None, port: int | None = None
+        self,
+        emulator: Any,
+        consumer: MessageConsumer | None = None,
+        port: int | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.emulator = emulator
         self._consumer = consumer
@@ -102,12 +120,27 @@ class Broker:
         self.connections: dict[str, Connection] = {}  # client id -> live connection
         self.retained: dict[str, QueuedMessage] = {}
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
+        # Descriptor bounds: connections after their TLS handshake, handshakes under way, and
+        # the caps (limits.mqtt_connection_limit); half of the cap at most for connections that
+        # have not sent CONNECT, so silent sockets cannot lock devices out.
+        self._open: set[Connection] = set()
+        self._handshakes: dict[asyncio.BaseTransport, None] = {}  # oldest first
+        self.max_connections = max_connections or mqtt_connection_limit()
+        self.max_unidentified = max(1, self.max_connections // 2)
+        self.shed_connections = 0  # closed at accept, or to make room, by the caps
+        self._shed_logged_at = 0.0
         # topic -> matching (session, options); and every (filter, session, options): both
         # rebuilt after any subscription change, so a PUBLISH costs one dict lookup.
         self._routes: dict[str, list[tuple[Session, int]]] = {}
         self._subscriptions: list[tuple[str, Session, int]] | None = None
         self._versions: dict[str, int] = {}
         self._delayed_wills: dict[str, asyncio.TimerHandle] = {}
+        # Queue bounds (limits.py): payload bytes queued in all sessions, and the account's
+        # queued-messages-per-second token bucket.
+        self._queued_bytes = 0
+        self._queue_tokens = float(QUEUED_PER_SECOND_PER_ACCOUNT)
+        self._queue_refilled = time.monotonic()
+        self.dropped_messages = 0
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -231,6 +264,57 @@ class Broker:
                 conn.close("AUTH_ERROR", RC_NOT_AUTHORIZED)
 
     # TLS --------------------------------------------------------------------------------
+    def _admit(self) -> bool:
+        """Whether one more TCP connection fits under the caps (checked at accept).
+
+        When the caps are reached, the oldest connection that has not sent CONNECT (a TLS
+        handshake under way, or a silent socket after it) is closed to make room: sockets held
+        open on purpose then cannot lock out a device, which sends CONNECT within milliseconds.
+        With no such connection to close, the new one is refused."""
+        unidentified = len(self._handshakes) + len(self._pending)
+        if (
+            len(self._handshakes) + len(self._open) < self.max_connections
+            and unidentified < self.max_unidentified
+        ):
+            return True
+        self.shed_connections += 1
+        admitted = unidentified > 0 and self._shed_oldest_unidentified()
+        now = time.monotonic()
+        if now - self._shed_logged_at > 10:
+            self._shed_logged_at = now
+            log.warning(
+                "MQTT connection caps reached (%d open, %d without CONNECT; limits %d and %d, "
+                "from the process's descriptor limit): %s; %d shed so far",
+                len(self._handshakes) + len(self._open),
+                unidentified,
+                self.max_connections,
+                self.max_unidentified,
+                "the oldest connection without CONNECT was closed"
+                if admitted
+                else "a new connection was refused",
+                self.shed_connections,
+            )
+        return admitted
+
+    def _shed_oldest_unidentified(self) -> bool:
+        if self._handshakes:
+            oldest = next(iter(self._handshakes))
+            del self._handshakes[oldest]
+            oldest.abort()  # its _upgrade fails and frees it
+            return True
+        if self._pending:
+            self._drop_unidentified(min(self._pending, key=lambda c: c.created))
+            return True
+        return False
+
+    def _drop_unidentified(self, conn: Connection) -> None:
+        """Close a connection that sent no CONNECT. Aborted, not closed: a graceful TLS
+        shutdown waits up to 30 s for the peer's close_notify, keeping the descriptor."""
+        self._pending.discard(conn)
+        conn.close("CLIENT_ERROR")
+        if conn.transport is not None:
+            conn.transport.abort()
+
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         try:
             context: ssl.SSLContext = self.iot.server_ssl_context()
@@ -239,14 +323,20 @@ class Broker:
                 context.num_tickets = 0
             conn = Connection(self)
             tls = await self._loop.start_tls(
-                transport, conn, context, server_side=True, ssl_handshake_timeout=10
+                transport,
+                conn,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=CONNECT_TIMEOUT_S,
             )
         except Exception as exc:
+            self._handshakes.pop(transport, None)
             # A certificate the registry's CA store does not trust fails here, as on AWS.
             peer = transport.get_extra_info("peername")
             self.activity.record("TLS_HANDSHAKE_FAILED", None, f"{peer}: {exc}")
             transport.abort()
             return
+        self._handshakes.pop(transport, None)
         conn.connection_made(tls)
 
     # CONNECT ----------------------------------------------------------------------------
@@ -389,6 +479,11 @@ class Broker:
         )
         # Unacknowledged and queued QoS 1 messages of a resumed session go out again.
         for packet_id, queued in list(session.inflight.items()):
+            # iot:Receive again for the principal that resumes the session: another
+            # certificate may have taken the client id over, or a Deny been attached meanwhile.
+            if not self._may_receive(session, queued.topic):
+                del session.inflight[packet_id]
+                continue
             conn.send(self._encode_for(conn, queued, packet_id, dup=True))
         conn.send_quota = min(
             OUTBOUND_INFLIGHT_LIMIT,
@@ -499,7 +594,11 @@ class Broker:
         for session, options in routes:
             if options & 0x04 and session.client_id == sender:  # MQTT 5 No Local
                 continue
-            if not self._may_receive(session, topic):
+            conn = session.connection
+            # iot:Receive is evaluated when a message is delivered, for the principal of the
+            # connection that receives it: now for a connected client, at reconnection for a
+            # message kept by an offline persistent session (`_drain`).
+            if conn is not None and not conn.closing and not self._may_receive(session, topic):
                 continue
             retain = message.retain and bool(options & 0x08)  # MQTT 5 Retain As Published
             qos = min(options & 0x03, message.qos)
@@ -544,15 +643,31 @@ class Broker:
     def _send_to(self, session: Session, item: QueuedMessage) -> None:
         conn = session.connection
         if conn is None or conn.closing:
-            # "MQTT persistent sessions": only QoS 1 messages wait for an offline client.
-            if session.persistent and item.qos == 1 and len(session.queue) < MAX_QUEUED_PER_SESSION:
-                session.queue.append(item)
+            # "MQTT persistent sessions": only QoS 1 messages wait for an offline client, at
+            # the account's "Queued messages per second" rate.
+            if session.persistent and item.qos == 1:
+                if self._queue_rate_allows():
+                    self._enqueue(session, item)
+                else:
+                    self._dropped(
+                        session,
+                        f"more than {QUEUED_PER_SECOND_PER_ACCOUNT} messages per second for "
+                        "offline sessions (the quota 'Queued messages per second per account'): "
+                        "new messages are dropped",
+                    )
+            return
+        if conn.paused:
+            # The client does not read what it is sent (the write buffer is over its high-water
+            # mark): QoS 0 is at most once and is dropped; QoS 1 waits for `resume_writing`.
+            if item.qos:
+                self._enqueue(session, item)
+            else:
+                self._dropped(session, "QoS 0 message dropped: the client is not reading")
             return
         if item.qos and (session.queue or len(session.inflight) >= conn.send_quota):
             # Quotas: at most 100 unacknowledged outbound QoS 1 messages per client (and no
             # more than an MQTT 5 client's Receive Maximum); the rest wait for PUBACKs.
-            if len(session.queue) < MAX_QUEUED_PER_SESSION:
-                session.queue.append(item)
+            self._enqueue(session, item)
             return
         packet_id = None
         if item.qos:
@@ -560,17 +675,77 @@ class Broker:
             session.inflight[packet_id] = item
         conn.send(self._encode_for(conn, item, packet_id))
 
+    def _enqueue(self, session: Session, item: QueuedMessage) -> None:
+        """Keep `item` for later delivery, within the queue bounds; AWS drops the new message
+        when a session's queue is full (limits.py)."""
+        size = len(item.payload)
+        if (
+            len(session.queue) >= MAX_QUEUED_PER_SESSION
+            or session.queued_bytes + size > MAX_QUEUED_BYTES_PER_SESSION
+            or self._queued_bytes + size > MAX_QUEUED_BYTES_TOTAL
+        ):
+            self._dropped(
+                session,
+                f"queue full ({len(session.queue)} messages, {session.queued_bytes} bytes; "
+                f"limits {MAX_QUEUED_PER_SESSION} messages, {MAX_QUEUED_BYTES_PER_SESSION} "
+                f"bytes per session, {MAX_QUEUED_BYTES_TOTAL} bytes for all sessions): "
+                "new messages are dropped",
+            )
+            return
+        session.queue.append(item)
+        session.queued_bytes += size
+        self._queued_bytes += size
+
+    def _dequeue(self, session: Session) -> QueuedMessage:
+        item = session.queue.popleft()
+        size = len(item.payload)
+        session.queued_bytes -= size
+        self._queued_bytes -= size
+        return item
+
+    def _queue_rate_allows(self) -> bool:
+        """The quotas page's "Queued messages per second per account" (a token bucket)."""
+        now = time.monotonic()
+        tokens = min(
+            QUEUED_PER_SECOND_PER_ACCOUNT,
+            self._queue_tokens + (now - self._queue_refilled) * QUEUED_PER_SECOND_PER_ACCOUNT,
+        )
+        self._queue_refilled = now
+        if tokens < 1:
+            self._queue_tokens = tokens
+            return False
+        self._queue_tokens = tokens - 1
+        return True
+
+    def _dropped(self, session: Session, reason: str) -> None:
+        """Count a message not delivered; say so once per episode (until the queue is empty or
+        the client reads again), not once per message."""
+        self.dropped_messages += 1
+        if session.dropping:
+            return
+        session.dropping = True
+        self.activity.record(
+            "MESSAGE_DROPPED",
+            session.client_id,
+            reason,
+            principal=getattr(session.principal, "certificate_id", None),
+        )
+
     def _drain(self, session: Session) -> None:
         """Send queued messages while the client has room for unacknowledged ones."""
         conn = session.connection
         if conn is None or conn.closing:
             return
         queue = session.queue
-        while queue and len(session.inflight) < conn.send_quota:
-            item = queue.popleft()
+        while queue and len(session.inflight) < conn.send_quota and not conn.paused:
+            item = self._dequeue(session)
+            if not self._may_receive(session, item.topic):
+                continue  # iot:Receive at delivery, for the connection that receives
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = item
             conn.send(self._encode_for(conn, item, packet_id))
+        if not queue:
+            session.dropping = False
 
     @staticmethod
     def _encode_for(
@@ -619,6 +794,9 @@ class Broker:
     def _discard_session(self, session: Session) -> None:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        self._queued_bytes -= session.queued_bytes
+        session.queued_bytes = 0
+        session.queue.clear()
         self._subscriptions_changed()
 
     def _publish_delayed_will(self, conn: Connection, will: codec.Will) -> None:
@@ -627,13 +805,26 @@ class Broker:
 
     def _publish_will(self, conn: Connection, will: codec.Will) -> None:
         """Last will: published as if the client had published it ("mqtt-lwt")."""
+        refusal = publish_topic_error(will.topic, will.retain)
+        if refusal is not None:
+            # A will is published as if the client had published it: a reserved or invalid
+            # topic is refused as its PUBLISH would be (it must not forge lifecycle events).
+            self.activity.record(
+                "PUBLISH_DENIED",
+                conn.client_id,
+                f"last will not published: {refusal[1]}",
+                "iot:Publish",
+                self.arn("topic", will.topic),
+                principal=conn._principal_id(),
+            )
+            return
         iot = self.iot
         decision = iot.authorize(conn.principal, conn.client_id, "iot:Publish", will.topic)
         if decision.allowed and will.retain:
             decision = iot.authorize(
                 conn.principal, conn.client_id, "iot:RetainPublish", will.topic
             )
-        if not decision.allowed or will.qos == 2 or topic_limit_error(will.topic):
+        if not decision.allowed or will.qos == 2:
             self.activity.record(
                 "PUBLISH_DENIED",
                 conn.client_id,
@@ -736,9 +927,9 @@ class Broker:
                     conn.close("MQTT_KEEP_ALIVE_TIMEOUT", RC_KEEP_ALIVE_TIMEOUT)
                     self._connection_closed(conn)
             for conn in list(self._pending):
-                if now - conn.created > 20:
-                    conn.close("CLIENT_ERROR")
-                    self._pending.discard(conn)
+                # No CONNECT within CONNECT_TIMEOUT_S of the TCP accept (limits.py).
+                if now - conn.created > CONNECT_TIMEOUT_S:
+                    self._drop_unidentified(conn)
             for session in list(self.sessions.values()):
                 if (
                     session.connection is None

@@ -2,7 +2,7 @@
 
 It buffers input, parses every complete packet of one read and writes everything that read
 produced (PUBACKs above all) in one write: the per-message cost that makes a Python broker keep
-up with the fastest publisher (ARCHITECTURE.md, "How fast a Python broker can be"). PUBLISH
+up with the fastest publisher. PUBLISH
 is handled here, on the hot path; CONNECT, SUBSCRIBE and routing belong to the `Broker`.
 
 Group commit: the PUBLISH packets of one read that pass the checks are handed to the consumer
@@ -27,7 +27,9 @@ from emulator.mqtt.limits import (
     HOST,
     MAX_PACKET_BYTES,
     MAX_PAYLOAD_BYTES,
+    OUTBOUND_HIGH_WATER_BYTES,
     OUTBOUND_INFLIGHT_LIMIT,
+    OUTBOUND_LOW_WATER_BYTES,
     PERSISTENT_SESSION_EXPIRY_S,
     RC_MALFORMED,
     RC_NOT_AUTHORIZED,
@@ -37,8 +39,8 @@ from emulator.mqtt.limits import (
     RC_TOPIC_NAME_INVALID,
     RC_UNSPECIFIED,
     TOPIC_ALIAS_MAXIMUM,
-    topic_limit_error,
 )
+from emulator.mqtt.topics import INVALID, publish_topic_error
 
 if TYPE_CHECKING:
     from emulator.mqtt.broker import Broker
@@ -71,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.version_number = 0
         self.topic_aliases: dict[int, str] = {}
         self.send_quota = OUTBOUND_INFLIGHT_LIMIT
+        self.paused = False  # the transport's write buffer is over its high-water mark
         self._batching = False
         self._out: list[bytes] = []
         # Accepted-looking PUBLISHes of the current read: (message, packet id or None, props).
@@ -79,6 +82,11 @@ class Connection(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # Flow control: pause_writing()/resume_writing() tell the broker when this client stops
+        # reading what it is sent, so its messages wait in the session (bounded) or are dropped
+        # instead of growing the write buffer without limit (limits.py).
+        transport.set_write_buffer_limits(OUTBOUND_HIGH_WATER_BYTES, OUTBOUND_LOW_WATER_BYTES)
+        self.broker._open.add(self)
         ssl_object = transport.get_extra_info("ssl_object")
         self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         peer = transport.get_extra_info("peername")
@@ -134,7 +142,19 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.broker._open.discard(self)
         self.broker._connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        session = self.session
+        if session is not None and session.connection is self:
+            session.dropping = False
+            if session.queue:
+                self.broker._drain(session)
 
     # Output -----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -234,12 +254,16 @@ class Connection(asyncio.Protocol):
                 RC_PACKET_TOO_LARGE,
             )
             return
-        if not codec.valid_topic_name(topic):
-            self._refuse_publish(topic, "invalid topic name", RC_TOPIC_NAME_INVALID)
-            return
-        problem = topic_limit_error(topic)
-        if problem:
-            self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
+        refusal = publish_topic_error(topic, packet.retain)
+        if refusal is not None:
+            kind, problem = refusal
+            if kind == INVALID:
+                self._refuse_publish(topic, problem, RC_TOPIC_NAME_INVALID)
+            else:
+                # A reserved topic the client may not publish to is answered as an
+                # unauthorized publish ("Unsupported publish or subscribe operations to reserved
+                # topics can result in a terminated connection", reserved-topics.html).
+                self._deny_publish(packet, problem, "iot:Publish", self.broker.arn("topic", topic))
             return
         broker = self.broker
         iot = broker.iot
@@ -247,26 +271,9 @@ class Connection(asyncio.Protocol):
         if decision.allowed and packet.retain:
             decision = iot.authorize(self.principal, self.client_id, "iot:RetainPublish", topic)
         if not decision.allowed:
-            broker.activity.record(
-                "PUBLISH_DENIED",
-                self.client_id,
-                "not authorized",
-                decision.action,
-                decision.resource,
-                decision.reason,
-                self._principal_id(),
+            self._deny_publish(
+                packet, "not authorized", decision.action, decision.resource, decision.reason
             )
-            if v5:
-                # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
-                if packet.qos:
-                    if self._inbound:
-                        self._accept_inbound()  # earlier PUBACKs first
-                        if self.closing:
-                            return
-                    self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
-            else:
-                # MQTT 3.1.1 has no way to say no: AWS IoT closes the connection.
-                self.close("AUTH_ERROR")
             return
         user_properties = ()
         if v5 and codec.USER_PROPERTY in props:
@@ -347,6 +354,36 @@ class Connection(asyncio.Protocol):
                     self.send(codec.encode_puback(packet_id, True, RC_UNSPECIFIED))
         else:
             self.close("SERVER_ERROR")
+
+    def _deny_publish(
+        self,
+        packet: codec.Publish,
+        reason: str,
+        action: str,
+        resource: str | None,
+        policy_decision: str | None = None,
+    ) -> None:
+        """A publish the client is not allowed to make: MQTT 5 gets PUBACK 0x87 Not authorized
+        and keeps its connection; MQTT 3.1.1 has no way to say no, so AWS IoT disconnects."""
+        self.broker.activity.record(
+            "PUBLISH_DENIED",
+            self.client_id,
+            reason,
+            action,
+            resource,
+            policy_decision,
+            self._principal_id(),
+        )
+        if self.v5:
+            # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
+            if packet.qos:
+                if self._inbound:
+                    self._accept_inbound()  # earlier PUBACKs first
+                    if self.closing:
+                        return
+                self.send(codec.encode_puback(packet.packet_id, True, RC_NOT_AUTHORIZED))
+        else:
+            self.close("AUTH_ERROR")
 
     def _refuse_publish(self, topic: str, reason: str, v5_code: int) -> None:
         """A publish AWS IoT refuses outright: the client is disconnected (CLIENT_ERROR)."""

@@ -24,8 +24,30 @@ OUTBOUND_INFLIGHT_LIMIT = 100  # "Maximum outbound unacknowledged messages" per 
 TOPIC_ALIAS_MAXIMUM = 8
 # Basic Ingest topics go to the rules engine only, never to subscribers ("iot-basic-ingest").
 BASIC_INGEST_PREFIX = "$aws/rules/"
-# Messages kept for one offline persistent session (AWS throttles, we bound memory).
+# Messages kept for one persistent session. AWS stores them "according to account limit.
+# Messages that exceed the limit will be dropped" (MQTT persistent sessions,
+# https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html): the new message is dropped,
+# what is queued stays. The account-wide rate is the quotas page's "Queued messages per second
+# per account" (500); the count and byte bounds per session and per broker are this emulator's
+# memory bounds (AWS stores on disk and bills per message).
+QUEUED_PER_SECOND_PER_ACCOUNT = 500
 MAX_QUEUED_PER_SESSION = 100_000
+MAX_QUEUED_BYTES_PER_SESSION = 32 * 1024 * 1024
+MAX_QUEUED_BYTES_TOTAL = 256 * 1024 * 1024
+# Outbound flow control per connection: above the high-water mark of the TLS transport's write
+# buffer the client is not reading fast enough; QoS 0 messages to it are dropped (at most once,
+# MQTT 3.1.1 section 4.3.1) and QoS 1 messages wait in its session until it drains to the low mark.
+OUTBOUND_HIGH_WATER_BYTES = 1024 * 1024
+OUTBOUND_LOW_WATER_BYTES = 256 * 1024
+# A connection must send CONNECT this soon after the TCP accept, TLS handshake included: MQTT
+# 3.1.1 section 3.1.4 / MQTT 5 section 3.1.4 ("If the Server does not receive a CONNECT packet
+# within a reasonable amount of time after the Network Connection is established, the Server
+# SHOULD close the Network Connection"). Real clients send it within milliseconds of the
+# handshake; 10 s leaves room for a slow device while freeing a silent socket's descriptor soon.
+CONNECT_TIMEOUT_S = 10
+# Descriptors kept for the HTTP endpoint, moto's files, spools and Lambda workers: the MQTT side
+# takes at most RLIMIT_NOFILE minus this (and at most half of its share before CONNECT).
+DESCRIPTOR_RESERVE_MIN = 256
 
 # Connect return codes (3.1.1) and reason codes (5).
 CONNACK_311 = {"version": 1, "identifier": 2, "unavailable": 3, "not_authorized": 5}
@@ -42,6 +64,18 @@ RC_PROTOCOL_ERROR = 0x82
 RC_MALFORMED = 0x81
 RC_SERVER_SHUTTING_DOWN = 0x8B
 RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
+
+
+def mqtt_connection_limit() -> int:
+    """How many MQTT connections the broker accepts at once: the process's descriptor limit
+    minus a reserve (a quarter, at least DESCRIPTOR_RESERVE_MIN) for everything else, so the
+    HTTP endpoint and the files keep working when MQTT clients pile up."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 65_536
+    return max(16, soft - max(DESCRIPTOR_RESERVE_MIN, soft // 4))
 
 
 def topic_limit_error(topic: str) -> str | None:

@@ -36,6 +36,8 @@ class Session:
     queue: deque[QueuedMessage] = field(default_factory=deque)
     # packet id -> message sent to the client and not yet acknowledged
     inflight: dict[int, QueuedMessage] = field(default_factory=dict)
+    queued_bytes: int = 0  # payload bytes in `queue`
+    dropping: bool = False  # a message was dropped since the queue last had room
     next_packet_id: int = 1
     connection: Any = None  # the live Connection, if any
     disconnected_at: float | None = None

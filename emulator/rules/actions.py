@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from emulator.iot.messages import InboundMessage
+from emulator.mqtt.topics import publish_topic_error
 from emulator.rules.sql import MessageContext, Result
 from emulator.rules.templates import compile_template
 from emulator.rules.values import dumps
@@ -197,6 +198,12 @@ class ActionRun:
         topic = self.param("topic")
         if topic.startswith("$$"):  # "$$" stands for a reserved topic's "$"
             topic = topic[1:]
+        refusal = publish_topic_error(topic)
+        if refusal is not None:
+            # The republished message is a publish like any other: a topic rendered from the
+            # payload must pass the same topic rules, and a failure goes to the errorAction
+            # (https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html).
+            raise ActionFailure("republish", topic, f"Failed to republish: {refusal[1]}")
         if self.depth >= self.engine.max_republish_depth:
             raise ActionFailure(
                 "republish",

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from emulator.gateway import AwsRequest, AwsResponse, json_error
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage
+from emulator.mqtt.topics import publish_topic_error
 from emulator.rules.actions import check_action
 from emulator.rules.sql import DEFAULT_VERSION, SqlError, compile_sql
 
@@ -92,6 +93,13 @@ def _publisher(engine: RulesEngine):
         topic = _topic_of(request)
         if topic is None:
             return None
+        retain = (request.query_value("retain") or "false").lower() == "true"
+        refusal = publish_topic_error(topic, retain)
+        if refusal is not None:
+            # The same topic rules as an MQTT PUBLISH (emulator/mqtt/topics.py); the data plane
+            # answers a bad request with InvalidRequestException, HTTP 400
+            # (https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_Publish.html).
+            return json_error("InvalidRequestException", f"Publish refused: {refusal[1]}")
         qos_text = request.query_value("qos") or "0"
         if qos_text not in ("0", "1"):
             return json_error("InvalidRequestException", f"qos must be 0 or 1, not {qos_text}")
@@ -113,7 +121,7 @@ def _publisher(engine: RulesEngine):
             timestamp_ms=int(time.time() * 1000),
             account_id=request.account_id,
             region=request.region,
-            retain=(request.query_value("retain") or "false").lower() == "true",
+            retain=retain,
             user_properties=_user_properties(request),
         )
         engine.accept(message)
