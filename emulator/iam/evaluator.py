@@ -234,7 +234,7 @@ def _loose(value: Any) -> list[str]:
 
 
 # ------------------------------------------------------------------------- matching
-def _action_matches(statement: Statement, action: str) -> bool:
+def action_matches(statement: Statement, action: str) -> bool:
     if statement.actions is not None:
         return any(wildcard_match(p, action, ignore_case=True) for p in statement.actions)
     if statement.not_actions is not None:
@@ -329,7 +329,7 @@ def _applies(
     statement: Statement, policy: Policy, request: Request, lookup, unknown
 ) -> tuple[str | None, str]:
     """(how the principal matched, or None when the statement does not apply; a note)."""
-    if not _action_matches(statement, request.action):
+    if not action_matches(statement, request.action):
         return None, ""
     if not _resource_matches(statement, request.resource, lookup, policy.variables):
         return None, ""
