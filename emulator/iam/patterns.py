@@ -106,7 +106,9 @@ def arn_match(pattern: str, arn: str, lookup: Lookup | None = None) -> bool:
     wanted = pattern.split(":", 5)
     actual = arn.split(":", 5)
     if len(wanted) != 6 or len(actual) != 6:
-        return wildcard_match(pattern, arn)
+        # An `arn:` pattern without its six segments is malformed (IAM refuses to store it):
+        # it matches nothing rather than being read as one long wildcard.
+        return False
     return all(wildcard_match(w, a) for w, a in zip(wanted, actual, strict=True))
 
 
@@ -120,6 +122,8 @@ def _arn_match_resolved(pattern: str, arn: str, lookup: Lookup) -> bool:
 
     hidden = _VARIABLE.sub(hide, pattern)
     wanted = hidden.split(":", 5) if hidden.startswith("arn:") else [hidden]
+    if hidden.startswith("arn:") and len(wanted) != 6:
+        return False
     actual = arn.split(":", 5) if len(wanted) == 6 else [arn]
     if len(wanted) != len(actual):
         return False
