@@ -95,6 +95,7 @@ class IamAuthorizer:
         self.region = region
         self.partition = partition
         self._cache: dict[tuple, Decision] = {}
+        self._roles: dict[str, Any] = {}  # role ARN -> moto Role, checked against the backend
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------- public interface
@@ -117,6 +118,19 @@ class IamAuthorizer:
         )
         if role is None:
             return _no_role(role_arn, principal_arn, action, resource)
+        key = (
+            "role",
+            self._fingerprint(role),
+            session,
+            action,
+            resource,
+            resource_policy,
+            complete,
+            _frozen(context),
+        )
+        found = self._cache.get(key)
+        if found is not None:
+            return found
         identity, boundary = self._identity_policies(role)
         resource_compiled = (
             compile_policy(resource_policy, resource_policy_id, "resource")
@@ -127,17 +141,11 @@ class IamAuthorizer:
         request = Request(
             Principal.role_session(role.arn, session), action, resource, full_context, complete
         )
-        return self._cached(
-            (
-                role.arn,
-                session,
-                tuple(p.document for p in identity),
-                boundary and boundary.document,
-            ),
+        return self._decide(
+            key,
             request,
             lambda r: evaluate(r, identity, boundary, resource_compiled),
             [*identity, boundary, resource_compiled],
-            resource_policy,
         )
 
     def can_assume(
@@ -147,6 +155,11 @@ class IamAuthorizer:
         role = self._role(role_arn)
         if role is None:
             return _no_role(role_arn, service_principal, "sts:AssumeRole", role_arn)
+        key = ("trust", role.id, role.assume_role_policy_document, service_principal)
+        key += (_frozen(context),)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
         trust = compile_policy(
             role.assume_role_policy_document, f"trust policy of role {role.name}", "trust"
         )
@@ -156,12 +169,11 @@ class IamAuthorizer:
             role.arn,
             {**self._service_context(service_principal), **(context or {})},
         )
-        return self._cached(
-            ("trust", role.arn),
+        return self._decide(
+            key,
             request,
             lambda r: evaluate(r, resource_policy=trust, identity_applies=False),
             [trust],
-            trust.document,
         )
 
     def authorize_service(
@@ -175,6 +187,10 @@ class IamAuthorizer:
         resource_policy_id: str = "resource policy",
     ) -> Decision:
         """A service principal acting on a resource: only its resource-based policy can allow."""
+        key = ("service", service_principal, action, resource, resource_policy, _frozen(context))
+        found = self._cache.get(key)
+        if found is not None:
+            return found
         compiled = (
             compile_policy(resource_policy, resource_policy_id, "resource")
             if resource_policy
@@ -186,12 +202,11 @@ class IamAuthorizer:
             resource,
             {**self._service_context(service_principal), **(context or {})},
         )
-        return self._cached(
-            ("service", service_principal),
+        return self._decide(
+            key,
             request,
             lambda r: evaluate(r, resource_policy=compiled, identity_applies=False),
             [compiled],
-            resource_policy,
         )
 
     def role_policies(self, role_arn: str) -> tuple[list[Policy], Policy | None] | None:
@@ -206,10 +221,33 @@ class IamAuthorizer:
         return iam_backends[self.account_id][self.partition]
 
     def _role(self, role_arn: str):
-        for role in self._backend().roles.values():
+        roles = self._backend().roles  # role id -> Role
+        known = self._roles.get(role_arn)
+        if known is not None and roles.get(known.id) is known:
+            return known
+        # list(): a snapshot, as API threads may add roles while a service thread reads.
+        for role in list(roles.values()):
             if role.arn == role_arn:
+                self._roles[role_arn] = role
                 return role
         return None
+
+    def _fingerprint(self, role) -> tuple:
+        """Everything a role's decisions depend on, cheaply: inline documents, the attached
+        managed policies' default version ids (a version's document never changes), the
+        boundary and its default version, and the tags (aws:PrincipalTag)."""
+        boundary_version = None
+        if role.permissions_boundary_arn:
+            policy = self._backend().managed_policies.get(role.permissions_boundary_arn)
+            boundary_version = policy.default_version_id if policy is not None else None
+        return (
+            role.id,
+            tuple(list(role.policies.items())),
+            tuple((arn, p.default_version_id) for arn, p in list(role.managed_policies.items())),
+            role.permissions_boundary_arn,
+            boundary_version,
+            tuple((t["Key"], t["Value"]) for t in role.tags or ()),
+        )
 
     def managed_policy_document(self, arn: str) -> str | None:
         """The default version's document of a customer or AWS managed policy."""
@@ -223,10 +261,11 @@ class IamAuthorizer:
     def _identity_policies(self, role) -> tuple[list[Policy], Policy | None]:
         identity = [
             compile_policy(doc, f"role {role.name} inline policy {name}", "identity")
-            for name, doc in sorted(role.policies.items())
+            for name, doc in sorted(list(role.policies.items()))
         ]
-        for arn in sorted(role.managed_policies):
-            policy = role.managed_policies[arn]
+        managed = dict(list(role.managed_policies.items()))
+        for arn in sorted(managed):
+            policy = managed[arn]
             document = self.managed_policy_document(arn) or ""
             identity.append(
                 compile_policy(
@@ -274,7 +313,7 @@ class IamAuthorizer:
         }
 
     # ------------------------------------------------------------------- caching
-    def _cached(self, identity_key, request: Request, compute, policies, resource_doc) -> Decision:
+    def _decide(self, key: tuple, request: Request, compute, policies) -> Decision:
         if _reads_clock(policies):
             now = time.time()
             clock = {
@@ -282,17 +321,6 @@ class IamAuthorizer:
                 "aws:EpochTime": int(now),
             }
             return compute(replace(request, context={**clock, **request.context}))
-        key = (
-            identity_key,
-            request.action,
-            request.resource,
-            resource_doc,
-            request.complete,
-            tuple(sorted((k, _freeze(v)) for k, v in request.context.items())),
-        )
-        found = self._cache.get(key)
-        if found is not None:
-            return found
         decision = compute(request)
         with self._lock:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -304,8 +332,15 @@ class IamAuthorizer:
         return len(self._cache)
 
 
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, (list, set, frozenset)) else value
+def _frozen(context: Mapping[str, Any] | None) -> tuple:
+    if not context:
+        return ()
+    return tuple(
+        sorted(
+            (k, tuple(v) if isinstance(v, (list, tuple, set, frozenset)) else v)
+            for k, v in context.items()
+        )
+    )
 
 
 def _reads_clock(policies) -> bool:

@@ -81,17 +81,24 @@ def resolve(text: str, lookup: Lookup, wildcards: bool) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=8192)
+def _pattern_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    return _regex(_wildcard_source(pattern), ignore_case)
+
+
 def wildcard_match(
     pattern: str, value: str, ignore_case: bool = False, lookup: Lookup | None = None
 ) -> bool:
     """`pattern` (with `*`/`?`, and variables when `lookup` is given) matches all of `value`."""
     if lookup is not None and has_variables(pattern):
-        source = resolve(pattern, lookup, wildcards=True)
-    else:
-        if pattern == "*":
-            return True
-        source = _wildcard_source(pattern)
-    return _regex(source, ignore_case).match(value) is not None
+        return (
+            _regex(resolve(pattern, lookup, wildcards=True), ignore_case).match(value) is not None
+        )
+    if pattern == "*":
+        return True
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == value.lower() if ignore_case else pattern == value
+    return _pattern_regex(pattern, ignore_case).match(value) is not None
 
 
 def arn_match(pattern: str, arn: str, lookup: Lookup | None = None) -> bool:
