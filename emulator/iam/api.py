@@ -58,6 +58,10 @@ def register(service: IamService, gateway: Gateway) -> None:
     handlers = _Handlers(service)
     gateway.on("iam", "SimulatePrincipalPolicy", handlers.simulate_principal_policy)
     gateway.on("iam", "SimulateCustomPolicy", handlers.simulate_custom_policy)
+    # moto stores any trust policy; AWS refuses a malformed one, and enforcement would
+    # otherwise meet it only when a service tries to assume the role.
+    gateway.on("iam", "CreateRole", handlers.check_trust_policy)
+    gateway.on("iam", "UpdateAssumeRolePolicy", handlers.check_trust_policy)
 
 
 def _members(form: dict[str, list[str]], name: str) -> list[str]:
@@ -106,7 +110,7 @@ def _compile(document: str, source_id: str, policy_type: PolicyType) -> Policy:
         policy = Policy.parse(document, source_id, policy_type)
     except PolicyError as exc:
         raise _InputError("MalformedPolicyDocument", f"{source_id}: {exc}", 400) from exc
-    if policy_type != "resource" and policy.problems():
+    if policy.problems():
         raise _InputError(
             "MalformedPolicyDocument", f"{source_id}: {'; '.join(policy.problems())}", 400
         )
@@ -116,6 +120,20 @@ def _compile(document: str, source_id: str, policy_type: PolicyType) -> Policy:
 class _Handlers:
     def __init__(self, service: IamService) -> None:
         self.service = service
+
+    def check_trust_policy(self, request: AwsRequest) -> AwsResponse | None:
+        form = request.form()
+        field = (
+            "AssumeRolePolicyDocument" if request.operation == "CreateRole" else "PolicyDocument"
+        )
+        document = form.get(field)
+        if not document:
+            return None  # moto answers the missing parameter
+        try:
+            _compile(document, field, "trust")
+        except _InputError as exc:
+            return query_error(exc.code, exc.message, exc.status)
+        return None
 
     def simulate_principal_policy(self, request: AwsRequest) -> AwsResponse:
         form = parse_qs(request.body.decode(), keep_blank_values=True)

@@ -201,6 +201,9 @@ def _compile_statement(raw: Any, index: int, variables: bool, policy_type: Polic
                 raise PolicyError("Principal is not allowed in an identity-based policy")
         elif principals is None and not_principals is None:
             raise PolicyError("a resource-based policy statement needs Principal or NotPrincipal")
+        elif policy_type == "trust" and (resources is not None or not_resources is not None):
+            # A trust policy is attached to the role itself: AWS refuses a Resource element.
+            raise PolicyError("Has prohibited field Resource")
         conditions = compile_block(raw.get("Condition"), variables)
     except PolicyError as exc:
         # Kept (not raised) so that evaluation can fail closed on it; see module doc.

@@ -322,3 +322,63 @@ def test_decisions_are_cached_per_policy_version(emulator, iam, role):
     assert (
         emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k").decision == "explicitDeny"
     )
+
+
+@pytest.mark.parametrize(
+    "statement, problem",
+    [
+        (
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "iot.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEqualsSometimes": {"aws:SourceAccount": ACCOUNT}},
+            },
+            "StringEqualsSometimes",
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "iot.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Resource": "*",
+            },
+            "prohibited field Resource",
+        ),
+        ({"Effect": "Allow", "Action": "sts:AssumeRole"}, "Principal"),
+    ],
+)
+def test_malformed_trust_policy_is_refused(iam, unique, statement, problem):
+    with pytest.raises(ClientError) as error:
+        iam.create_role(
+            RoleName=f"bad-trust-{unique}", AssumeRolePolicyDocument=document(statement)
+        )
+    assert error.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    assert problem in error.value.response["Error"]["Message"]
+    iam.create_role(
+        RoleName=f"bad-trust-{unique}", AssumeRolePolicyDocument=trust("iot.amazonaws.com")
+    )
+    with pytest.raises(ClientError) as error:
+        iam.update_assume_role_policy(
+            RoleName=f"bad-trust-{unique}", PolicyDocument=document(statement)
+        )
+    assert error.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+
+
+def test_updated_trust_policy_and_new_boundary_change_decisions(emulator, iam, role, unique):
+    arn = role(
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+        trust_document=trust("iot.amazonaws.com"),
+    )
+    name = arn.rsplit("/", 1)[-1]
+    assert emulator.iam.can_assume(arn, "iot.amazonaws.com").allowed
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust("firehose.amazonaws.com"))
+    assert not emulator.iam.can_assume(arn, "iot.amazonaws.com").allowed
+
+    assert emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k").allowed
+    boundary = iam.create_policy(
+        PolicyName=f"late-boundary-{unique}",
+        PolicyDocument=document({"Effect": "Allow", "Action": "logs:*", "Resource": "*"}),
+    )["Policy"]["Arn"]
+    iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=boundary)
+    assert not emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k").allowed
