@@ -310,6 +310,27 @@ class Decision:
     def allowed(self) -> bool:
         return self.decision == "allowed"
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for the emulator's activity and deliveries views and its log."""
+        return {
+            "decision": self.decision,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "message": self.message(),
+            "statements": [
+                {
+                    "policy": m.policy_id,
+                    "policyType": m.policy_type,
+                    "statement": m.statement,
+                    "effect": m.effect,
+                    **({"note": m.note} if m.note else {}),
+                }
+                for m in self.matched
+            ],
+            "missingContext": list(self.missing_context),
+        }
+
     def message(self) -> str:
         """AWS's AccessDenied wording ("User: ... is not authorized to perform: ...")."""
         if self.allowed:
@@ -408,7 +429,8 @@ def evaluate(
         return Decision(
             "explicitDeny",
             reason=(
-                f"with an explicit deny in a {kind} ({first.policy_id}, {first.statement}"
+                f"with an explicit deny in {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                f"({first.policy_id}, {first.statement}"
                 + (f"; {first.note}" if first.note else "")
                 + ")"
             ),

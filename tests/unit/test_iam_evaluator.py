@@ -59,7 +59,7 @@ def test_explicit_deny_beats_allow_and_names_the_statement():
     assert decide("s3:PutObject", "arn:aws:s3:::b/k", policy).allowed
     denied = decide("s3:DeleteObject", "arn:aws:s3:::b/k", policy)
     assert denied.decision == "explicitDeny"
-    assert "explicit deny in a identity-based policy (p, Sid 'NoDelete')" in denied.message()
+    assert "explicit deny in an identity-based policy (p, Sid 'NoDelete')" in denied.message()
 
 
 def test_deny_in_another_policy_also_wins():
@@ -447,3 +447,24 @@ def test_identity_statement_without_resource_is_malformed():
     policy = identity({"Effect": "Allow", "Action": "s3:*"})
     assert policy.problems() == ["statement #1: Policy statement must contain resources"]
     assert not decide("s3:PutObject", "arn:aws:s3:::b/k", policy).allowed
+
+
+def test_decision_as_dict_names_the_deciding_statement():
+    policy = identity({"Sid": "NoPut", **deny("s3:PutObject", "*")})
+    data = decide("s3:PutObject", "arn:aws:s3:::b/k", policy).as_dict()
+    assert data["decision"] == "explicitDeny"
+    assert data["statements"] == [
+        {"policy": "p", "policyType": "identity", "statement": "Sid 'NoPut'", "effect": "Deny"}
+    ]
+    assert data["message"].endswith(
+        "with an explicit deny in an identity-based policy (p, Sid 'NoPut')"
+    )
+
+
+def test_a_document_that_is_not_json_denies_everything():
+    from emulator.iam.authorizer import compile_policy
+
+    policy = compile_policy("{not json", "inline broken", "identity")
+    decision = decide("s3:GetObject", "arn:aws:s3:::b/k", identity(allow("s3:*", "*")), policy)
+    assert decision.decision == "explicitDeny"
+    assert "not valid JSON" in decision.message()
