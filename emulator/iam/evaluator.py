@@ -25,7 +25,7 @@ conditions.Condition) makes a Deny apply and an Allow not apply. Either way the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -451,8 +451,8 @@ def evaluate(
                     matched=(matched,),
                     **base,
                 )
-            if specificity == "account" and allows.get("identity") and boundary_ok:
-                break  # delegated to the account: the identity-based Allow below decides
+            # "account": the resource policy delegates to the account, whose identity-based
+            # policies decide below.
     identity_allows = [m for m, _ in allows.get("identity", ())]
     if identity_applies and identity_allows and boundary_ok:
         return Decision(
@@ -473,8 +473,3 @@ def evaluate(
     else:
         reason = f"because no identity-based policy allows the {request.action} action"
     return Decision("implicitDeny", reason=reason, missing_context=tuple(sorted(missing)), **base)
-
-
-def policies_of(documents: Iterable[tuple[str, str, PolicyType]]) -> list[Policy]:
-    """Compile (document, id, type) triples."""
-    return [Policy.parse(doc, pid, ptype) for doc, pid, ptype in documents]

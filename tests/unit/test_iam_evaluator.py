@@ -468,3 +468,18 @@ def test_a_document_that_is_not_json_denies_everything():
     decision = decide("s3:GetObject", "arn:aws:s3:::b/k", identity(allow("s3:*", "*")), policy)
     assert decision.decision == "explicitDeny"
     assert "not valid JSON" in decision.message()
+
+
+def test_resource_policy_naming_the_account_delegates_to_identity_policies():
+    account_root = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    bucket = resource_policy(
+        {**allow("s3:PutObject", "arn:aws:s3:::b/*"), "Principal": account_root}
+    )
+    assert not decide("s3:PutObject", "arn:aws:s3:::b/k", resource_policy=bucket).allowed
+    own = identity(allow("s3:PutObject", "*"))
+    assert decide("s3:PutObject", "arn:aws:s3:::b/k", own, resource_policy=bucket).allowed
+    deny_account = resource_policy({**deny("s3:*", "*"), "Principal": {"AWS": ACCOUNT}})
+    assert (
+        decide("s3:PutObject", "arn:aws:s3:::b/k", own, resource_policy=deny_account).decision
+        == "explicitDeny"
+    )
