@@ -83,8 +83,11 @@ def _decode(document: str) -> str:
     return text if text.startswith("{") else unquote(text)
 
 
-def _role_name(role_arn: str) -> str:
-    return role_arn.rsplit("/", 1)[-1]
+def source_context(source_arn: str) -> dict[str, str]:
+    """The confused-deputy keys a service sets when it acts for a resource, e.g. IoT Core for
+    a topic rule: aws:SourceArn, and aws:SourceAccount (the account in that ARN).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html"""
+    return {"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]}
 
 
 class IamAuthorizer:

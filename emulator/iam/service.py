@@ -2,8 +2,9 @@
 user's role, and the IAM operations the emulator answers itself (the policy simulator).
 
 Services use it at call time, e.g.
+    trust = emulator.iam.can_assume(role_arn, "iot.amazonaws.com", source_context(rule_arn))
     decision = emulator.iam.authorize(role_arn, "firehose:PutRecordBatch", stream_arn)
-    if not decision.allowed: ... decision.message() ...
+    if not decision.allowed: ... decision.message(), decision.as_dict() ...
 """
 
 from __future__ import annotations

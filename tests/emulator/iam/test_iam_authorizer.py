@@ -382,3 +382,18 @@ def test_updated_trust_policy_and_new_boundary_change_decisions(emulator, iam, r
     )["Policy"]["Arn"]
     iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=boundary)
     assert not emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k").allowed
+
+
+def test_role_tags_are_principal_tags_for_policy_variables(emulator, iam, role):
+    arn = role(
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::raw/${aws:PrincipalTag/team}/*",
+        }
+    )
+    name = arn.rsplit("/", 1)[-1]
+    assert not emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/red/k").allowed
+    iam.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "red"}])
+    assert emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/red/k").allowed
+    assert not emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/blue/k").allowed

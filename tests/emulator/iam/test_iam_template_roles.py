@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from emulator.iam.authorizer import source_context
 from pipeline.paths import TEMPLATE
 
 ACCOUNT = "123456789012"
@@ -55,7 +56,8 @@ def stack(aws):
 def test_topic_rule_role_trust_and_permissions(emulator, stack):
     role = stack["roles"]["TopicRuleFirehoseRole"]
     rule_arn = stack["outputs"]["TopicRuleArn"]
-    source = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": rule_arn}
+    source = source_context(rule_arn)
+    assert source == {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}
     assert emulator.iam.can_assume(role, "iot.amazonaws.com", source).allowed
     assert not emulator.iam.can_assume(role, "firehose.amazonaws.com", source).allowed
     stream = stack["outputs"]["DeliveryStreamArn"]
