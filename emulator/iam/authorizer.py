@@ -12,9 +12,11 @@ looks them up itself, so the service that owns the resource decides which policy
 - `authorize_service("iot.amazonaws.com", action, resource, policy, context)`: a service
   principal acting on a resource with only a resource-based policy (the lambda rule action).
 
-Decisions are cached per (role's policy documents and versions, action, resource, resource
-policy, context): a changed policy changes the key, so there is nothing to invalidate, and a
-policy that reads the clock (`aws:CurrentTime`, `aws:EpochTime`) is never cached.
+Decisions are cached per (role fingerprint, action, resource, resource policy, context); the
+fingerprint holds the inline documents, each attached managed policy's default version id (a
+version's document never changes), the boundary's version and the role's tags, so a changed
+policy changes the key and there is nothing to invalidate. A policy that reads the clock
+(`aws:CurrentTime`, `aws:EpochTime`) is evaluated afresh every time.
 
 AWS managed policies come from moto's own offline copy of their documents
 (`moto.iam.aws_managed_policies`), read once at first use.
@@ -242,11 +244,14 @@ class IamAuthorizer:
         boundary_version = None
         if role.permissions_boundary_arn:
             policy = self._backend().managed_policies.get(role.permissions_boundary_arn)
-            boundary_version = policy.default_version_id if policy is not None else None
+            boundary_version = (policy.id, policy.default_version_id) if policy else None
         return (
             role.id,
             tuple(list(role.policies.items())),
-            tuple((arn, p.default_version_id) for arn, p in list(role.managed_policies.items())),
+            # The policy's id too: a policy deleted and created again restarts at v1.
+            tuple(
+                (arn, p.id, p.default_version_id) for arn, p in list(role.managed_policies.items())
+            ),
             role.permissions_boundary_arn,
             boundary_version,
             tuple((t["Key"], t["Value"]) for t in role.tags or ()),

@@ -397,3 +397,24 @@ def test_role_tags_are_principal_tags_for_policy_variables(emulator, iam, role):
     iam.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "red"}])
     assert emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/red/k").allowed
     assert not emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/blue/k").allowed
+
+
+def test_managed_policy_deleted_and_created_again_is_read_again(emulator, iam, role, unique):
+    arn = role()
+    name = arn.rsplit("/", 1)[-1]
+
+    def attach(effect: str) -> str:
+        policy_arn = iam.create_policy(
+            PolicyName=f"again-{unique}",
+            PolicyDocument=document({"Effect": effect, "Action": "s3:PutObject", "Resource": "*"}),
+        )["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+        return policy_arn
+
+    policy_arn = attach("Allow")
+    assert emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k").allowed
+    iam.detach_role_policy(RoleName=name, PolicyArn=policy_arn)
+    iam.delete_policy(PolicyArn=policy_arn)
+    assert attach("Deny") == policy_arn  # same ARN, version v1 again
+    decision = emulator.iam.authorize(arn, "s3:PutObject", "arn:aws:s3:::raw/k")
+    assert decision.decision == "explicitDeny"
