@@ -208,6 +208,9 @@ class ApiRequestHandler(MotoRequestHandler):
         self.log_error("code %d, message %s", code, message or short)
         body = _json_body("BadRequest", text)
         self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            # An unparsable request line leaves HTTP/0.9, which would send no status line.
+            self.request_version = "HTTP/1.1"
         self.send_response(code, message or short)
         self.send_header("Connection", "close")
         self.send_header("Content-Type", "application/json")
