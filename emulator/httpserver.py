@@ -161,7 +161,8 @@ class ApiRequestHandler(MotoRequestHandler):
         if refusal is None:
             return True
         self.send_aws_response(refusal)
-        self._linger(int(value))
+        if not self._checked:  # with Expect: 100-continue the client holds its body back
+            self._linger(int(value))
         return False
 
     def _refuse_framing(self, message: str) -> bool:

@@ -77,7 +77,7 @@ def cap_for(
     service: str | None, method: str, path: str, headers: Mapping[str, str]
 ) -> tuple[int, Refusal]:
     """The body cap for a request and how to refuse a larger one, in the service's own shape."""
-    if service is None:
+    if service is None and not path.startswith(("/_emulator/", "/moto-api/")):
         # moto serves an unsigned request without X-Amz-Target as S3 (anonymous S3 access).
         service = None if headers.get("x-amz-target") else "s3"
     if service == "s3":

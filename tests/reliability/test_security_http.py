@@ -117,6 +117,32 @@ def test_firehose_body_over_its_cap_is_refused_from_content_length(emulator):
     assert time.monotonic() - started < 3
 
 
+def test_expect_100_continue_is_refused_before_the_body_is_invited(emulator):
+    status, _headers, body = exchange(
+        emulator,
+        request_bytes(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            {
+                "Authorization": scope("lambda"),
+                "Expect": "100-continue",
+                "Content-Length": str(7 * 1024 * 1024),
+            },
+        ),
+    )
+    assert status == 413  # the first status line is the refusal, not "100 Continue"
+    assert json.loads(body)["__type"] == "RequestTooLargeException"
+
+
+def test_unsigned_body_to_an_emulator_path_is_capped(emulator):
+    status, _headers, body = exchange(
+        emulator,
+        request_bytes("POST", "/_emulator/health", {"Content-Length": str(50 * 1024 * 1024)}),
+    )
+    assert status == 413
+    assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
+
+
 def test_s3_body_over_5_gib_is_refused_with_entity_too_large(emulator):
     status, headers, body = exchange(
         emulator,
