@@ -351,9 +351,21 @@ class ErrorShield:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        result: Iterable[bytes] | None = None
         try:
-            return self.app(environ, start_response)
+            result = self.app(environ, start_response)
+            # Nothing is sent before the first chunk: an error up to there can still be
+            # answered properly (werkzeug would send its HTML 500 page instead).
+            chunks = iter(result)
+            first = next(chunks, None)
+            return _Prefetched(first, chunks, result)
         except Exception as exc:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing a failed response failed")
             log.exception(
                 "unexpected error serving %s %s",
                 environ.get("REQUEST_METHOD"),
@@ -371,3 +383,22 @@ class ErrorShield:
             headers = {**response.headers, "Content-Length": str(len(response.body))}
             start_response("500 Internal Server Error", list(headers.items()), sys.exc_info())
             return [response.body]
+
+
+class _Prefetched:
+    """A WSGI response whose first chunk was already taken; `close()` reaches the original."""
+
+    def __init__(self, first: bytes | None, rest: Any, source: Iterable[bytes]) -> None:
+        self._first = first
+        self._rest = rest
+        self._source = source
+
+    def __iter__(self):
+        if self._first is not None:
+            yield self._first
+        yield from self._rest
+
+    def close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
