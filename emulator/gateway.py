@@ -209,7 +209,7 @@ def _credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
 
 
 @cache
-def _known_service(service: str) -> bool:
+def _botocore_knows(service: str) -> bool:
     try:
         _protocol(service)
     except Exception:
@@ -264,6 +264,7 @@ class Gateway:
         self._handlers: dict[tuple[str, str], list[Handler]] = {}
         self._after: dict[tuple[str, str], list[AfterHook]] = {}
         self._routes: dict[str, Route] = {}
+        self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     # Registration -----------------------------------------------------------------------
@@ -292,7 +293,7 @@ class Gateway:
         if scope is None or scope[1] in _PASS_THROUGH_SERVICES:
             return self._moto_app(environ, start_response)
         region, service = scope
-        if not _known_service(service):
+        if not self._known_service(service, environ):
             return self._respond(
                 json_error(
                     "UnknownServiceException",
@@ -346,6 +347,21 @@ class Gateway:
         return [body]
 
     # Helpers ------------------------------------------------------------------------------
+    def _known_service(self, service: str, environ: dict[str, Any]) -> bool:
+        """botocore models the service, or moto serves the signing name (e.g. `states`)."""
+        if service in self._known:
+            return self._known[service]
+        known = _botocore_knows(service)
+        if not known:
+            try:
+                host = self._moto_app.infer_service_region_host(environ, environ.get("PATH_INFO"))
+                known = self._moto_app.get_backend_for_host(host) is not None
+            except Exception:
+                known = False
+        if len(self._known) < 1000:  # names come from requests: keep the memo bounded
+            self._known[service] = known
+        return known
+
     def _request(self, environ, service, operation, region, read_body: bool) -> AwsRequest:
         body = b""
         if read_body:
