@@ -45,9 +45,11 @@ LAMBDA_INVOKE_MAX = 6_291_456
 # bytes for the CreateFunction operation" (the same figure for UpdateFunctionCode).
 LAMBDA_API_MAX = 70_167_211
 # Firehose PutRecordBatch: "up to a limit of 4 MB for the entire request" of record data, which
-# travels base64-encoded in JSON (4/3), plus the JSON framing of up to 500 records.
+# travels base64-encoded in JSON (4/3). The firehose component answers a batch over 4 MiB with
+# its own InvalidArgumentException; this door cap (three times a maximal batch: 12 MiB of data,
+# base64-encoded, plus framing) only keeps bodies of a size no batch comes near out of memory.
 # https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
-FIREHOSE_MAX = 4 * MIB * 4 // 3 + 64 * KIB
+FIREHOSE_MAX = 3 * 4 * MIB * 4 // 3 + 64 * KIB
 # PutLogEvents: "The maximum batch size is 1,048,576 bytes" of UTF-8 messages (+26 bytes per
 # event); a JSON string escapes a control character as \\u00XX (6 bytes for 1).
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
