@@ -98,6 +98,29 @@ def query_error(code: str, message: str, status: int = 400, sender: bool = True)
     return AwsResponse(status, body, {"Content-Type": "text/xml"})
 
 
+def s3_error(code: str, message: str, status: int = 400) -> AwsResponse:
+    """An error in S3's REST-XML shape."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Error><Code>{_xml_escape(code)}</Code><Message>{_xml_escape(message)}</Message>"
+        "<RequestId>0000000000000000</RequestId></Error>"
+    ).encode()
+    return AwsResponse(status, body, {"Content-Type": "application/xml"})
+
+
+def error_for(service: str | None, code: str, message: str, status: int = 400) -> AwsResponse:
+    """An error in the shape of `service`'s protocol (JSON when the service is unknown)."""
+    try:
+        protocol = _protocol(service) if service else "json"
+    except Exception:  # a name botocore does not know
+        protocol = "json"
+    if protocol == "rest-xml":
+        return s3_error(code, message, status)
+    if protocol in ("query", "ec2"):
+        return query_error(code, message, status, sender=status < 500)
+    return json_error(code, message, status)
+
+
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -166,19 +189,70 @@ def _protocol(service: str) -> str:
     return botocore.session.get_session().get_service_model(service).protocol
 
 
-def _credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    match = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request", auth)
+def credential_scope(authorization: str, query_string: str) -> tuple[str, str] | None:
+    """(region, service) of a SigV4 request, from its Authorization header or presigned query."""
+    match = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request", authorization)
     if not match:
         # Presigned SigV4 URLs carry the scope in the query string.
         match = re.search(
             r"X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)",
-            environ.get("QUERY_STRING", ""),
+            query_string,
         )
     if not match:
         return None
     region, signing_name = match.group(1), match.group(2)
     return region, SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
+
+
+def _credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
+    return credential_scope(environ.get("HTTP_AUTHORIZATION", ""), environ.get("QUERY_STRING", ""))
+
+
+@cache
+def _botocore_knows(service: str) -> bool:
+    try:
+        _protocol(service)
+    except Exception:
+        return False
+    return True
+
+
+@cache
+def _json_body_operation(service: str, operation: str | None) -> bool:
+    """Whether the operation's body is its JSON input structure (not a raw payload member)."""
+    model = botocore.session.get_session().get_service_model(service)
+    if model.protocol == "json":
+        return True
+    if model.protocol != "rest-json" or operation not in model.operation_names:
+        return False
+    shape = model.operation_model(operation).input_shape
+    if shape is None:
+        return False
+    payload = shape.serialization.get("payload")
+    # A structure payload (IoT's CreateTopicRule) is JSON too; a blob one (Publish) is raw.
+    return not payload or shape.members[payload].type_name == "structure"
+
+
+@cache
+def _bad_body_code(service: str) -> str:
+    """The code a service answers a body it cannot parse with (its own modelled error)."""
+    model = botocore.session.get_session().get_service_model(service)
+    if model.protocol == "json":
+        # JSON protocol services answer SerializationException (botocore's own error docs).
+        return "SerializationException"
+    names = {shape.name for shape in model.error_shapes}
+    for code in ("InvalidRequestContentException", "InvalidRequestException"):
+        if code in names:
+            return code
+    return "SerializationException"
+
+
+class MalformedRequest(Exception):
+    """The request cannot be read; answered with a 4xx in the service's shape."""
+
+    def __init__(self, response: AwsResponse) -> None:
+        super().__init__(response.body.decode("utf-8", "replace"))
+        self.response = response
 
 
 class Gateway:
@@ -190,6 +264,7 @@ class Gateway:
         self._handlers: dict[tuple[str, str], list[Handler]] = {}
         self._after: dict[tuple[str, str], list[AfterHook]] = {}
         self._routes: dict[str, Route] = {}
+        self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     # Registration -----------------------------------------------------------------------
@@ -218,8 +293,22 @@ class Gateway:
         if scope is None or scope[1] in _PASS_THROUGH_SERVICES:
             return self._moto_app(environ, start_response)
         region, service = scope
-        request = self._request(environ, service, None, region, read_body=True)
-        request.operation, request.path_params = self._operation(request, environ)
+        if not self._known_service(service, environ):
+            return self._respond(
+                json_error(
+                    "UnknownServiceException",
+                    f"The credential scope names service '{service}', which is not an AWS "
+                    "service this endpoint knows; sign the request for the service it calls "
+                    "(e.g. 'iot', 'firehose', 'lambda', 's3').",
+                ),
+                start_response,
+            )
+        try:
+            request = self._request(environ, service, None, region, read_body=True)
+            request.operation, request.path_params = self._operation(request, environ)
+            self._check_body(request)
+        except MalformedRequest as exc:
+            return self._respond(exc.response, start_response)
         key = (service, request.operation or "")
 
         for handler in self._handlers.get(key, ()):
@@ -258,11 +347,25 @@ class Gateway:
         return [body]
 
     # Helpers ------------------------------------------------------------------------------
+    def _known_service(self, service: str, environ: dict[str, Any]) -> bool:
+        """botocore models the service, or moto serves the signing name (e.g. `states`)."""
+        if service in self._known:
+            return self._known[service]
+        known = _botocore_knows(service)
+        if not known:
+            try:
+                host = self._moto_app.infer_service_region_host(environ, environ.get("PATH_INFO"))
+                known = self._moto_app.get_backend_for_host(host) is not None
+            except Exception:
+                known = False
+        if len(self._known) < 1000:  # names come from requests: keep the memo bounded
+            self._known[service] = known
+        return known
+
     def _request(self, environ, service, operation, region, read_body: bool) -> AwsRequest:
         body = b""
         if read_body:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
+            body = self._read_body(environ, service)
         headers = {
             key[5:].replace("_", "-").lower(): value
             for key, value in environ.items()
@@ -282,6 +385,50 @@ class Gateway:
             body=body,
         )
 
+    @staticmethod
+    def _read_body(environ: dict[str, Any], service: str | None) -> bytes:
+        """The body; a chunked one (no Content-Length) is read up to the service's cap only."""
+        from emulator.limits import cap_for
+
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            return environ["wsgi.input"].read(int(length))
+        if not environ.get("wsgi.input_terminated"):
+            return b""
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"
+        }
+        limit, refuse = cap_for(
+            service, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), headers
+        )
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            response = refuse(limit)
+            response.headers["Connection"] = "close"
+            raise MalformedRequest(response)
+        return body
+
+    def _check_body(self, request: AwsRequest) -> None:
+        """Refuse a body the service could not parse, as the service does, before moto sees it."""
+        if not request.body:
+            return
+        try:
+            wants_json = _json_body_operation(request.service, request.operation)
+        except Exception:
+            wants_json = False
+        if not wants_json:
+            return
+        try:
+            parsed = json.loads(request.body)
+        except (ValueError, RecursionError) as exc:
+            problem = f"the request body is not valid JSON: {type(exc).__name__}"
+        else:
+            if isinstance(parsed, dict):
+                return
+            problem = "the request body must be a JSON object"
+        code = _bad_body_code(request.service)
+        raise MalformedRequest(json_error(code, f"{request.operation or 'request'}: {problem}"))
+
     def _operation(self, request: AwsRequest, environ) -> tuple[str | None, dict[str, str]]:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
@@ -291,8 +438,18 @@ class Gateway:
         except Exception:  # a service botocore does not know: let moto decide
             return None, {}
         if protocol == "query":
-            action = request.form().get("Action") or request.query_value("Action")
-            return action, {}
+            try:
+                form = request.form()
+            except UnicodeDecodeError as exc:
+                # Query APIs answer an unreadable form with MalformedQueryString.
+                raise MalformedRequest(
+                    query_error(
+                        "MalformedQueryString",
+                        f"The form body is not UTF-8 (byte {exc.start}); percent-encode it "
+                        "as application/x-www-form-urlencoded UTF-8.",
+                    )
+                ) from exc
+            return form.get("Action") or request.query_value("Action"), {}
         if protocol in ("rest-json", "rest-xml"):
             # Match the still-encoded path: a label such as iot-data's {topic} may hold "%2F",
             # which PATH_INFO has already decoded into extra path segments.

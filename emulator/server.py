@@ -18,14 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from moto.core.config import default_user_config
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
+from emulator.httpserver import ApiServer, ErrorShield
 from emulator.persistence import Persistence, PersistenceMiddleware
 
 log = logging.getLogger(__name__)
@@ -64,7 +60,7 @@ class Emulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._requested_port = port
         self._requested_mqtt_port = mqtt_port
-        self._server: BaseWSGIServer | None = None
+        self._server: ApiServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
         # certificateId = SHA-256 of the DER, as on AWS (moto hashes the PEM text otherwise).
@@ -84,12 +80,10 @@ class Emulator:
 
     def start(self) -> Emulator:
         self.persistence.load()  # raises StateFormatError for a state it cannot read
-        self._server = make_server(
+        self._server = ApiServer(
             self.host,
             self._requested_port,
-            PersistenceMiddleware(self.gateway, self.persistence),
-            threaded=True,
-            request_handler=MotoRequestHandler,
+            ErrorShield(PersistenceMiddleware(self.gateway, self.persistence)),
         )
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(

@@ -30,12 +30,14 @@ from moto.core.exceptions import ServiceException
 from emulator.cloudformation import resources, stacks
 from emulator.cloudformation.template import (
     SAM_TRANSFORM,
+    TEMPLATE_BODY_OPERATIONS,
     TemplateError,
     check_capabilities,
     check_parameters,
     check_sections,
     expand_transforms,
     parse_template,
+    refuse_long_template_body,
     required_capabilities,
     transforms_of,
 )
@@ -122,6 +124,8 @@ class CloudFormationDeployer:
         resources.Services.factory = self.client
         resources.Services.sql_validator = self._validate_sql
         gateway = emulator.gateway
+        for operation in TEMPLATE_BODY_OPERATIONS:  # before the handlers below
+            gateway.on("cloudformation", operation, refuse_long_template_body)
         gateway.on("cloudformation", "CreateStack", self._create_stack)
         gateway.on("cloudformation", "UpdateStack", self._update_stack)
         gateway.on("cloudformation", "CreateChangeSet", self._create_change_set)

@@ -23,6 +23,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from emulator.cloudformation.resources import RESOURCE_TYPES
+from emulator.gateway import AwsRequest, AwsResponse, query_error
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 
@@ -36,8 +37,65 @@ class TemplateError(Exception):
 
 
 # ----------------------------------------------------------------------------- parsing
+# CreateStack, UpdateStack, CreateChangeSet, ValidateTemplate: "TemplateBody ... Length
+# Constraints: Minimum length of 1." and the quota "Template body size in a request: 51,200 bytes".
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+TEMPLATE_BODY_MAX = 51_200
+TEMPLATE_BODY_OPERATIONS = ("CreateStack", "UpdateStack", "CreateChangeSet", "ValidateTemplate")
+# The emulator's own bounds on a parsed template (AWS documents none): nodes after YAML aliases
+# are expanded (a 1 MB template from S3, the largest AWS takes, has far fewer; an alias "bomb"
+# of a few hundred bytes expands to billions), and nesting depth (the template's walkers recurse).
+MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 100
+
+
+def template_body_problem(body: str) -> str | None:
+    """CloudFormation's message for a TemplateBody over 51,200 bytes; None if within."""
+    if len(body.encode("utf-8", "surrogatepass")) <= TEMPLATE_BODY_MAX:
+        return None
+    shown = body[:64] + "..."
+    return (
+        f"1 validation error detected: Value '{shown}' at 'templateBody' failed to satisfy "
+        f"constraint: Member must have length less than or equal to {TEMPLATE_BODY_MAX}"
+    )
+
+
 class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short forms (`!Ref X` -> {"Ref": "X"}, `!GetAtt A.B`)."""
+    """YAML with CloudFormation's short forms (`!Ref X` -> {"Ref": "X"}, `!GetAtt A.B`).
+
+    Composition counts what the document expands to: an alias stands for a copy of its anchored
+    node, so a few nested aliases can stand for billions of nodes that every later walk of the
+    template (copies, JSON dumps, moto) would visit. Past `MAX_EXPANDED_NODES` the template is
+    refused while it is being read, before anything is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            node = self.anchors.get(anchor)
+            if node is not None and id(node) not in self._sizes:
+                raise yaml.YAMLError(f"alias *{anchor} refers to a node that contains it")
+            return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._sizes.get(id(child), 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(
+                self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value
+            )
+        else:
+            size = 1
+        if size > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(
+                f"the template expands to more than {MAX_EXPANDED_NODES} values (YAML aliases "
+                "repeat what they refer to); write the repeated parts out or use fewer aliases"
+            )
+        self._sizes[id(node)] = size
+        return node
 
 
 def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
@@ -62,17 +120,51 @@ _CfnLoader.yaml_implicit_resolvers = {
 
 
 def parse_template(body: str) -> dict[str, Any]:
-    """A template body (JSON or YAML) as a dict."""
+    """A template body (JSON or YAML) as a dict, within the bounds above."""
+    too_deep = TemplateError(
+        f"Template format error: the template nests deeper than {MAX_DEPTH} levels"
+    )
     try:
         template = json.loads(body)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         try:
             template = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
+        except RecursionError:
+            raise too_deep from None
         except yaml.YAMLError as exc:
             raise TemplateError(f"Template format error: {exc}") from exc
     if not isinstance(template, dict):
         raise TemplateError("Template format error: the template is not a JSON or YAML object")
+    if _depth(template) > MAX_DEPTH:
+        raise too_deep
     return template
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion (a deep template must not exhaust the stack here)."""
+    deepest = 0
+    stack = [(value, 1)]
+    seen: set[int] = set()
+    while stack:
+        item, level = stack.pop()
+        if not isinstance(item, (dict, list)) or id(item) in seen:
+            continue
+        seen.add(id(item))  # YAML aliases share objects: count each once
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def refuse_long_template_body(request: AwsRequest) -> AwsResponse | None:
+    """Gateway handler: CloudFormation's ValidationError for a TemplateBody over 51,200 bytes."""
+    body = request.form().get("TemplateBody")
+    problem = template_body_problem(body) if body is not None else None
+    return query_error("ValidationError", problem) if problem else None
 
 
 def transforms_of(template: dict[str, Any]) -> list[str]:
