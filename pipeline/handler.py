@@ -33,6 +33,9 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 LOGGED_FAILURES = 20  # failures named one by one in the log line; the rest are counted
 
 logger = logging.getLogger(__name__)
+# json.dumps' defaults, without the check for circular references (a cost per entry): the
+# response is built here from strings.
+_LAMBDA_JSON = json.JSONEncoder(check_circular=False)
 
 
 class InvalidEvent(ValueError):
@@ -52,12 +55,13 @@ def firehose_records(event: Any) -> list[dict[str, Any]]:
 
 def firehose_response(transformed: list[TransformedRecord]) -> dict[str, list[dict]]:
     """The response Firehose expects: `{"records": [{recordId, result, data}, ...]}`."""
-    return {"records": [t.response_entry() for t in transformed]}
+    entries = [{"recordId": t.record_id, "result": t.result, "data": t.data} for t in transformed]
+    return {"records": entries}
 
 
 def _size(response: Any) -> int:
     # As Lambda's runtime writes it: json.dumps' defaults, ASCII (one byte a character).
-    return len(json.dumps(response, check_circular=False))
+    return len(_LAMBDA_JSON.encode(response))
 
 
 def fit_response(
@@ -85,11 +89,10 @@ def fit_response(
         raise ValueError(f"even unchanged, the records exceed {limit} bytes: {reason}")
     out = []
     for t, t_failed in zip(transformed, failed, strict=True):
-        # Entries are independent: keeping one changes the size by its own difference.
-        grown = _size(t.response_entry()) - _size(t_failed.response_entry())
-        keep = (
-            t.result == PROCESSING_FAILED or size + grown <= limit
-        )  # (a failure keeps its reason)
+        # Entries are independent and the two forms differ only in result and data: keeping one
+        # changes the response's size by the difference of those values' JSON sizes.
+        grown = _size(t.result) + _size(t.data) - _size(t_failed.result) - _size(t_failed.data)
+        keep = t.result == PROCESSING_FAILED or size + grown <= limit  # a failure keeps its reason
         out.append(t if keep else t_failed)
         size += grown if keep else 0
     return out
@@ -112,8 +115,7 @@ def _log_outcome(event: dict[str, Any], transformed: list[TransformedRecord]) ->
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict]]:
     """Firehose data transformation: one flat JSON line per IoT message."""
     records = firehose_records(event)
-    transformed = [transform_record(record) for record in records]
-    transformed = fit_response(records, transformed)
+    transformed = fit_response(records, [transform_record(record) for record in records])
     _log_outcome(event, transformed)
     return firehose_response(transformed)
 

@@ -40,7 +40,6 @@ fails only that record, with the exception as its reason: the rest of the batch 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -78,10 +77,6 @@ class TransformedRecord(NamedTuple):
     result: str
     data: str  # base64, as the contract wants it
     reason: str | None = None
-
-    def response_entry(self) -> dict[str, str]:
-        """The entry exactly as Firehose expects it: recordId, result, data."""
-        return {"recordId": self.record_id, "result": self.result, "data": self.data}
 
 
 def _reject_constant(name: str) -> Any:
@@ -155,11 +150,11 @@ def flatten(obj: dict[str, Any], out: dict[str, Any] | None = None, prefix: str 
     out = {} if out is None else out
     for key, value in obj.items():
         name = prefix + key
-        if type(value) is dict and value:
-            flatten(value, out, name + "_")
-            continue
-        if type(value) in (list, dict):
-            value = _COMPACT.encode(value)
+        if type(value) in (dict, list):
+            if value and type(value) is dict:
+                flatten(value, out, name + "_")
+                continue
+            value = _COMPACT.encode(value)  # an array or {}: its JSON text
         base, n = name, 2
         while name in out:
             name, n = f"{base}__{n}", n + 1
@@ -194,6 +189,14 @@ def parse_message(data: bytes) -> dict[str, Any]:
     return message
 
 
+@lru_cache(maxsize=4096)
+def _topic_fields(topic: str) -> dict[str, str]:
+    # Cached (a batch comes from a few devices): callers merge it into a new dict, never change it.
+    levels = topic.split("/")
+    numbered = {f"topic_{i}": level for i, level in enumerate(levels, start=1)}
+    return {"topic": topic, **numbered, EQUIPMENT_ID: levels[-1]}
+
+
 def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
     """The flat output object of one parsed message (see the module's docstring for the layout)."""
     topic = message.get("topic")
@@ -202,14 +205,11 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
             "no 'topic' field with a non-empty string: the topic rule must be "
             "SELECT topic() AS topic, * FROM '<topic root>/+'"
         )
-    levels = topic.split("/")
-    out: dict[str, Any] = {"topic": topic}
-    for i, level in enumerate(levels, start=1):
-        out[f"topic_{i}"] = level
-    out[EQUIPMENT_ID] = levels[-1]
-    out[ARRIVAL_TIME] = epoch_ms_to_iso(arrival_ms) if arrival_ms is not None else None
-    clock = next((message[key] for key in DEVICE_TIME_KEYS if key in message), None)
-    out[DEVICE_TIME] = device_time(clock)
+    clock_key = next(filter(message.__contains__, DEVICE_TIME_KEYS), None)  # the first present
+    out = _topic_fields(topic) | {
+        ARRIVAL_TIME: epoch_ms_to_iso(arrival_ms) if arrival_ms is not None else None,
+        DEVICE_TIME: device_time(message[clock_key]) if clock_key else None,
+    }
     payload = dict(message)
     del payload["topic"]  # already the first field
     return flatten(payload, out)
@@ -241,4 +241,4 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
     except Exception as exc:  # a bug must not fail the other records of the batch
         reason = f"transform error: {type(exc).__name__}: {exc}"
         return TransformedRecord(record_id, PROCESSING_FAILED, original, reason)
-    return TransformedRecord(record_id, OK, base64.b64encode(line).decode("ascii"))
+    return TransformedRecord(record_id, OK, binascii.b2a_base64(line, newline=False).decode())

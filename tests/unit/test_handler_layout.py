@@ -116,7 +116,7 @@ def test_records_that_would_overflow_the_6_mb_response_fail_with_their_original_
     # times, base64) would make a response of ~9 MB
     event = firehose_event([telemetry(i) for i in range(20_000)])
     assert len(json.dumps(event)) < MAX_RESPONSE_BYTES
-    all_ok = [transform_record(r).response_entry() for r in event["records"]]
+    all_ok = firehose_response([transform_record(r) for r in event["records"]])["records"]
     assert len(json.dumps({"records": all_ok})) > MAX_RESPONSE_BYTES
     # when it is handled
     out = lambda_handler(event, None)["records"]
@@ -144,17 +144,8 @@ def test_fit_response_names_the_reason_and_keeps_later_records_that_fit():
     transformed = [transform_record(r) for r in event["records"]]
     failed_middle = {"recordId": "rec-000001", "result": PROCESSING_FAILED}
     failed_middle["data"] = event["records"][1]["data"]
-    limit = len(
-        json.dumps(
-            {
-                "records": [
-                    transformed[0].response_entry(),
-                    failed_middle,
-                    transformed[2].response_entry(),
-                ]
-            }
-        )
-    )
+    entries = firehose_response(transformed)["records"]
+    limit = len(json.dumps({"records": [entries[0], failed_middle, entries[2]]}))
     # when the response is fitted to the limit
     fitted = fit_response(event["records"], transformed, limit=limit)
     # then only the big one fails, with a reason that says what to change

@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline import transform
+from pipeline.handler import firehose_response
 from pipeline.transform import (
     OK,
     PROCESSING_FAILED,
@@ -177,7 +178,9 @@ def test_a_good_record_comes_back_ok_with_base64_data():
     # then it is Ok, keeps its recordId and carries the base64 of the line; no reason
     assert (result.record_id, result.result, result.reason) == ("rid-7", OK, None)
     assert json.loads(base64.b64decode(result.data))["v"] == 1
-    assert result.response_entry() == {"recordId": "rid-7", "result": OK, "data": result.data}
+    assert firehose_response([result]) == {
+        "records": [{"recordId": "rid-7", "result": OK, "data": result.data}]
+    }
 
 
 @pytest.mark.parametrize("data", [b"[1]", b"\xff", b"", b"nope"])
