@@ -121,8 +121,8 @@ def device_time(value: Any) -> str | None:
     try:
         if isinstance(value, str):
             value = _parse_clock(value.strip())
-        if isinstance(value, datetime):
-            return iso_utc(value)
+            if isinstance(value, datetime):
+                return iso_utc(value)
         if type(value) not in (int, float) or not math.isfinite(value):  # (a bool is no time)
             return None
         per_second = _UNITS_PER_SECOND[bisect_right(_UNIT_BOUNDS, abs(value))]
