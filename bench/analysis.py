@@ -6,7 +6,8 @@ The parsed objects of a run are made as the pipeline makes them: N ~260-byte tel
 (50 devices) go through the real transform (`pipeline.handler.lambda_handler`, in events of
 ~1 MiB, one per processor call), and each event's Ok lines become one gzip batch object
 (`pipeline.batches.write_batch`), as Firehose writes them to the parsed bucket. Then, best of N:
-- load:  `pipeline.analysis.load_parsed(objects)` (gunzip, join, pyarrow, pandas, time columns);
+- load:  `pipeline.analysis.load_parsed(objects)` (each object read by pyarrow, gzip included,
+  on a thread per core; tables concatenated; columns in the lines' order; pandas);
 - floor: `pyarrow.json.read_json` of the same lines already gunzipped and concatenated, then
   `to_pandas()` (no schema, no decompression: the least any JSON-lines reader must do);
 - the ratio floor/load (target >= 0.5) and both rates in rows/s.

@@ -6,7 +6,8 @@ Events of 1 MiB and 3 MiB of record data (what the processor's BufferSizeInMBs c
 ~260-byte telemetry messages as the topic rule writes them (`{"topic": ..., <payload>}\\n`),
 base64 in a Firehose transformation event. For each size, in the same run:
 - handler: `pipeline.handler.lambda_handler(event, None)`, records/s (best of N);
-- floor:   `json.dumps(json.loads(data))` over the same records' decoded bytes (best of N);
+- floor:   `json.dumps(json.loads(data))` over the same records' decoded bytes (best of N;
+  the three measurements take turns, so that they see the same load on a shared machine);
 - floor+b64: the same with base64 decode/encode, which any Firehose transform must do;
 - the ratios handler/floor (target >= 0.5) and the handler's peak memory (tracemalloc, one run).
 A 3 MiB event's response exceeds Lambda's 6 MB response quota; the handler then returns the
@@ -71,13 +72,16 @@ def make_event(size: int, message_bytes: int = 0) -> tuple[dict, list[bytes]]:
     return event, datas
 
 
-def best(fn, repeat: int) -> float:
-    times = []
+def best(fns: list, repeat: int) -> list[float]:
+    """Each function's best time of `repeat` runs, the functions taking turns: on a shared
+    machine, the handler and its floors then see the same load."""
+    times = [float("inf")] * len(fns)
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for i, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            times[i] = min(times[i], time.perf_counter() - started)
+    return times
 
 
 def floor(datas: list[bytes]) -> None:
@@ -106,9 +110,14 @@ def main() -> None:
         n = len(datas)
         response = lambda_handler(event, None)
         failed = sum(r["result"] != "Ok" for r in response["records"])
-        handler_s = best(lambda e=event: lambda_handler(e, None), repeat)
-        floor_s = best(lambda d=datas: floor(d), repeat)
-        floor_b64_s = best(lambda e=event: floor_b64(e), repeat)
+        handler_s, floor_s, floor_b64_s = best(
+            [
+                lambda e=event: lambda_handler(e, None),
+                lambda d=datas: floor(d),
+                lambda e=event: floor_b64(e),
+            ],
+            repeat,
+        )
         tracemalloc.start()
         lambda_handler(event, None)
         _, peak = tracemalloc.get_traced_memory()

@@ -3,28 +3,21 @@
 pandas and pyarrow are imported inside the functions: the Lambda imports `pipeline`, and this
 module must cost it nothing.
 
-Why pyarrow: measured on this machine (2 shared cores) for 100,000 transformed rows in ten gzip
-objects, building from a list of dicts (`json.loads` per line + `DataFrame.from_records`) took
-about 0.8 s and `pandas.read_json(lines=True)` about 0.65 s, against about 0.15 s for
-`pyarrow.json.read_json` + `to_pandas` on the same bytes. Only the pyarrow reader reaches half of
-pyarrow's speed, so it is the main path; the time columns are parsed by pyarrow itself (an
-explicit `timestamp[ms, UTC]` schema for them: the transform writes milliseconds and `Z`).
-pyarrow refuses a column whose JSON type changes between rows (a number, later a string); such
-data is loaded through the slower dict path instead, where that column becomes `object`.
-
-Each object is read by pyarrow on its own, gzip included (`pyarrow.input_stream(...,
-compression="gzip")`: gunzipped in C++, no joined copy of every line in Python), and the tables
-are concatenated. That gives the frame reading the joined lines gives (the explicit schema is the
-same, columns missing from an object are null there), as long as each column has one type in
-every object; when the objects' tables do not concatenate as they are (an int64 column in one
-object, double in another) or pyarrow refuses an object, the joined lines are read as before
-(`_load_joined`): the result never depends on which path ran. Measured with bench/analysis.py
-(100,000 rows in 21 objects, 2 cores): 143 ms joined, 76-80 ms object by object on a thread
-per core, against 66-72 ms for pyarrow's own reader of the joined lines (the floor).
+One pyarrow path, one fallback. Each object is read by `pyarrow.json.read_json` on its own, gzip
+inflated by pyarrow (`pyarrow.input_stream(..., compression="gzip")`: in C++, without the GIL, so
+the objects are read side by side on a thread per core), the time columns parsed by pyarrow itself
+(an explicit `timestamp[ms, UTC]` schema: the transform writes milliseconds and `Z`), and the
+tables concatenated, columns an object lacks filled with nulls and an int64 column that is double
+in another object promoted to double, as reading the joined lines would type it. pyarrow refuses
+a column whose JSON type changes (a number, later a string) and bytes it cannot read: such data
+is loaded by the fallback, `json.loads` per line and `DataFrame.from_records`, where that column
+becomes `object` and a bad object or line is named. Measured on this machine (2 cores) with
+bench/analysis.py: see bench/README.md.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from collections.abc import Iterable
@@ -40,21 +33,19 @@ if TYPE_CHECKING:
 TIME_COLUMNS = (ARRIVAL_TIME, DEVICE_TIME)
 
 
-def _joined_lines(objects: Iterable[bytes]) -> bytes:
-    """The objects' decompressed lines, concatenated; each object ends with a separator."""
-    parts = []
-    for data in objects:
-        body = decompress(data)
-        if body and not body.endswith(b"\n"):
-            body += b"\n"  # a missing final separator must not glue two objects' lines
-        parts.append(body)
-    return b"".join(parts)
+def load_parsed(objects: Iterable[bytes]) -> pd.DataFrame:
+    """One DataFrame of every line of the given parsed-bucket objects (gzip or plain bytes).
 
+    `arrival_time` and `device_time` are `datetime64[ms, UTC]` (NaT where the device sent no
+    clock); strings are pandas strings, numbers int64/float64, as the JSON holds them.
+    """
+    import pyarrow as pa
 
-def _empty_frame() -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame({c: pd.Series([], dtype="datetime64[ms, UTC]") for c in TIME_COLUMNS})
+    objects = [data for data in objects if data]  # an empty object has no lines
+    try:
+        return _via_pyarrow(objects)
+    except (pa.ArrowException, OSError, EOFError):  # refused or unreadable: the fallback says why
+        return _via_records(objects)
 
 
 def _read_json(source: Any) -> Any:
@@ -71,63 +62,39 @@ def _read_json(source: Any) -> Any:
     )
 
 
-def _line_order(first_line: bytes, columns: list[str]) -> list[str]:
-    """The columns in the first line's order, then the others in the table's order.
-
-    The explicit schema puts the time columns first; the frame keeps the lines' own order.
-    """
-    first = json.loads(first_line or b"{}")
-    ordered = [c for c in first if c in columns]
-    return ordered + [c for c in columns if c not in first]
-
-
-def _via_pyarrow(data: bytes) -> pd.DataFrame:
-    table = _read_json(io.BytesIO(data))
-    # Columns chosen on the table (no copy), not on the frame (a copy of every column).
-    return table.select(_line_order(data[: data.find(b"\n")], table.column_names)).to_pandas()
-
-
-def _via_pyarrow_objects(objects: list[bytes]) -> pd.DataFrame | None:
-    """The frame `_via_pyarrow` gives for the joined lines, reading object by object; None
-    when that cannot be sure to be the same frame (the caller then reads the joined lines)."""
+def _via_pyarrow(objects: list[bytes]) -> pd.DataFrame:
     import pyarrow as pa
 
-    sources = []
-    first_line = None  # the joined lines' first line: the first non-empty object's
-    for data in objects:
-        if first_line is None:
-            body = decompress(data)  # as the joined path would: same errors, same first line
-            if not body:
-                continue
-            end = body.find(b"\n")
-            first_line = body[:end] if end >= 0 else body
-            sources.append(pa.BufferReader(body))
-        elif is_gzip(data):
-            sources.append(pa.input_stream(pa.py_buffer(data), compression="gzip"))
-        elif data:
-            sources.append(pa.BufferReader(data))
-        # (an empty object has no lines)
-    # Objects read side by side: a gzip stream is inflated by one thread, and pyarrow releases
-    # the GIL while it reads (measured: 139 ms one after another, 104 ms on 2 threads).
-    workers = min(len(sources), pa.cpu_count())
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            tables = list(pool.map(_read_json, sources))
-    else:
-        tables = [_read_json(source) for source in sources]
-    if first_line is None or not any(t.num_rows for t in tables):
-        return None  # nothing, or only blank lines: the joined path says what that gives
-    # "default" promotion fills the columns an object lacks with nulls and nothing else: a
-    # column typed differently in two objects raises, and the joined lines decide its type.
-    table = pa.concat_tables(tables, promote_options="default")
-    return table.select(_line_order(first_line, table.column_names)).to_pandas()
+    sources = [
+        pa.input_stream(pa.py_buffer(data), compression="gzip")
+        if is_gzip(data)
+        else pa.BufferReader(data)
+        for data in objects
+    ]
+    with ThreadPoolExecutor(max(1, min(len(sources), pa.cpu_count()))) as pool:
+        tables = list(pool.map(_read_json, sources))
+    if not any(table.num_rows for table in tables):
+        raise pa.ArrowInvalid("no lines")  # the fallback gives the empty frame its time columns
+    table = pa.concat_tables(tables, promote_options="permissive")
+    # The explicit schema puts the time columns first: the frame keeps the lines' own order.
+    # Columns are chosen on the table (no copy), not on the frame (a copy of every column).
+    first = json.loads(_first_line(objects[0]) or b"{}")
+    order = [c for c in first if c in table.column_names]
+    order += [c for c in table.column_names if c not in first]
+    return table.select(order).to_pandas()
 
 
-def _via_records(data: bytes) -> pd.DataFrame:
+def _first_line(data: bytes) -> bytes:
+    """The object's first line, reading no further (gzip is inflated only that far)."""
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data)) if is_gzip(data) else io.BytesIO(data)
+    return stream.readline().strip()
+
+
+def _via_records(objects: list[bytes]) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(_joined_lines(objects).split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -146,30 +113,12 @@ def _via_records(data: bytes) -> pd.DataFrame:
     return frame
 
 
-def load_parsed(objects: Iterable[bytes]) -> pd.DataFrame:
-    """One DataFrame of every line of the given parsed-bucket objects (gzip or plain bytes).
-
-    `arrival_time` and `device_time` are `datetime64[ms, UTC]` (NaT where the device sent no
-    clock); strings are pandas strings, numbers int64/float64, as the JSON holds them.
-    """
-    import pyarrow as pa
-
-    objects = list(objects)
-    try:
-        frame = _via_pyarrow_objects(objects)
-    except (pa.ArrowException, OSError):  # refused or undecodable: the joined path says how
-        frame = None
-    return frame if frame is not None else _load_joined(objects)
-
-
-def _load_joined(objects: list[bytes]) -> pd.DataFrame:
-    """Every object's lines joined and read at once; the dict path when pyarrow refuses them."""
-    import pyarrow as pa
-
-    data = _joined_lines(objects)
-    if not data.strip():
-        return _empty_frame()
-    try:
-        return _via_pyarrow(data)
-    except pa.ArrowInvalid:
-        return _via_records(data)
+def _joined_lines(objects: Iterable[bytes]) -> bytes:
+    """The objects' decompressed lines, concatenated; each object ends with a separator."""
+    parts = []
+    for data in objects:
+        body = decompress(data)
+        if body and not body.endswith(b"\n"):
+            body += b"\n"  # a missing final separator must not glue two objects' lines
+        parts.append(body)
+    return b"".join(parts)

@@ -43,15 +43,13 @@ from __future__ import annotations
 import binascii
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-# Result values of the transformation contract (Firehose developer guide,
-# "data-transformation-status-model").
+# Result values of the contract (Firehose developer guide, "data-transformation-status-model").
 OK = "Ok"
-DROPPED = "Dropped"
 PROCESSING_FAILED = "ProcessingFailed"
 
 # Top-level payload keys read as the device's clock, in this order of preference.
@@ -62,58 +60,17 @@ ARRIVAL_TIME = "arrival_time"
 DEVICE_TIME = "device_time"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# Made once: json.dumps/json.loads with any option build a new encoder/decoder on every call,
-# which cost ~0.5-1 µs per record (py-spy, bench/transform.py). Both are stateless between calls.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _line_encoder() -> Callable[[dict[str, Any], int], Any]:
-    """`_COMPACT.encode` for the output object as chunks to join, minus two per-call costs.
-
-    JSONEncoder.encode builds its C encoder, and a dict of the containers it is inside (to
-    detect a circular reference), on every call. The output object comes from json.loads, so it
-    cannot be circular (a cycle would still end in RecursionError, caught like deep nesting):
-    one C encoder without that dict is made here, with the arguments JSONEncoder.iterencode
-    gives it. It is checked against `_COMPACT` on a sample; where the C encoder is missing or
-    differs (another Python), `_COMPACT.encode` is used. Measured: 2.7 µs -> 2.1 µs a line.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    sample = {"a": 'é\u2028"\n', "b": [1, 2.5, None, True, {"c": -0.0}], "d": {}, "1e400": 1e400}
-    try:
-        encode = make(
-            None,  # markers: no circular reference check
-            _COMPACT.default,
-            json.encoder.encode_basestring,  # ensure_ascii=False
-            None,  # indent
-            _COMPACT.key_separator,
-            _COMPACT.item_separator,
-            _COMPACT.sort_keys,
-            _COMPACT.skipkeys,
-            _COMPACT.allow_nan,
-        )
-        if "".join(encode(sample, 0)) == _COMPACT.encode(sample):
-            return encode
-    except Exception:  # no usable C encoder: the plain one
-        pass
-    return lambda value, _level: (_COMPACT.encode(value),)
-
-
-_encode_chunks = _line_encoder()
-# Caches keyed by values that repeat within a batch (see transform_message and _iso_from_int);
-# emptied when they reach this many entries, so a long-lived Lambda container stays small.
-_CACHE_ENTRIES = 4096
-_SECOND_PREFIXES: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
-_MILLI_SUFFIXES = tuple(f".{ms:03d}Z" for ms in range(1000))
-_TOPIC_FIELDS: dict[str, dict[str, str]] = {}  # topic -> {topic, topic_1.., equipment_id}
+# Epoch units told apart by magnitude: below 1e11 seconds, 1e14 milliseconds, 1e17 microseconds,
+# else nanoseconds. Unambiguous for clocks between 1973 (1e11 ms) and 5138 (1e11 s).
+_UNIT_BOUNDS = (1e11, 1e14, 1e17)
+_UNITS_PER_SECOND = (1, 1000, 10**6, 10**9)
 
 
 class RecordError(ValueError):
     """A record that cannot be transformed; the message says why, for the function's log."""
 
 
-@dataclass(frozen=True)
-class TransformedRecord:
+class TransformedRecord(NamedTuple):
     """One entry of the Lambda response, plus why it failed (never sent to Firehose)."""
 
     record_id: str
@@ -121,198 +78,88 @@ class TransformedRecord:
     data: str  # base64, as the contract wants it
     reason: str | None = None
 
-    def __init__(self, record_id: str, result: str, data: str, reason: str | None = None) -> None:
-        # The generated __init__ of a frozen dataclass calls object.__setattr__ once per field:
-        # over twice the cost of filling the instance's dict, and it runs once or twice per record.
-        # (A class-defined __init__ is kept by @dataclass; eq, hash, repr and frozen stay.)
-        fields = self.__dict__
-        fields["record_id"] = record_id
-        fields["result"] = result
-        fields["data"] = data
-        fields["reason"] = reason
 
-    def response_entry(self) -> dict[str, str]:
-        """The entry exactly as Firehose expects it: recordId, result, data."""
-        return {"recordId": self.record_id, "result": self.result, "data": self.data}
+def _reject_constant(name: str) -> Any:
+    raise RecordError(f"not valid JSON: {name} is not a JSON value (RFC 8259)")
+
+
+# Made once: json.loads/dumps given an option build a decoder/encoder per call (a third of the
+# parse's cost). The output object comes from json.loads: no circular reference to check for.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and `Z`: `2026-11-18T11:06:40.030Z`."""
-    m = moment.astimezone(UTC)
-    # Formatted by hand: strftime does not zero-pad years below 1000 on every platform.
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-        f".{m.microsecond // 1000:03d}Z"
-    )
+    # isoformat zero-pads the year to 4 digits on every platform (strftime does not).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=4096)
+def _second_text(epoch_second: int) -> str:
+    # Cached: a batch's records share their seconds; formatting one costs a third of a parse.
+    return iso_utc(_EPOCH + timedelta(seconds=epoch_second))[:19]
 
 
 def epoch_ms_to_iso(epoch_ms: int | float) -> str:
     """Epoch milliseconds (Firehose's approximateArrivalTimestamp) as ISO 8601 UTC."""
-    if type(epoch_ms) is int:
+    # Integers stay exact; a timedelta from the epoch avoids datetime.fromtimestamp's limits.
+    if isinstance(epoch_ms, int):
         second, milli = divmod(epoch_ms, 1000)
-        prefix = _SECOND_PREFIXES.get(second)  # _iso_from_int's cache hit, without the call
-        if prefix is not None:
-            return prefix + _MILLI_SUFFIXES[milli]
-        return _iso_from_int(epoch_ms, 1000)
-    return iso_utc(_from_epoch(epoch_ms, 1000))
-
-
-def _iso_from_int(value: int, per_second: int) -> str:
-    """`iso_utc(_from_epoch(value, per_second))` for an integer, with the date and time of day
-    formatted once per second: a batch's arrival times (and most device clocks) share their
-    seconds, and formatting a datetime costs more than the rest of a record's times."""
-    if per_second == 1000:  # milliseconds, the usual unit: the same numbers, fewer operations
-        second, milli = divmod(value, 1000)
-    else:
-        second, rest = divmod(value * 1_000_000 // per_second, 1_000_000)
-        milli = rest // 1000
-    prefix = _SECOND_PREFIXES.get(second)
-    if prefix is None:
-        micro = value * 1_000_000 // per_second  # what _from_epoch computes for an int
-        # The uncached path raises what _from_epoch raises (OverflowError out of range); a
-        # second that is in range keeps every one of its milliseconds in range.
-        text = iso_utc(_EPOCH + timedelta(microseconds=micro))
-        if len(_SECOND_PREFIXES) >= _CACHE_ENTRIES:
-            _SECOND_PREFIXES.clear()
-        _SECOND_PREFIXES[second] = text[:-5]  # without ".mmmZ"
-        return text
-    return prefix + _MILLI_SUFFIXES[milli]
-
-
-def _from_epoch(value: int | float, per_second: int) -> datetime:
-    # Integers stay exact (no float rounding of milliseconds); a timedelta from the epoch also
-    # avoids the platform limits of datetime.fromtimestamp.
-    if isinstance(value, int):
-        return _EPOCH + timedelta(microseconds=value * 1_000_000 // per_second)
-    return _EPOCH + timedelta(seconds=value / per_second)
-
-
-# Epoch units told apart by magnitude: (upper bound, units per second). Unambiguous for device
-# clocks between 1973 and 5138: 1e11 s and 1e11 ms are those two years.
-_EPOCH_UNITS = ((1e11, 1), (1e14, 1000), (1e17, 10**6), (math.inf, 10**9))
+        return f"{_second_text(second)}.{milli:03d}Z"
+    return iso_utc(_EPOCH + timedelta(seconds=epoch_ms / 1000))
 
 
 def device_time(value: Any) -> str | None:
     """The device's timestamp as ISO 8601 UTC, or None when it cannot be read as a time.
 
     Numbers (or strings of a number) are epoch time in seconds, milliseconds, microseconds or
-    nanoseconds, told apart by magnitude (`_EPOCH_UNITS`). Other strings are ISO 8601 (`Z` or an
+    nanoseconds, told apart by magnitude (`_UNIT_BOUNDS`). Other strings are ISO 8601 (`Z` or an
     offset; a time without an offset is taken as UTC). The result keeps milliseconds (finer
     digits are cut). Booleans, objects, arrays and out-of-range values give None.
     """
-    if isinstance(value, bool):
+    try:
+        if isinstance(value, str):
+            value = _parse_clock(value.strip())
+            if isinstance(value, datetime):
+                return iso_utc(value)
+        if type(value) not in (int, float) or not math.isfinite(value):  # (a bool is no time)
+            return None
+        per_second = _UNITS_PER_SECOND[bisect_right(_UNIT_BOUNDS, abs(value))]
+        if isinstance(value, int):  # exact, finer digits cut toward the past
+            return epoch_ms_to_iso(value * 1000 // per_second)
+        return iso_utc(_EPOCH + timedelta(seconds=value / per_second))
+    except (OverflowError, ValueError):  # not a time, or out of datetime's range
         return None
-    if isinstance(value, str):
-        text = value.strip()
+
+
+def _parse_clock(text: str) -> int | float | datetime:
+    """A clock sent as text: the number it spells, else its ISO 8601 time (ValueError)."""
+    for number in (int, float):
         try:
-            value = int(text)
+            return number(text)
         except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                return _iso_string_time(text)
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    magnitude = abs(value)
-    per_second = _EPOCH_UNITS[-1][1]
-    for bound, units in _EPOCH_UNITS:  # a loop, not next(generator): cheaper per record
-        if magnitude < bound:
-            per_second = units
-            break
-    try:
-        if type(value) is int:
-            return _iso_from_int(value, per_second)
-        return iso_utc(_from_epoch(value, per_second))
-    except (OverflowError, ValueError):
-        return None
-
-
-def _iso_string_time(text: str) -> str | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return iso_utc(moment)
-    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
-        return None
-
-
-def _claim(out: dict[str, Any], name: str, value: Any) -> None:
-    """Set `name`, or the first free `name__N` (N >= 2) when `name` is taken."""
-    if name in out:
-        n = 2
-        while f"{name}__{n}" in out:
-            n += 1
-        name = f"{name}__{n}"
-    out[name] = value
+            pass
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=moment.tzinfo or UTC)
 
 
 def flatten(obj: dict[str, Any], out: dict[str, Any] | None = None, prefix: str = "") -> dict:
-    """Flatten nested objects into `out` (`a.b` -> `a_b`); arrays and `{}` become JSON text."""
+    """Flatten a parsed JSON object into `out` (`a.b` -> `a_b`); arrays and `{}` become JSON
+    text; a name already taken gets the first free `__N` suffix (N >= 2)."""
     out = {} if out is None else out
     for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flatten(value, out, f"{name}_")
-        elif isinstance(value, (list, dict)):
-            _claim(out, name, _COMPACT.encode(value))
-        elif name in out:
-            _claim(out, name, value)
-        else:  # the usual case, inlined: a scalar under a free name
-            out[name] = value
+        name = prefix + key
+        if type(value) in (dict, list):
+            if value and type(value) is dict:
+                flatten(value, out, name + "_")
+                continue
+            value = _COMPACT.encode(value)  # an array or {}: its JSON text
+        base, n = name, 2
+        while name in out:
+            name, n = f"{base}__{n}", n + 1
+        out[name] = value
     return out
-
-
-# The types json.loads gives a scalar: never flattened, never turned into JSON text.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _flatten_payload(message: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    """`flatten` of the message without its `topic`, into `out` (which holds `topic`): the same
-    result, with the top level (where most telemetry fields are) done here without building a
-    copy of the payload. Nested objects go through `flatten`."""
-    for key, value in message.items():
-        if type(value) in _SCALARS and type(key) is str and key not in out:
-            out[key] = value  # the usual field: a scalar under a free name ("topic" is taken)
-            continue
-        if key == "topic":
-            continue
-        name = key if type(key) is str else f"{key}"
-        if isinstance(value, dict) and value:
-            flatten(value, out, f"{name}_")
-        elif isinstance(value, (list, dict)):
-            _claim(out, name, _COMPACT.encode(value))
-        elif name in out:
-            _claim(out, name, value)
-        else:
-            out[name] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise RecordError(f"not valid JSON: {name} is not a JSON value (RFC 8259)")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def _decode(text: str) -> Any:
-    """`json.loads(text, parse_constant=_reject_constant)`, same result and same errors, with one
-    decoder for all records (json.loads builds one per call when given an option)."""
-    if text.startswith("\ufeff"):  # json.loads's own refusal (and its message) for a BOM
-        return json.loads(text, parse_constant=_reject_constant)
-    try:
-        # The usual record: a value from the first character to the last (parse_message strips
-        # the end). decode() would match the whitespace regex at both ends around this.
-        value, end = _DECODER.raw_decode(text)
-    except json.JSONDecodeError:
-        value, end = None, -1  # leading whitespace or bad JSON: decode() says which, and where
-    if end != len(text):
-        return _DECODER.decode(text)
-    return value
 
 
 def parse_message(data: bytes) -> dict[str, Any]:
@@ -325,27 +172,29 @@ def parse_message(data: bytes) -> dict[str, Any]:
         raise RecordError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
     # The rule action's separator may be "\n", "\t", "\r\n" or "," (IoT API reference,
     # "FirehoseAction"): whitespace is JSON's own, one trailing comma is removed here.
-    text = text.rstrip()
-    if text.endswith(","):
-        text = text[:-1]
+    text = text.rstrip().removesuffix(",")
     try:
-        message = _decode(text)
+        if text.startswith("\ufeff"):  # json.loads' own refusal, which JSONDecoder lacks
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        message = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise RecordError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        reason = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise RecordError(reason) from None
     except RecursionError:
-        raise RecordError(
-            f"JSON nested too deeply for this transform ({len(data)} bytes)"
-        ) from None
+        reason = f"JSON nested too deeply for this transform ({len(data)} bytes)"
+        raise RecordError(reason) from None
     if not isinstance(message, dict):
-        raise RecordError(f"not a JSON object but a JSON {_json_type(message)}")
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+        raise RecordError(f"not a JSON object but a JSON {kind.get(type(message), 'number')}")
     return message
 
 
-def _json_type(value: Any) -> str:
-    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
+@lru_cache(maxsize=4096)
+def _topic_fields(topic: str) -> dict[str, str]:
+    # Cached (a batch comes from a few devices): callers merge it into a new dict, never change it.
+    levels = topic.split("/")
+    numbered = {f"topic_{i}": level for i, level in enumerate(levels, start=1)}
+    return {"topic": topic, **numbered, EQUIPMENT_ID: levels[-1]}
 
 
 def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
@@ -356,33 +205,21 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
             "no 'topic' field with a non-empty string: the topic rule must be "
             "SELECT topic() AS topic, * FROM '<topic root>/+'"
         )
-    fields = _TOPIC_FIELDS.get(topic)
-    if fields is None:  # the topic fields depend on the topic only: made once per topic
-        fields = {"topic": topic}
-        levels = topic.split("/")
-        for i, level in enumerate(levels, start=1):
-            fields[f"topic_{i}"] = level
-        fields[EQUIPMENT_ID] = levels[-1]
-        if len(_TOPIC_FIELDS) >= _CACHE_ENTRIES:
-            _TOPIC_FIELDS.clear()
-        _TOPIC_FIELDS[topic] = fields
-    out: dict[str, Any] = fields.copy()
-    out[ARRIVAL_TIME] = epoch_ms_to_iso(arrival_ms) if arrival_ms is not None else None
-    clock = None
-    for key in DEVICE_TIME_KEYS:
-        if key in message:
-            clock = message[key]
-            break
-    out[DEVICE_TIME] = device_time(clock) if clock is not None else None
-    return _flatten_payload(message, out)
+    clock_key = next(filter(message.__contains__, DEVICE_TIME_KEYS), None)  # the first present
+    out = _topic_fields(topic) | {
+        ARRIVAL_TIME: epoch_ms_to_iso(arrival_ms) if arrival_ms is not None else None,
+        DEVICE_TIME: device_time(message[clock_key]) if clock_key else None,
+    }
+    payload = dict(message)
+    del payload["topic"]  # already the first field
+    return flatten(payload, out)
 
 
 def transform_data(data: bytes, arrival_ms: int | float | None) -> bytes:
     """One record's bytes in, one JSON line out; raises RecordError with the reason."""
     message = parse_message(data)
     try:
-        flat = transform_message(message, arrival_ms)
-        line = "".join(_encode_chunks(flat, 0))
+        line = _COMPACT.encode(transform_message(message, arrival_ms))
     except RecursionError:
         raise RecordError("JSON nested too deeply to flatten") from None
     return (line + "\n").encode("utf-8")
@@ -394,8 +231,7 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
     original = record.get("data", "")
     try:
         try:
-            # base64.b64decode(original, validate=True) without its wrapper: that is exactly
-            # a2b_base64 in strict mode (Python 3.11+; ASCII str or bytes-like, else an error).
+            # Strict base64 (Python 3.11+): nothing outside the alphabet, exact padding.
             raw = binascii.a2b_base64(original, strict_mode=True)
         except (binascii.Error, ValueError, TypeError):
             raise RecordError("data is not valid base64") from None
@@ -405,6 +241,4 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
     except Exception as exc:  # a bug must not fail the other records of the batch
         reason = f"transform error: {type(exc).__name__}: {exc}"
         return TransformedRecord(record_id, PROCESSING_FAILED, original, reason)
-    return TransformedRecord(
-        record_id, OK, binascii.b2a_base64(line, newline=False).decode("ascii")
-    )
+    return TransformedRecord(record_id, OK, binascii.b2a_base64(line, newline=False).decode())

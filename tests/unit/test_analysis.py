@@ -108,11 +108,11 @@ def test_well_typed_lines_take_the_pyarrow_path(monkeypatch):
 
 
 def load_joined_only(objects: list[bytes]) -> pd.DataFrame:
-    """The reference: every object's lines joined and read at once (the path before objects
-    were read one by one, kept as the fallback)."""
-    import pipeline.analysis as analysis
+    """The reference: every object's lines joined into one plain object and read at once."""
+    from pipeline.batches import decompress
 
-    return analysis._load_joined(list(objects))
+    joined = b"".join(decompress(o).rstrip(b"\n") + b"\n" for o in objects if decompress(o))
+    return load_parsed([joined])
 
 
 def test_objects_read_one_by_one_give_the_frame_the_joined_lines_give(monkeypatch):
@@ -127,8 +127,8 @@ def test_objects_read_one_by_one_give_the_frame_the_joined_lines_give(monkeypatc
         write_batch([transform_data(b'{"topic":"iot-test-topic/fan-01","v":1.5}', 0)]),
     ]
     expected = load_joined_only(objects)
-    # when they are loaded, with the joined path refused
-    monkeypatch.setattr(analysis, "_load_joined", lambda objects: pytest.fail("joined path"))
+    # when they are loaded, with the fallback refused
+    monkeypatch.setattr(analysis, "_via_records", lambda objects: pytest.fail("fallback"))
     frame = load_parsed(objects)
     # then the frame is the same: rows, column order, dtypes, values
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)

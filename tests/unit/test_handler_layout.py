@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from pipeline.handler import (
     MAX_RESPONSE_BYTES,
     InvalidEvent,
-    entry_sizes,
     firehose_response,
     fit_response,
     lambda_handler,
@@ -117,7 +116,7 @@ def test_records_that_would_overflow_the_6_mb_response_fail_with_their_original_
     # times, base64) would make a response of ~9 MB
     event = firehose_event([telemetry(i) for i in range(20_000)])
     assert len(json.dumps(event)) < MAX_RESPONSE_BYTES
-    all_ok = [transform_record(r).response_entry() for r in event["records"]]
+    all_ok = firehose_response([transform_record(r) for r in event["records"]])["records"]
     assert len(json.dumps({"records": all_ok})) > MAX_RESPONSE_BYTES
     # when it is handled
     out = lambda_handler(event, None)["records"]
@@ -145,17 +144,8 @@ def test_fit_response_names_the_reason_and_keeps_later_records_that_fit():
     transformed = [transform_record(r) for r in event["records"]]
     failed_middle = {"recordId": "rec-000001", "result": PROCESSING_FAILED}
     failed_middle["data"] = event["records"][1]["data"]
-    limit = len(
-        json.dumps(
-            {
-                "records": [
-                    transformed[0].response_entry(),
-                    failed_middle,
-                    transformed[2].response_entry(),
-                ]
-            }
-        )
-    )
+    entries = firehose_response(transformed)["records"]
+    limit = len(json.dumps({"records": [entries[0], failed_middle, entries[2]]}))
     # when the response is fitted to the limit
     fitted = fit_response(event["records"], transformed, limit=limit)
     # then only the big one fails, with a reason that says what to change
@@ -173,53 +163,41 @@ def response_bytes(transformed) -> int:
 # control characters, DEL, non-ASCII, a character outside the BMP), plus data that is no string.
 odd_text = st.sampled_from(["rec-1", 'q"uote', "back\\slash", "tab\t", "\x7f", "é", "😀", ""])
 ids = st.one_of(odd_text, st.text(max_size=12))
-datas = st.one_of(odd_text, st.text(max_size=30), st.integers(), st.none(), st.just([1, "x"]))
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(ids, st.sampled_from([OK, PROCESSING_FAILED]), datas, datas), max_size=8))
-def test_entry_sizes_are_the_sizes_json_dumps_gives(entries):
-    # given transformed records (any id, result and data) and their input records' data
-    transformed = [TransformedRecord(i, result, data) for i, result, data, _ in entries]
-    records = [{"recordId": i, "data": original} for i, _, _, original in entries]
-    # when their sizes are computed without serialising them
-    size, size_failed = entry_sizes(records, transformed)
-    # then each is the entry's json.dumps size with the ", " before every entry but the first
-    for n, (t, record) in enumerate(zip(transformed, records, strict=True)):
-        failed = (
-            t
-            if t.result == PROCESSING_FAILED
-            else TransformedRecord(t.record_id, PROCESSING_FAILED, record["data"])
-        )
-        separator = 2 if n else 0
-        assert size[n] == len(json.dumps(t.response_entry()).encode()) + separator
-        assert size_failed[n] == len(json.dumps(failed.response_entry()).encode()) + separator
-    # and the whole response is the entries plus the envelope
-    assert sum(size) + len('{"records": []}') == response_bytes(transformed)
-
-
 input_data = st.one_of(
     st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),  # base64 of anything
     st.sampled_from([" e30=", "e30=\n", '"e30="', "e30\\=", "é", ""]),  # not strict base64
     st.builds(lambda i: base64.b64encode(telemetry(i)).decode(), st.integers(0, 99)),  # Ok ones
+    odd_text,
     st.integers(),
     st.none(),
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(ids, input_data), max_size=8))
-def test_entry_sizes_of_the_transforms_own_records_are_the_json_dumps_sizes(items):
-    # given input records of any data, and transform_record's result for each (the handler's
-    # case, where Ok data and its input are taken as base64 without looking at them)
-    records = [{"recordId": i, "data": data} for i, data in items]
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(ids, input_data), min_size=1, max_size=8), st.data())
+def test_any_records_are_fitted_by_the_greedy_rule_on_json_dumps_sizes(items, data):
+    # given input records of any id and data (escaped, non-ASCII, not strings), the transform's
+    # result for each, and a limit between "all failed" and "all as transformed"
+    records = [{"recordId": i, "data": d} for i, d in items]
     transformed = [transform_record(r) for r in records]
-    # when their sizes are computed as the handler computes them
-    size, size_failed = entry_sizes(records, transformed, from_transform=True)
-    # then they are the json.dumps sizes, as for any records
-    assert (size, size_failed) == entry_sizes(records, transformed)
-    for n, t in enumerate(transformed):
-        assert size[n] == len(json.dumps(t.response_entry()).encode()) + (2 if n else 0)
+    failed = [
+        TransformedRecord(t.record_id, PROCESSING_FAILED, r["data"])
+        for r, t in zip(records, transformed, strict=True)
+    ]
+    low, high = response_bytes(failed), response_bytes(transformed)
+    limit = data.draw(st.integers(low, max(low, high)))
+    # when fitted
+    fitted = fit_response(records, transformed, limit=limit)
+    # then the response fits, every record id is there in order, and each record kept as it was
+    # transformed is one that fits by json.dumps with the earlier decisions and every later
+    # record failed (the documented greedy rule)
+    assert response_bytes(fitted) <= limit
+    assert [t.record_id for t in fitted] == [r["recordId"] for r in records]
+    for n, t in enumerate(fitted):
+        trial = [*fitted[:n], transformed[n], *failed[n + 1 :]]
+        assert (t == transformed[n]) == (response_bytes(trial) <= limit), n
+        if t != transformed[n]:  # failed for size: the untouched input data and the reason
+            assert t.data == records[n]["data"] and "response size" in t.reason
 
 
 @pytest.mark.parametrize("record_id", ["rec", 'q"uote-é-😀'])

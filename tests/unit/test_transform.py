@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline import transform
+from pipeline.handler import firehose_response
 from pipeline.transform import (
     OK,
     PROCESSING_FAILED,
@@ -177,7 +178,9 @@ def test_a_good_record_comes_back_ok_with_base64_data():
     # then it is Ok, keeps its recordId and carries the base64 of the line; no reason
     assert (result.record_id, result.result, result.reason) == ("rid-7", OK, None)
     assert json.loads(base64.b64decode(result.data))["v"] == 1
-    assert result.response_entry() == {"recordId": "rid-7", "result": OK, "data": result.data}
+    assert firehose_response([result]) == {
+        "records": [{"recordId": "rid-7", "result": OK, "data": result.data}]
+    }
 
 
 @pytest.mark.parametrize("data", [b"[1]", b"\xff", b"", b"nope"])
@@ -263,8 +266,8 @@ def test_any_object_with_a_topic_becomes_one_flat_line_keeping_every_value(paylo
     assert len(out) == added + leaves(payload)
 
 
-# The speed-ups (a per-second cache of the ISO text, cached topic fields, one JSON decoder) must
-# give what the plain computation gives: checked here against independent references.
+# The per-second cache of the ISO text and the one JSON decoder/encoder made at import must give
+# what the plain computation gives: checked here against independent references.
 
 
 def reference_iso(epoch_ms: int) -> str | None:
@@ -319,16 +322,26 @@ def test_integer_device_clocks_of_every_unit_match_datetime(unit, count):
     assert got == (reference_iso(epoch_ms),) * 2
 
 
-def test_the_caches_stay_bounded_and_correct_when_full():
-    # given more distinct seconds and topics than the caches hold
-    count = transform._CACHE_ENTRIES * 2 + 5
-    for n in range(count):
+def test_times_and_topics_stay_right_past_the_caches_bound():
+    # given more distinct seconds than the per-second cache holds, each on its own topic
+    for n in range(transform._second_text.cache_info().maxsize * 2 + 5):
         # then every value is still right
         assert epoch_ms_to_iso(n * 1000 + 7) == reference_iso(n * 1000 + 7)
         assert line_of(f'{{"topic":"t/d-{n}"}}'.encode())["equipment_id"] == f"d-{n}"
-    # and neither cache grew past its bound
-    assert len(transform._SECOND_PREFIXES) <= transform._CACHE_ENTRIES
-    assert len(transform._TOPIC_FIELDS) <= transform._CACHE_ENTRIES
+
+
+@pytest.mark.parametrize(
+    "clock", [10**400, -(10**400), "1" * 400], ids=["int", "negative int", "digits in a string"]
+)
+def test_a_device_clock_too_large_for_any_time_is_null_and_the_record_ok(clock):
+    # given a device clock that is a number, but beyond any time (and beyond a float)
+    data = json.dumps({"topic": "t/x", "timestamp": clock}).encode()
+    # when the record is transformed
+    result = transform_record(record(data))
+    # then it is Ok, with device_time null and the clock kept as sent (out of range: None)
+    assert result.result == OK, result.reason
+    out = json.loads(base64.b64decode(result.data))
+    assert out["device_time"] is None and out["timestamp"] == clock
 
 
 def test_one_messages_fields_never_leak_into_the_next_of_the_same_topic():
@@ -399,16 +412,7 @@ def test_the_output_line_is_byte_for_byte_what_json_dumps_writes(payload, topic)
     message = {"topic": topic, **payload}
     data = json.dumps(message).encode()
     flat = transform.transform_message(json.loads(data), ARRIVAL_MS)
-    # when it is transformed to bytes (with the one C encoder made at import)
+    # when it is transformed to bytes (with the one encoder made at import)
     line = transform_data(data, ARRIVAL_MS)
     # then the line is json.dumps' compact UTF-8 text of that object, and a newline
     assert line == (json.dumps(flat, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-def test_without_a_c_json_encoder_the_plain_encoder_writes_the_same_line(monkeypatch):
-    # given a Python whose json module has no C encoder
-    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
-    encode = transform._line_encoder()
-    flat = {"topic": "t/é", "v": 1.5, "n": None, "xs": "[1,2]", "big": 10**30}
-    # then the fallback gives the same text as json.dumps
-    assert "".join(encode(flat, 0)) == json.dumps(flat, separators=(",", ":"), ensure_ascii=False)
