@@ -87,9 +87,16 @@ class ShadowService:
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> ShadowService:
-        loaded = self.store.load()
+        now = self._now()
+        shadows = {}
+        for shadow in self.store.load():
+            if shadow.deleted_at is not None and model.current_version(shadow, now) == 0:
+                # A deletion older than 48 hours no longer carries a version: forget it.
+                self.store.remove(shadow.thing, shadow.name)
+                continue
+            shadows[(shadow.thing, shadow.name)] = shadow
         with self._lock:
-            self._shadows = {(s.thing, s.name): s for s in loaded}
+            self._shadows = shadows
         return self
 
     def set_publisher(self, publisher: ShadowPublisher | None) -> None:
