@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,13 +113,21 @@ def parse_json(payload: bytes) -> Any:
             415, "Unsupported documented encoding; supported encoding is UTF-8"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError:
         raise bad_request("Invalid JSON") from None
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 would become inf, which cannot be written back as JSON.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def client_token_of(request: Any) -> str | None:

@@ -213,6 +213,9 @@ def test_invalid_json_and_encoding():
         model.parse_json(b'{"state": NaN}')
     assert info.value.code == 400
     with pytest.raises(ShadowError) as info:
+        model.parse_json(b'{"state": {"reported": {"big": 1e400}}}')
+    assert (info.value.code, info.value.message) == (400, "Invalid JSON")
+    with pytest.raises(ShadowError) as info:
         model.parse_json('{"state": {"reported": {"a": "é"}}}'.encode("latin-1"))
     assert info.value.code == 415
 
