@@ -141,7 +141,11 @@ class ShadowService:
         self, topic: str, payload: bytes, client_id: str | None = None
     ) -> list[OutboundMessage] | None:
         """The messages IoT Core publishes in answer to a PUBLISH on a shadow request topic;
-        None when `topic` is not a shadow request topic."""
+        None when `topic` is not a shadow request topic.
+
+        The caller (the broker) has already authorised `iot:Publish` on `topic`; `client_id` is
+        kept for per-connection limits (AWS answers 429 beyond 10 in-flight requests on one
+        connection), which the broker is better placed to count."""
         parsed = parse_topic(topic)
         if parsed is None:
             return None
