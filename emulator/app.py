@@ -1,10 +1,11 @@
 """Assemble the emulator from its components, in dependency order.
 
 Each component's constructor receives the `Emulator`, registers its gateway handlers and sets
-itself as an attribute (`emulator.iam`, `.iot`, `.lambdas`, `.firehose`, `.rules`, `.broker`,
-`.cloudformation`), so that components find each other late, at call time. Start order is the
-order of `add`: the Lambda runtime and Firehose (which recovers its spool) before the broker
-accepts devices; stop runs in reverse, so the broker stops taking messages first.
+itself as an attribute (`emulator.iam`, `.iot`, `.lambdas`, `.firehose`, `.rules`,
+`.cloudformation`, `.shadow`, `.broker`), so that components find each other late, at call
+time. Start order is the order of `add`: the Lambda runtime and Firehose (which recovers its
+spool) before the broker accepts devices; stop runs in reverse, so the broker stops taking
+messages first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from emulator.lambda_.runtime import LambdaRuntime
 from emulator.mqtt.broker import Broker
 from emulator.rules.engine import RulesEngine
 from emulator.server import Emulator
+from emulator.shadow.service import ShadowService
 
 
 def build_emulator(**kwargs: Any) -> Emulator:
@@ -30,6 +32,7 @@ def build_emulator(**kwargs: Any) -> Emulator:
         FirehoseService,
         RulesEngine,
         CloudFormationDeployer,
+        ShadowService,
         Broker,
     ):
         emulator.add(component(emulator))
