@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
 from emulator.persistence import Persistence, PersistenceMiddleware
+from emulator.persistence.permissions import make_private
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class Emulator:
             self.data_dir = Path(tempfile.mkdtemp(prefix="iot-emulator-"))
         else:
             self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700, and files below without group/other bits (the state holds secrets); repairs a
+        # data directory left by an older version too.
+        make_private(self.data_dir)
         self._requested_port = port
         self._requested_mqtt_port = mqtt_port
         self._server: BaseWSGIServer | None = None

@@ -1,0 +1,45 @@
+"""The data directory is private to the user: directories 0700, files without group/other bits.
+
+The saved state holds secrets (IAM secret access keys, Secrets Manager values, Lambda functions'
+environment variables, the IoT root CA's private key), so nobody else on the machine may read
+it. New files and directories are created private (fileformat.py); `make_private` also repairs a
+data directory written by an older version, whose files were 0644 in 0755 directories.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from emulator.persistence.fileformat import DIR_MODE, private_dir
+
+GROUP_OTHER = 0o077
+
+
+def make_private(data_dir: Path) -> int:
+    """Create `data_dir` 0700 and strip group/other bits below it; how many modes changed.
+
+    Symbolic links are neither followed nor changed: only what the emulator itself created."""
+    changed = 0
+    if not data_dir.exists():
+        private_dir(data_dir)
+        return 1
+    if stat.S_IMODE(data_dir.stat().st_mode) != DIR_MODE:
+        os.chmod(data_dir, DIR_MODE)
+        changed += 1
+    pending = [str(data_dir)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                mode = stat.S_IMODE(info.st_mode)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(entry.path)
+                    if mode != DIR_MODE:
+                        os.chmod(entry.path, DIR_MODE)
+                        changed += 1
+                elif stat.S_ISREG(info.st_mode) and mode & GROUP_OTHER:
+                    os.chmod(entry.path, mode & ~GROUP_OTHER)
+                    changed += 1
+    return changed
