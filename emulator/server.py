@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
 from emulator.persistence import Persistence, PersistenceMiddleware
+from emulator.persistence.fileformat import private_dir
 from emulator.persistence.permissions import make_private
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,7 @@ class Emulator:
             self.data_dir = Path(tempfile.mkdtemp(prefix="iot-emulator-"))
         else:
             self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        # 0700, and files below without group/other bits (the state holds secrets); repairs a
-        # data directory left by an older version too.
-        make_private(self.data_dir)
+        private_dir(self.data_dir)  # 0700 before anything is written: the state holds secrets
         self._requested_port = port
         self._requested_mqtt_port = mqtt_port
         self._server: BaseWSGIServer | None = None
@@ -102,6 +101,9 @@ class Emulator:
         for component in self.components:
             if hasattr(component, "start"):
                 component.start()
+        # Directories 0700 and files without group/other bits below the data dir, also those a
+        # component just created and those an older version left 0755/0644.
+        make_private(self.data_dir)
         return self
 
     def stop(self) -> None:

@@ -30,8 +30,12 @@ def make_private(data_dir: Path) -> int:
         changed += 1
     pending = [str(data_dir)]
     while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except FileNotFoundError:  # removed meanwhile (the server may already be answering)
+            continue
+        for entry in entries:
+            try:
                 info = entry.stat(follow_symlinks=False)
                 mode = stat.S_IMODE(info.st_mode)
                 if stat.S_ISDIR(info.st_mode):
@@ -42,4 +46,6 @@ def make_private(data_dir: Path) -> int:
                 elif stat.S_ISREG(info.st_mode) and mode & GROUP_OTHER:
                     os.chmod(entry.path, mode & ~GROUP_OTHER)
                     changed += 1
+            except FileNotFoundError:
+                continue
     return changed
