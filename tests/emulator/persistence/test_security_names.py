@@ -3,6 +3,7 @@ the saved state's files are named by hashes, so no bucket or key name can reach 
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import xml.etree.ElementTree as ET
@@ -157,3 +158,31 @@ def test_keys_that_look_like_paths_stay_inside_the_store(data_dir, emulators):
         assert name.endswith(".pkl") and set(name[:-4]) <= HEX and len(name) == 68
     outside = [p for p in before if not p.startswith(data_dir.name + os.sep)]
     assert all(p.startswith(f"{data_dir.name}-emulator.log") for p in outside), outside
+
+
+def test_a_data_dir_in_the_older_layout_is_read_and_renamed(data_dir, emulators):
+    # Given a saved state in the older layout: the records' folder named after the bucket and
+    # each record after the SHA-1 of its key
+    emu = emulators()
+    s3 = emu.client("s3")
+    s3.create_bucket(Bucket="older")
+    for key in ("a", "b/c"):
+        s3.put_object(Bucket="older", Key=key, Body=key.encode())
+    assert emu.stop() == 0
+    objects = data_dir / "moto" / "s3" / "objects"
+    hashed = objects / hashlib.sha256(b"older").hexdigest()
+    for key in ("a", "b/c"):
+        os.replace(
+            hashed / f"{hashlib.sha256(key.encode()).hexdigest()}.pkl",
+            hashed / f"{hashlib.sha1(key.encode()).hexdigest()}.pkl",
+        )
+    os.replace(hashed, objects / "older")
+    # When an emulator starts on it
+    again = emulators().client("s3")
+    # Then every object reads back, and the files now have their hashed names
+    for key in ("a", "b/c"):
+        assert again.get_object(Bucket="older", Key=key)["Body"].read() == key.encode()
+    assert sorted(p.name for p in objects.iterdir()) == [hashed.name]
+    assert sorted(p.name for p in hashed.iterdir()) == sorted(
+        f"{hashlib.sha256(k.encode()).hexdigest()}.pkl" for k in ("a", "b/c")
+    )
