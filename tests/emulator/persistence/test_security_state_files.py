@@ -75,8 +75,10 @@ def test_the_saved_state_is_private_to_the_user(data_dir, emulators):
 
 
 def test_a_data_dir_left_readable_by_an_older_version_is_made_private(data_dir, emulators):
-    # Given a saved state whose directories are 0755 and files 0644
+    # Given a saved state whose directories are 0755 and files 0644, as older versions left it
+    # (without the marker of a checked data dir)
     saved_state(data_dir)
+    (data_dir / ".private").unlink()
     for path, (kind, _mode) in modes(data_dir).items():
         os.chmod(data_dir / path, 0o755 if kind == "d" else 0o644)
     os.chmod(data_dir, 0o755)
