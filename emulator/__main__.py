@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     info = {**emulator.info(), "log_path": args.log_path}
     state_file = emulator.data_dir / STATE_FILE
+    state_file.touch(mode=0o600)  # private like the rest of the data dir
     state_file.write_text(json.dumps(info, indent=2))
     print(
         f"AWS endpoint:  {info['endpoint_url']}   (export AWS_ENDPOINT_URL={info['endpoint_url']})"

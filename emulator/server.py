@@ -23,6 +23,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
 from emulator.httpserver import ApiServer, ErrorShield
 from emulator.persistence import Persistence, PersistenceMiddleware
+from emulator.persistence.fileformat import private_dir
+from emulator.persistence.permissions import make_private
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class Emulator:
             self.data_dir = Path(tempfile.mkdtemp(prefix="iot-emulator-"))
         else:
             self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # 0700 before anything is written: the state holds secrets
         self._requested_port = port
         self._requested_mqtt_port = mqtt_port
         self._server: ApiServer | None = None
@@ -93,6 +95,9 @@ class Emulator:
         for component in self.components:
             if hasattr(component, "start"):
                 component.start()
+        # Directories 0700 and files without group/other bits below the data dir, also those a
+        # component just created and those an older version left 0755/0644.
+        make_private(self.data_dir)
         return self
 
     def stop(self) -> None:

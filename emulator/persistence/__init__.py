@@ -1,4 +1,4 @@
-"""moto's state kept under `<data_dir>/moto`, saved before each state-changing answer (issue 7).
+"""moto's state kept under `<data_dir>/moto`, saved before each state-changing answer.
 
 `Persistence` saves and loads; `PersistenceMiddleware` decides, per request, what to save;
 `cli` implements `python -m emulator status` and `--reset`.

@@ -10,18 +10,27 @@ moto closes a key's buffer when the key is disposed (overwritten, deleted, a mul
 completion, or garbage-collected). A closed blob is *retired*, not deleted: it is removed after
 the state that no longer references it has been saved, so that a crash in between never leaves a
 saved record that points at a missing body. Orphans left by a crash are removed at the next start.
+
+Body files are named by a random UUID, never by the bucket or key (key names can be anything,
+`../` included); names read back from saved state are checked against that form before use.
+Before a record that refers to a body is written, the body is fsynced (`sync`), so that a power
+loss never leaves a durable record pointing at a body the disk never received.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
+from emulator.persistence.fileformat import fsync_dir, open_private, private_dir
+
 _CHUNK = 16 * 1024 * 1024
+BLOB_NAME = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, the only names `new` gives
 
 
 class BlobFile:
@@ -34,8 +43,8 @@ class BlobFile:
         self._pos = 0
         self.closed = False
         if create:
-            with open(self._path, "xb"):
-                pass
+            os.close(open_private(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            store.dirty(name)
 
     @property
     def path(self) -> Path:
@@ -68,6 +77,7 @@ class BlobFile:
             dst.seek(self._pos)
             written = dst.write(data)
         self._pos += written
+        self._store.dirty(self.blob_name)
         return written
 
     def truncate(self, size: int | None = None) -> int:
@@ -76,6 +86,7 @@ class BlobFile:
         # Like io.BytesIO (moto's in-memory buffer): truncating never extends the file.
         if size < os.path.getsize(self._path):
             os.truncate(self._path, size)
+            self._store.dirty(self.blob_name)
         return size
 
     def flush(self) -> None:
@@ -100,9 +111,11 @@ class BlobStore:
     def __init__(self, directory: Path, delete_at_once: bool = False) -> None:
         self.directory = directory
         self.directory_str = str(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         self._delete_at_once = delete_at_once
         self._retired: list[str] = []
+        self._dirty: set[str] = set()  # written since their last fsync
+        self._new_entries = False  # files created since the directory's last fsync
         self._lock = threading.Lock()
         self.frozen = False
 
@@ -112,10 +125,39 @@ class BlobStore:
 
     def adopt(self, name: str) -> BlobFile:
         """The body file of a key being restored from saved state."""
+        if not BLOB_NAME.fullmatch(name):
+            raise ValueError(f"not a body file name: {name!r}")
         return BlobFile(self, name, create=False)
 
     def exists(self, name: str) -> bool:
-        return os.path.isfile(os.path.join(self.directory_str, name))
+        return bool(BLOB_NAME.fullmatch(name)) and os.path.isfile(
+            os.path.join(self.directory_str, name)
+        )
+
+    def dirty(self, name: str) -> None:
+        """Note a body written to since its last fsync (and a new file in the directory)."""
+        if self._delete_at_once:  # not durable (ephemeral): nothing is ever synced
+            return
+        with self._lock:
+            self._dirty.add(name)
+            self._new_entries = True
+
+    def sync(self) -> None:
+        """fsync every body written since the last call, then the directory of new files."""
+        with self._lock:
+            names, self._dirty = self._dirty, set()
+            new_entries, self._new_entries = self._new_entries, False
+        for name in names:
+            try:
+                fd = os.open(os.path.join(self.directory_str, name), os.O_RDONLY)
+            except FileNotFoundError:  # retired and deleted meanwhile
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if new_entries:
+            fsync_dir(self.directory_str)
 
     def retire(self, name: str) -> None:
         if self.frozen:  # stopping: keys collected now are still in the saved state
@@ -125,6 +167,7 @@ class BlobStore:
             return
         with self._lock:
             self._retired.append(name)
+            self._dirty.discard(name)
 
     def collect(self) -> None:
         """Delete the bodies retired before the state that dropped them was saved."""
@@ -133,12 +176,18 @@ class BlobStore:
         for name in retired:
             (self.directory / name).unlink(missing_ok=True)
 
-    def remove_unreferenced(self, referenced: set[str]) -> int:
-        """Delete body files no saved key refers to (left by a crash); return how many."""
+    def remove_unreferenced(self, referenced: set[str], set_aside: Any = None) -> int:
+        """Delete body files no saved key refers to (left by a crash); return how many.
+
+        `set_aside(path)`, if given, is called instead of deleting: when an unreadable object
+        record was quarantined, its body is one of these and must not be lost with them."""
         removed = 0
         for entry in os.scandir(self.directory):
             if entry.name not in referenced:
-                os.unlink(entry.path)
+                if set_aside is not None and BLOB_NAME.fullmatch(entry.name):
+                    set_aside(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed += 1
         return removed
 

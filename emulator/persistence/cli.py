@@ -2,8 +2,9 @@
 
 `status` reads the saved files without changing them (it is safe while an emulator runs) and
 prints, per kind of resource, how many there are, and per folder of the data directory how many
-bytes it holds. `--reset` deletes the data directory's contents after confirmation; it refuses a
-directory that is not an emulator data directory, or one an emulator is running on.
+bytes it holds, and which files were set aside as unreadable (quarantine.py). `--reset` deletes
+the data directory's contents after confirmation; it refuses a directory that is not an emulator
+data directory, or one an emulator is running on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from emulator.persistence import pickling
 from emulator.persistence.blobs import BlobStore
 from emulator.persistence.fileformat import StateFormatError, read_checked
 from emulator.persistence.logjournal import LogJournals
+from emulator.persistence.quarantine import QUARANTINE, quarantined_files
 from emulator.persistence.store import MARKER, STATE_KIND, moto_dir
 
 RUNNING_FILE = "emulator.json"  # written by `python -m emulator` while it runs
@@ -83,10 +85,11 @@ def read_counts(data_dir: Path) -> dict[str, int]:
     blobs.directory_str = str(blobs.directory)
     blobs.frozen = True  # keys dropped after counting must not retire their bodies
     journals = LogJournals.__new__(LogJournals)  # read-only: no directory created
-    journals.directory, journals.data_dir, journals._saved = (
+    journals.directory, journals.data_dir, journals._saved, journals.quarantine = (
         moto_dir(data_dir) / "logs",
         data_dir,
         {},
+        None,  # read-only: an unreadable journal counts as no events, and stays where it is
     )
 
     def log_events(name: str, stream: Any) -> list:
@@ -125,22 +128,27 @@ def status(data_dir: Path, out: TextIO = sys.stdout) -> int:
             counts = read_counts(data_dir)
         except StateFormatError as exc:
             print(f"The saved state cannot be read: {exc}", file=out)
+            print_quarantine(data_dir, out)
             return 1
         width = max(len(k) for k in counts)
         for label, count in counts.items():
             print(f"  {label:<{width}}  {count:>8}", file=out)
     if data_dir.is_dir():
         print("Bytes on disk:", file=out)
-        areas = [
-            ("moto snapshot (state.pkl)", state_path),
-            ("S3 object records", moto_dir(data_dir) / "s3" / "objects"),
-            ("S3 object bodies", moto_dir(data_dir) / "s3" / "blobs"),
-            ("CloudWatch Logs journals", moto_dir(data_dir) / "logs"),
-        ] + [
-            (f"{p.name}/ (component)", p)
-            for p in sorted(data_dir.iterdir())
-            if p.is_dir() and p.name != "moto"
-        ]
+        areas = (
+            [
+                ("moto snapshot (state.pkl)", state_path),
+                ("S3 object records", moto_dir(data_dir) / "s3" / "objects"),
+                ("S3 object bodies", moto_dir(data_dir) / "s3" / "blobs"),
+                ("CloudWatch Logs journals", moto_dir(data_dir) / "logs"),
+            ]
+            + [
+                (f"{p.name}/ (component)", p)
+                for p in sorted(data_dir.iterdir())
+                if p.is_dir() and p.name not in ("moto", QUARANTINE)
+            ]
+            + [("quarantine/ (unreadable)", data_dir / QUARANTINE)]
+        )
         width = max(len(a) for a, _ in areas)
         for label, path in areas:
             if path.is_file():
@@ -153,7 +161,24 @@ def status(data_dir: Path, out: TextIO = sys.stdout) -> int:
         print(
             f"  {'total':<{width}}  {'':>8}        {_human(folder_size(data_dir)[1]):>10}", file=out
         )
+    print_quarantine(data_dir, out)
     return 0
+
+
+def print_quarantine(data_dir: Path, out: TextIO, shown: int = 20) -> None:
+    """The files set aside at start because they could not be read, if any."""
+    files = quarantined_files(data_dir)
+    if not files:
+        return
+    print(
+        f"Quarantine: {len(files)} file(s) set aside because they could not be read, in "
+        f"{data_dir / QUARANTINE} (the emulator started without them; inspect or delete them):",
+        file=out,
+    )
+    for path in files[:shown]:
+        print(f"  {path.relative_to(data_dir)}", file=out)
+    if len(files) > shown:
+        print(f"  ... and {len(files) - shown} more", file=out)
 
 
 def reset(data_dir: Path, assume_yes: bool, out: TextIO = sys.stdout) -> int:

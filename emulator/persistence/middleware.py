@@ -8,7 +8,10 @@ body is already a file); every other change saves the snapshot of moto's backend
 
 The operation is identified from the wire format, like `emulator.gateway` does: the SigV4
 credential scope names the service; `X-Amz-Target`, the query protocol's `Action` or the
-rest-json method + path name the operation.
+rest-json method + path name the operation. An S3 request's bucket and key are read exactly as
+moto reads them (moto's own functions on the same raw URL), so the record saved is the one moto
+changed; a CreateBucket whose name breaks AWS's naming rules is refused here (s3names.py), since
+S3 requests go to moto without passing the gateway's handlers (their bodies are streamed).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote
 
+from emulator import s3names
 from emulator.gateway import rest_operation
 from emulator.persistence import memory
 from emulator.persistence.store import Persistence
@@ -108,6 +112,11 @@ class PersistenceMiddleware:
             start_response(
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
+            return [body]
+        refused = _refuse_bucket_name(environ)
+        if refused is not None:
+            status, headers, body = refused
+            start_response(status, headers)
             return [body]
         plan = self.plan(environ)
         if plan is None:
@@ -223,16 +232,35 @@ class PersistenceMiddleware:
 
 
 def _s3_address(environ: dict[str, Any]) -> tuple[str | None, str]:
-    """Bucket and key as moto reads them (percent-decoded raw path; virtual or path style)."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
-    parsed = urlparse(raw)
-    path = unquote(parsed.path if parsed.scheme else raw.split("?", 1)[0])
-    host = (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0].strip("[]")
-    virtual = host not in ("127.0.0.1", "localhost", "::1") and not host.replace(".", "").isdigit()
-    if virtual and "." in host:
-        return host.split(".", 1)[0], path[1:]
-    bucket, _, key = path[1:].partition("/")
-    return bucket or None, key
+    """Bucket and key exactly as moto reads them: moto's functions on moto's raw URL.
+
+    moto takes a path-style bucket name from the still-encoded path (`/%2e%2e` is the bucket
+    `%2e%2e`) but the key from the decoded one; a virtual-hosted bucket from the Host header."""
+    from moto.core.request import Request
+    from moto.s3 import utils as vhost
+    from moto.s3.responses import S3Response
+    from moto.s3bucket_path import utils as path_style
+
+    request = Request(environ, populate_request=False)
+    path = unquote(request.raw_path)
+    if S3Response.subdomain_based_buckets(request):
+        return vhost.bucket_name_from_url(request.raw_url) or None, path[1:]
+    return path_style.bucket_name_from_url(request.raw_url), path_style.parse_key_name(path)
+
+
+def _refuse_bucket_name(environ: dict[str, Any]) -> tuple[str, list, bytes] | None:
+    """S3's InvalidBucketName answer to a CreateBucket whose name AWS would refuse."""
+    if environ.get("REQUEST_METHOD") != "PUT" or _service(environ) != "s3":
+        return None
+    bucket, key = _s3_address(environ)
+    if bucket is None or key:
+        return None
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    operation, _ = rest_operation("s3", "PUT", "/bucket", query)
+    if operation != "CreateBucket":  # PutBucketVersioning, PutBucketTagging, ...
+        return None
+    problem = s3names.bucket_name_problem(bucket)
+    return None if problem is None else s3names.invalid_bucket_name(bucket, problem)
 
 
 def _peek_body(environ: dict[str, Any]) -> bytes:

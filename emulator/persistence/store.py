@@ -3,15 +3,21 @@
 Layout under `<data_dir>/moto/` (other components keep their own folders under `data_dir`):
 - `state.pkl`: a snapshot of every moto backend in use, in one pickle (CloudFormation stacks
   refer to other services' objects), S3 buckets without their objects;
-- `s3/objects/<bucket>/<sha1 of key>.pkl`: one record per object key (all its versions, the
-  attributes of each and its tags), so that PutObject rewrites one small file;
+- `s3/objects/<sha256 of bucket name>/<sha256 of key>.pkl`: one record per object key (all its
+  versions, the attributes of each and its tags), so that PutObject rewrites one small file;
 - `s3/blobs/<uuid>`: object bodies (blobs.py);
 - `logs/<sha1 of stream ARN>.log`: CloudWatch Logs events, append-only (logjournal.py).
-Every file is versioned (fileformat.py) and replaced atomically.
+Every file is versioned (fileformat.py), replaced atomically and fsynced, private to the user.
+
+No name from a request is ever joined into a path: bucket and key names (a key may be `../x`,
+a bucket name that moto took from the raw URL may be `%2e%2e`) only ever become file names
+through a hash. A record that cannot be read is quarantined (quarantine.py) and the rest loads;
+an unreadable snapshot stops the start with a message, since it holds everything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -25,8 +31,16 @@ from typing import Any
 
 from emulator.persistence import blobs as blob_files
 from emulator.persistence import memory, pickling
-from emulator.persistence.fileformat import read_checked, write_atomic
+from emulator.persistence.fileformat import (
+    StateFormatError,
+    fsync_dir,
+    open_private,
+    private_dir,
+    read_checked,
+    write_atomic,
+)
 from emulator.persistence.logjournal import LogJournals
+from emulator.persistence.quarantine import QUARANTINE, Quarantine
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,16 @@ def moto_dir(data_dir: Path) -> Path:
     return data_dir / "moto"
 
 
+def bucket_folder(name: str) -> str:
+    """The folder name of a bucket's object records: a hash, whatever the bucket's name."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def record_file(key: str) -> str:
+    """The file name of an object key's record: a hash (keys can be anything, `../` too)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() + ".pkl"
+
+
 class Persistence:
     """Saves moto's state under `data_dir` after each change, and loads it at start."""
 
@@ -48,9 +72,10 @@ class Persistence:
         self.root = moto_dir(data_dir)
         self.state_path = self.root / "state.pkl"
         self.objects_dir = self.root / "s3" / "objects"
-        self.objects_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / MARKER).touch()
-        self.logs = LogJournals(self.root / "logs", data_dir)
+        private_dir(self.objects_dir)
+        os.close(open_private(data_dir / MARKER, os.O_WRONLY | os.O_CREAT))
+        self.quarantine = Quarantine(data_dir)
+        self.logs = LogJournals(self.root / "logs", data_dir, self.quarantine)
         self.blobs = blob_files.BlobStore(self.root / "s3" / "blobs", delete_at_once=not durable)
         blob_files.install(self.blobs)
         memory.limit_heap_retention()
@@ -81,15 +106,28 @@ class Persistence:
                 self.data_dir,
                 lambda src: pickling.loads(src, self.blobs, bucket_keys, self.logs.load),
             )
+        except StateFormatError as exc:
+            raise StateFormatError(f"{exc}. {self._set_aside_advice()}") from exc
         finally:
             referenced, missing = pickling.take_load_report()
         buckets = install_backends(data["backends"])
         for tags in pending_tags:
             apply_object_tags(tags)
-        for name in os.listdir(self.objects_dir):
-            if name not in buckets:  # records of a bucket deleted before a crash
-                shutil.rmtree(self.objects_dir / name, ignore_errors=True)
-        orphans = self.blobs.remove_unreferenced(referenced)
+        folders = {bucket_folder(name) for name in buckets}
+        for entry in os.scandir(self.objects_dir):
+            if entry.name not in folders:  # records of a bucket deleted before a crash
+                shutil.rmtree(entry.path, ignore_errors=True)
+        # Bodies nobody refers to are a crash's leftovers, unless a record was quarantined:
+        # then one of them is its body, and goes to the quarantine with it.
+        records_lost = any(
+            src.parent.parent == self.objects_dir for src, _ in self.quarantine.moved
+        )
+        set_aside = (
+            (lambda path: self.quarantine.move(path, "body of no readable object record"))
+            if records_lost
+            else None
+        )
+        orphans = self.blobs.remove_unreferenced(referenced, set_aside)
         self.logs.remove_unreferenced()
         for key in missing:
             log.warning("the body of s3://%s was lost (crash while it was replaced)", key)
@@ -98,6 +136,7 @@ class Persistence:
             "seconds": round(time.monotonic() - started, 3),
             "objects": len(referenced),
             "orphan_bodies_removed": orphans,
+            "quarantined": [str(target) for _, target in self.quarantine.moved],
         }
         log.info("restored the saved AWS state from %s: %s", self.root, summary)
         self.last_load = summary
@@ -107,17 +146,53 @@ class Persistence:
         from moto.s3.utils import _VersionedKeyStore
 
         keys = _VersionedKeyStore()
-        folder = self.objects_dir / bucket_name
+        folder = self.objects_dir / bucket_folder(bucket_name)
         if not folder.is_dir():
-            return keys
+            self._adopt_legacy_folder(bucket_name, folder)
+            if not folder.is_dir():
+                return keys
         for entry in os.scandir(folder):
             if entry.name.startswith("."):
                 continue
-            record = read_checked(entry.path, RECORD_KIND, self.data_dir, pickling.unpickle)
+            try:
+                record = read_checked(entry.path, RECORD_KIND, self.data_dir, pickling.unpickle)
+                if not (
+                    isinstance(record, dict)
+                    and isinstance(record.get("key"), str)
+                    and isinstance(record.get("versions"), list)
+                    and isinstance(record.get("tags"), dict)
+                ):
+                    raise StateFormatError(f"{entry.path} is not an S3 object record")
+            except (StateFormatError, OSError) as exc:
+                self.quarantine.move(entry.path, f"an object record of bucket {bucket_name}: {exc}")
+                continue
             keys.setlist(record["key"], record["versions"])
             if record["tags"]:
                 pending_tags.append(record["tags"])
+            if entry.name != record_file(record["key"]):  # written by an older version
+                os.replace(entry.path, folder / record_file(record["key"]))
         return keys
+
+    def _adopt_legacy_folder(self, bucket_name: str, folder: Path) -> None:
+        """Older versions named a bucket's folder after the bucket: rename it to its hash.
+
+        The folder is found by comparing names with what moto restored, never by joining the
+        bucket's name into a path."""
+        for entry in os.scandir(self.objects_dir):
+            if entry.name == bucket_name and entry.is_dir(follow_symlinks=False):
+                os.replace(entry.path, folder)
+                fsync_dir(self.objects_dir)
+                return
+
+    def _set_aside_advice(self) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.data_dir / QUARANTINE / f"moto-{stamp}"
+        return (
+            "The emulator does not start on it: every resource but S3 objects is in this file, "
+            "and starting without it would look like an empty account. To start empty and keep "
+            f"the saved state for inspection, move it aside: `mkdir -p {aside.parent} && "
+            f"mv {self.root} {aside}`"
+        )
 
     # Saving -------------------------------------------------------------------------------
     def save_snapshot(self) -> None:
@@ -164,15 +239,19 @@ class Persistence:
         bucket, backend = find_bucket(bucket_name)
         if bucket is None:
             return
-        folder = self.objects_dir / bucket_name
-        folder.mkdir(exist_ok=True)
+        folder = self.objects_dir / bucket_folder(bucket.name)  # the name moto stored
+        if not folder.is_dir():
+            private_dir(folder)
+            fsync_dir(self.objects_dir)
+        self.blobs.sync()  # bodies first: a durable record must not point at a lost body
         with self._record_lock:
             started = time.perf_counter()
             for key_name in key_names:
-                path = folder / f"{hashlib.sha1(key_name.encode()).hexdigest()}.pkl"
+                path = folder / record_file(key_name)
                 versions = list(bucket.keys.getlist(key_name) or [])
                 if not versions:
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
                     continue
                 # moto keeps an empty tag set per key; only real tags are worth restoring.
                 tags = {
@@ -181,7 +260,13 @@ class Persistence:
                     if hasattr(v, "arn") and backend.tagger.tags.get(v.arn)
                 }
                 record = {"key": key_name, "versions": versions, "tags": tags}
-                write_atomic(path, RECORD_KIND, lambda out, r=record: pickling.dumps(r, out))
+                write_atomic(
+                    path,
+                    RECORD_KIND,
+                    lambda out, r=record: pickling.dumps(r, out),
+                    sync_dir=False,  # once below for all the keys of the request
+                )
+            fsync_dir(folder)
             self._count("object_record", started)
         self.blobs.collect()
 
@@ -190,12 +275,12 @@ class Persistence:
         if not self.durable:
             return
         bucket, _ = find_bucket(bucket_name)
-        folder = self.objects_dir / bucket_name
+        folder = self.objects_dir / bucket_folder(bucket_name if bucket is None else bucket.name)
         if bucket is None:
             shutil.rmtree(folder, ignore_errors=True)
             return
         names = list(bucket.keys.keys())
-        wanted = {f"{hashlib.sha1(n.encode()).hexdigest()}.pkl" for n in names}
+        wanted = {record_file(n) for n in names}
         if folder.is_dir():
             for entry in os.scandir(folder):
                 if entry.name.endswith(".pkl") and entry.name not in wanted:
