@@ -100,6 +100,7 @@ def test_republish_to_a_payload_chosen_invalid_topic_goes_to_the_error_action(
     assert rules.drain(10)
     # then the valid target got its message, and each invalid one a document on the errors topic
     assert _wait(lambda: len([m for m in sub.messages if m.topic == f"errors/{unique}"]) == 3)
+    assert _wait(lambda: f"ok/{unique}" in [m.topic for m in sub.messages])
     delivered = [m.topic for m in sub.messages if b"target" in m.payload]
     assert [t for t in delivered if t not in (f"cmd/{unique}", f"errors/{unique}")] == [
         f"ok/{unique}"
