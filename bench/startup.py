@@ -1,4 +1,4 @@
-"""Start-up time of the emulator on a saved state, and what persistence costs (issue 7).
+"""Start-up time of the emulator on a saved state, and what persistence costs.
 
     .venv/bin/python bench/startup.py            # 10,000 S3 objects + 100 things (target < 5 s)
     .venv/bin/python bench/startup.py --quick    # 1,000 objects + 20 things

@@ -1,4 +1,4 @@
-"""The emulator keeps what it was told across a clean stop and across `kill -9` (issue 7).
+"""The emulator keeps what it was told across a clean stop and across `kill -9`.
 
 Every resource kind the pipeline uses is created through boto3 against an emulator process;
 the process is stopped (SIGTERM) or killed (SIGKILL) right after the last answer, started again
@@ -255,7 +255,7 @@ def test_kill_9_keeps_every_answered_change(emulators):
 
 
 def test_kill_9_right_after_a_stack_and_a_certificate(emulators):
-    # Given a deployed stack and then a new certificate (issue 7's scenario)
+    # Given a deployed stack and then a new certificate (the acceptance scenario of persistence)
     first = emulators()
     cfn, iot = first.client("cloudformation"), first.client("iot")
     cfn.create_stack(StackName="deployed", TemplateBody=json.dumps(TEMPLATE))
