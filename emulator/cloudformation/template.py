@@ -22,7 +22,7 @@ from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from emulator.cloudformation.resources import RESOURCE_TYPES
+from emulator.cloudformation.resources import RESOURCE_TYPES, moto_resource_types
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 
@@ -273,9 +273,11 @@ def unsupported_resources(template: dict[str, Any]) -> dict[str, str]:
         kind = resource.get("Type")
         model = RESOURCE_TYPES.get(kind)
         if model is None:
+            if kind in moto_resource_types():
+                continue  # moto's own model creates it (its properties are moto's to honour)
             problems[logical_id] = (
                 f"Resource type {kind} is not supported by the local emulator "
-                f"(supported: {', '.join(sorted(RESOURCE_TYPES))})"
+                "(neither its own handlers nor moto have a model for it)"
             )
             continue
         properties = resource.get("Properties") or {}
