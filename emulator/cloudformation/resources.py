@@ -10,7 +10,11 @@ component's gateway hooks and validations run for them.
 
 `PROPERTIES` is the allow-list a template is validated against before anything is created:
 a property that is not listed is not honoured here, so the stack fails instead of silently
-ignoring it (ARCHITECTURE.md, "Nothing is silently skipped").
+ignoring it.
+
+Every other type that moto has a model for (`moto_resource_types()`: SQS, SNS topics,
+DynamoDB, Kinesis, ...) is created by moto's own model, in the same ordered life cycle
+(stacks.py), so mixed stacks resolve Ref/GetAtt/Outputs across both.
 """
 
 from __future__ import annotations
