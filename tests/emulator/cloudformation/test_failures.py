@@ -303,7 +303,7 @@ def test_topic_rule_sql_version_defaults_to_2015_10_08(aws, unique, stack_events
 def test_rolled_back_stack_cannot_be_updated(aws, unique):
     # Given a stack that failed to create
     cfn = aws("cloudformation")
-    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    template = {"Resources": {"Queue": {"Type": "AWS::AppSync::GraphQLApi"}}}
     _create_and_wait_for_failure(cfn, f"rolledback-{unique}", template)
     good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}
     # When it is updated, directly or with a change set, then CloudFormation refuses
