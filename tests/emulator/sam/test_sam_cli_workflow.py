@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -61,40 +62,38 @@ def _samconfig(stack: str, region: str, parameters: str) -> str:
     )
 
 
-@pytest.mark.timeout(900)
-def test_sam_cli_build_deploy_redeploy_list_logs_delete(sam_cli, sam_env, aws, emulator, tmp_path):
-    suffix = uuid.uuid4().hex[:6]
-    stack = f"sam-app-{suffix}"
-    app = tmp_path / "app"
-    app.mkdir()
-    # A clean clone's layout: template.yaml next to build/lambda (python -m pipeline.package).
-    template_text = TEMPLATE.read_text()
-    python = _python_for(TEMPLATE_RUNTIME)
-    env = dict(sam_env)
-    if python is not None:
-        env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
-    else:
-        local = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        template_text = template_text.replace(f"Runtime: {TEMPLATE_RUNTIME}", f"Runtime: {local}")
-    (app / "template.yaml").write_text(template_text)
-    build_lambda(app / "build" / "lambda")
-    (app / "samconfig.toml").write_text(
-        _samconfig(
-            stack,
-            emulator.region,
-            f"Environment=s{suffix} IotTopicName=sam-{suffix} BucketNamePrefix=sam-{suffix}",
-        )
-    )
+class SamApp:
+    """A clean clone's layout in a temporary directory (template.yaml next to build/lambda, as
+    `python -m pipeline.package` leaves it) and a runner of the real `sam` in it."""
 
-    def sam(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __init__(self, sam_cli: Path, sam_env: dict[str, str], root: Path) -> None:
+        self.sam_cli = sam_cli
+        self.dir = root / "app"
+        self.dir.mkdir()
+        self.template_text = TEMPLATE.read_text()
+        self.env = dict(sam_env)
+        python = _python_for(TEMPLATE_RUNTIME)
+        if python is not None:
+            self.env["PATH"] = f"{python.parent}{os.pathsep}{self.env['PATH']}"
+        else:  # no python3.12 here: build for the running interpreter's version instead
+            local = f"python{sys.version_info.major}.{sys.version_info.minor}"
+            self.template_text = self.template_text.replace(
+                f"Runtime: {TEMPLATE_RUNTIME}", f"Runtime: {local}"
+            )
+        (self.dir / "template.yaml").write_text(self.template_text)
+        build_lambda(self.dir / "build" / "lambda")
+
+    def __call__(
+        self, *args: str, check: bool = True, answers: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         run = subprocess.run(
-            [str(sam_cli), *args],
-            cwd=app,
-            env=env,
+            [str(self.sam_cli), *args],
+            cwd=self.dir,
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=600,
-            stdin=subprocess.DEVNULL,
+            input=answers if answers is not None else "",
             check=False,
         )
         if check and run.returncode != 0:
@@ -102,6 +101,21 @@ def test_sam_cli_build_deploy_redeploy_list_logs_delete(sam_cli, sam_env, aws, e
                 f"sam {' '.join(args)} exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
             )
         return run
+
+
+@pytest.mark.timeout(900)
+def test_sam_cli_build_deploy_redeploy_list_logs_delete(sam_cli, sam_env, aws, emulator, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    stack = f"sam-app-{suffix}"
+    sam = SamApp(sam_cli, sam_env, tmp_path)
+    app, template_text = sam.dir, sam.template_text
+    (app / "samconfig.toml").write_text(
+        _samconfig(
+            stack,
+            emulator.region,
+            f"Environment=s{suffix} IotTopicName=sam-{suffix} BucketNamePrefix=sam-{suffix}",
+        )
+    )
 
     cfn = aws("cloudformation")
     # sam build: local python, no container
@@ -175,3 +189,43 @@ def test_sam_cli_build_deploy_redeploy_list_logs_delete(sam_cli, sam_env, aws, e
         aws("lambda").get_function(FunctionName=f"{stack}-transform")
     with pytest.raises(ClientError):
         aws("s3").head_bucket(Bucket=by_key["ParsedBucketName"])
+
+
+@pytest.mark.timeout(900)
+def test_sam_deploy_guided_answers_prompts_and_saves_samconfig(
+    sam_cli, sam_env, aws, emulator, tmp_path
+):
+    # The interactive path a new user takes: `sam deploy --guided`, answering on stdin.
+    suffix = uuid.uuid4().hex[:6]
+    stack = f"sam-guided-{suffix}"
+    sam = SamApp(sam_cli, sam_env, tmp_path)
+    sam("build")
+    answers = [
+        stack,  # Stack Name
+        emulator.region,  # AWS Region
+        f"g{suffix}",  # Parameter Environment
+        f"guided-{suffix}",  # Parameter IotTopicName
+        f"guided-{suffix}",  # Parameter BucketNamePrefix
+        "", "", "", "", "",  # the buffering and retention parameters: defaults
+        "N",  # Confirm changes before deploy
+        "Y",  # Allow SAM CLI IAM role creation
+        "N",  # Disable rollback
+        "Y",  # Save arguments to configuration file
+        "",  # SAM configuration file [samconfig.toml]
+        "",  # SAM configuration environment [default]
+    ]  # fmt: skip
+    run = sam("deploy", "--guided", answers="\n".join(answers) + "\n")
+    assert "Successfully created/updated stack" in run.stdout + run.stderr
+    cfn = aws("cloudformation")
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    with open(sam.dir / "samconfig.toml", "rb") as handle:
+        saved = tomllib.load(handle)["default"]["deploy"]["parameters"]
+    assert saved["stack_name"] == stack
+    assert saved["resolve_s3"] is True
+    assert saved["capabilities"] == "CAPABILITY_IAM"
+    # the saved configuration deploys again without questions: nothing changed
+    again = sam("deploy", "--no-fail-on-empty-changeset")
+    assert "No changes to deploy" in again.stdout + again.stderr
+    sam("delete", "--stack-name", stack, "--no-prompts", "--region", emulator.region)
+    with pytest.raises(ClientError):
+        cfn.describe_stacks(StackName=stack)
