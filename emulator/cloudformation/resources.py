@@ -179,8 +179,11 @@ class EmulatedResource:
                 original_resource.properties = properties
                 original_resource.attributes = attributes
                 return original_resource
-        # Otherwise a replacement: delete, then create with the new properties.
-        original_resource.delete(account_id, region_name)
+        # Otherwise a replacement: create the new one, and delete the old one unless its
+        # UpdateReplacePolicy is Retain (User Guide, "UpdateReplacePolicy attribute":
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatereplacepolicy.html).
+        if cloudformation_json.get("UpdateReplacePolicy") != "Retain":
+            original_resource.delete(account_id, region_name)
         return cls.create_from_cloudformation_json(
             new_resource_name, cloudformation_json, account_id, region_name
         )

@@ -224,7 +224,9 @@ _RESOURCE_ATTRIBUTES = {
 # DeletionPolicy values honoured on DeleteStack (stacks.py); Snapshot applies to data stores
 # this emulator does not have. Replacement always deletes the old resource here.
 _DELETION_POLICIES = ("Delete", "Retain", "RetainExceptOnCreate")
-_UPDATE_REPLACE_POLICIES = ("Delete",)
+# UpdateReplacePolicy: Retain is honoured for the emulator's own types (resources.py); moto's
+# models replace resources inside moto, so only Delete is accepted for them.
+_UPDATE_REPLACE_POLICIES = ("Delete", "Retain")
 _SECTIONS = {
     "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Mappings",
     "Conditions", "Transform", "Resources", "Outputs",
@@ -259,6 +261,11 @@ def _attribute_problems(resource: dict[str, Any]) -> list[str]:
     replace = resource.get("UpdateReplacePolicy", "Delete")
     if replace not in _UPDATE_REPLACE_POLICIES:
         problems.append(f"UpdateReplacePolicy {replace} is not supported by the local emulator")
+    elif replace != "Delete" and resource.get("Type") not in RESOURCE_TYPES:
+        problems.append(
+            f"UpdateReplacePolicy {replace} is not supported by the local emulator for "
+            f"{resource.get('Type')} (moto's model replaces it; only Delete)"
+        )
     return problems
 
 
