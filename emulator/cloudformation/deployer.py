@@ -42,6 +42,7 @@ from emulator.cloudformation.template import (
     transforms_of,
 )
 from emulator.gateway import AwsRequest, AwsResponse, query_error
+from emulator.s3 import bucket_policy
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,9 @@ class CloudFormationDeployer:
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         resources.register()
+        # AWS::S3::BucketPolicy (the SAM CLI's managed bucket has one) must be evaluated as S3
+        # does, not as moto's condition-blind check does (emulator/s3/bucket_policy.py).
+        bucket_policy.install()
         resources.Services.factory = self.client
         resources.Services.sql_validator = self._validate_sql
         gateway = emulator.gateway

@@ -10,7 +10,11 @@ component's gateway hooks and validations run for them.
 
 `PROPERTIES` is the allow-list a template is validated against before anything is created:
 a property that is not listed is not honoured here, so the stack fails instead of silently
-ignoring it (ARCHITECTURE.md, "Nothing is silently skipped").
+ignoring it.
+
+Every other type that moto has a model for (`moto_resource_types()`: SQS, SNS topics,
+DynamoDB, Kinesis, ...) is created by moto's own model, in the same ordered life cycle
+(stacks.py), so mixed stacks resolve Ref/GetAtt/Outputs across both.
 """
 
 from __future__ import annotations
@@ -175,8 +179,11 @@ class EmulatedResource:
                 original_resource.properties = properties
                 original_resource.attributes = attributes
                 return original_resource
-        # Otherwise a replacement: delete, then create with the new properties.
-        original_resource.delete(account_id, region_name)
+        # Otherwise a replacement: create the new one, and delete the old one unless its
+        # UpdateReplacePolicy is Retain (User Guide, "UpdateReplacePolicy attribute":
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatereplacepolicy.html).
+        if cloudformation_json.get("UpdateReplacePolicy") != "Retain":
+            original_resource.delete(account_id, region_name)
         return cls.create_from_cloudformation_json(
             new_resource_name, cloudformation_json, account_id, region_name
         )
@@ -751,6 +758,98 @@ class LogStream(EmulatedResource, CloudFormationModel):
         )
 
 
+# --------------------------------------------------------------------- S3 bucket policy
+class BucketPolicy(EmulatedResource, CloudFormationModel):
+    """Stored by S3 itself (PutBucketPolicy), so GetBucketPolicy shows it and the gateway's
+    checks run; moto 5.2.5 has no model for this type. The SAM CLI's managed stack
+    (`aws-sam-cli-managed-default`) creates one next to its artifacts bucket.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3-bucketpolicy.html
+    """
+
+    TYPE = "AWS::S3::BucketPolicy"
+    PROPERTIES = {"Bucket": ANY, "PolicyDocument": ANY}
+    REQUIRED = ("Bucket", "PolicyDocument")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        document = props["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        bucket = str(props["Bucket"])
+        Services.client("s3", region).put_bucket_policy(Bucket=bucket, Policy=document)
+        return name, {}
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        # Bucket requires replacement, PolicyDocument does not (property reference above).
+        if str(props["Bucket"]) != str(original.properties["Bucket"]):
+            return None
+        document = props["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        Services.client("s3", region).put_bucket_policy(
+            Bucket=str(props["Bucket"]), Policy=document
+        )
+        return original.attributes
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        Services.client("s3", region_name).delete_bucket_policy(
+            Bucket=str(self.properties["Bucket"])
+        )
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("s3", region).delete_bucket_policy(Bucket=str(props["Bucket"]))
+
+
+# ------------------------------------------------------------------- SNS subscription
+class SnsSubscription(EmulatedResource, CloudFormationModel):
+    """Made with SNS's Subscribe (moto 5.2.5 has no model for this type; its topic model
+    only knows the topic's inline `Subscription` list). Ref is the subscription ARN.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sns-subscription.html
+    """
+
+    TYPE = "AWS::SNS::Subscription"
+    PROPERTIES = {
+        "TopicArn": ANY,
+        "Protocol": ANY,
+        "Endpoint": ANY,
+        "RawMessageDelivery": ANY,
+        "FilterPolicy": ANY,
+        "FilterPolicyScope": ANY,
+        "RedrivePolicy": ANY,
+    }
+    REQUIRED = ("TopicArn", "Protocol")
+    _ATTRIBUTE_NAMES = ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        attributes: dict[str, str] = {}
+        for key in cls._ATTRIBUTE_NAMES:
+            if key in props:
+                value = props[key]
+                if isinstance(value, dict | list):
+                    value = json.dumps(value)
+                elif isinstance(value, bool):
+                    value = str(value).lower()
+                attributes[key] = str(value)
+        kwargs: dict[str, Any] = {
+            "TopicArn": str(props["TopicArn"]),
+            "Protocol": str(props["Protocol"]),
+            "ReturnSubscriptionArn": True,
+        }
+        if "Endpoint" in props:
+            kwargs["Endpoint"] = str(props["Endpoint"])
+        if attributes:
+            kwargs["Attributes"] = attributes
+        out = Services.client("sns", region).subscribe(**kwargs)
+        return out["SubscriptionArn"], {}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("sns", region).unsubscribe(SubscriptionArn=physical_id)
+
+
 RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
     cls.TYPE: cls
     for cls in (
@@ -763,8 +862,23 @@ RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
         LambdaFunction,
         LogGroup,
         LogStream,
+        BucketPolicy,
+        SnsSubscription,
     )
 }
+
+# Placeholders among moto's CloudFormationModel subclasses, not resource types.
+_NOT_TYPES = ("?", "AWS::SERVICE::RESOURCE")
+
+
+def moto_resource_types() -> frozenset[str]:
+    """The types moto's own models create (SQS, SNS topics, DynamoDB, Kinesis, ...), for the
+    types the emulator does not handle itself. Its models write to moto's backends directly."""
+    return frozenset(
+        kind
+        for kind in parsing.get_model_map()
+        if kind not in RESOURCE_TYPES and kind not in _NOT_TYPES
+    )
 
 
 def register() -> None:

@@ -22,7 +22,7 @@ from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from emulator.cloudformation.resources import RESOURCE_TYPES
+from emulator.cloudformation.resources import RESOURCE_TYPES, moto_resource_types
 from emulator.gateway import AwsRequest, AwsResponse, query_error
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -316,7 +316,9 @@ _RESOURCE_ATTRIBUTES = {
 # DeletionPolicy values honoured on DeleteStack (stacks.py); Snapshot applies to data stores
 # this emulator does not have. Replacement always deletes the old resource here.
 _DELETION_POLICIES = ("Delete", "Retain", "RetainExceptOnCreate")
-_UPDATE_REPLACE_POLICIES = ("Delete",)
+# UpdateReplacePolicy: Retain is honoured for the emulator's own types (resources.py); moto's
+# models replace resources inside moto, so only Delete is accepted for them.
+_UPDATE_REPLACE_POLICIES = ("Delete", "Retain")
 _SECTIONS = {
     "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Mappings",
     "Conditions", "Transform", "Resources", "Outputs",
@@ -351,6 +353,11 @@ def _attribute_problems(resource: dict[str, Any]) -> list[str]:
     replace = resource.get("UpdateReplacePolicy", "Delete")
     if replace not in _UPDATE_REPLACE_POLICIES:
         problems.append(f"UpdateReplacePolicy {replace} is not supported by the local emulator")
+    elif replace != "Delete" and resource.get("Type") not in RESOURCE_TYPES:
+        problems.append(
+            f"UpdateReplacePolicy {replace} is not supported by the local emulator for "
+            f"{resource.get('Type')} (moto's model replaces it; only Delete)"
+        )
     return problems
 
 
@@ -365,9 +372,11 @@ def unsupported_resources(template: dict[str, Any]) -> dict[str, str]:
         kind = resource.get("Type")
         model = RESOURCE_TYPES.get(kind)
         if model is None:
+            if kind in moto_resource_types():
+                continue  # moto's own model creates it (its properties are moto's to honour)
             problems[logical_id] = (
                 f"Resource type {kind} is not supported by the local emulator "
-                f"(supported: {', '.join(sorted(RESOURCE_TYPES))})"
+                "(neither its own handlers nor moto have a model for it)"
             )
             continue
         properties = resource.get("Properties") or {}

@@ -92,12 +92,13 @@ def test_deploy_update_inspect_and_delete(aws, bucket, unique):
 def test_failed_deploy_raises_with_the_resource_reason(aws, unique):
     # Given a template with a resource type the emulator does not implement
     cfn = aws("cloudformation")
-    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    template = {"Resources": {"Queue": {"Type": "AWS::AppSync::GraphQLApi"}}}
     # When it is deployed, then the error names the resource and why it failed
     with pytest.raises(pipeline_stack.StackError) as caught:
         pipeline_stack.deploy_stack(cfn, f"helper-bad-{unique}", template, {}, delay=1)
-    assert "Queue (AWS::SQS::Queue): Resource type AWS::SQS::Queue is not supported" in str(
-        caught.value
+    assert (
+        "Queue (AWS::AppSync::GraphQLApi): Resource type AWS::AppSync::GraphQLApi is not supported"
+        in str(caught.value)
     )
     # And a second deploy replaces the rolled-back stack instead of failing on it
     good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}

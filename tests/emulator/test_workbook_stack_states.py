@@ -31,7 +31,7 @@ def target(emulator):
 def rolled_back_stack(target: Target, name: str) -> None:
     """A stack whose creation failed (a resource type the emulator refuses) and rolled back."""
     cfn = target.client("cloudformation")
-    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+    template = {"Resources": {"Api": {"Type": "AWS::AppSync::GraphQLApi", "Properties": {}}}}
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     with pytest.raises(WaiterError):
         cfn.get_waiter("stack_create_complete").wait(

@@ -149,7 +149,7 @@ def test_update_with_unsupported_resource_rolls_back_untouched(aws, unique):
     }
     _create(cfn, stack_name, good)
     bad = json.loads(json.dumps(good))
-    bad["Resources"]["Topic"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    bad["Resources"]["Topic"] = {"Type": "AWS::AppSync::GraphQLApi", "Properties": {}}
     # When it is updated with an unsupported resource
     cfn.update_stack(StackName=stack_name, TemplateBody=json.dumps(bad))
     with pytest.raises(WaiterError):

@@ -35,7 +35,7 @@ def test_unsupported_resource_type_fails_the_stack_before_creating_anything(
     template = {
         "Resources": {
             "Group": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}},
-            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Queue": {"Type": "AWS::AppSync::GraphQLApi", "Properties": {}},
         }
     }
     # When the stack is created
@@ -43,7 +43,10 @@ def test_unsupported_resource_type_fails_the_stack_before_creating_anything(
     # Then it is rolled back, the queue's reason names the type, and nothing was created
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
     failed = _failed_events(stack_events(f"unsupported-{unique}"))
-    assert "Resource type AWS::SQS::Queue is not supported by the local emulator" in failed["Queue"]
+    assert (
+        "Resource type AWS::AppSync::GraphQLApi is not supported by the local emulator"
+        in failed["Queue"]
+    )
     assert "The following resource(s) failed to create: [Queue]" in failed[f"unsupported-{unique}"]
     assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
     assert (
@@ -300,7 +303,7 @@ def test_topic_rule_sql_version_defaults_to_2015_10_08(aws, unique, stack_events
 def test_rolled_back_stack_cannot_be_updated(aws, unique):
     # Given a stack that failed to create
     cfn = aws("cloudformation")
-    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    template = {"Resources": {"Queue": {"Type": "AWS::AppSync::GraphQLApi"}}}
     _create_and_wait_for_failure(cfn, f"rolledback-{unique}", template)
     good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}
     # When it is updated, directly or with a change set, then CloudFormation refuses

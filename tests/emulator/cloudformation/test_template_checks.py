@@ -47,7 +47,7 @@ def test_unsupported_resources_names_types_and_nested_properties():
     # Given an unknown type, a nested unknown property, intrinsic values and a good resource
     template = {
         "Resources": {
-            "Queue": {"Type": "AWS::SQS::Queue"},
+            "Queue": {"Type": "AWS::AppSync::GraphQLApi"},
             "Stream": {
                 "Type": "AWS::KinesisFirehose::DeliveryStream",
                 "Properties": {
@@ -71,7 +71,7 @@ def test_unsupported_resources_names_types_and_nested_properties():
     problems = unsupported_resources(template)
     # Then each problem names its path; the good resource has none
     assert set(problems) == {"Queue", "Stream", "Policy"}
-    assert "Resource type AWS::SQS::Queue is not supported" in problems["Queue"]
+    assert "Resource type AWS::AppSync::GraphQLApi is not supported" in problems["Queue"]
     assert (
         "#/ExtendedS3DestinationConfiguration: key [DynamicPartitioningConfiguration]"
         in (problems["Stream"])

@@ -1,0 +1,1 @@
+"""S3 behaviour the emulator adds to moto's (see bucket_policy.py)."""
