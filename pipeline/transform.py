@@ -33,7 +33,10 @@ payload in document order). A later field whose name is taken gets the first fre
 A record fails (result `ProcessingFailed`, data = the ORIGINAL base64 data, so Firehose writes the
 untouched bytes to its `processing-failed/` error output) when its data is not base64, is empty,
 is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not a JSON object,
-or has no string `topic` field, or nests too deeply for Python's parser. The reason is returned
+or has no string `topic` field, or nests too deeply for Python's parser, or is what the
+template's second rule sends for a payload that is not a JSON object (exactly the fields `topic`
+and `payload_base64`: the first rule's SQL cannot evaluate such a payload, so without the second
+rule IoT Core would acknowledge it and deliver it nowhere). The reason is returned
 alongside, for the function's log. Any other error while transforming one record (a bug) also
 fails only that record, with the exception as its reason: the rest of the batch goes on.
 """
@@ -56,6 +59,10 @@ PROCESSING_FAILED = "ProcessingFailed"
 
 # Top-level payload keys read as the device's clock, in this order of preference.
 DEVICE_TIME_KEYS = ("timestamp", "ts", "time")
+# What the template's NotJsonTopicRule sends for a payload that is not a JSON object
+# (`SELECT topic() AS topic, encode(*, 'base64') AS payload_base64`): always ProcessingFailed.
+NOT_JSON_FIELD = "payload_base64"
+NOT_JSON_RECORD_KEYS = frozenset({"topic", NOT_JSON_FIELD})
 # Fields the transformation adds before the payload's own; they win a name collision.
 EQUIPMENT_ID = "equipment_id"
 ARRIVAL_TIME = "arrival_time"
@@ -350,6 +357,15 @@ def _json_type(value: Any) -> str:
 
 def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
     """The flat output object of one parsed message (see the module's docstring for the layout)."""
+    if message.keys() == NOT_JSON_RECORD_KEYS:
+        try:
+            size = f"{len(binascii.a2b_base64(message[NOT_JSON_FIELD]))} bytes"
+        except (binascii.Error, ValueError, TypeError):
+            size = "unreadable base64"
+        raise RecordError(
+            f"the payload is not a JSON object ({size}, base64 in {NOT_JSON_FIELD!r}):"
+            " the template's not-JSON rule forwarded it"
+        )
     topic = message.get("topic")
     if not isinstance(topic, str) or not topic:
         raise RecordError(
