@@ -359,7 +359,7 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
     """The flat output object of one parsed message (see the module's docstring for the layout)."""
     if message.keys() == NOT_JSON_RECORD_KEYS:
         try:
-            size = f"{len(binascii.a2b_base64(message[NOT_JSON_FIELD]))} bytes"
+            size = f"{len(binascii.a2b_base64(message[NOT_JSON_FIELD], strict_mode=True))} bytes"
         except (binascii.Error, ValueError, TypeError):
             size = "unreadable base64"
         raise RecordError(
