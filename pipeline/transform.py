@@ -36,7 +36,9 @@ is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not
 or has no string `topic` field, or nests too deeply for Python's parser, or is what the
 template's second rule sends for a payload that is not a JSON object (exactly the fields `topic`
 and `payload_base64`: the first rule's SQL cannot evaluate such a payload, so without the second
-rule IoT Core would acknowledge it and deliver it nowhere). The reason is returned
+rule IoT Core would acknowledge it and deliver it nowhere). When what that rule forwarded is a
+JSON object after all (one without `run_id`, which both rules match), the record is `Dropped`:
+the first rule delivered that message already. The reason is returned
 alongside, for the function's log. Any other error while transforming one record (a bug) also
 fails only that record, with the exception as its reason: the rest of the batch goes on.
 """
@@ -117,6 +119,10 @@ _TOPIC_FIELDS: dict[str, dict[str, str]] = {}  # topic -> {topic, topic_1.., equ
 
 class RecordError(ValueError):
     """A record that cannot be transformed; the message says why, for the function's log."""
+
+
+class AlreadyDelivered(Exception):
+    """A record to drop (result `Dropped`): another record already carries its message."""
 
 
 @dataclass(frozen=True)
@@ -350,6 +356,13 @@ def parse_message(data: bytes) -> dict[str, Any]:
     return message
 
 
+def _is_json_object(payload: bytes) -> bool:
+    try:
+        return isinstance(_decode(payload.decode("utf-8")), dict)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+
+
 def _json_type(value: Any) -> str:
     names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
@@ -359,9 +372,14 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
     """The flat output object of one parsed message (see the module's docstring for the layout)."""
     if message.keys() == NOT_JSON_RECORD_KEYS:
         try:
-            size = f"{len(binascii.a2b_base64(message[NOT_JSON_FIELD], strict_mode=True))} bytes"
+            payload = binascii.a2b_base64(message[NOT_JSON_FIELD], strict_mode=True)
+            size = f"{len(payload)} bytes"
         except (binascii.Error, ValueError, TypeError):
-            size = "unreadable base64"
+            payload, size = b"", "unreadable base64"
+        if _is_json_object(payload):
+            # A JSON object without `run_id` (e.g. published from the console): the first rule
+            # delivered it already, so this copy is dropped, never a second row.
+            raise AlreadyDelivered("a JSON object: the topic rule delivered it")
         raise RecordError(
             f"the payload is not a JSON object ({size}, base64 in {NOT_JSON_FIELD!r}):"
             " the template's not-JSON rule forwarded it"
@@ -416,6 +434,8 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
         except (binascii.Error, ValueError, TypeError):
             raise RecordError("data is not valid base64") from None
         line = transform_data(raw, record.get("approximateArrivalTimestamp"))
+    except AlreadyDelivered as exc:
+        return TransformedRecord(record_id, DROPPED, original, str(exc))
     except RecordError as exc:
         return TransformedRecord(record_id, PROCESSING_FAILED, original, str(exc))
     except Exception as exc:  # a bug must not fail the other records of the batch

@@ -8,7 +8,13 @@ import json
 
 import pytest
 
-from pipeline.transform import PROCESSING_FAILED, RecordError, transform_data, transform_record
+from pipeline.transform import (
+    DROPPED,
+    PROCESSING_FAILED,
+    RecordError,
+    transform_data,
+    transform_record,
+)
 
 
 @pytest.mark.parametrize("payload", [b"temperature=48.2", b"[1, 2, 3]", b"\xff\xfe\x00bad"])
@@ -32,3 +38,12 @@ def test_a_json_payload_with_more_fields_is_a_row():
     # only the exact shape of the not-JSON rule is failed: a device field of the same name is data
     out = transform_data(b'{"topic":"a/b","payload_base64":"eA==","run_id":"r"}\n', 1)
     assert json.loads(out)["payload_base64"] == "eA=="
+
+
+def test_a_json_object_forwarded_by_the_not_json_rule_is_dropped_not_duplicated():
+    # a JSON object without run_id matches both rules: the first delivered it, this copy drops
+    payload = base64.b64encode(b'{"device_id": "pump-01", "t": 1}').decode()
+    line = json.dumps({"topic": "iot/pump-01", "payload_base64": payload}).encode()
+    original = base64.b64encode(line + b"\n").decode()
+    out = transform_record({"recordId": "r1", "data": original, "approximateArrivalTimestamp": 1})
+    assert out.result == DROPPED and out.data == original
