@@ -208,6 +208,9 @@ class Accounting:
         for item in batches.iter_processing_failed(body):
             count += 1
             reason = getattr(item, "error_code", None) or "unreadable"
+            if isinstance(item, batches.FailedRecord) and workbook.is_not_json_record(item):
+                # a payload that is not a JSON object, forwarded by NotJsonTopicRule
+                reason = "not a JSON object (NotJsonTopicRule)"
             self.failed_reasons[reason] = self.failed_reasons.get(reason, 0) + 1
         return count
 
