@@ -21,7 +21,8 @@ https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html). The `rea
 SQL evaluation failure and the log stream names are not documented (see emulator/DEVIATIONS.md).
 
 State is kept per account and region in `<data_dir>/iot-logging/options.json` (directory 0700,
-file 0600, written to a temporary file then renamed), so it survives a restart as AWS's does.
+file 0600, the persistence package's header + temporary file and rename), so it survives a
+restart as AWS's does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
 from emulator.lambda_.logs import CloudWatchLogWriter, LogBatch
+from emulator.persistence.fileformat import read_checked, write_atomic
 
 if TYPE_CHECKING:
     from emulator.iot.messages import InboundMessage
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_GROUP = "AWSIotLogsV2"
+STATE_KIND = "iot-logging-options"
 # Not documented: AWS's own stream names in AWSIotLogsV2 are opaque; one stream for the engine.
 RULES_ENGINE_STREAM = "iot-rules-engine"
 # Not documented: the `reason` of a SQL evaluation failure entry (AWS documents RuleNotFound and
@@ -238,13 +241,12 @@ class IotLogging:
     # State ---------------------------------------------------------------------------------
     def _load(self) -> None:
         assert self._path is not None
-        try:
-            stored = json.loads(self._path.read_text())
-        except FileNotFoundError:
+        if not self._path.exists():
             return
-        except (OSError, ValueError):
-            log.exception("IoT logging options in %s are unreadable: starting without", self._path)
-            return
+        # A file of another format or version is refused with a message (StateFormatError).
+        stored = read_checked(
+            self._path, STATE_KIND, self._path.parent.parent, lambda f: json.loads(f.read())
+        )
         if isinstance(stored, dict):
             self._options = stored
 
@@ -252,13 +254,9 @@ class IotLogging:
         if self._path is None:
             return
         self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self._options, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._path)
+        body = json.dumps(self._options).encode()
+        write_atomic(self._path, STATE_KIND, lambda out: out.write(body))
+        os.chmod(self._path, 0o600)
 
 
 def _key(request: AwsRequest) -> str:
