@@ -346,7 +346,7 @@ class RulesEngine:
                 rule_name,
                 stage,
                 topic,
-                failure.get("failedAction"),
+                failure.get("failedAction") or "SQL evaluation",
                 failure.get("failedResource"),
                 failure.get("errorMessage"),
             )
