@@ -27,11 +27,13 @@ if str(ROOT) not in sys.path:
 
 from pipeline import batches, certificates, objects, workbook  # noqa: E402
 
-# A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique.
+# A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique. It
+# carries `run_id`, as the workbook's messages do: template.yaml's NotJsonTopicRule forwards the
+# messages that have none (payloads that are not JSON objects).
 PAYLOAD_TEMPLATE = (
     '{{"device_id":"{device}","timestamp":{ts},"temperature_c":47.47,"vibration_mm_s":2.171,'
     '"pressure_kpa":316.0,"status":{{"code":0,"message":"ok"}},"sequence":{seq},'
-    '"site":"plant-a","line":"line-3","firmware":"1.4.2"}}'
+    '"site":"plant-a","line":"line-3","firmware":"1.4.2","run_id":"bench"}}'
 )
 
 
@@ -206,6 +208,9 @@ class Accounting:
         for item in batches.iter_processing_failed(body):
             count += 1
             reason = getattr(item, "error_code", None) or "unreadable"
+            if isinstance(item, batches.FailedRecord) and workbook.is_not_json_record(item):
+                # a payload that is not a JSON object, forwarded by NotJsonTopicRule
+                reason = "not a JSON object (NotJsonTopicRule)"
             self.failed_reasons[reason] = self.failed_reasons.get(reason, 0) + 1
         return count
 

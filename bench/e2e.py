@@ -11,6 +11,10 @@ the thing-name variable; each device publishes M ~260-byte messages at QoS 1 to 
 Figures: msg/s from the first publish to the moment the last parsed row is in S3 (polled every
 0.2 s), PUBACK rate, and the zero-loss accounting:
     acknowledged == raw lines + rule errors      raw lines == parsed rows + processing-failed
+(payloads that are not JSON objects, which the topic rule's SQL cannot evaluate and AWS would
+drop with no errorAction, are raw lines too: template.yaml's NotJsonTopicRule forwards them and
+they end as processing-failed, counted under "not a JSON object" in the failure reasons; the
+bench's own messages are JSON objects with `run_id`, so it expects none)
 With --profile, py-spy (pip install py-spy) records the emulator process during the 10-device run
 and prints its top functions.
 """

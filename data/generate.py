@@ -6,9 +6,10 @@ Each line is one MQTT message to publish under `<topic root>/<equipment id>`:
   {"equipment": "pump-01", "payload": {...}}          a good JSON telemetry message
   {"equipment": "pump-01", "raw": "text"}             published as these UTF-8 bytes (not JSON)
   {"equipment": "pump-01", "raw_base64": "..."}       published as these bytes (not UTF-8)
-The bad ones are on purpose: the topic rule cannot merge a non-JSON payload with `topic()` and sends
-those to its errorAction; the Lambda marks the JSON one it cannot use ProcessingFailed. Notebooks
-04 and 05 review both.
+The bad ones are on purpose: IoT Core acknowledges them all, but the topic rule cannot merge a
+payload that is not a JSON object with `topic()` (no action, no errorAction); the template's
+second rule forwards those base64-encoded and the Lambda marks them ProcessingFailed, like the
+JSON one it cannot use. Notebooks 04 and 05 review them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import secrets
 import time
 from typing import Any
 
-from pipeline import batches, objects, publish, runs
+from pipeline import batches, objects, publish, runs, transform, workbook
 from pipeline.target import Target
 from pipeline.workbook import Delivered
 
@@ -30,6 +30,16 @@ def _same_message(doc: Any, message: publish.Message, run_id: str) -> bool:
     )
 
 
+def _forwarded_payload(doc: Any) -> bytes | None:
+    """The payload NotJsonTopicRule forwarded in a raw line (`topic` + `payload_base64`)."""
+    if not isinstance(doc, dict) or doc.keys() != transform.NOT_JSON_RECORD_KEYS:
+        return None
+    try:
+        return base64.b64decode(doc[transform.NOT_JSON_FIELD], validate=True)
+    except (ValueError, TypeError):
+        return None
+
+
 def trace(
     target: Target, found: Delivered, message: publish.Message, index: int
 ) -> list[dict[str, Any]]:
@@ -41,9 +51,10 @@ def trace(
         for obj in found.ours(which):
             for line in batches.iter_batch_records(objects.read_object(s3, obj)):
                 doc = line.value if line.ok else None
-                if _same_message(doc, message, run_id) and (
-                    where == "raw batch" or doc.get("equipment_id") == message.equipment
-                ):
+                if (
+                    _same_message(doc, message, run_id)
+                    and (where == "raw batch" or doc.get("equipment_id") == message.equipment)
+                ) or (where == "raw batch" and _forwarded_payload(doc) == message.payload):
                     places.append(
                         {"where": where, "key": obj.key, "line": line.line, "record": doc}
                     )
@@ -55,7 +66,9 @@ def trace(
                 doc = json.loads(item.raw_data)
             except ValueError:
                 doc = None
-            if _same_message(doc, message, run_id):
+            if _same_message(doc, message, run_id) or (
+                not message.is_json and workbook.not_json_payload(item) == message.payload
+            ):
                 places.append(
                     {
                         "where": "processing-failed",

@@ -71,6 +71,12 @@ def payload_at(message: Message, now_ms: int, run_id: str | None = None) -> byte
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def not_json_objects(messages: Iterable[Message]) -> int:
+    """How many of `messages` are sent byte for byte: payloads that are not JSON objects, which
+    the topic rule's SQL cannot evaluate (04 must find each as a not-JSON failed record)."""
+    return sum(not message.is_json for message in messages)
+
+
 @dataclass
 class PublishReport:
     attempted: int = 0
@@ -299,8 +305,9 @@ def received_table(device: Device, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def malformed(messages: Iterable[Message]) -> list[dict[str, Any]]:
-    """The sample's bad messages (on purpose): payloads that are not JSON, and JSON objects that
-    are not telemetry (no `sequence`), with what becomes of each (see data/generate.py)."""
+    """The sample's bad messages (on purpose): payloads that are not JSON objects, and JSON
+    objects that are not telemetry (no `sequence`), with what becomes of each (see
+    data/generate.py)."""
     rows = []
     for index, message in enumerate(messages):
         if message.is_json and "sequence" in json.loads(message.payload):
@@ -312,7 +319,8 @@ def malformed(messages: Iterable[Message]) -> list[dict[str, Any]]:
                 "payload": message.payload.decode("utf-8", "replace"),
                 "expected": "Lambda: ProcessingFailed"
                 if message.is_json
-                else "rule: errorAction (not JSON)",
+                else "PUBACK, then no action of TopicRule (its SQL needs a JSON object);"
+                " NotJsonTopicRule forwards it base64: Lambda: ProcessingFailed",
             }
         )
     return rows

@@ -128,6 +128,7 @@ def print_summary(result: dict[str, Any], run_dir: Path) -> None:
     print(f"raw objects / lines  {batches.get('raw_objects')} / {batches.get('raw_lines')}")
     print(f"parsed objects/rows  {batches.get('parsed_objects')} / {batches.get('parsed_rows')}")
     print(f"processing-failed    {batches.get('processing_failed')}")
+    print(f"  of which not JSON  {batches.get('not_json_objects')}")
     print(f"rule errors          {batches.get('rule_errors')}")
     print(f"analysed rows        {analyse.get('rows')}")
     print(f"wall time            {result['seconds']:.1f} s")

@@ -3,10 +3,10 @@
 The buckets keep what earlier passes delivered (Firehose never rewrites an object), so counting
 everything under a prefix mixes passes. Each JSON payload carries `run_id`; the rule's
 `SELECT topic() AS topic, *` copies it into the raw record and the transform into the parsed
-row, so a record names its run. Messages that are not JSON cannot carry it: they are placed by
-time instead (the rule's errorAction key holds `${timestamp()}`, a processing-failed record its
-arrival time), inside the run's publish window. Passes are sequential in the workbook, so the
-windows do not overlap.
+row, so a record names its run. Messages that are not JSON objects cannot carry it: they are
+placed by time instead (a processing-failed record by its arrival time, an errorAction object
+by the `${timestamp()}` in its key), inside the run's publish window. Passes are sequential in
+the workbook, so the windows do not overlap.
 """
 
 from __future__ import annotations

@@ -35,11 +35,19 @@ def load(run_dir: str | Path | None) -> dict[str, dict[str, Any]]:
 def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
     """The equations of the pipeline that do not hold for this run (empty when all hold).
 
-    acknowledged = raw lines + messages the rule sent to its errorAction
-    raw lines    = parsed rows + processing-failed records
+        acknowledged = raw lines + messages the rules sent to their errorAction (action failures)
+        raw lines    = parsed rows + processing-failed records
+        not-JSON processing-failed records = acknowledged payloads that are not JSON objects
 
-    Figures are compared only within one publish run (`run_id`): a summary left by an earlier
-    pass is stale, not a mismatch, and is ignored until its notebook runs again.
+    The last one is the bucket a PUBACK hides: IoT Core acknowledges a payload that is not a JSON
+    object, but the topic rule's `SELECT topic() AS topic, *` cannot evaluate it, and a SQL failure
+    runs no action and no errorAction (AWS IoT logging is its only trace). The template's
+    NotJsonTopicRule forwards those payloads base64-encoded and the transform fails them, so each
+    must come back as one processing-failed record: a shortfall means the rules engine dropped
+    messages (look in the AWSIotLogsV2 log group if AWS IoT logging is on).
+
+        Figures are compared only within one publish run (`run_id`): a summary left by an earlier
+        pass is stale, not a mismatch, and is ignored until its notebook runs again.
     """
     problems = []
     publish = figures.get("03-publish", {})
@@ -52,6 +60,13 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
                 f"acknowledged {publish.get('acknowledged')}"
                 f" != raw lines {batches.get('raw_lines')}"
                 f" + rule errors {batches.get('rule_errors')}"
+            )
+    if publish and batches and "not_json_objects" in publish:
+        if publish["not_json_objects"] != batches.get("not_json_objects", 0):
+            problems.append(
+                f"published payloads that are not JSON objects {publish['not_json_objects']}"
+                f" != not-JSON processing-failed records {batches.get('not_json_objects', 0)}"
+                " (the rules engine dropped the others: SQL failures reach no errorAction)"
             )
     if batches:
         parsed = batches.get("parsed_rows", 0) + batches.get("processing_failed", 0)

@@ -33,9 +33,14 @@ payload in document order). A later field whose name is taken gets the first fre
 A record fails (result `ProcessingFailed`, data = the ORIGINAL base64 data, so Firehose writes the
 untouched bytes to its `processing-failed/` error output) when its data is not base64, is empty,
 is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not a JSON object,
-or has no string `topic` field, or nests too deeply for Python's parser. The reason is returned
-alongside, for the function's log. Any other error while transforming one record (a bug) also
-fails only that record, with the exception as its reason: the rest of the batch goes on.
+or has no string `topic` field, or nests too deeply for Python's parser, or is what the
+template's second rule forwards for a payload that is not a JSON object (exactly the fields
+`topic` and `payload_base64`: the first rule's SQL cannot evaluate such a payload, so without the
+second rule IoT Core would acknowledge it and deliver it nowhere). When what that rule forwarded
+is a JSON object after all (one without `run_id`, which both rules match), the record is
+`Dropped`: the first rule delivered that message already. The reason is returned alongside, for
+the function's log. Any other error while transforming one record (a bug) also fails only that
+record, with the exception as its reason: the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -51,9 +56,14 @@ from typing import Any, NamedTuple
 # Result values of the contract (Firehose developer guide, "data-transformation-status-model").
 OK = "Ok"
 PROCESSING_FAILED = "ProcessingFailed"
+DROPPED = "Dropped"
 
 # Top-level payload keys read as the device's clock, in this order of preference.
 DEVICE_TIME_KEYS = ("timestamp", "ts", "time")
+# What the template's NotJsonTopicRule sends for a payload that is not a JSON object
+# (`SELECT topic() AS topic, encode(*, 'base64') AS payload_base64`).
+NOT_JSON_FIELD = "payload_base64"
+NOT_JSON_RECORD_KEYS = frozenset({"topic", NOT_JSON_FIELD})
 # Fields the transformation adds before the payload's own; they win a name collision.
 EQUIPMENT_ID = "equipment_id"
 ARRIVAL_TIME = "arrival_time"
@@ -68,6 +78,10 @@ _UNITS_PER_SECOND = (1, 1000, 10**6, 10**9)
 
 class RecordError(ValueError):
     """A record that cannot be transformed; the message says why, for the function's log."""
+
+
+class AlreadyDelivered(Exception):
+    """A record to drop (result `Dropped`): another record already carries its message."""
 
 
 class TransformedRecord(NamedTuple):
@@ -197,8 +211,28 @@ def _topic_fields(topic: str) -> dict[str, str]:
     return {"topic": topic, **numbered, EQUIPMENT_ID: levels[-1]}
 
 
+def _forwarded_not_json(encoded: Any) -> Exception:
+    """What to raise for a record of the not-JSON rule: a copy to drop, or a failure."""
+    try:
+        payload = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        return RecordError(f"unreadable base64 in {NOT_JSON_FIELD!r}: the not-JSON rule's record")
+    try:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        is_object = isinstance(_DECODER.decode(payload.decode("utf-8")), dict)
+    except (ValueError, RecursionError):
+        is_object = False
+    if is_object:  # a JSON object without `run_id` (e.g. from the console): already delivered
+        return AlreadyDelivered("a JSON object: the topic rule delivered it")
+    return RecordError(
+        f"the payload is not a JSON object ({len(payload)} bytes, base64 in {NOT_JSON_FIELD!r}):"
+        " the template's not-JSON rule forwarded it"
+    )
+
+
 def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
     """The flat output object of one parsed message (see the module's docstring for the layout)."""
+    if message.keys() == NOT_JSON_RECORD_KEYS:
+        raise _forwarded_not_json(message[NOT_JSON_FIELD])
     topic = message.get("topic")
     if not isinstance(topic, str) or not topic:
         raise RecordError(
@@ -236,6 +270,8 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
         except (binascii.Error, ValueError, TypeError):
             raise RecordError("data is not valid base64") from None
         line = transform_data(raw, record.get("approximateArrivalTimestamp"))
+    except AlreadyDelivered as exc:
+        return TransformedRecord(record_id, DROPPED, original, str(exc))
     except RecordError as exc:
         return TransformedRecord(record_id, PROCESSING_FAILED, original, str(exc))
     except Exception as exc:  # a bug must not fail the other records of the batch

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline import batches, certificates, objects, progress, runs, settings, stack
+from pipeline import batches, certificates, objects, progress, runs, settings, stack, transform
 from pipeline.paths import TEMPLATE
 from pipeline.target import Target, open_target
 
@@ -207,6 +207,7 @@ class Delivered:
             "parsed_objects": len(self.ours(self.parsed)),
             "parsed_rows": sum(map(self.mine, self.parsed)),
             "processing_failed": len(self.failed_records),
+            "not_json_objects": sum(map(is_not_json_record, self.failed_records)),
             "rule_errors": sum(map(self.mine, self.rule_errors)),
             "unreadable_lines": len(self.bad_lines),
         }
@@ -450,18 +451,47 @@ def batching_timeline(found: Delivered, buffer_size_mbs: int) -> list[dict[str, 
     ]
 
 
+def not_json_payload(record: batches.FailedRecord) -> bytes | None:
+    """The original payload of a record the template's NotJsonTopicRule forwarded (a message
+    whose payload is not a JSON object), or None for any other record."""
+    try:
+        value = json.loads(record.raw_data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(value, dict) or value.keys() != transform.NOT_JSON_RECORD_KEYS:
+        return None
+    try:
+        return base64.b64decode(value[transform.NOT_JSON_FIELD], validate=True)
+    except (ValueError, TypeError):
+        return None
+
+
+def is_not_json_record(record: batches.FailedRecord) -> bool:
+    return not_json_payload(record) is not None
+
+
 def failure_table(found: Delivered) -> list[dict[str, Any]]:
-    """This run's processing-failed records: Firehose's error fields and the payload."""
-    return [
-        {
-            "error code": record.error_code,
-            "message": record.error_message,
-            "attempts": record.attempts_made,
-            "arrived": record.arrival_time,
-            "raw data": record.raw_data.decode("utf-8", "replace"),
-        }
-        for record in found.failed_records
-    ]
+    """This run's processing-failed records: Firehose's error fields, the payload, and which
+    rule sent it (a payload that is not a JSON object comes from NotJsonTopicRule, base64)."""
+    rows = []
+    for record in found.failed_records:
+        original = not_json_payload(record)
+        rows.append(
+            {
+                "error code": record.error_code,
+                "message": record.error_message,
+                "attempts": record.attempts_made,
+                "arrived": record.arrival_time,
+                "why": "payload is not a JSON object (NotJsonTopicRule)"
+                if original is not None
+                else "the transform rejected it",
+                "payload": (original if original is not None else record.raw_data).decode(
+                    "utf-8", "replace"
+                ),
+                "raw data": record.raw_data.decode("utf-8", "replace"),
+            }
+        )
+    return rows
 
 
 def rule_error_table(found: Delivered) -> list[dict[str, Any]]:

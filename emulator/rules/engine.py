@@ -11,7 +11,8 @@ if that write fails, it raises and the broker acknowledges none of the batch. S3
 CloudWatch Logs and Lambda actions go to one background worker (they are HTTP calls of several
 milliseconds), and `drain()` waits for them. When actions fail, the rule's errorAction gets one
 message with every failure ("rule-error-handling"); if the errorAction fails too, the failure is
-logged and kept in `failures`.
+logged and kept in `failures`. A payload the SQL cannot evaluate runs no action and no
+errorAction: it is logged to `AWSIotLogsV2` when AWS IoT logging is on (`iotlogging.py`).
 
 Basic Ingest ("iot-basic-ingest"): a message on `$aws/rules/<rule name>/<topic>` goes to that rule
 only, whatever its FROM, and `topic()` sees `<topic>`.
@@ -35,6 +36,7 @@ from botocore.config import Config
 
 from emulator.iot.messages import InboundMessage
 from emulator.rules.actions import SYNCHRONOUS, ActionFailure, ActionRun
+from emulator.rules.iotlogging import IotLogging
 from emulator.rules.sql import (
     CompiledRule,
     MessageContext,
@@ -128,6 +130,8 @@ class RulesEngine:
         from emulator.rules.api import register
 
         register(emulator.gateway, self)
+        self.iot_logging = IotLogging(emulator)
+        self.iot_logging.register(emulator.gateway)
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,9 +143,11 @@ class RulesEngine:
             self._work.put(None)
             self._worker.join(timeout=5)
             self._worker = None
+        self.iot_logging.close()
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until background actions (S3, logs, Lambda, errorActions) have run."""
+        """Wait until background actions (S3, logs, Lambda, errorActions) and AWS IoT log
+        entries have been written."""
         deadline = time.monotonic() + timeout
         with self._pending_cond:
             while self._pending:
@@ -149,7 +155,7 @@ class RulesEngine:
                 if left <= 0:
                     return False
                 self._pending_cond.wait(left)
-        return True
+        return self.iot_logging.flush(max(0.0, deadline - time.monotonic()))
 
     # MessageConsumer ------------------------------------------------------------------------
     def accept(self, message: InboundMessage) -> None:
@@ -249,15 +255,18 @@ class RulesEngine:
         try:
             result = compiled.evaluate(message.payload, context)
         except SqlEvaluationError as error:
-            # Documented only as "Payload is not valid JSON"-style errors in CloudWatch; the
-            # error action gets them too so that nothing fails silently.
-            failure = {
-                "failedAction": "SqlEvaluation",
-                "failedResource": rule.rule_name,
-                "errorMessage": str(error),
-            }
-            self._record(rule.rule_name, message.topic, "sql", [failure])
-            self._error_action(rule, message, context, [failure])
+            # No action runs and no errorAction either: "The error handling covered in this
+            # topic is for rule actions. To debug SQL issues ... you can set up AWS IoT
+            # logging" (https://docs.aws.amazon.com/iot/latest/developerguide/
+            # rule-error-handling.html). The only trace on AWS is an AWSIotLogsV2 entry when
+            # logging is on (emulator/rules/iotlogging.py); `failures` keeps it for tests.
+            self._record(
+                rule.rule_name,
+                message.topic,
+                "sql",
+                [{"failedResource": rule.rule_name, "errorMessage": str(error)}],
+            )
+            self.iot_logging.sql_failure(message, context, rule.rule_name, str(error))
             return
         if result is None:
             return
@@ -337,7 +346,7 @@ class RulesEngine:
                 rule_name,
                 stage,
                 topic,
-                failure.get("failedAction"),
+                failure.get("failedAction") or "SQL evaluation",
                 failure.get("failedResource"),
                 failure.get("errorMessage"),
             )

@@ -24,7 +24,8 @@ array elements there, which 2016-03-23 documents only as "fixes" without the old
 Non-JSON payloads ("binary-payloads"): `SELECT *` yields the raw bytes and `encode(*, 'base64')`
 works; a field reference on a non-JSON payload is Undefined (so `WHERE device_type = 'x'` is
 simply false); listing `*` with other fields needs a JSON (or empty) payload, otherwise the
-evaluation fails with `SqlEvaluationError`, which the rules engine reports as a rule failure.
+evaluation fails with `SqlEvaluationError`: the rules engine then runs no action and no
+errorAction and logs the failure to AWS IoT logging when it is on (`iotlogging.py`).
 """
 
 from __future__ import annotations
@@ -167,8 +168,8 @@ class _Env:
                 doc = parse_json(self.payload) if self.payload else _NOT_JSON
             except (ValueError, UnicodeDecodeError, RecursionError):
                 # Nesting deeper than the parser's recursion limit (~1,000 levels) is handled
-                # like any payload that is not JSON, so the message still reaches the
-                # errorAction instead of being refused without a PUBACK.
+                # like any payload that is not JSON (accepted with a PUBACK, then handled as
+                # the rule's SQL allows), instead of being refused without a PUBACK.
                 doc = _NOT_JSON
             self._doc = doc
         return doc

@@ -1,8 +1,8 @@
-"""Bad input on the data plane: payloads the transform cannot read are acknowledged and end in an
-error output with the reason; publishes and packets IoT Core refuses close that one connection
-(nothing acknowledged, nothing delivered); a TLS client without a certificate never gets in.
-After each, a device that was already connected and a new one still publish through the
-pipeline."""
+"""Bad input on the data plane: payloads the rule's SQL or the transform cannot read are
+acknowledged and end in an error output or an AWS IoT log entry with the reason; publishes and
+packets IoT Core refuses close that one connection (nothing acknowledged, nothing delivered); a
+TLS client without a certificate never gets in. After each, a device that was already connected
+and a new one still publish through the pipeline."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def setup(pipeline, connect, tmp_path, aws):
     """The pipeline, a device connected before the bad input, and a device allowed to publish to
     any topic (so that IoT Core's limits, not the policy, are what refuses)."""
     pipeline.create()
+    pipeline.enable_iot_logging()
     good = connect(pipeline.device(0, tmp_path))
     aws("iot").create_policy(
         policyName=f"{pipeline.policy}-any", policyDocument=json.dumps(ALLOW_ANY_TOPIC)
@@ -65,22 +66,24 @@ def nested(depth: int) -> bytes:
     ],
     ids=["not-json", "invalid-utf8", "nested-5000-deep"],
 )
-def test_unreadable_payloads_are_acknowledged_and_end_in_an_error_output(
+def test_unreadable_payloads_are_acknowledged_and_end_in_an_error_output_or_the_iot_log(
     setup, connect, tmp_path, payload
 ):
     pipeline, good, wide = setup
-    # Given a device of the fleet
+    # Given a device of the fleet (and AWS IoT logging on)
     device = connect(pipeline.device(1, tmp_path))
-    # When it publishes a payload the transform cannot read
+    # When it publishes a payload the rule's SQL or the transform cannot read
     device.publish(pipeline.topic(device.device), payload)
     assert device.wait_acked(1)
-    # Then it is in the raw bucket and in processing-failed (or in the rule's error output),
-    # with a reason, and the pipeline still serves good devices
+    # Then it is in processing-failed, or (the rule's `SELECT topic() AS topic, *` cannot take
+    # a payload that is not a JSON object) in AWSIotLogsV2 only: no action, no errorAction,
+    # with a reason; and the pipeline still serves good devices
     acknowledged = list(device.acked) + still_serving(pipeline, good, connect, tmp_path, 2)
     found = pipeline.wait_accounted(len(acknowledged))
     assert_every_acknowledged_message_accounted(found, acknowledged)
+    assert found.rule_errors == [], "a SQL failure is not an action failure"
     reasons = [f["errorCode"] for f in found.failed] + [
-        failure["errorMessage"] for e in found.rule_errors for failure in e["failures"]
+        f"{entry['reason']}: {entry['details']}" for entry in found.dropped
     ]
     assert len(reasons) == 1 and all(reasons), found.summary()
     assert len(found.parsed) == 2

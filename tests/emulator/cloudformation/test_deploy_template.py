@@ -49,7 +49,8 @@ def test_stack_is_create_complete_with_every_resource(aws, deployed):
     assert deployed["stack"]["StackStatus"] == "CREATE_COMPLETE"
     types = sorted(r["ResourceType"] for r in summaries)
     assert types == sorted(
-        ["AWS::IoT::Thing", "AWS::IoT::Policy", "AWS::IoT::TopicRule"]
+        ["AWS::IoT::Thing", "AWS::IoT::Policy"]
+        + ["AWS::IoT::TopicRule"] * 2  # TopicRule and NotJsonTopicRule
         + ["AWS::IAM::Role"] * 4
         + ["AWS::KinesisFirehose::DeliveryStream", "AWS::Lambda::Function"]
         + ["AWS::Logs::LogGroup"] * 2
@@ -313,5 +314,5 @@ def test_describe_stack_resources_report_each_resource(aws, deployed):
     assert resource["ResourceStatus"] == "CREATE_COMPLETE"
     assert resource["StackName"] == deployed["name"]
     assert [r["LogicalResourceId"] for r in by_physical] == ["DeliveryStream"]
-    assert len(everything) == 15
+    assert len(everything) == 16
     assert resource["LastUpdatedTimestamp"].year > 2010  # not moto's fixed 2010-07-27
