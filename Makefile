@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The SAM CLI pins an older boto3/botocore than the project: it gets a venv of its own, made here
+# (not by the tests, whose traffic stays on 127.0.0.1); its pin is in pyproject.toml.
+SAM_VENV := .sam-venv
+SAM_STAMP := $(SAM_VENV)/.installed
 TARGET ?= local
 REGION ?=
 # JupyterLab refuses to start as root unless told; containers often run as root.
@@ -18,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+$(SAM_STAMP): pyproject.toml $(STAMP)
+	$(PYTHON) -m venv --clear $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["iot-core-pipeline"]["sam-cli"])')"
+	touch $(SAM_STAMP)
+
 # Notebooks saved in JupyterLab carry outputs; the nbstripout git filter strips them on
 # `git add`, so what is committed stays clean (tests/unit/test_notebooks_clean.py checks).
 .git-filter: $(STAMP)
@@ -26,7 +35,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m pipeline.run --target $(TARGET) $(if $(REGION),--region $(REGION))
 
-test: $(STAMP)
+test: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pytest
 
 # JupyterLab on the repository (template.yaml, pipeline/, data/ in its file browser), opened
@@ -46,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) runs .pytest_cache

@@ -1,9 +1,9 @@
 """The real AWS SAM CLI, in its own virtualenv (`.sam-venv/`, git-ignored).
 
 aws-sam-cli pins boto3/botocore older than the project's pins (pyproject.toml), so it cannot
-share `.venv`; its pin is `[tool.iot-core-pipeline].sam-cli` in pyproject.toml. The fixture
-creates the venv on first use (`python -m venv .sam-venv && .sam-venv/bin/pip install
-aws-sam-cli==<pin>`), or uses the one `make sam-venv`-style setups left behind.
+share `.venv`; its pin is `[tool.iot-core-pipeline].sam-cli` in pyproject.toml. `make test`
+creates the venv (the Makefile's `.sam-venv/.installed` target): tests only use it, because their
+network traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -38,16 +37,10 @@ def sam_cli() -> Path:
         out = subprocess.run([sam, "--version"], capture_output=True, text=True, check=False)
         if out.stdout.strip().endswith(version):
             return sam
-    subprocess.run([sys.executable, "-m", "venv", "--clear", SAM_VENV], check=True)
-    install = subprocess.run(
-        [SAM_VENV / "bin" / "pip", "install", "--quiet", requirement],
-        capture_output=True,
-        text=True,
-        check=False,
+    pytest.fail(
+        f"{requirement} is not installed in {SAM_VENV}: run `make .sam-venv/.installed` "
+        "(`make test` does it)"
     )
-    if install.returncode != 0:
-        pytest.fail(f"could not install {requirement} into {SAM_VENV}:\n{install.stderr[-2000:]}")
-    return sam
 
 
 @pytest.fixture
