@@ -80,10 +80,9 @@ INVALID_ARGUMENT = {
         "DataFormatConversionConfiguration (Parquet / ORC) is not supported: the local emulator "
         "does not implement it yet",
     ),
-    "dynamic-partitioning-not-implemented": (
+    "dynamic-partitioning-needs-error-output-prefix": (
         {"DynamicPartitioningConfiguration": {"Enabled": True}},
-        "DynamicPartitioningConfiguration is not supported: the local emulator does not "
-        "implement it yet",
+        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled",
     ),
     "processor-not-implemented": (
         {
