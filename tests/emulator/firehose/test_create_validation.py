@@ -88,10 +88,10 @@ INVALID_ARGUMENT = {
         {
             "ProcessingConfiguration": {
                 "Enabled": True,
-                "Processors": [{"Type": "RecordDeAggregation", "Parameters": []}],
+                "Processors": [{"Type": "Decompression", "Parameters": []}],
             }
         },
-        "Processor type RecordDeAggregation is not supported: the local emulator does not "
+        "Processor type Decompression is not supported: the local emulator does not "
         "implement it yet",
     ),
     "lambda-buffer-out-of-range": (
