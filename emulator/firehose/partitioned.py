@@ -15,16 +15,17 @@ a restart re-partitions what was buffered (at least once, as Firehose delivers).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from emulator.firehose import keys, partitioning, processor
 from emulator.firehose.buffering import INTERVAL, SIZE, BufferedRecord
-from emulator.firehose.config import S3Target, StreamConfig
+from emulator.firehose.config import Processor, S3Target, StreamConfig
 from emulator.firehose.partitioning import PartitioningError, Piece
 from emulator.firehose.s3 import DeliveryError, encode
 
@@ -64,12 +65,6 @@ class Partitioner:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str, str], _State] = {}
-
-    def active_partitions(self, account_id: str, region: str, name: str) -> int:
-        state = self._states.get((account_id, region, name))
-        if state is None:
-            return 0
-        return sum(1 for kind, _ in state.partitions if kind == DESTINATION)
 
     def consume(
         self,
@@ -207,14 +202,12 @@ class Partitioner:
         self,
         service: FirehoseService,
         cfg: StreamConfig,
-        lambda_proc: Any,
+        lambda_proc: Processor,
         records: list[BufferedRecord],
         pieces: list[Piece],
         processing_failed: list[tuple[str, int, bytes]],
     ) -> list[Piece]:
         """Run the transform Lambda over the pieces; keep its `metadata.partitionKeys`."""
-        import json
-
         batch: list[BufferedRecord] = []
         owner: dict[str, Piece] = {}
         seen: dict[str, int] = {}
@@ -307,6 +300,7 @@ class Partitioner:
             "first_arrival": _iso(part.first_arrival_ms),
             "delivered_at": _iso(time.time() * 1000),
         }
+        # service.py imports this module: its constant is read at call time.
         from emulator.firehose.service import DELIVERY_LOG_LENGTH
 
         log_entries = service._deliveries.setdefault(cfg.name, deque(maxlen=DELIVERY_LOG_LENGTH))
