@@ -400,3 +400,60 @@ def test_a_partitioned_stream_can_be_updated(aws, unique):
     )
     firehose.put_record(DeliveryStreamName=stream, Record={"Data": b'{"k":"v"}'})
     wait_for_objects(aws("s3"), bucket, prefix="key=v/")
+
+
+def test_lambda_and_jq_keys_in_one_prefix(aws, unique, keys_function):
+    # Given a Lambda that returns the equipment key and a jq query on its output for the site
+    stream = bucket = f"dpj-{unique}"
+    processing = jq_processing("{site: .site}", lambda_processor(keys_function))
+    processing["Processors"].pop()  # the function already ends each record with a newline
+    make_stream(
+        aws, stream, bucket,
+        Prefix="e=!{partitionKeyFromLambda:equipment}/s=!{partitionKeyFromQuery:site}/"
+        "!{timestamp:yyyy}/",
+        ErrorOutputPrefix=ERRORS,
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
+        ProcessingConfiguration=processing,
+        **PARTITIONED,
+    )  # fmt: skip
+    sent = [{"equipment": "p1", "site": "north"}, {"equipment": "p1", "site": "south"}]
+
+    aws("firehose").put_record_batch(
+        DeliveryStreamName=stream, Records=[{"Data": json.dumps(r).encode()} for r in sent]
+    )
+
+    s3 = aws("s3")
+    year = datetime.now(UTC).strftime("%Y")
+    (north,) = wait_for_objects(s3, bucket, prefix=f"e=p1/s=north/{year}/")
+    (south,) = wait_for_objects(s3, bucket, prefix=f"e=p1/s=south/{year}/")
+    assert json.loads(read_object(s3, bucket, north["Key"])[0]) == sent[0]
+    assert json.loads(read_object(s3, bucket, south["Key"])[0]) == sent[1]
+
+
+def test_each_partition_interval_runs_from_its_own_first_record(aws, unique, firehose):
+    # Given a 3 s interval, partition "a" opened 1.5 s before partition "b"
+    stream = bucket = f"dpi-{unique}"
+    make_stream(
+        aws, stream, bucket,
+        Prefix="k=!{partitionKeyFromQuery:k}/",
+        ErrorOutputPrefix=ERRORS,
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 3},
+        ProcessingConfiguration=jq_processing("{k: .k}"),
+        **PARTITIONED,
+    )  # fmt: skip
+    put = aws("firehose").put_record
+    put(DeliveryStreamName=stream, Record={"Data": b'{"k":"a"}'})
+    time.sleep(1.5)
+    put(DeliveryStreamName=stream, Record={"Data": b'{"k":"b"}'})
+
+    # Then "a" is written when its own interval expires, while "b" is still buffered
+    s3 = aws("s3")
+    wait_for_objects(s3, bucket, prefix="k=a/", timeout=10)
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="k=b/").get("KeyCount", 0) == 0
+    wait_for_objects(s3, bucket, prefix="k=b/", timeout=10)
+    entries = {e["partition"]: e for e in wait_for_deliveries(firehose, stream, count=2)}
+    for entry in entries.values():
+        waited = datetime.fromisoformat(entry["delivered_at"]) - datetime.fromisoformat(
+            entry["first_arrival"]
+        )
+        assert entry["reason"] == "interval" and waited.total_seconds() >= 3
