@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from emulator.firehose import keys, partitioning, processor
 from emulator.firehose.buffering import INTERVAL, SIZE, BufferedRecord
-from emulator.firehose.config import Processor, S3Target, StreamConfig
+from emulator.firehose.config import BufferingHints, Processor, S3Target, StreamConfig
 from emulator.firehose.partitioning import PartitioningError, Piece
 from emulator.firehose.s3 import DeliveryError, encode
 
@@ -44,8 +44,48 @@ class _Partition:
     prefix: str  # evaluated, with random strings marked
     chunks: list[bytes] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # record id of each chunk
+    arrivals: list[int] = field(default_factory=list)  # arrival (epoch ms) of each chunk
     size: int = 0
     first_arrival_ms: int = 0
+
+    def take(self, count: int | None) -> tuple[_Partition, _Partition | None]:
+        """The oldest `count` chunks (all if None) and the partition left, if any."""
+        if count is None or count >= len(self.chunks):
+            return self, None
+        parts = []
+        for lo, hi in ((0, count), (count, len(self.chunks))):
+            arrivals = self.arrivals[lo:hi]
+            chunks = self.chunks[lo:hi]
+            parts.append(
+                _Partition(
+                    self.kind,
+                    self.prefix,
+                    chunks,
+                    self.sources[lo:hi],
+                    arrivals,
+                    sum(len(c) for c in chunks),
+                    min(arrivals),
+                )  # fmt: skip
+            )
+        return parts[0], parts[1]
+
+
+def _due(part: _Partition, now_ms: int, hints: BufferingHints) -> str | None:
+    if part.size >= hints.size_bytes:
+        return SIZE
+    if now_ms - part.first_arrival_ms >= hints.interval_s * 1000:
+        return INTERVAL
+    return None
+
+
+def _object_length(part: _Partition, size_bytes: int) -> int:
+    """How many of the oldest chunks fill one object: up to the size hint, at least one."""
+    total = 0
+    for count, chunk in enumerate(part.chunks):
+        if count and total + len(chunk) > size_bytes:
+            return count
+        total += len(chunk)
+    return len(part.chunks)
 
 
 @dataclass
@@ -92,26 +132,28 @@ class Partitioner:
         hints = target.buffering
         wait = 1.0
         for part_key, part in list(state.partitions.items()):
-            if part.size >= hints.size_bytes:
-                reason = SIZE
-            elif now_ms - part.first_arrival_ms >= hints.interval_s * 1000:
-                reason = INTERVAL
+            while (reason := _due(part, now_ms, hints)) is not None:
+                # A partition over the size hint is written in objects of at most the hint.
+                count = _object_length(part, hints.size_bytes) if reason == SIZE else None
+                head, rest = part.take(count)
+                try:
+                    self._write(service, cfg, target, head, reason)
+                except DeliveryError as exc:
+                    consumer.failures += 1
+                    backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
+                    consumer.retry_at = time.time() + backoff
+                    service._record_error(cfg, DESTINATION, target, exc, backoff)
+                    return backoff
+                consumer.failures = 0
+                for record_id in head.sources:
+                    state.outstanding[record_id] -= 1
+                if rest is None:
+                    del state.partitions[part_key]
+                    break
+                state.partitions[part_key] = part = rest
             else:
                 due = part.first_arrival_ms / 1000 + hints.interval_s
                 wait = min(wait, max(due - now_ms / 1000, 0.01))
-                continue
-            try:
-                self._write(service, cfg, target, part, reason)
-            except DeliveryError as exc:
-                consumer.failures += 1
-                backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
-                consumer.retry_at = time.time() + backoff
-                service._record_error(cfg, DESTINATION, target, exc, backoff)
-                return backoff
-            consumer.failures = 0
-            del state.partitions[part_key]
-            for record_id in part.sources:
-                state.outstanding[record_id] -= 1
         self._checkpoint(service, stream, state, consumer, generation)
         return wait
 
@@ -252,6 +294,7 @@ class Partitioner:
             )
         part.chunks.append(chunk)
         part.sources.append(source_id)
+        part.arrivals.append(arrival_ms)
         part.size += len(chunk)
         part.first_arrival_ms = min(part.first_arrival_ms, arrival_ms)
         state.outstanding[source_id] = state.outstanding.get(source_id, 0) + 1
