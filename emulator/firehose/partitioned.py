@@ -170,9 +170,7 @@ class Partitioner:
         failures: list[tuple[Piece, str, str, str]] = []  # piece, output type, code, message
         processing_failed: list[tuple[str, int, bytes]] = []  # record id, arrival, line
         pieces: list[Piece] = []
-        by_id: dict[str, BufferedRecord] = {}
         for index, record in enumerate(records):
-            by_id[record.record_id] = record
             state.outstanding.setdefault(record.record_id, 0)
             whole = Piece(index, record.arrival_ms, record.data, record.data)
             deaggregation = procs.get("RecordDeAggregation")
@@ -192,6 +190,13 @@ class Partitioner:
         lambda_proc = procs.get("Lambda")
         if lambda_proc is not None and pieces:
             pieces = self._transform(service, cfg, lambda_proc, records, pieces, processing_failed)
+
+        active = sum(1 for kind, _ in state.partitions if kind == DESTINATION)
+        opened: set[tuple[str, str]] = set()
+        adds: list[tuple[str, str, bytes, str, int]] = []
+
+        def source_of(piece: Piece) -> str:
+            return records[piece.source].record_id
 
         extraction = procs.get("MetadataExtraction")
         delimiter = None
@@ -220,25 +225,27 @@ class Partitioner:
             if delimiter is not None:
                 piece.data += delimiter
             part_key = (DESTINATION, prefix)
-            if part_key not in state.partitions and (
-                sum(1 for kind, _ in state.partitions if kind == DESTINATION)
-                >= partitioning.MAX_ACTIVE_PARTITIONS
-            ):
-                failures.append(
-                    (piece, partitioning.ACTIVE_PARTITION_EXCEEDED,
-                     partitioning.ACTIVE_PARTITIONS_EXCEEDED_CODE,
-                     f"The number of active partitions reached the limit of "
-                     f"{partitioning.MAX_ACTIVE_PARTITIONS} for this Firehose stream.")
-                )  # fmt: skip
-                continue
-            self._add(state, DESTINATION, prefix, piece.data, source_id, piece.arrival_ms)
+            if part_key not in state.partitions and part_key not in opened:
+                if active + len(opened) >= partitioning.MAX_ACTIVE_PARTITIONS:
+                    failures.append(
+                        (piece, partitioning.ACTIVE_PARTITION_EXCEEDED,
+                         partitioning.ACTIVE_PARTITIONS_EXCEEDED_CODE,
+                         f"The number of active partitions reached the limit of "
+                         f"{partitioning.MAX_ACTIVE_PARTITIONS} for this Firehose stream.")
+                    )  # fmt: skip
+                    continue
+                opened.add(part_key)
+            adds.append((DESTINATION, prefix, piece.data, source_id, piece.arrival_ms))
 
         now_ms = int(time.time() * 1000)
         for piece, kind, code, message in failures:
             line = partitioning.error_line(piece, code, message, now_ms)
-            self._add_error(state, target, kind, records[piece.source], line, piece.arrival_ms)
+            adds.append(self._error_add(target, kind, source_of(piece), line, piece.arrival_ms))
         for record_id, arrival_ms, line in processing_failed:
-            self._add_error(state, target, "processing-failed", by_id[record_id], line, arrival_ms)
+            adds.append(self._error_add(target, "processing-failed", record_id, line, arrival_ms))
+        # Only now, once nothing can fail: a step that raised is retried from the same records.
+        for add in adds:
+            self._add(state, *add)
 
     def _transform(
         self,
@@ -299,21 +306,16 @@ class Partitioner:
         part.first_arrival_ms = min(part.first_arrival_ms, arrival_ms)
         state.outstanding[source_id] = state.outstanding.get(source_id, 0) + 1
 
-    def _add_error(
-        self,
-        state: _State,
-        target: S3Target,
-        kind: str,
-        source: BufferedRecord,
-        line: bytes,
-        arrival_ms: int,
-    ) -> None:
+    @staticmethod
+    def _error_add(
+        target: S3Target, kind: str, source_id: str, line: bytes, arrival_ms: int
+    ) -> tuple[str, str, bytes, str, int]:
         when = keys.arrival_instant(arrival_ms, target.time_zone)
         prefix = keys.error_prefix(
             target.prefix, target.error_output_prefix, when, kind,
             random=lambda: partitioning.RANDOM_MARK,
         )  # fmt: skip
-        self._add(state, kind, prefix, line, source.record_id, arrival_ms)
+        return (kind, prefix, line, source_id, arrival_ms)
 
     # Writing ------------------------------------------------------------------------------
     @staticmethod
