@@ -101,6 +101,8 @@ class StreamConfig:
     encrypted: bool = False
     # CloudWatchLoggingOptions of the destination: (log group, log stream) when enabled.
     logging: tuple[str, str] | None = None
+    # DynamicPartitioningConfiguration.Enabled (ExtendedS3 only): see partitioned.py.
+    dynamic_partitioning: bool = False
 
 
 def _truthy(value: Any) -> bool:
@@ -176,6 +178,8 @@ def from_model(account_id: str, region: str, stream: Any) -> StreamConfig:
         backup=backup,
         encrypted=encryption.get("Status") == "ENABLED",
         logging=logging,
+        dynamic_partitioning=dest_type == "ExtendedS3"
+        and _truthy((dest.get("DynamicPartitioningConfiguration") or {}).get("Enabled", False)),
     )
 
 

@@ -145,8 +145,11 @@ def evaluate(
     *,
     error_output_type: str | None = None,
     random: Callable[[], str] = random_string,
+    partition_keys: dict[str, dict[str, str]] | None = None,
 ) -> str:
-    """Evaluate every `!{namespace:value}` expression of `prefix` at instant `when`."""
+    """Evaluate every `!{namespace:value}` expression of `prefix` at instant `when`.
+
+    `partition_keys` (namespace -> key -> value) holds a record's dynamic partitioning keys."""
 
     def replace(match: re.Match[str]) -> str:
         namespace, value = match.group(1), match.group(2)
@@ -167,9 +170,14 @@ def evaluate(
                 "error-output-type"
             )
         if namespace in ("partitionKeyFromQuery", "partitionKeyFromLambda"):
+            if partition_keys is not None:
+                found = partition_keys.get(namespace, {})
+                if value not in found:
+                    raise PrefixError(f"the record has no partition key {value!r} ({namespace})")
+                return found[value]
             raise PrefixError(
-                f"!{{{namespace}:…}} needs dynamic partitioning, which the local emulator "
-                "does not implement"
+                f"!{{{namespace}:…}} can only be used with dynamic partitioning "
+                "(DynamicPartitioningConfiguration Enabled)"
             )
         raise PrefixError(
             f"unknown namespace {namespace!r} in {match.group(0)!r}: use timestamp or firehose"

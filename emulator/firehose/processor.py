@@ -97,6 +97,10 @@ class ProcessorOutcome:
     failed: list[FailedRecord] = field(default_factory=list)
     dropped: int = 0
     invocations: int = 0
+    # For dynamic partitioning: the source record and `metadata.partitionKeys` of each
+    # delivered record (guide: "dynamic-partitioning-partitioning-keys").
+    sources: list[BufferedRecord] = field(default_factory=list)
+    partition_keys: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _InvalidResponse(Exception):
@@ -143,7 +147,9 @@ def invocation_batches(
 
 
 def judge_response(
-    payload: bytes, records: Sequence[BufferedRecord]
+    payload: bytes,
+    records: Sequence[BufferedRecord],
+    metadata: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, tuple[str, bytes | None]]:
     """recordId -> (result, data) for a returned payload; raises _InvalidResponse."""
     try:
@@ -176,9 +182,17 @@ def judge_response(
             except (binascii.Error, ValueError) as exc:
                 raise _InvalidResponse(JSON_PROCESSING) from exc
         results[record_id] = (result, data)
+        if metadata is not None:
+            metadata[record_id] = _partition_keys(item)
     if len(results) != len(wanted):
         raise _InvalidResponse(MISSING_RECORD_ID)
     return results
+
+
+def _partition_keys(item: dict[str, Any]) -> dict[str, Any]:
+    meta = item.get("metadata")
+    found = meta.get("partitionKeys") if isinstance(meta, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def _invoke_error(exc: Exception) -> tuple[str, str]:
@@ -210,6 +224,7 @@ def run(
         attempts = 0
         failure: tuple[str, str] | None = None
         results: dict[str, tuple[str, bytes | None]] | None = None
+        metadata: dict[str, dict[str, Any]] = {}
         while attempts <= processor.retries:
             attempts += 1
             outcome.invocations += 1
@@ -224,7 +239,7 @@ def run(
                     failure = FUNCTION_ERROR
                 else:
                     try:
-                        results = judge_response(result.payload, batch)
+                        results = judge_response(result.payload, batch, metadata)
                         failure = None
                     except _InvalidResponse as exc:
                         failure = (exc.code, exc.message)
@@ -242,6 +257,8 @@ def run(
             status, data = results[record.record_id]
             if status == "Ok":
                 outcome.delivered.append(data or b"")
+                outcome.sources.append(record)
+                outcome.partition_keys.append(metadata.get(record.record_id, {}))
             elif status == "Dropped":
                 outcome.dropped += 1
             else:

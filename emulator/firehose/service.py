@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from emulator.firehose import buffering, keys, names, processor, validation
+from emulator.firehose import buffering, keys, names, partitioned, processor, validation
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
 from emulator.firehose.s3 import DeliveryError, S3Writer, encode
@@ -183,6 +183,7 @@ class FirehoseService:
         self._errors: dict[str, deque[dict[str, Any]]] = {}
         # Tests of the processor contract may replace this with a fake of the same signature.
         self.invoke = self._invoke_lambda
+        self._partitioner = partitioned.Partitioner()
         emulator.firehose = self
         gateway = emulator.gateway
         names.register(gateway)  # before the handlers below: a bad name is refused first
@@ -518,6 +519,8 @@ class FirehoseService:
 
     def _consume(self, stream: _Stream, cfg: StreamConfig, name: str, target: S3Target) -> float:
         consumer = stream.consumers[name]
+        if name == "destination" and cfg.dynamic_partitioning:
+            return self._partitioner.consume(self, stream, cfg, consumer, target)
         while not self._stopping.is_set():
             now = time.time()
             if now < consumer.retry_at:

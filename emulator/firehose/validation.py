@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import botocore.session
 
-from emulator.firehose import keys
+from emulator.firehose import keys, partitioning
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error
 
 OPERATIONS = ("CreateDeliveryStream", "UpdateDestination")
@@ -50,6 +50,7 @@ PROCESSOR_INTERVAL_S = (0, 900)
 # least 64 and CompressionFormat UNCOMPRESSED.
 CONVERSION_MIN_SIZE_MB = 64
 IMPLEMENTED_PROCESSORS = ("Lambda", "AppendDelimiterToRecord")
+PARTITIONING_PROCESSORS = ("MetadataExtraction", "RecordDeAggregation")
 
 
 class Invalid(ValueError):
@@ -206,6 +207,9 @@ def check_prefixes(config: dict[str, Any], *, backup: bool = False) -> None:
                 _evaluate(error_prefix, "ErrorOutputPrefix", when, "processing-failed")
             else:
                 _evaluate(error_prefix, "ErrorOutputPrefix", when)
+    if _enabled(config.get("DynamicPartitioningConfiguration"), default=False):
+        # Partition keys are known per record; the rest of the prefix is checked now.
+        prefix = partitioning.without_keys(prefix)
     _evaluate(prefix, "Prefix", when)
 
 
@@ -236,12 +240,19 @@ def check_processing(config: dict[str, Any]) -> None:
         return
     processors = processing.get("Processors") or []
     types = [p.get("Type") for p in processors if isinstance(p, dict)]
+    partitioned = _enabled(config.get("DynamicPartitioningConfiguration"), default=False)
+    implemented = IMPLEMENTED_PROCESSORS + (PARTITIONING_PROCESSORS if partitioned else ())
     for processor in processors:
         kind = processor.get("Type")
-        if kind not in IMPLEMENTED_PROCESSORS:
+        if kind in PARTITIONING_PROCESSORS and not partitioned:
+            raise Invalid(
+                f"Processor type {kind} is only used with dynamic partitioning: enable "
+                "DynamicPartitioningConfiguration or remove the processor"
+            )
+        if kind not in implemented:
             raise Invalid(
                 f"Processor type {kind} is not supported: {NOT_IMPLEMENTED} (it implements "
-                f"{' and '.join(IMPLEMENTED_PROCESSORS)})"
+                f"{', '.join(implemented)})"
             )
         params = {
             p.get("ParameterName"): p.get("ParameterValue")
@@ -272,7 +283,7 @@ def check_processing(config: dict[str, Any]) -> None:
         if "NumberOfRetries" in params:
             if _number(params["NumberOfRetries"], "NumberOfRetries", integer=True) < 0:
                 raise Invalid("Processor parameter NumberOfRetries must not be negative")
-    if "Lambda" in types and "AppendDelimiterToRecord" in types:
+    if "Lambda" in types and "AppendDelimiterToRecord" in types and not partitioned:
         raise Invalid(
             "A Lambda processor combined with AppendDelimiterToRecord is not supported: "
             f"{NOT_IMPLEMENTED}"
@@ -298,8 +309,108 @@ def check_features(config: dict[str, Any]) -> None:
         raise Invalid(
             f"DataFormatConversionConfiguration (Parquet / ORC) is not supported: {NOT_IMPLEMENTED}"
         )
-    if _enabled(config.get("DynamicPartitioningConfiguration"), default=False):
-        raise Invalid(f"DynamicPartitioningConfiguration is not supported: {NOT_IMPLEMENTED}")
+    check_dynamic_partitioning(config)
+
+
+def check_dynamic_partitioning(config: dict[str, Any]) -> None:
+    """Dynamic partitioning's create-time rules (developer guide pages cited below)."""
+    prefix = config.get("Prefix") or ""
+    used = partitioning.used_keys(prefix)
+    processing = config.get("ProcessingConfiguration")
+    processors: dict[str, dict[str, Any]] = {}
+    if _enabled(processing, default=False):
+        for proc in processing.get("Processors") or []:
+            if isinstance(proc, dict):
+                processors[str(proc.get("Type"))] = {
+                    p.get("ParameterName"): p.get("ParameterValue")
+                    for p in proc.get("Parameters") or []
+                    if isinstance(p, dict)
+                }
+    if not _enabled(config.get("DynamicPartitioningConfiguration"), default=False):
+        if used[partitioning.QUERY_NAMESPACE] or used[partitioning.LAMBDA_NAMESPACE]:
+            raise Invalid(
+                f"{PREFIX_LEAD}Prefix can only use !{{partitionKeyFromQuery:…}} and "
+                "!{partitionKeyFromLambda:…} when DynamicPartitioningConfiguration is enabled"
+            )
+        return
+    # https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html:
+    # "You must specify an S3 error bucket prefix ... if you want to enable dynamic partitioning"
+    if not config.get("ErrorOutputPrefix"):
+        raise Invalid(
+            "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled: "
+            "records whose partition keys cannot be extracted are delivered there"
+        )
+    # https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-s3bucketprefix.html:
+    # "if you choose to enable dynamic partitioning, you must specify the S3 bucket prefixes"
+    if not prefix:
+        raise Invalid("Prefix is required when DynamicPartitioningConfiguration is enabled")
+    # https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-partitioning-keys.html:
+    # "you must configure at least one of these methods" (inline parsing or a Lambda function).
+    if "MetadataExtraction" not in processors and "Lambda" not in processors:
+        raise Invalid(
+            "DynamicPartitioningConfiguration is enabled without a way to extract partition "
+            "keys: add a MetadataExtraction processor (jq) or a Lambda processor"
+        )
+    if used[partitioning.QUERY_NAMESPACE] and "MetadataExtraction" not in processors:
+        raise Invalid(
+            f"{PREFIX_LEAD}Prefix uses !{{partitionKeyFromQuery:…}} but no MetadataExtraction "
+            "processor defines partition keys"
+        )
+    if used[partitioning.LAMBDA_NAMESPACE] and "Lambda" not in processors:
+        raise Invalid(
+            f"{PREFIX_LEAD}Prefix uses !{{partitionKeyFromLambda:…}} but there is no Lambda "
+            "processor to return partition keys"
+        )
+    # https://docs.aws.amazon.com/firehose/latest/dev/buffering.html: "Zero buffering feature is
+    # not available for dynamic partitioning."
+    if (config.get("BufferingHints") or {}).get("IntervalInSeconds") == 0:
+        raise Invalid(
+            "BufferingHints.IntervalInSeconds can't be 0 when DynamicPartitioningConfiguration "
+            "is enabled: zero buffering is not available for dynamic partitioning"
+        )
+    extraction = processors.get("MetadataExtraction")
+    if extraction is not None:
+        engine = extraction.get("JsonParsingEngine")
+        if engine != partitioning.JQ_ENGINE:
+            raise Invalid(
+                f"MetadataExtraction parameter JsonParsingEngine is {engine!r}; the only "
+                f"supported engine is {partitioning.JQ_ENGINE}"
+            )
+        query = extraction.get("MetadataExtractionQuery")
+        if not query:
+            raise Invalid("A MetadataExtraction processor needs MetadataExtractionQuery")
+        try:
+            partitioning.compile_query(query)
+        except ValueError as exc:
+            raise Invalid(
+                f"MetadataExtractionQuery {query!r} is not a valid jq query: {exc}"
+            ) from exc
+    deaggregation = processors.get("RecordDeAggregation")
+    if deaggregation is not None:
+        kind = deaggregation.get("SubRecordType") or "JSON"
+        if kind not in ("JSON", "DELIMITED"):
+            raise Invalid(f"RecordDeAggregation SubRecordType {kind!r} must be JSON or DELIMITED")
+        if kind == "DELIMITED":
+            try:
+                if not partitioning.decode_delimiter(deaggregation.get("Delimiter") or ""):
+                    raise partitioning.PartitioningError("empty")
+            except partitioning.PartitioningError as exc:
+                raise Invalid(
+                    "RecordDeAggregation with SubRecordType DELIMITED needs a Delimiter, "
+                    "base64-encoded (#### is IyMjIw==)"
+                ) from exc
+
+
+def check_partitioning_update(stored: dict[str, Any], update: dict[str, Any]) -> None:
+    """https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-enable.html: dynamic
+    partitioning can only be enabled when the stream is created."""
+    was = _enabled(stored.get("DynamicPartitioningConfiguration"), default=False)
+    wanted = _enabled(update.get("DynamicPartitioningConfiguration"), default=False)
+    if wanted and not was:
+        raise Invalid(
+            "You can't enable dynamic partitioning on an existing Firehose stream that does not "
+            "have it enabled: create a new stream with DynamicPartitioningConfiguration"
+        )
 
 
 def check_s3(config: dict[str, Any], member: str, *, extended: bool) -> None:
@@ -384,6 +495,8 @@ def _merged_update(request: AwsRequest, body: dict[str, Any]) -> list[tuple[str,
             old = base.get("S3BackupDescription") or base.get("S3BackupConfiguration") or {}
             merged["S3BackupConfiguration"] = {**old, **update["S3BackupUpdate"]}
             merged.pop("S3BackupDescription", None)
+        if update_kind == "ExtendedS3":
+            check_partitioning_update(base, update)
         # S3BackupMode: "If backup is enabled, you can't update the Firehose stream to disable
         # it." (API_ExtendedS3DestinationUpdate)
         if base.get("S3BackupMode") == "Enabled" and update.get("S3BackupMode") == "Disabled":

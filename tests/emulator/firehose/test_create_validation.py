@@ -80,19 +80,18 @@ INVALID_ARGUMENT = {
         "DataFormatConversionConfiguration (Parquet / ORC) is not supported: the local emulator "
         "does not implement it yet",
     ),
-    "dynamic-partitioning-not-implemented": (
+    "dynamic-partitioning-needs-error-output-prefix": (
         {"DynamicPartitioningConfiguration": {"Enabled": True}},
-        "DynamicPartitioningConfiguration is not supported: the local emulator does not "
-        "implement it yet",
+        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled",
     ),
     "processor-not-implemented": (
         {
             "ProcessingConfiguration": {
                 "Enabled": True,
-                "Processors": [{"Type": "RecordDeAggregation", "Parameters": []}],
+                "Processors": [{"Type": "Decompression", "Parameters": []}],
             }
         },
-        "Processor type RecordDeAggregation is not supported: the local emulator does not "
+        "Processor type Decompression is not supported: the local emulator does not "
         "implement it yet",
     ),
     "lambda-buffer-out-of-range": (
