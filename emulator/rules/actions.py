@@ -222,10 +222,8 @@ class ActionRun:
             region=self.message.region,
             user_properties=self.message.user_properties,
         )
-        broker = self.engine.emulator_component("broker")
-        if broker is not None:
-            broker.publish(republished)
         self.engine.accept_republished(republished, self.depth + 1)
+        self.engine.emulator_component("broker").deliver(republished)
 
     # CloudWatch Logs --------------------------------------------------------------------
     def _cloudwatchLogs(self, result: Result) -> None:

@@ -127,7 +127,7 @@ class RulesEngine:
         emulator.rules = self
         from emulator.rules.api import register
 
-        register(emulator.gateway, self)
+        register(emulator.gateway)
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
