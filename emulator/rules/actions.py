@@ -182,14 +182,15 @@ class ActionRun:
             records = [result.to_bytes() + separator]
         if not records:
             return
-        # Imported here: emulator.rules stays importable without boto3 (validate_sql).
-        from emulator.firehose.service import FirehoseError
-
         try:
             self.services.firehose.put_records(
                 self.message.account_id, self.message.region, stream, records
             )
         except Exception as exc:
+            # Imported here, on the failure path only: emulator.rules stays importable without
+            # boto3 (validate_sql), and a message that succeeds pays nothing for it.
+            from emulator.firehose.service import FirehoseError
+
             aws_shaped = hasattr(exc, "code") and hasattr(exc, "message")
             if aws_shaped or isinstance(exc, FirehoseError):
                 raise ActionFailure(
