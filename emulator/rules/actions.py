@@ -191,14 +191,12 @@ class ActionRun:
             # boto3 (validate_sql), and a message that succeeds pays nothing for it.
             from emulator.firehose.service import FirehoseError
 
-            aws_shaped = hasattr(exc, "code") and hasattr(exc, "message")
-            if aws_shaped or isinstance(exc, FirehoseError):
+            if isinstance(exc, FirehoseError):
                 raise ActionFailure(
                     "firehose",
                     stream,
                     f"Failed to send message to Firehose stream {stream}. "
-                    f"{getattr(exc, 'code', type(exc).__name__)}: "
-                    f"{getattr(exc, 'message', str(exc))}",
+                    f"{exc.code}: {exc.message}",
                 ) from None
             # Anything else (a full disk, a bug) means "not durably accepted": the broker must
             # not acknowledge, so the device publishes again.
