@@ -18,6 +18,13 @@ accept, per-connection outbound flow control, and queued messages per session an
 
 Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
 writes all PUBACKs of that read in one write.
+
+Each `Connection` (connection.py) runs its client's protocol; the broker keeps what connections
+share and offers it through public methods: `connection_opened` / `connect_received` /
+`connection_lost`, `open_session` and `session_started` (CONNECT), `subscribe` /
+`unsubscribe`, `acknowledged` and `drain` (outbound flow), `accept` + `distribute` (a client's
+PUBLISH group), and `ingest(message)` = accept, then deliver: the one way in for wills,
+lifecycle events, iot-data Publish (data_api.py) and any other service.
 """
 
 from __future__ import annotations
