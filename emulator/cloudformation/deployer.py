@@ -159,14 +159,9 @@ class CloudFormationDeployer:
 
     def _validate_sql(self, sql: str, version: str) -> None:
         """Refuse SQL the rules engine cannot run (emulator/rules), before the rule exists."""
-        rules = self.emulator.find("rules")
-        validate = getattr(rules, "validate_sql", None)
-        if validate is None:
-            try:
-                from emulator.rules import validate_sql as validate
-            except ImportError:  # no rules engine in this build: IoT's own checks only
-                return
-        validate(sql, version)
+        from emulator.rules import validate_sql
+
+        validate_sql(sql, version)
 
     # Template in a request ---------------------------------------------------------------
     def _template_body(self, form: dict[str, str], region: str) -> str | None:

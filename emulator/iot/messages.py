@@ -5,16 +5,21 @@ whatever `accept` returns for is the rules engine's to account for (spooled, del
 to the rule's errorAction). `accept` raising means "not accepted": the broker must not PUBACK
 as success (MQTT 5: reason code 0x80 Unspecified error; MQTT 3.1.1: no PUBACK, connection closed).
 
-A consumer may also offer `accept_many(messages)` (optional): the broker then hands it the
-PUBLISH packets of one socket read at once, so their durable hand-off costs one write. It is all
-or nothing for the acknowledgement: returning means every message is accepted; raising means
-none of them is acknowledged as success.
+The broker calls `accept_many(messages)`: the PUBLISH packets of one socket read at once, so
+their durable hand-off costs one write. It is all or nothing for the acknowledgement: returning
+means every message is accepted; raising means none of them is acknowledged as success.
+
+The other way in is `MessageIngress.ingest(message)` (the broker): whatever injects a message
+that no client PUBLISH carried (iot-data Publish, a last will, a lifecycle event, a service such
+as Device Shadow) hands it to the consumer first and, once accepted, to MQTT subscribers.
+Raising means not accepted, and then nobody receives it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 # What AWS IoT reports as the client id when a message did not come over MQTT (iot-data Publish).
 NO_CLIENT_ID = "n/a"
@@ -40,14 +45,27 @@ class InboundMessage:
 
 
 class MessageConsumer(Protocol):
-    """The rules engine's entry point, called by the broker from its event loop thread."""
+    """The rules engine's entry point, called by the broker from its event loop thread (and by
+    `ingest` from any thread)."""
 
-    def accept(self, message: InboundMessage) -> None:
-        """Return once the message is durably accepted; raise to refuse it."""
+    def accept_many(self, messages: Sequence[InboundMessage]) -> None:
+        """Return once every message is durably accepted; raise to refuse all of them.
+        Messages are given in arrival order, and are processed in that order."""
         ...
 
-    # Optional (the broker looks it up with getattr and falls back to `accept` per message):
-    #
-    # def accept_many(self, messages: Sequence[InboundMessage]) -> None:
-    #     """Return once every message is durably accepted; raise to refuse all of them.
-    #     Messages are given in arrival order, and are processed in that order."""
+
+class MessageIngress(Protocol):
+    """The broker's way in for messages that did not arrive as a client's PUBLISH."""
+
+    def ingest(
+        self,
+        message: InboundMessage,
+        properties: dict[int, Any] | None = None,
+        sender: str | None = None,
+    ) -> None:
+        """Hand `message` to the consumer, then deliver it to matching MQTT subscribers.
+
+        `properties` are MQTT 5 properties to forward (user properties, content type...);
+        `sender` is the client id that MQTT 5 No Local subscriptions skip. Thread-safe.
+        Raises what the consumer raises: a message not accepted is delivered to nobody."""
+        ...

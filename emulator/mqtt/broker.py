@@ -18,6 +18,13 @@ accept, per-connection outbound flow control, and queued messages per session an
 
 Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
 writes all PUBACKs of that read in one write.
+
+Each `Connection` (connection.py) runs its client's protocol; the broker keeps what connections
+share and offers it through public methods: `connection_opened` / `connect_received` /
+`connection_lost`, `open_session` and `session_started` (CONNECT), `subscribe` /
+`unsubscribe`, `acknowledged` and `drain` (outbound flow), `accept` + `distribute` (a client's
+PUBLISH group), and `ingest(message)` = accept, then deliver: the one way in for wills,
+lifecycle events, iot-data Publish (data_api.py) and any other service.
 """
 
 from __future__ import annotations
@@ -28,28 +35,21 @@ import logging
 import ssl
 import threading
 import time
-import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage, MessageConsumer
-from emulator.mqtt import codec
+from emulator.mqtt import codec, data_api
 from emulator.mqtt.activity import ActivityLog
 from emulator.mqtt.connection import Connection
 from emulator.mqtt.limits import (
     BASIC_INGEST_PREFIX,
-    CONNACK_5,
-    CONNACK_311,
     CONNECT_TIMEOUT_S,
     HOST,
-    MAX_CLIENT_ID_BYTES,
-    MAX_KEEP_ALIVE_S,
-    MAX_PACKET_BYTES,
     MAX_QUEUED_BYTES_PER_SESSION,
     MAX_QUEUED_BYTES_TOTAL,
     MAX_QUEUED_PER_SESSION,
     MIN_KEEP_ALIVE_S,
-    OUTBOUND_INFLIGHT_LIMIT,
-    PERSISTENT_SESSION_EXPIRY_S,
     QUEUED_PER_SECOND_PER_ACCOUNT,
     RC_KEEP_ALIVE_TIMEOUT,
     RC_NOT_AUTHORIZED,
@@ -58,8 +58,6 @@ from emulator.mqtt.limits import (
     RC_SESSION_TAKEN_OVER,
     RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
     RC_TOPIC_FILTER_INVALID,
-    RECEIVE_MAXIMUM,
-    TOPIC_ALIAS_MAXIMUM,
     mqtt_connection_limit,
     topic_limit_error,
 )
@@ -108,14 +106,12 @@ class Broker:
     ) -> None:
         self.emulator = emulator
         self._consumer = consumer
-        self._requested_port = (
-            port if port is not None else getattr(emulator, "_requested_mqtt_port", 8883)
-        )
+        self._requested_port = port if port is not None else emulator._requested_mqtt_port
         self.port: int | None = None
-        self.account_id: str = getattr(emulator, "account_id", "123456789012")
-        self.region: str = getattr(emulator, "region", "us-east-1")
+        self.account_id: str = emulator.account_id
+        self.region: str = emulator.region
         self.min_keep_alive_s = MIN_KEEP_ALIVE_S
-        self.activity: ActivityLog = getattr(emulator, "activity", None) or ActivityLog(emulator)
+        self.activity = ActivityLog(emulator)
         self.sessions: dict[str, Session] = {}
         self.connections: dict[str, Connection] = {}  # client id -> live connection
         self.retained: dict[str, QueuedMessage] = {}
@@ -143,11 +139,14 @@ class Broker:
         self.dropped_messages = 0
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread_id: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._listening = False
         self._sweeper: asyncio.Task | None = None
         emulator.broker = self
+        if emulator.gateway is not None:
+            data_api.register(emulator.gateway, self)
 
     # Components found at call time (emulator/README.md) --------------------------------
     @property
@@ -155,10 +154,10 @@ class Broker:
         return self.emulator.iot
 
     @property
-    def consumer(self) -> MessageConsumer | None:
+    def consumer(self) -> MessageConsumer:
         if self._consumer is not None:
             return self._consumer
-        return getattr(self.emulator, "rules", None)
+        return self.emulator.rules
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:iot:{self.region}:{self.account_id}:{kind}/{name}"
@@ -171,6 +170,7 @@ class Broker:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
+            self._loop_thread_id = threading.get_ident()
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(
@@ -203,9 +203,7 @@ class Broker:
         ready.wait(30)
         if failure:
             raise failure[0]
-        iot = getattr(self.emulator, "iot", None)
-        if iot is not None and hasattr(iot, "add_listener"):
-            iot.add_listener(self._certificate_changed)
+        self.iot.add_listener(self._certificate_changed)
         self._listening = True
         return self
 
@@ -227,21 +225,41 @@ class Broker:
         loop.call_soon_threadsafe(shutdown)
         self._thread.join(10)
 
-    # Public, thread-safe ----------------------------------------------------------------
-    def publish(self, message: InboundMessage) -> None:
-        """Deliver `message` to matching subscribers (iot-data Publish, rule republish).
+    # Messages in (emulator/iot/messages.py) ----------------------------------------------
+    def ingest(
+        self,
+        message: InboundMessage,
+        properties: codec.Properties | None = None,
+        sender: str | None = None,
+    ) -> None:
+        """Hand `message` to the consumer, then deliver it to matching subscribers.
 
-        The consumer is not called: the message did not come from a device connection.
-        Before start() or after stop() there is nobody to deliver to.
-        """
+        Every message that does not come from a client's PUBLISH enters here: last wills,
+        lifecycle events, iot-data Publish, and (through the same two steps) rule republish.
+        Raises what the consumer raises: a message not accepted is delivered to nobody.
+        Thread-safe: called from another thread, delivery runs on the broker's event loop."""
+        self.accept((message,))
+        self.deliver(message, properties, sender)
+
+    def accept(self, messages: Sequence[InboundMessage]) -> None:
+        """The consumer's `accept_many`: returns once all are accepted, raises if not."""
+        self.consumer.accept_many(messages)
+
+    def deliver(
+        self,
+        message: InboundMessage,
+        properties: codec.Properties | None = None,
+        sender: str | None = None,
+    ) -> None:
+        """Deliver an accepted message to subscribers (any thread). Before start() or after
+        stop() nobody is connected: delivering to nobody is what AWS would do."""
+        if threading.get_ident() == self._loop_thread_id:
+            self.distribute(message, properties, sender)
+            return
         if self._loop is None or not self._listening:
-            # Not listening means no subscribers: delivering to nobody is what AWS would do.
             log.debug("broker not running: %s has no subscribers", message.topic)
             return
-        props = {}
-        if message.user_properties:
-            props[codec.USER_PROPERTY] = list(message.user_properties)
-        self._loop.call_soon_threadsafe(self._distribute, message, props, None)
+        self._loop.call_soon_threadsafe(self.distribute, message, properties, sender)
 
     def _certificate_changed(self, certificate_id: str, status: str | None) -> None:
         """IotCore's listener (another thread): drop connections of a no longer ACTIVE cert."""
@@ -254,7 +272,7 @@ class Broker:
 
     def _drop_certificate(self, certificate_id: str, status: str | None) -> None:
         for conn in list(self.connections.values()):
-            if conn._principal_id() == certificate_id:
+            if conn.principal_id == certificate_id:
                 self.activity.record(
                     "DISCONNECT",
                     conn.client_id,
@@ -339,145 +357,51 @@ class Broker:
         self._handshakes.pop(transport, None)
         conn.connection_made(tls)
 
-    # CONNECT ----------------------------------------------------------------------------
-    def _connect(self, conn: Connection, packet: codec.Connect) -> None:
+    # Connections (event loop thread) ----------------------------------------------------
+    def connection_opened(self, conn: Connection) -> None:
+        """A connection finished its TLS handshake; it counts as unidentified until CONNECT."""
+        self._open.add(conn)
+        self._pending.add(conn)
+
+    def connect_received(self, conn: Connection) -> None:
+        """The connection sent CONNECT: it no longer counts against the unidentified cap."""
         self._pending.discard(conn)
-        v5 = packet.protocol_level == codec.MQTT_5
-        conn.v5 = v5
-        codes = CONNACK_5 if v5 else CONNACK_311
-        client_id = packet.client_id
-        conn.client_id = client_id
 
-        def refuse(code_name: str, event: str, reason: str, **details: Any) -> None:
-            self.activity.record(event, client_id or None, reason, **details)
-            # Over MQTT 3.1.1, AWS IoT answers a refused authentication or iot:Connect with no
-            # CONNACK at all: it closes the connection, and the device SDKs report
-            # AWS_ERROR_MQTT_UNEXPECTED_HANGUP (aws-iot-device-sdk-js-v2#101,
-            # aws-iot-device-sdk-python-v2#262: "we don't have the detail from the server").
-            # MQTT 5 clients get CONNACK reason 0x87 Not authorized.
-            if v5 or code_name != "not_authorized":
-                conn.send(codec.encode_connack(False, codes[code_name], v5))
-            conn.close("CLIENT_ERROR" if code_name != "not_authorized" else "AUTH_ERROR")
+    def open_session(self, conn: Connection, clean_start: bool, expiry_s: int) -> bool:
+        """Give an authorized CONNECT its session; return whether a session was resumed.
 
-        if packet.protocol_level not in (codec.MQTT_311, codec.MQTT_5):
-            refuse(
-                "version",
-                "CONNECT_DENIED",
-                f"protocol {packet.protocol_name!r} level {packet.protocol_level}: "
-                "AWS IoT supports MQTT 3.1.1 (level 4) and MQTT 5 (level 5)",
-            )
-            return
-        assigned = None
-        if not client_id:
-            if not packet.clean_start:
-                refuse("identifier", "CONNECT_DENIED", "empty client id with a persistent session")
-                return
-            client_id = assigned = f"auto-{uuid.uuid4().hex}"
-            conn.client_id = client_id
-        if len(client_id.encode("utf-8")) > MAX_CLIENT_ID_BYTES:
-            refuse(
-                "identifier",
-                "CONNECT_DENIED",
-                f"client id is {len(client_id.encode())} bytes, more than the "
-                f"{MAX_CLIENT_ID_BYTES} bytes AWS IoT allows",
-            )
-            return
-        iot = self.iot
-        try:
-            conn.principal = iot.authenticate(conn.cert_der or b"", source_ip=conn.ip_address)
-        except Exception as exc:
-            reason = getattr(exc, "reason", None) or str(exc)
-            refuse(
-                "not_authorized",
-                "CONNECT_DENIED",
-                f"authentication failed: {reason}",
-                principal=getattr(exc, "certificate_id", None),
-            )
-            return
-        decision = iot.authorize(conn.principal, client_id, "iot:Connect", client_id)
-        if not decision.allowed:
-            self._connect_failed(conn)
-            refuse(
-                "not_authorized",
-                "CONNECT_DENIED",
-                "not authorized",
-                action=decision.action,
-                resource=decision.resource,
-                policy_decision=decision.reason,
-                principal=conn._principal_id(),
-            )
-            return
-
+        A second connection with the same client id takes over ("life-cycle-events"), and a
+        reconnect cancels the delayed will of the previous connection (MQTT 5 Will Delay)."""
+        client_id = conn.client_id
         delayed_will = self._delayed_wills.pop(client_id, None)
         if delayed_will is not None:
             delayed_will.cancel()
-        # A second connection with the same client id takes over ("life-cycle-events").
         previous = self.connections.get(client_id)
         if previous is not None and previous is not conn:
             previous.close("DUPLICATE_CLIENTID", RC_SESSION_TAKEN_OVER)
             self._connection_closed(previous)
-
-        keep_alive = packet.keep_alive
-        server_keep_alive = None
-        if keep_alive == 0 or keep_alive > MAX_KEEP_ALIVE_S:
-            server_keep_alive = MAX_KEEP_ALIVE_S
-        elif keep_alive < self.min_keep_alive_s:
-            server_keep_alive = self.min_keep_alive_s
-        conn.keep_alive = server_keep_alive or keep_alive
-
-        if v5:
-            requested_expiry = int(packet.properties.get(codec.SESSION_EXPIRY_INTERVAL, 0))
-            expiry = min(requested_expiry, PERSISTENT_SESSION_EXPIRY_S)
-        else:
-            requested_expiry = expiry = 0 if packet.clean_start else PERSISTENT_SESSION_EXPIRY_S
         session = self.sessions.get(client_id)
-        if packet.clean_start and session is not None:
+        if clean_start and session is not None:
             self._discard_session(session)
             session = None
         session_present = session is not None
         if session is None:
-            session = Session(client_id, persistent=expiry > 0, expiry_s=expiry)
+            session = Session(client_id, persistent=expiry_s > 0, expiry_s=expiry_s)
             self.sessions[client_id] = session
         else:
-            session.persistent, session.expiry_s = expiry > 0, expiry
+            session.persistent, session.expiry_s = expiry_s > 0, expiry_s
         session.connection = conn
         session.principal = conn.principal
         session.disconnected_at = None
         conn.session = session
-        conn.will = packet.will
         self.connections[client_id] = conn
-
-        props: codec.Properties = {}
-        if v5:
-            props = {
-                codec.MAXIMUM_QOS: 1,
-                codec.RETAIN_AVAILABLE: 1,
-                codec.MAXIMUM_PACKET_SIZE: MAX_PACKET_BYTES,
-                codec.TOPIC_ALIAS_MAXIMUM: TOPIC_ALIAS_MAXIMUM,
-                codec.RECEIVE_MAXIMUM: RECEIVE_MAXIMUM,
-                codec.WILDCARD_SUBSCRIPTION_AVAILABLE: 1,
-                codec.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
-                codec.SHARED_SUBSCRIPTION_AVAILABLE: 0,
-            }
-            if server_keep_alive is not None:
-                props[codec.SERVER_KEEP_ALIVE] = server_keep_alive
-            if assigned:
-                props[codec.ASSIGNED_CLIENT_IDENTIFIER] = assigned
-            if expiry != requested_expiry:
-                props[codec.SESSION_EXPIRY_INTERVAL] = expiry
-        conn.send(codec.encode_connack(session_present, 0, v5, props))
-        conn.connected = True
         self._versions[client_id] = conn.version_number = self._versions.get(client_id, 0) + 1
-        self.activity.record(
-            "CONNECT",
-            client_id,
-            "persistent session resumed" if session_present else None,
-            "iot:Connect",
-            decision.resource,
-            decision.reason,
-            conn._principal_id(),
-        )
-        # Unacknowledged and queued QoS 1 messages of a resumed session go out again.
+        return session_present
+
+    def session_started(self, conn: Connection) -> None:
+        """After the CONNACK: resend what a resumed session has in flight, send its queue,
+        and publish the "connected" lifecycle event."""
+        session = conn.session
         for packet_id, queued in list(session.inflight.items()):
             # iot:Receive again for the principal that resumes the session: another
             # certificate may have taken the client id over, or a Deny been attached meanwhile.
@@ -485,15 +409,46 @@ class Broker:
                 del session.inflight[packet_id]
                 continue
             conn.send(self._encode_for(conn, queued, packet_id, dup=True))
-        conn.send_quota = min(
-            OUTBOUND_INFLIGHT_LIMIT,
-            int(packet.properties.get(codec.RECEIVE_MAXIMUM, OUTBOUND_INFLIGHT_LIMIT)) or 1,
-        )
-        self._drain(session)
+        self.drain(session)
         self._lifecycle(conn, "connected")
 
+    def connect_failed(self, conn: Connection) -> None:
+        """ "Connect attempt failure event": a certificate refused by its policies."""
+        body = {
+            "clientId": conn.client_id,
+            "timestamp": int(time.time() * 1000),
+            "eventType": "connect_failed",
+            "failureType": "AUTHORIZATION_FAILURE",
+            "principalIdentifier": conn.principal_id,
+        }
+        self._system_event(f"$aws/events/presence/connect_failed/{conn.client_id}", body)
+
+    def acknowledged(self, session: Session, packet_id: int) -> None:
+        """The client's PUBACK: the message leaves the in-flight window, queued ones follow."""
+        session.inflight.pop(packet_id, None)
+        if session.queue:
+            self.drain(session)
+
+    def connection_lost(self, conn: Connection) -> None:
+        """The transport is gone: its descriptor is free, the disconnect is handled once."""
+        self._open.discard(conn)
+        self._connection_closed(conn)
+
+    def connection_counts(self) -> dict[str, int]:
+        """Descriptors in use: TLS handshakes under way, connections after it, and those of
+        them that have not sent CONNECT (what the caps of limits.py bound)."""
+        return {
+            "handshakes": len(self._handshakes),
+            "open": len(self._open),
+            "without_connect": len(self._pending),
+        }
+
+    def open_client_ids(self) -> list[str | None]:
+        """The client id of each connection past its TLS handshake (None before CONNECT)."""
+        return [conn.client_id for conn in self._open]
+
     # SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------------
-    def _subscribe(self, conn: Connection, packet: codec.Subscribe) -> None:
+    def subscribe(self, conn: Connection, packet: codec.Subscribe) -> None:
         v5 = conn.v5
         codes = []
         granted: list[tuple[str, int, bool]] = []
@@ -523,7 +478,7 @@ class Broker:
                     refusal[0],
                     "iot:Subscribe",
                     self.arn("topicfilter", topic_filter),
-                    principal=conn._principal_id(),
+                    principal=conn.principal_id,
                 )
                 codes.append(refusal[1] if v5 else 0x80)
                 continue
@@ -536,7 +491,7 @@ class Broker:
                     decision.action,
                     decision.resource,
                     decision.reason,
-                    conn._principal_id(),
+                    conn.principal_id,
                 )
                 codes.append(RC_NOT_AUTHORIZED if v5 else 0x80)
                 continue
@@ -562,7 +517,7 @@ class Broker:
                         QueuedMessage(topic, retained.payload, qos, True, retained.props),
                     )
 
-    def _unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
+    def unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
         codes = []
         for topic_filter in packet.filters:
             existed = conn.session.subscriptions.pop(topic_filter, None) is not None
@@ -572,8 +527,10 @@ class Broker:
         self._subscription_event(conn, "unsubscribed", list(packet.filters))
 
     # Delivery ---------------------------------------------------------------------------
-    def _distribute(self, message: InboundMessage, props: dict | None, sender: str | None) -> None:
-        """Route one accepted message to subscribers; keep it if it is retained."""
+    def distribute(self, message: InboundMessage, props: dict | None, sender: str | None) -> None:
+        """Route one accepted message to subscribers; keep it if it is retained.
+
+        Event loop thread only (a Connection's PUBLISH path; `deliver` from elsewhere)."""
         topic = message.topic
         forwarded = {k: props[k] for k in _FORWARDED_PROPERTIES if k in props} if props else {}
         if message.retain:
@@ -731,7 +688,7 @@ class Broker:
             principal=getattr(session.principal, "certificate_id", None),
         )
 
-    def _drain(self, session: Session) -> None:
+    def drain(self, session: Session) -> None:
         """Send queued messages while the client has room for unacknowledged ones."""
         conn = session.connection
         if conn is None or conn.closing:
@@ -758,9 +715,9 @@ class Broker:
     # Disconnect, will, lifecycle --------------------------------------------------------
     def _connection_closed(self, conn: Connection) -> None:
         self._pending.discard(conn)
-        if not conn.connected or getattr(conn, "_closed_handled", False):
+        if not conn.connected or conn.released:
             return
-        conn._closed_handled = True
+        conn.released = True
         conn.closing = True
         client_id = conn.client_id
         if self.connections.get(client_id) is conn:
@@ -773,7 +730,7 @@ class Broker:
             session.disconnected_at = time.monotonic()
             if not session.persistent:
                 self._discard_session(session)
-        self.activity.record("DISCONNECT", client_id, reason, principal=conn._principal_id())
+        self.activity.record("DISCONNECT", client_id, reason, principal=conn.principal_id)
         will, conn.will = conn.will, None
         if will is not None:
             # MQTT 5 Will Delay Interval: the will waits, and a reconnect within the delay
@@ -815,7 +772,7 @@ class Broker:
                 f"last will not published: {refusal[1]}",
                 "iot:Publish",
                 self.arn("topic", will.topic),
-                principal=conn._principal_id(),
+                principal=conn.principal_id,
             )
             return
         iot = self.iot
@@ -832,7 +789,7 @@ class Broker:
                 decision.action,
                 decision.resource,
                 decision.reason,
-                conn._principal_id(),
+                conn.principal_id,
             )
             return
         user_properties = tuple(will.properties.get(codec.USER_PROPERTY, ()))
@@ -841,15 +798,17 @@ class Broker:
             will.payload,
             will.qos,
             conn.client_id,
-            conn._principal_id(),
+            conn.principal_id,
             int(time.time() * 1000),
             self.account_id,
             self.region,
             will.retain,
             user_properties,
         )
-        self._hand_to_consumer(message)
-        self._distribute(message, will.properties, conn.client_id)
+        try:
+            self.ingest(message, will.properties, conn.client_id)
+        except Exception:
+            log.exception("last will on %s not accepted by the consumer", message.topic)
 
     def _lifecycle(self, conn: Connection, event_type: str) -> None:
         """Presence events on $aws/events/presence/<connected|disconnected>/<clientId>."""
@@ -858,7 +817,7 @@ class Broker:
             "timestamp": int(time.time() * 1000),
             "eventType": event_type,
             "sessionIdentifier": conn.session_identifier,
-            "principalIdentifier": conn._principal_id(),
+            "principalIdentifier": conn.principal_id,
         }
         if event_type == "disconnected":
             body["clientInitiatedDisconnect"] = conn.client_initiated
@@ -867,17 +826,6 @@ class Broker:
         body["versionNumber"] = conn.version_number
         self._system_event(f"$aws/events/presence/{event_type}/{conn.client_id}", body)
 
-    def _connect_failed(self, conn: Connection) -> None:
-        """ "Connect attempt failure event": a certificate refused by its policies."""
-        body = {
-            "clientId": conn.client_id,
-            "timestamp": int(time.time() * 1000),
-            "eventType": "connect_failed",
-            "failureType": "AUTHORIZATION_FAILURE",
-            "principalIdentifier": conn._principal_id(),
-        }
-        self._system_event(f"$aws/events/presence/connect_failed/{conn.client_id}", body)
-
     def _subscription_event(self, conn: Connection, event_type: str, topics: list[str]) -> None:
         """ "Subscribe/Unsubscribe events" on $aws/events/subscriptions/<type>/<clientId>."""
         body = {
@@ -885,7 +833,7 @@ class Broker:
             "timestamp": int(time.time() * 1000),
             "eventType": event_type,
             "sessionIdentifier": conn.session_identifier,
-            "principalIdentifier": conn._principal_id(),
+            "principalIdentifier": conn.principal_id,
             "topics": topics,
         }
         self._system_event(f"$aws/events/subscriptions/{event_type}/{conn.client_id}", body)
@@ -904,17 +852,10 @@ class Broker:
             self.account_id,
             self.region,
         )
-        self._hand_to_consumer(message)
-        self._distribute(message, None, None)
-
-    def _hand_to_consumer(self, message: InboundMessage) -> None:
-        consumer = self.consumer
-        if consumer is None:
-            return
         try:
-            consumer.accept(message)
+            self.ingest(message)
         except Exception:
-            log.exception("consumer refused %s", message.topic)
+            log.exception("event on %s not accepted by the consumer", message.topic)
 
     # Housekeeping -----------------------------------------------------------------------
     async def _sweep(self) -> None:

@@ -2,8 +2,10 @@
 
 It buffers input, parses every complete packet of one read and writes everything that read
 produced (PUBACKs above all) in one write: the per-message cost that makes a Python broker keep
-up with the fastest publisher. PUBLISH
-is handled here, on the hot path; CONNECT, SUBSCRIBE and routing belong to the `Broker`.
+up with the fastest publisher. The connection's own protocol is handled here: CONNECT
+(authentication, iot:Connect, CONNACK) and PUBLISH (checks, iot:Publish, PUBACK). What several
+connections share (sessions, subscriptions, retained messages, routing) belongs to the `Broker`
+and is reached through its public methods only.
 
 Group commit: the PUBLISH packets of one read that pass the checks are handed to the consumer
 together (`accept_many`, emulator/iot/messages.py), so the rules engine spools their Firehose
@@ -24,7 +26,11 @@ from emulator.iot.messages import InboundMessage
 from emulator.mqtt import codec
 from emulator.mqtt.codec import MalformedPacket
 from emulator.mqtt.limits import (
+    CONNACK_5,
+    CONNACK_311,
     HOST,
+    MAX_CLIENT_ID_BYTES,
+    MAX_KEEP_ALIVE_S,
     MAX_PACKET_BYTES,
     MAX_PAYLOAD_BYTES,
     OUTBOUND_HIGH_WATER_BYTES,
@@ -38,6 +44,7 @@ from emulator.mqtt.limits import (
     RC_QOS_NOT_SUPPORTED,
     RC_TOPIC_NAME_INVALID,
     RC_UNSPECIFIED,
+    RECEIVE_MAXIMUM,
     TOPIC_ALIAS_MAXIMUM,
 )
 from emulator.mqtt.topics import INVALID, publish_topic_error
@@ -74,6 +81,7 @@ class Connection(asyncio.Protocol):
         self.topic_aliases: dict[int, str] = {}
         self.send_quota = OUTBOUND_INFLIGHT_LIMIT
         self.paused = False  # the transport's write buffer is over its high-water mark
+        self.released = False  # the broker has run its disconnect handling (will, lifecycle)
         self._batching = False
         self._out: list[bytes] = []
         # Accepted-looking PUBLISHes of the current read: (message, packet id or None, props).
@@ -86,13 +94,12 @@ class Connection(asyncio.Protocol):
         # reading what it is sent, so its messages wait in the session (bounded) or are dropped
         # instead of growing the write buffer without limit (limits.py).
         transport.set_write_buffer_limits(OUTBOUND_HIGH_WATER_BYTES, OUTBOUND_LOW_WATER_BYTES)
-        self.broker._open.add(self)
         ssl_object = transport.get_extra_info("ssl_object")
         self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip_address = peer[0]
-        self.broker._pending.add(self)
+        self.broker.connection_opened(self)
         if self.buffer:
             # Bytes that arrived with the end of the handshake, before start_tls returned.
             self.data_received(b"")
@@ -126,7 +133,7 @@ class Connection(asyncio.Protocol):
                 self._accept_inbound()
         except MalformedPacket as exc:
             self.broker.activity.record(
-                "MALFORMED_PACKET", self.client_id, str(exc), principal=self._principal_id()
+                "MALFORMED_PACKET", self.client_id, str(exc), principal=self.principal_id
             )
             self.close("CLIENT_ERROR", RC_MALFORMED)
         except Exception:
@@ -142,8 +149,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.broker._open.discard(self)
-        self.broker._connection_closed(self)
+        self.broker.connection_lost(self)
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -154,7 +160,7 @@ class Connection(asyncio.Protocol):
         if session is not None and session.connection is self:
             session.dropping = False
             if session.queue:
-                self.broker._drain(session)
+                self.broker.drain(session)
 
     # Output -----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -180,7 +186,9 @@ class Connection(asyncio.Protocol):
         if not self._batching and self.transport is not None:
             self.transport.close()
 
-    def _principal_id(self) -> str | None:
+    @property
+    def principal_id(self) -> str | None:
+        """The certificate id of the authenticated client (None before authentication)."""
         return getattr(self.principal, "certificate_id", None)
 
     # Packets ----------------------------------------------------------------------------
@@ -195,22 +203,19 @@ class Connection(asyncio.Protocol):
                 return
         if kind == codec.PUBACK and self.connected:
             packet_id, _ = codec.parse_packet_id_and_reason(body, self.v5)
-            session = self.session
-            session.inflight.pop(packet_id, None)
-            if session.queue:
-                self.broker._drain(session)
+            self.broker.acknowledged(self.session, packet_id)
         elif kind == codec.CONNECT:
             if self.connected:
                 # "life-cycle-events": a second CONNECT on one connection is a CLIENT_ERROR.
                 self.close("CLIENT_ERROR", RC_PROTOCOL_ERROR)
             else:
-                self.broker._connect(self, codec.parse_connect(body))
+                self._connect(codec.parse_connect(body))
         elif not self.connected:
             raise MalformedPacket(f"packet type {kind} before CONNECT")
         elif kind == codec.SUBSCRIBE:
-            self.broker._subscribe(self, codec.parse_subscribe(first_byte, body, self.v5))
+            self.broker.subscribe(self, codec.parse_subscribe(first_byte, body, self.v5))
         elif kind == codec.UNSUBSCRIBE:
-            self.broker._unsubscribe(self, codec.parse_unsubscribe(first_byte, body, self.v5))
+            self.broker.unsubscribe(self, codec.parse_unsubscribe(first_byte, body, self.v5))
         elif kind == codec.PINGREQ:
             self.send(codec.encode_pingresp())
         elif kind == codec.DISCONNECT:
@@ -225,6 +230,127 @@ class Connection(asyncio.Protocol):
         else:
             # PUBREC/PUBREL/PUBCOMP (QoS 2, never granted), AUTH (not supported by AWS IoT).
             raise MalformedPacket(f"unexpected packet type {kind}")
+
+    def _connect(self, packet: codec.Connect) -> None:
+        """CONNECT: authenticate the certificate, authorize iot:Connect, open the session."""
+        broker = self.broker
+        broker.connect_received(self)
+        v5 = packet.protocol_level == codec.MQTT_5
+        self.v5 = v5
+        codes = CONNACK_5 if v5 else CONNACK_311
+        client_id = packet.client_id
+        self.client_id = client_id
+
+        def refuse(code_name: str, event: str, reason: str, **details: Any) -> None:
+            broker.activity.record(event, client_id or None, reason, **details)
+            # Over MQTT 3.1.1, AWS IoT answers a refused authentication or iot:Connect with no
+            # CONNACK at all: it closes the connection, and the device SDKs report
+            # AWS_ERROR_MQTT_UNEXPECTED_HANGUP (aws-iot-device-sdk-js-v2#101,
+            # aws-iot-device-sdk-python-v2#262: "we don't have the detail from the server").
+            # MQTT 5 clients get CONNACK reason 0x87 Not authorized.
+            if v5 or code_name != "not_authorized":
+                self.send(codec.encode_connack(False, codes[code_name], v5))
+            self.close("CLIENT_ERROR" if code_name != "not_authorized" else "AUTH_ERROR")
+
+        if packet.protocol_level not in (codec.MQTT_311, codec.MQTT_5):
+            refuse(
+                "version",
+                "CONNECT_DENIED",
+                f"protocol {packet.protocol_name!r} level {packet.protocol_level}: "
+                "AWS IoT supports MQTT 3.1.1 (level 4) and MQTT 5 (level 5)",
+            )
+            return
+        assigned = None
+        if not client_id:
+            if not packet.clean_start:
+                refuse("identifier", "CONNECT_DENIED", "empty client id with a persistent session")
+                return
+            client_id = assigned = f"auto-{uuid.uuid4().hex}"
+            self.client_id = client_id
+        if len(client_id.encode("utf-8")) > MAX_CLIENT_ID_BYTES:
+            refuse(
+                "identifier",
+                "CONNECT_DENIED",
+                f"client id is {len(client_id.encode())} bytes, more than the "
+                f"{MAX_CLIENT_ID_BYTES} bytes AWS IoT allows",
+            )
+            return
+        iot = broker.iot
+        try:
+            self.principal = iot.authenticate(self.cert_der or b"", source_ip=self.ip_address)
+        except Exception as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            refuse(
+                "not_authorized",
+                "CONNECT_DENIED",
+                f"authentication failed: {reason}",
+                principal=getattr(exc, "certificate_id", None),
+            )
+            return
+        decision = iot.authorize(self.principal, client_id, "iot:Connect", client_id)
+        if not decision.allowed:
+            broker.connect_failed(self)
+            refuse(
+                "not_authorized",
+                "CONNECT_DENIED",
+                "not authorized",
+                action=decision.action,
+                resource=decision.resource,
+                policy_decision=decision.reason,
+                principal=self.principal_id,
+            )
+            return
+
+        keep_alive = packet.keep_alive
+        server_keep_alive = None
+        if keep_alive == 0 or keep_alive > MAX_KEEP_ALIVE_S:
+            server_keep_alive = MAX_KEEP_ALIVE_S
+        elif keep_alive < broker.min_keep_alive_s:
+            server_keep_alive = broker.min_keep_alive_s
+        self.keep_alive = server_keep_alive or keep_alive
+
+        if v5:
+            requested_expiry = int(packet.properties.get(codec.SESSION_EXPIRY_INTERVAL, 0))
+            expiry = min(requested_expiry, PERSISTENT_SESSION_EXPIRY_S)
+        else:
+            requested_expiry = expiry = 0 if packet.clean_start else PERSISTENT_SESSION_EXPIRY_S
+        self.will = packet.will
+        session_present = broker.open_session(self, packet.clean_start, expiry)
+
+        props: codec.Properties = {}
+        if v5:
+            props = {
+                codec.MAXIMUM_QOS: 1,
+                codec.RETAIN_AVAILABLE: 1,
+                codec.MAXIMUM_PACKET_SIZE: MAX_PACKET_BYTES,
+                codec.TOPIC_ALIAS_MAXIMUM: TOPIC_ALIAS_MAXIMUM,
+                codec.RECEIVE_MAXIMUM: RECEIVE_MAXIMUM,
+                codec.WILDCARD_SUBSCRIPTION_AVAILABLE: 1,
+                codec.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
+                codec.SHARED_SUBSCRIPTION_AVAILABLE: 0,
+            }
+            if server_keep_alive is not None:
+                props[codec.SERVER_KEEP_ALIVE] = server_keep_alive
+            if assigned:
+                props[codec.ASSIGNED_CLIENT_IDENTIFIER] = assigned
+            if expiry != requested_expiry:
+                props[codec.SESSION_EXPIRY_INTERVAL] = expiry
+        self.send(codec.encode_connack(session_present, 0, v5, props))
+        self.connected = True
+        broker.activity.record(
+            "CONNECT",
+            client_id,
+            "persistent session resumed" if session_present else None,
+            "iot:Connect",
+            decision.resource,
+            decision.reason,
+            self.principal_id,
+        )
+        self.send_quota = min(
+            OUTBOUND_INFLIGHT_LIMIT,
+            int(packet.properties.get(codec.RECEIVE_MAXIMUM, OUTBOUND_INFLIGHT_LIMIT)) or 1,
+        )
+        broker.session_started(self)
 
     def _publish(self, first_byte: int, body: bytes) -> None:
         v5 = self.v5
@@ -283,7 +409,7 @@ class Connection(asyncio.Protocol):
             packet.payload,
             packet.qos,
             self.client_id,
-            self._principal_id(),
+            self.principal_id,
             int(time.time() * 1000),
             broker.account_id,
             broker.region,
@@ -302,38 +428,19 @@ class Connection(asyncio.Protocol):
         MQTT 3.1.1 has no negative PUBACK, so the connection is closed)."""
         batch, self._inbound = self._inbound, []
         broker = self.broker
-        consumer = broker.consumer
-        accept_many = getattr(consumer, "accept_many", None)
-        if consumer is not None and accept_many is None:
-            self._accept_one_by_one(consumer, batch)
+        try:
+            broker.accept([message for message, _, _ in batch])
+        except Exception as exc:
+            self._not_accepted(batch, exc)
             return
-        if consumer is not None:
-            try:
-                accept_many([message for message, _, _ in batch])
-            except Exception as exc:
-                self._not_accepted(batch, exc)
-                return
         v5 = self.v5
         client_id = self.client_id
         send = self.send
+        distribute = broker.distribute
         for message, packet_id, props in batch:
             if packet_id is not None:
                 send(codec.encode_puback(packet_id, v5))
-            broker._distribute(message, props, client_id)
-
-    def _accept_one_by_one(self, consumer: Any, batch: list) -> None:
-        """A consumer with `accept` only: each message is accepted or refused on its own."""
-        for index, (message, packet_id, props) in enumerate(batch):
-            try:
-                consumer.accept(message)
-            except Exception as exc:
-                self._not_accepted([batch[index]], exc)
-                if self.closing:
-                    return  # MQTT 3.1.1: the rest of the read is not answered
-                continue
-            if packet_id is not None:
-                self.send(codec.encode_puback(packet_id, self.v5))
-            self.broker._distribute(message, props, self.client_id)
+            distribute(message, props, client_id)
 
     def _not_accepted(self, batch: list, exc: Exception) -> None:
         topics = sorted({message.topic for message, _, _ in batch})
@@ -346,7 +453,7 @@ class Connection(asyncio.Protocol):
             f"{exc} ({len(batch)} message(s) of one read, none acknowledged)"
             if len(batch) > 1
             else str(exc),
-            principal=self._principal_id(),
+            principal=self.principal_id,
         )
         if self.v5:
             for _, packet_id, _ in batch:
@@ -372,7 +479,7 @@ class Connection(asyncio.Protocol):
             action,
             resource,
             policy_decision,
-            self._principal_id(),
+            self.principal_id,
         )
         if self.v5:
             # MQTT 5: the PUBACK carries 0x87 and the connection stays ("mqtt5 reason codes").
@@ -393,6 +500,6 @@ class Connection(asyncio.Protocol):
             reason,
             "iot:Publish",
             self.broker.arn("topic", topic) if topic else None,
-            principal=self._principal_id(),
+            principal=self.principal_id,
         )
         self.close("CLIENT_ERROR", v5_code)

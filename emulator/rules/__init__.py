@@ -1,6 +1,6 @@
 """The IoT rules engine: IoT SQL (parsed once with sqlglot) and topic rule actions.
 
-Public interface: `RulesEngine(emulator)` (component attribute `rules`, `accept(InboundMessage)`),
+Public interface: `RulesEngine(emulator)` (component attribute `rules`, `accept_many(messages)`),
 `compile_sql(sql) -> CompiledRule`, `validate_sql(sql)` and `SqlError`.
 """
 

@@ -5,23 +5,24 @@ AWS's error-action fields (failedAction, failedResource, errorMessage: "rule-err
 when it cannot complete. Writes that must look like API calls (S3 objects, log events) go through
 boto3 against the emulator's own endpoint. Action parameters that support substitution
 templates ("iot-substitution-templates") are rendered against the original message.
+
+An action sees the engine only through its `ActionContext`: the Firehose sink of the current
+`accept_many` call, boto3 clients, the Lambda component, and republish.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from emulator.iot.messages import InboundMessage
 from emulator.mqtt.topics import publish_topic_error
 from emulator.rules.sql import MessageContext, Result
 from emulator.rules.templates import compile_template
 from emulator.rules.values import dumps
-
-if TYPE_CHECKING:
-    from emulator.rules.engine import RulesEngine
 
 # Firehose action `separator` values ("kinesis-firehose-rule-action"), also as escaped text.
 FIREHOSE_SEPARATORS = {
@@ -110,11 +111,41 @@ def render(kind: str, params: dict[str, Any], name: str, message: InboundMessage
     return value
 
 
+class FirehoseSink(Protocol):
+    """Where the firehose action puts records (the rules engine's batch of one accept_many)."""
+
+    def put_records(
+        self, account_id: str, region: str, stream_name: str, records: list[bytes]
+    ) -> None:
+        """Check (and keep or spool) the records; raise FirehoseError for what Firehose's API
+        answers with an error, anything else when they cannot be durably accepted."""
+        ...
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What actions may use of the engine: narrow on purpose."""
+
+    firehose: FirehoseSink
+    # A boto3 client on the emulator's own endpoint: client(service, region).
+    client: Callable[[str, str], Any]
+    # The Lambda component, found at call time (None if absent).
+    lambdas: Callable[[], Any]
+    # Accept a republished message in the current batch, then deliver it: (message, depth).
+    republish: Callable[[InboundMessage, int], None]
+    max_republish_depth: int
+
+
+def log_stream_name(rule_name: str) -> str:
+    # AWS does not document the stream name the action writes to; one stream per rule.
+    return f"iot-rule-{rule_name}"
+
+
 @dataclass
 class ActionRun:
     """One action of one rule for one message."""
 
-    engine: RulesEngine
+    services: ActionContext
     kind: str
     params: dict[str, Any]
     message: InboundMessage
@@ -123,13 +154,13 @@ class ActionRun:
     depth: int
 
     def run(self, result: Result) -> None:
-        getattr(self, f"_{self.kind}")(result)
+        RUNNERS[self.kind](self, result)
 
     def param(self, name: str) -> str:
         return render(self.kind, self.params, name, self.message, self.context)
 
     # Firehose ---------------------------------------------------------------------------
-    def _firehose(self, result: Result) -> None:
+    def firehose(self, result: Result) -> None:
         stream = self.param("deliveryStreamName")
         separator = FIREHOSE_SEPARATORS.get(self.params.get("separator") or "", b"")
         if _truthy(self.params.get("batchMode")):
@@ -151,37 +182,35 @@ class ActionRun:
             records = [result.to_bytes() + separator]
         if not records:
             return
-        firehose = self.engine.emulator_component("firehose")
-        if firehose is None:
-            raise ActionFailure(
-                "firehose", stream, "Firehose is not available in this emulator process"
-            )
-        error_type = _firehose_error_type()
         try:
-            firehose.put_records(self.message.account_id, self.message.region, stream, records)
+            self.services.firehose.put_records(
+                self.message.account_id, self.message.region, stream, records
+            )
         except Exception as exc:
-            aws_shaped = hasattr(exc, "code") and hasattr(exc, "message")
-            if aws_shaped or (error_type is not None and isinstance(exc, error_type)):
+            # Imported here, on the failure path only: emulator.rules stays importable without
+            # boto3 (validate_sql), and a message that succeeds pays nothing for it.
+            from emulator.firehose.service import FirehoseError
+
+            if isinstance(exc, FirehoseError):
                 raise ActionFailure(
                     "firehose",
                     stream,
                     f"Failed to send message to Firehose stream {stream}. "
-                    f"{getattr(exc, 'code', type(exc).__name__)}: "
-                    f"{getattr(exc, 'message', str(exc))}",
+                    f"{exc.code}: {exc.message}",
                 ) from None
             # Anything else (a full disk, a bug) means "not durably accepted": the broker must
             # not acknowledge, so the device publishes again.
             raise
 
     # S3 ---------------------------------------------------------------------------------
-    def _s3(self, result: Result) -> None:
+    def s3(self, result: Result) -> None:
         bucket = self.param("bucketName")
         key = self.param("key")
         extra = {}
         if self.params.get("cannedAcl"):
             extra["ACL"] = self.params["cannedAcl"]
         try:
-            self.engine.client("s3", self.message.region).put_object(
+            self.services.client("s3", self.message.region).put_object(
                 Bucket=bucket, Key=key, Body=result.to_bytes(), **extra
             )
         except Exception as exc:
@@ -194,7 +223,7 @@ class ActionRun:
             ) from None
 
     # Republish --------------------------------------------------------------------------
-    def _republish(self, result: Result) -> None:
+    def republish(self, result: Result) -> None:
         topic = self.param("topic")
         if topic.startswith("$$"):  # "$$" stands for a reserved topic's "$"
             topic = topic[1:]
@@ -204,12 +233,13 @@ class ActionRun:
             # payload must pass the same topic rules, and a failure goes to the errorAction
             # (https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html).
             raise ActionFailure("republish", topic, f"Failed to republish: {refusal[1]}")
-        if self.depth >= self.engine.max_republish_depth:
+        limit = self.services.max_republish_depth
+        if self.depth >= limit:
             raise ActionFailure(
                 "republish",
                 topic,
                 f"Republish loop: the message was republished {self.depth} times in a row "
-                f"(limit {self.engine.max_republish_depth}); check the rules' topic filters",
+                f"(limit {limit}); check the rules' topic filters",
             )
         republished = InboundMessage(
             topic=topic,
@@ -222,13 +252,10 @@ class ActionRun:
             region=self.message.region,
             user_properties=self.message.user_properties,
         )
-        broker = self.engine.emulator_component("broker")
-        if broker is not None:
-            broker.publish(republished)
-        self.engine.accept_republished(republished, self.depth + 1)
+        self.services.republish(republished, self.depth + 1)
 
     # CloudWatch Logs --------------------------------------------------------------------
-    def _cloudwatchLogs(self, result: Result) -> None:
+    def cloudwatch_logs(self, result: Result) -> None:
         group = self.param("logGroupName")
         now = int(time.time() * 1000)
         if _truthy(self.params.get("batchMode")):
@@ -256,8 +283,8 @@ class ActionRun:
         else:
             events = [{"timestamp": now, "message": result.to_bytes().decode("utf-8", "replace")}]
         events.sort(key=lambda e: e["timestamp"])
-        logs = self.engine.client("logs", self.message.region)
-        stream = self.engine.log_stream_name(self.rule_name)
+        logs = self.services.client("logs", self.message.region)
+        stream = log_stream_name(self.rule_name)
         try:
             try:
                 logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
@@ -275,9 +302,9 @@ class ActionRun:
             ) from None
 
     # Lambda -----------------------------------------------------------------------------
-    def _lambda(self, result: Result) -> None:
+    def invoke_lambda(self, result: Result) -> None:
         arn = self.params["functionArn"]
-        lambdas = self.engine.emulator_component("lambdas")
+        lambdas = self.services.lambdas()
         if lambdas is None:
             raise ActionFailure("lambda", arn, "Lambda is not available in this emulator process")
         if result.raw is not None:
@@ -308,16 +335,18 @@ class ActionRun:
             ) from None
 
 
+# The action types this engine runs (keys of ACTION_NAMES): what `ActionRun.run` calls.
+RUNNERS: dict[str, Callable[[ActionRun, Result], None]] = {
+    "firehose": ActionRun.firehose,
+    "s3": ActionRun.s3,
+    "republish": ActionRun.republish,
+    "cloudwatchLogs": ActionRun.cloudwatch_logs,
+    "lambda": ActionRun.invoke_lambda,
+}
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _firehose_error_type() -> type | None:
-    try:
-        from emulator.firehose.service import FirehoseError
-    except ImportError:
-        return None
-    return FirehoseError
 
 
 def _describe(exc: Exception, service: str) -> str:

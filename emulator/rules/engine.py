@@ -4,10 +4,11 @@
 message's account and region whose FROM matches the topic, it evaluates the (cached, compiled
 once per rule name and SQL text) statement and runs the actions. Firehose and republish run
 before `accept` returns, so a QoS 1 PUBACK means the Firehose records are spooled.
-`accept_many(messages)` does the same for the messages of one MQTT read: each message's
-Firehose puts are checked as AWS would answer them (a missing stream goes to the errorAction),
-then the records of the whole batch are spooled with one write per stream before it returns;
-if that write fails, it raises and the broker acknowledges none of the batch. S3,
+`accept_many(messages)` does the same for the messages of one MQTT read. Its `_Batch` is the
+explicit Firehose sink of the call, handed to every action through the message's context: each
+message's Firehose puts are checked as AWS would answer them (a missing stream goes to the
+errorAction), then the records of the whole batch are spooled with one write per stream before
+it returns; if that write fails, it raises and the broker acknowledges none of the batch. S3,
 CloudWatch Logs and Lambda actions go to one background worker (they are HTTP calls of several
 milliseconds), and `drain()` waits for them. When actions fail, the rule's errorAction gets one
 message with every failure ("rule-error-handling"); if the errorAction fails too, the failure is
@@ -27,15 +28,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from emulator.iot.messages import InboundMessage
-from emulator.rules.actions import SYNCHRONOUS, ActionFailure, ActionRun
+from emulator.rules.actions import SYNCHRONOUS, ActionContext, ActionFailure, ActionRun
 from emulator.rules.iotlogging import IotLogging
 from emulator.rules.sql import (
     CompiledRule,
@@ -52,10 +54,17 @@ BASIC_INGEST_PREFIX = "$aws/rules/"
 
 
 class _Context(MessageContext):
-    """A MessageContext whose trace id is drawn only when something reads it.
+    """One message's way through the engine: the SQL functions' context, and the `_Batch` of
+    the `accept_many` call that received it (where its actions put Firehose records and defer
+    background work).
 
-    `traceid()` and the errorAction's cloudwatchTraceId need it; most messages need neither,
-    and uuid4() per message was 4.5 % of the broker thread's time (bench/README.md)."""
+    The trace id is drawn only when something reads it: `traceid()` and the errorAction's
+    cloudwatchTraceId need it; most messages need neither, and uuid4() per message was 4.5 % of
+    the broker thread's time (bench/README.md)."""
+
+    def __init__(self, batch: _Batch, **fields: Any) -> None:
+        super().__init__(**fields)
+        object.__setattr__(self, "batch", batch)
 
     @property
     def trace_id(self) -> str:  # type: ignore[override]
@@ -72,20 +81,33 @@ class _Context(MessageContext):
 
 
 class _Batch:
-    """What one `accept_many` call defers: Firehose records per stream, background jobs.
+    """The Firehose sink of one `accept_many` call, and the background work it defers.
 
-    It stands in for the Firehose component while the batch's rules run (the firehose action
-    calls `put_records` on it): each call is checked at once, so a failing request still fails
-    its own message's action, and the records wait for one `put_checked` per stream."""
+    Each `put_records` is checked at once (`check_put`), so a failing request still fails its
+    own message's action, and the records wait for one `put_checked` per stream at `commit`.
+    Background jobs are queued only after that commit. Once committed (a background
+    errorAction, or a rule it republishes to), puts and jobs go straight through."""
 
-    def __init__(self, firehose: Any) -> None:
-        self.firehose = firehose
+    def __init__(self, engine: RulesEngine) -> None:
+        self.firehose = engine.emulator.firehose
         self.records: dict[tuple[str, str, str], list[bytes]] = {}
-        self.jobs: list[Any] = []
+        self.jobs: list[Callable[[], None]] = []
+        self.committed = False
+        self._submit = engine._submit
+        self.actions = ActionContext(
+            firehose=self,
+            client=engine.client,
+            lambdas=engine.lambdas,
+            republish=partial(engine._republish, self),
+            max_republish_depth=engine.max_republish_depth,
+        )
 
     def put_records(
         self, account_id: str, region: str, stream_name: str, records: list[bytes]
-    ) -> list[str]:
+    ) -> None:
+        if self.committed:
+            self.firehose.put_records(account_id, region, stream_name, records)
+            return
         self.firehose.check_put(account_id, region, stream_name, records)
         key = (account_id, region, stream_name)
         pending = self.records.get(key)
@@ -93,11 +115,22 @@ class _Batch:
             self.records[key] = list(records)
         else:
             pending.extend(records)
-        return []  # the ids are known only once spooled; the action does not use them
+
+    def defer(self, job: Callable[[], None]) -> None:
+        if self.committed:
+            self._submit(job)
+        else:
+            self.jobs.append(job)
 
     def commit(self) -> None:
+        """Spool the records (raises if that fails: nothing of the batch is accepted), then
+        queue the background jobs."""
         for (account_id, region, stream_name), records in self.records.items():
             self.firehose.put_checked(account_id, region, stream_name, records)
+        self.committed = True
+        for job in self.jobs:
+            self._submit(job)
+        self.jobs.clear()
 
 
 @dataclass(frozen=True)
@@ -125,11 +158,10 @@ class RulesEngine:
         self._pending = 0
         self._pending_cond = threading.Condition()
         self._worker: threading.Thread | None = None
-        self._local = threading.local()  # .batch: the _Batch of this thread's accept_many
         emulator.rules = self
         from emulator.rules.api import register
 
-        register(emulator.gateway, self)
+        register(emulator.gateway)
         self.iot_logging = IotLogging(emulator)
         self.iot_logging.register(emulator.gateway)
 
@@ -168,31 +200,18 @@ class RulesEngine:
         Returns once every message's Firehose records are durably spooled; raises if they
         could not be (then none of the messages counts as accepted). Background actions and
         errorActions of the batch are queued only after that."""
-        local = self._local
-        if getattr(local, "batch", None) is not None:  # nested (republish): join the batch
-            for message in messages:
-                self._accept(message, depth=0)
-            return
-        firehose = self.emulator_component("firehose")
-        if firehose is None or not hasattr(firehose, "check_put"):
-            # No grouped puts available (a stand-in with put_records only): one put per action.
-            for message in messages:
-                self._accept(message, depth=0)
-            return
-        batch = local.batch = _Batch(firehose)
-        try:
-            for message in messages:
-                self._accept(message, depth=0)
-        finally:
-            local.batch = None
+        batch = _Batch(self)
+        for message in messages:
+            self._accept(message, 0, batch)
         batch.commit()
-        for job in batch.jobs:
-            self._submit(job)
 
-    def accept_republished(self, message: InboundMessage, depth: int) -> None:
-        self._accept(message, depth)
+    def _republish(self, batch: _Batch, message: InboundMessage, depth: int) -> None:
+        """The republish action: the message joins the batch that produced it (its Firehose
+        records are spooled with the batch's), then MQTT subscribers get it."""
+        self._accept(message, depth, batch)
+        self.emulator.broker.deliver(message)
 
-    def _accept(self, message: InboundMessage, depth: int) -> None:
+    def _accept(self, message: InboundMessage, depth: int, batch: _Batch) -> None:
         from moto.iot.models import iot_backends
 
         rules = iot_backends[message.account_id][message.region].rules
@@ -218,6 +237,7 @@ class RulesEngine:
                 continue
             if context is None:
                 context = _Context(
+                    batch,
                     topic=topic,
                     client_id=message.client_id,
                     principal=message.principal,
@@ -274,7 +294,9 @@ class RulesEngine:
         background: list[ActionRun] = []
         for action in rule.actions:
             kind, params = next(iter(action.items()))
-            run = ActionRun(self, kind, params, message, context, rule.rule_name, depth)
+            run = ActionRun(
+                context.batch.actions, kind, params, message, context, rule.rule_name, depth
+            )
             if kind in SYNCHRONOUS:
                 try:
                     run.run(result)
@@ -283,10 +305,12 @@ class RulesEngine:
             else:
                 background.append(run)
         if background:
-            self._submit(lambda: self._finish(rule, message, context, result, background, failures))
+            context.batch.defer(
+                lambda: self._finish(rule, message, context, result, background, failures)
+            )
         elif failures:
             self._record(rule.rule_name, message.topic, "action", failures)
-            self._submit(lambda: self._error_action(rule, message, context, failures))
+            context.batch.defer(lambda: self._error_action(rule, message, context, failures))
 
     def _finish(
         self,
@@ -327,7 +351,9 @@ class RulesEngine:
             "failures": failures,
         }
         kind, params = next(iter(rule.error_action.items()))
-        run = ActionRun(self, kind, params, message, context, rule.rule_name, depth=0)
+        run = ActionRun(
+            context.batch.actions, kind, params, message, context, rule.rule_name, depth=0
+        )
         try:
             run.run(Result(value=document))
         except ActionFailure as failure:
@@ -357,11 +383,7 @@ class RulesEngine:
             self._worker = threading.Thread(target=self._drain_queue, name="rules", daemon=True)
             self._worker.start()
 
-    def _submit(self, job: Any) -> None:
-        batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.jobs.append(job)  # queued once the batch's records are spooled
-            return
+    def _submit(self, job: Callable[[], None]) -> None:
         with self._pending_cond:
             self._pending += 1
         self._ensure_worker()
@@ -381,14 +403,10 @@ class RulesEngine:
                     self._pending -= 1
                     self._pending_cond.notify_all()
 
-    # Helpers for actions ----------------------------------------------------------------
-    def emulator_component(self, name: str) -> Any:
-        if name == "firehose":
-            batch = getattr(self._local, "batch", None)
-            if batch is not None:
-                return batch
-        find = getattr(self.emulator, "find", None)
-        return find(name) if find else getattr(self.emulator, name, None)
+    # Helpers for actions (through ActionContext) -----------------------------------------
+    def lambdas(self) -> Any:
+        """The Lambda component, found at call time (emulator/README.md)."""
+        return self.emulator.find("lambdas")
 
     def client(self, service: str, region: str) -> Any:
         """A boto3 client on the emulator's own endpoint (writes look like API calls)."""
@@ -408,11 +426,6 @@ class RulesEngine:
                     )
                     self._clients[key] = client
         return client
-
-    @staticmethod
-    def log_stream_name(rule_name: str) -> str:
-        # AWS does not document the stream name the action writes to; one stream per rule.
-        return f"iot-rule-{rule_name}"
 
     def rule_failures(self, rule_name: str | None = None) -> list[RuleFailure]:
         return [f for f in list(self.failures) if rule_name is None or f.rule_name == rule_name]

@@ -34,11 +34,11 @@ class RecordingConsumer:
         self.refuse = False
         self._cond = threading.Condition()
 
-    def accept(self, message) -> None:
+    def accept_many(self, messages) -> None:
         if self.refuse:
             raise RuntimeError("consumer refuses (test)")
         with self._cond:
-            self.messages.append(message)
+            self.messages.extend(messages)
             self._cond.notify_all()
 
     def on_topic(self, prefix: str) -> list:
@@ -58,13 +58,7 @@ class RecordingConsumer:
 
 @pytest.fixture(scope="session")
 def iot_emulator(emulator):
-    """The session emulator with IoT Core's registry (constructed here until app.py wires it)."""
-    if emulator.find("iot") is None:
-        try:
-            from emulator.iot.core import IotCore
-        except ImportError as exc:
-            pytest.skip(f"emulator.iot is not available yet: {exc}")
-        IotCore(emulator)
+    """The session emulator (app.py builds it with IoT Core's registry)."""
     return emulator
 
 

@@ -194,15 +194,15 @@ def test_revoking_the_certificate_drops_its_connection(
     assert "certificate is REVOKED" in reasons
 
 
-def test_publish_api_delivers_to_subscribers_but_not_the_consumer(
+def test_deliver_reaches_subscribers_but_not_the_consumer(
     broker, consumer, make_device, paho_client, until
 ):
     # given a subscriber
     sub = paho_client(make_device(), broker.port)
     _, mid = sub.subscribe("cmd/#", qos=1)
     assert until(lambda: mid in sub.seen.subacks)
-    # when a message is published from another thread (as iot-data Publish does)
-    broker.publish(
+    # when an accepted message is delivered from another thread (as rule republish does)
+    broker.deliver(
         InboundMessage("cmd/reboot", b"now", 1, "n/a", None, 0, broker.account_id, broker.region)
     )
     # then the subscriber gets it and the consumer does not

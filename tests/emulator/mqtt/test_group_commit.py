@@ -28,10 +28,10 @@ class BatchConsumer:
         self.hold.set()
         self.entered = threading.Event()
 
-    def accept(self, message) -> None:
-        self.single.append(message)  # lifecycle events: the broker's own, one at a time
-
     def accept_many(self, messages) -> None:
+        if all(message.topic.startswith("$aws/events/") for message in messages):
+            self.single.extend(messages)  # lifecycle events: the broker's own, one at a time
+            return
         self.entered.set()
         self.hold.wait(10)
         if self.refuse:

@@ -89,8 +89,9 @@ def test_idle_handshakes_do_not_stop_a_device_and_are_closed_after_the_timeout(
         assert CONNECT_TIMEOUT_S - 1 <= idle_after <= CONNECT_TIMEOUT_S + 3, idle_after
         assert CONNECT_TIMEOUT_S - 1 <= silent_after <= CONNECT_TIMEOUT_S + 3, silent_after
         # and their descriptors are released: only the device's connection is left
-        assert until(lambda: [c.client_id for c in broker._open] == [device.client_id])
-        assert not broker._handshakes and not broker._pending
+        assert until(lambda: broker.open_client_ids() == [device.client_id])
+        counts = broker.connection_counts()
+        assert counts["handshakes"] == 0 and counts["without_connect"] == 0
     finally:
         for sock in idle + silent:
             sock.close()

@@ -7,15 +7,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def rules(emulator):
-    """The emulator's rules engine (constructed here until the lead wires it in app.py)."""
-    engine = emulator.find("rules")
-    if engine is None:
-        from emulator.rules.engine import RulesEngine
-
-        engine = RulesEngine(emulator)
-        emulator.add(engine)
-        engine.start()
-    return engine
+    """The emulator's rules engine (app.py builds it)."""
+    return emulator.rules
 
 
 @pytest.fixture
@@ -25,29 +18,33 @@ def role_arn():
 
 @pytest.fixture
 def recording_firehose(emulator):
-    """A stand-in with the Firehose component's put_records signature, installed for one test.
-
-    It replaces `emulator.firehose` only when the real component is absent."""
+    """A stand-in with the Firehose component's interface, installed for one test: `calls`
+    holds each put request the rule actions made, `spooled` each grouped spool write."""
 
     class RecordingFirehose:
         def __init__(self) -> None:
             self.calls: list[tuple[str, str, str, list[bytes]]] = []
+            self.spooled: list[tuple[str, str, str, list[bytes]]] = []
             self.fail_with: Exception | None = None
 
-        def put_records(self, account_id, region, delivery_stream_name, records):
+        def check_put(self, account_id, region, delivery_stream_name, records) -> None:
             if self.fail_with is not None:
                 raise self.fail_with
             self.calls.append((account_id, region, delivery_stream_name, list(records)))
-            return [f"record-{len(self.calls)}-{i}" for i in range(len(records))]
 
-    previous = getattr(emulator, "firehose", None)
+        def put_checked(self, account_id, region, delivery_stream_name, records):
+            self.spooled.append((account_id, region, delivery_stream_name, list(records)))
+            return [f"record-{len(self.spooled)}-{i}" for i in range(len(records))]
+
+        def put_records(self, account_id, region, delivery_stream_name, records):
+            self.check_put(account_id, region, delivery_stream_name, records)
+            return self.put_checked(account_id, region, delivery_stream_name, records)
+
+    previous = emulator.firehose
     fake = RecordingFirehose()
     emulator.firehose = fake
     yield fake
-    if previous is None:
-        del emulator.firehose
-    else:
-        emulator.firehose = previous
+    emulator.firehose = previous
 
 
 @pytest.fixture
@@ -60,8 +57,6 @@ def device_client(emulator, aws, tmp_path, unique):
 
     import paho.mqtt.client as mqtt
 
-    if emulator.find("broker") is None or emulator.find("iot") is None:
-        pytest.skip("this emulator build has no MQTT broker")
     iot = aws("iot")
     clients = []
 

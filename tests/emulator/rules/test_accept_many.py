@@ -24,10 +24,7 @@ def _message(emulator, topic: str, payload: bytes) -> InboundMessage:
 
 @pytest.fixture
 def firehose(emulator):
-    service = emulator.find("firehose")
-    if service is None or not hasattr(service, "put_checked"):
-        pytest.skip("the Firehose component is not part of this emulator build")
-    return service
+    return emulator.firehose
 
 
 def _stream(aws, name: str, role_arn: str, bucket: str) -> None:

@@ -169,9 +169,7 @@ def test_lambda_action_invokes_asynchronously(emulator, rules, aws, unique, role
 
 def test_real_firehose_delivers_the_rule_output_to_s3(emulator, rules, aws, unique, role_arn):
     # given a real delivery stream (the FirehoseService component) with a newline separator rule
-    firehose = emulator.find("firehose")
-    if firehose is None or not hasattr(firehose, "flush_pending"):
-        pytest.skip("the Firehose component is not part of this emulator build")
+    firehose = emulator.firehose
     s3 = aws("s3")
     bucket = f"rules-real-fh-{unique}"
     s3.create_bucket(Bucket=bucket)
