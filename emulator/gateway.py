@@ -437,6 +437,8 @@ class Gateway:
             return self._respond(self._routes[path](request), start_response)
 
         context = identify(environ)
+        if context.service == "s3" and _s3_bucket_read_moto_lacks(environ):
+            return self._respond(self.unimplemented(environ, context, None), start_response)
         if context.service is None or context.service in _PASS_THROUGH_SERVICES:
             return self._call_moto(environ, start_response, context)
         service = context.service
@@ -645,6 +647,34 @@ def _answer_lazily(body: Iterable[bytes], held: dict[str, Any], start_response: 
     if first is not None:
         yield first
     yield from chunks
+
+
+# The sub-resources moto's S3 answers on a bucket GET (`S3Response._bucket_response_get`, moto
+# 5.2.5). Any other sub-resource falls through to ListObjects there, a wrong answer that looks
+# right; those are refused as not implemented instead.
+_MOTO_S3_BUCKET_GET = frozenset(
+    {
+        "acl", "accelerate", "cors", "encryption", "inventory", "lifecycle", "list-type",
+        "location", "logging", "notification", "object-lock", "ownershipControls", "policy",
+        "policyStatus", "publicAccessBlock", "replication", "tagging", "uploads", "versioning",
+        "versions", "website",
+    }
+)  # fmt: skip
+
+
+def _s3_bucket_read_moto_lacks(environ: dict[str, Any]) -> bool:
+    """A path-style bucket GET for a sub-resource moto does not serve (e.g. `?analytics`)."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        return False
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if not query:
+        return False
+    raw = (environ.get("RAW_URI") or environ.get("PATH_INFO") or "/").split("?")[0]
+    operation, params = rest_operation("s3", "GET", raw, query)
+    if operation is None or set(params) != {"Bucket"}:
+        return False
+    op = next(o for o in _rest_operations("s3") if o.name == operation)
+    return bool(op.query_literals) and not set(op.query_literals) & _MOTO_S3_BUCKET_GET
 
 
 def _is_html(headers: Iterable[tuple[str, str]]) -> bool:

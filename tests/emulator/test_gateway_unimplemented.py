@@ -88,3 +88,30 @@ def test_unimplemented_operation_is_logged_once(aws, caplog):
     # then one warning names it
     lines = [r.getMessage() for r in caplog.records if "ListGeneratedTemplates" in r.getMessage()]
     assert lines == ["not implemented: cloudformation ListGeneratedTemplates"]
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "operation"),
+    [
+        ("get_bucket_analytics_configuration", {"Id": "a"}, "GetBucketAnalyticsConfiguration"),
+        ("get_bucket_request_payment", {}, "GetBucketRequestPayment"),
+    ],
+)
+def test_s3_bucket_read_moto_lacks_is_not_answered_as_a_listing(
+    aws, unique, method, kwargs, operation
+):
+    # given a bucket (moto would answer these sub-resources with ListObjects)
+    s3 = aws("s3")
+    bucket = f"gw-unimpl-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    # when a bucket sub-resource moto does not serve is read
+    with pytest.raises(ClientError) as raised:
+        getattr(s3, method)(Bucket=bucket, **kwargs)
+    # then S3's own 501 NotImplemented, parsed from the XML error, names the operation
+    error = raised.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert error["ResponseMetadata"]["RetryAttempts"] == 0
+    assert error["Error"]["Code"] == "NotImplemented"
+    assert f"s3 {operation}" in error["Error"]["Message"]
+    # and what moto serves still works
+    assert s3.get_bucket_versioning(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
