@@ -540,7 +540,8 @@ class Gateway:
 
         501 is not among the statuses AWS SDKs retry (500, 502, 503, 504), so a client gets the
         error at once instead of after a retry storm:
-        https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html"""
+        https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+        https://docs.aws.amazon.com/sdk-for-python/v1/guide/config-retries.html"""
         service = context.service or context.answering_service
         operation = context.operation
         if operation is None and service == "s3":
