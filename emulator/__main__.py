@@ -18,8 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+from emulator.constants import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT, DEFAULT_REGION
 from emulator.process import STATE_FILE
-from emulator.server import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT, DEFAULT_REGION
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -8,8 +8,14 @@ may answer the request itself; otherwise the request goes to moto unchanged. Han
 registered with `Gateway.after` observe successful moto answers (for example to invalidate
 a policy cache after AttachPolicy).
 
-Depending on the wire format rather than on moto's internal routing keeps the coupling to moto
-at its stable edge (ARCHITECTURE.md, "One endpoint in front of moto").
+Identification happens once per request: `identify(environ)` builds a `RequestContext`
+(service, region, account, operation, path parameters, the body read once) and keeps it in the
+WSGI environ under `CONTEXT_KEY`, where the persistence middleware, the body caps and the error
+shield read it too. Depending on the wire format rather than on moto's internal routing keeps
+the coupling to moto at its stable edge.
+
+An operation moto does not implement is answered 501 in the service's own protocol (see
+`unimplemented`), never with moto's HTML page or a retryable 500.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from urllib.parse import parse_qs, unquote
 
 import botocore.session
 
+from emulator.constants import ACCOUNT_ID, DEFAULT_REGION, EMULATOR_PATH_PREFIX
+
 log = logging.getLogger(__name__)
 
-DEFAULT_ACCOUNT_ID = "123456789012"
+# Where `identify` keeps a request's context in the WSGI environ.
+CONTEXT_KEY = "emulator.context"
 
 # SigV4 signing names that differ from botocore's service names.
 SIGNING_NAME_TO_SERVICE = {"iotdata": "iot-data", "monitoring": "cloudwatch"}
@@ -204,8 +213,23 @@ def credential_scope(authorization: str, query_string: str) -> tuple[str, str] |
     return region, SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
 
 
-def _credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
-    return credential_scope(environ.get("HTTP_AUTHORIZATION", ""), environ.get("QUERY_STRING", ""))
+def addressed_service(
+    authorization: str, query_string: str, path: str, has_target: bool
+) -> str | None:
+    """The service whose protocol a request speaks, from its request line and headers alone."""
+    scope = credential_scope(authorization, query_string)
+    return _addressed(scope[1] if scope else None, path, has_target)
+
+
+def _addressed(scope_service: str | None, path: str, has_target: bool) -> str | None:
+    """The service the SigV4 scope names; for an unsigned request outside the emulator's own
+    paths S3, which is how moto serves it (anonymous S3 access), unless it carries
+    `X-Amz-Target` (then none: JSON error shapes apply)."""
+    if scope_service is not None:
+        return scope_service
+    if has_target or path.startswith((EMULATOR_PATH_PREFIX, "/moto-api/")):
+        return None
+    return "s3"
 
 
 @cache
@@ -255,10 +279,131 @@ class MalformedRequest(Exception):
         self.response = response
 
 
+@dataclass
+class RequestContext:
+    """What a request addresses, worked out once (`identify`) and kept in the WSGI environ."""
+
+    # botocore's name of the service the SigV4 scope names; None for an unsigned request.
+    service: str | None
+    region: str | None
+    account_id: str
+    operation: str | None = None
+    # Path parameters of a rest-json/rest-xml operation, e.g. {"certificateId": "..."}.
+    path_params: dict[str, str] = field(default_factory=dict)
+    # The body, read once and put back for the application; None when left unread (S3 streams
+    # its bodies to moto, an unsigned request goes to moto as it is).
+    body: bytes | None = None
+    # The answer to a request that cannot be read (a chunked body over its cap, a form that is
+    # not UTF-8); the gateway sends it, nothing else acts on the request.
+    refusal: AwsResponse | None = None
+    # The service whose error shape applies (see `addressed_service`).
+    answering_service: str | None = None
+
+
+def identify(environ: dict[str, Any]) -> RequestContext:
+    """The request's context: built on the first call, then read back from the environ."""
+    context = environ.get(CONTEXT_KEY)
+    if context is not None:
+        return context
+    scope = credential_scope(environ.get("HTTP_AUTHORIZATION", ""), environ.get("QUERY_STRING", ""))
+    service = scope[1] if scope else None
+    context = RequestContext(
+        service=service,
+        region=scope[0] if scope else None,
+        account_id=ACCOUNT_ID,
+        answering_service=_addressed(
+            service, environ.get("PATH_INFO", "/"), bool(environ.get("HTTP_X_AMZ_TARGET"))
+        ),
+    )
+    environ[CONTEXT_KEY] = context
+    if context.service is None or context.service in _PASS_THROUGH_SERVICES:
+        return context
+    try:
+        context.body = _read_body(environ, context.service)
+        environ["wsgi.input"] = io.BytesIO(context.body)
+        environ["CONTENT_LENGTH"] = str(len(context.body))
+        context.operation, context.path_params = _operation(environ, context)
+    except MalformedRequest as exc:
+        context.refusal = exc.response
+    return context
+
+
+def answering_service(environ: dict[str, Any]) -> str | None:
+    """The service whose error shape answers this request, without reading its body (also for a
+    request whose identification failed part-way)."""
+    context = environ.get(CONTEXT_KEY)
+    if context is not None:
+        return context.answering_service
+    return addressed_service(
+        environ.get("HTTP_AUTHORIZATION", ""),
+        environ.get("QUERY_STRING", ""),
+        str(environ.get("PATH_INFO", "/")),
+        bool(environ.get("HTTP_X_AMZ_TARGET")),
+    )
+
+
+def _read_body(environ: dict[str, Any], service: str | None) -> bytes:
+    """The body; a chunked one (no Content-Length) is read up to the service's cap only."""
+    from emulator.limits import cap_for
+
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return environ["wsgi.input"].read(int(length))
+    if not environ.get("wsgi.input_terminated"):
+        return b""
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"}
+    limit, refuse = cap_for(
+        service, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), headers
+    )
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        response = refuse(limit)
+        response.headers["Connection"] = "close"
+        raise MalformedRequest(response)
+    return body
+
+
+def _operation(
+    environ: dict[str, Any], context: RequestContext
+) -> tuple[str | None, dict[str, str]]:
+    """The operation from the wire format: X-Amz-Target, the query protocol's Action, or the
+    REST method and path matched against botocore's model."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1], {}
+    service = context.service or ""
+    try:
+        protocol = _protocol(service)
+    except Exception:  # a service botocore does not know: let moto decide
+        return None, {}
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if protocol == "query":
+        try:
+            form = parse_qs((context.body or b"").decode(), keep_blank_values=True)
+        except UnicodeDecodeError as exc:
+            # Query APIs answer an unreadable form with MalformedQueryString.
+            raise MalformedRequest(
+                query_error(
+                    "MalformedQueryString",
+                    f"The form body is not UTF-8 (byte {exc.start}); percent-encode it "
+                    "as application/x-www-form-urlencoded UTF-8.",
+                )
+            ) from exc
+        action = form.get("Action") or query.get("Action")
+        return (action[0] if action else None), {}
+    if protocol in ("rest-json", "rest-xml"):
+        # Match the still-encoded path: a label such as iot-data's {topic} may hold "%2F",
+        # which PATH_INFO has already decoded into extra path segments.
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        return rest_operation(service, method, uri.split("?")[0], query)
+    return None, {}
+
+
 class Gateway:
     """WSGI middleware: identify, then answer ourselves or pass to moto."""
 
-    def __init__(self, moto_app: Callable, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    def __init__(self, moto_app: Callable, account_id: str = ACCOUNT_ID) -> None:
         self._moto_app = moto_app
         self.account_id = account_id
         self._handlers: dict[tuple[str, str], list[Handler]] = {}
@@ -266,6 +411,7 @@ class Gateway:
         self._routes: dict[str, Route] = {}
         self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._unimplemented_logged: set[tuple[str, str]] = set()
 
     # Registration -----------------------------------------------------------------------
     def on(self, service: str, operation: str, handler: Handler) -> None:
@@ -286,13 +432,16 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path in self._routes:
-            request = self._request(environ, "emulator", None, "us-east-1", read_body=True)
+            body = _read_body(environ, "emulator")
+            request = self._request(environ, "emulator", None, DEFAULT_REGION, body)
             return self._respond(self._routes[path](request), start_response)
 
-        scope = _credential_scope(environ)
-        if scope is None or scope[1] in _PASS_THROUGH_SERVICES:
-            return self._moto_app(environ, start_response)
-        region, service = scope
+        context = identify(environ)
+        if context.service == "s3" and _s3_bucket_read_moto_lacks(environ):
+            return self._respond(self.unimplemented(environ, context, None), start_response)
+        if context.service is None or context.service in _PASS_THROUGH_SERVICES:
+            return self._call_moto(environ, start_response, context)
+        service = context.service
         if not self._known_service(service, environ):
             return self._respond(
                 json_error(
@@ -303,9 +452,13 @@ class Gateway:
                 ),
                 start_response,
             )
+        if context.refusal is not None:
+            return self._respond(context.refusal, start_response)
+        request = self._request(
+            environ, service, context.operation, context.region or "", context.body or b""
+        )
+        request.path_params = dict(context.path_params)
         try:
-            request = self._request(environ, service, None, region, read_body=True)
-            request.operation, request.path_params = self._operation(request, environ)
             self._check_body(request)
         except MalformedRequest as exc:
             return self._respond(exc.response, start_response)
@@ -325,7 +478,7 @@ class Gateway:
         environ["CONTENT_LENGTH"] = str(len(request.body))
         hooks = self._after.get(key)
         if not hooks:
-            return self._moto_app(environ, start_response)
+            return self._call_moto(environ, start_response, context)
 
         captured: dict[str, Any] = {}
 
@@ -337,7 +490,7 @@ class Gateway:
                 else start_response(status, headers)
             )
 
-        body = b"".join(self._moto_app(environ, capture))
+        body = b"".join(self._call_moto(environ, capture, context))
         if 200 <= captured.get("status", 500) < 300:
             for hook in hooks:
                 try:
@@ -345,6 +498,80 @@ class Gateway:
                 except Exception:
                     log.exception("after-hook for %s.%s failed", service, request.operation)
         return [body]
+
+    # moto, and what it does not implement --------------------------------------------------
+    def _call_moto(
+        self, environ: dict[str, Any], start_response: Callable, context: RequestContext
+    ) -> Iterable[bytes]:
+        """moto's answer; an operation moto lacks becomes a 501 in the service's protocol.
+
+        moto signals a missing operation in two ways: `NotImplementedError` (from
+        `BaseResponse.call_action` for a method its response class lacks, and from backends for
+        a parameter or variant they do not handle), and werkzeug's HTML 404 / 405 page when no
+        URL rule of the service matches the path or method (rest-json/rest-xml APIs)."""
+        held: dict[str, Any] = {}
+
+        def hold(status: str, headers: list, exc_info: Any = None) -> Callable:
+            held.update(status=status, headers=headers, exc_info=exc_info)
+            return lambda _data: None  # moto never uses write(); the body is returned
+
+        try:
+            body = self._moto_app(environ, hold)
+        except NotImplementedError as exc:
+            return self._respond(self.unimplemented(environ, context, str(exc)), start_response)
+        if "status" not in held:  # a lazy application: it answers as it is iterated
+            return _answer_lazily(body, held, start_response)
+        status = int(held["status"].split()[0])
+        if status in (404, 405) and _is_html(held.get("headers", ())):
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return self._respond(self.unimplemented(environ, context, None), start_response)
+        if held.get("exc_info"):
+            start_response(held["status"], held["headers"], held["exc_info"])
+        else:
+            start_response(held["status"], held["headers"])
+        return body
+
+    def unimplemented(
+        self, environ: dict[str, Any], context: RequestContext, detail: str | None
+    ) -> AwsResponse:
+        """A 501 naming the service and operation, in the service's own error shape.
+
+        501 is not among the statuses AWS SDKs retry (500, 502, 503, 504), so a client gets the
+        error at once instead of after a retry storm:
+        https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+        https://docs.aws.amazon.com/sdk-for-python/v1/guide/config-retries.html"""
+        service = context.service or context.answering_service
+        operation = context.operation
+        if operation is None and service == "s3":
+            # S3 requests are not identified up front (their bodies are streamed); name the
+            # operation for the message, from the path-style address.
+            operation, _ = rest_operation(
+                "s3",
+                environ.get("REQUEST_METHOD", "GET"),
+                environ.get("PATH_INFO", "/"),
+                parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            )
+        what = f"{service or 'this service'} {operation or 'request'}"
+        if operation is None:
+            what += f" ({environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')})"
+        message = (
+            f"The local emulator does not implement {what}; it answers only the operations "
+            "its moto version and its own components provide."
+        )
+        if detail:
+            message += f" ({detail})"
+        key = (service or "", operation or "")
+        with self._lock:
+            first = key not in self._unimplemented_logged
+            if first and len(self._unimplemented_logged) < 1000:  # bounded: names from requests
+                self._unimplemented_logged.add(key)
+        if first:
+            log.warning("not implemented: %s", what)
+        # S3's own code for a 501; the other protocols parse any code, and this one says what
+        # happened.
+        return error_for(service, "NotImplemented", message, 501)
 
     # Helpers ------------------------------------------------------------------------------
     def _known_service(self, service: str, environ: dict[str, Any]) -> bool:
@@ -362,10 +589,7 @@ class Gateway:
             self._known[service] = known
         return known
 
-    def _request(self, environ, service, operation, region, read_body: bool) -> AwsRequest:
-        body = b""
-        if read_body:
-            body = self._read_body(environ, service)
+    def _request(self, environ, service, operation, region, body: bytes) -> AwsRequest:
         headers = {
             key[5:].replace("_", "-").lower(): value
             for key, value in environ.items()
@@ -384,29 +608,6 @@ class Gateway:
             headers=headers,
             body=body,
         )
-
-    @staticmethod
-    def _read_body(environ: dict[str, Any], service: str | None) -> bytes:
-        """The body; a chunked one (no Content-Length) is read up to the service's cap only."""
-        from emulator.limits import cap_for
-
-        length = environ.get("CONTENT_LENGTH")
-        if length:
-            return environ["wsgi.input"].read(int(length))
-        if not environ.get("wsgi.input_terminated"):
-            return b""
-        headers = {
-            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k[:5] == "HTTP_"
-        }
-        limit, refuse = cap_for(
-            service, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), headers
-        )
-        body = environ["wsgi.input"].read(limit + 1)
-        if len(body) > limit:
-            response = refuse(limit)
-            response.headers["Connection"] = "close"
-            raise MalformedRequest(response)
-        return body
 
     def _check_body(self, request: AwsRequest) -> None:
         """Refuse a body the service could not parse, as the service does, before moto sees it."""
@@ -429,38 +630,57 @@ class Gateway:
         code = _bad_body_code(request.service)
         raise MalformedRequest(json_error(code, f"{request.operation or 'request'}: {problem}"))
 
-    def _operation(self, request: AwsRequest, environ) -> tuple[str | None, dict[str, str]]:
-        target = environ.get("HTTP_X_AMZ_TARGET")
-        if target:
-            return target.rsplit(".", 1)[-1], {}
-        try:
-            protocol = _protocol(request.service)
-        except Exception:  # a service botocore does not know: let moto decide
-            return None, {}
-        if protocol == "query":
-            try:
-                form = request.form()
-            except UnicodeDecodeError as exc:
-                # Query APIs answer an unreadable form with MalformedQueryString.
-                raise MalformedRequest(
-                    query_error(
-                        "MalformedQueryString",
-                        f"The form body is not UTF-8 (byte {exc.start}); percent-encode it "
-                        "as application/x-www-form-urlencoded UTF-8.",
-                    )
-                ) from exc
-            return form.get("Action") or request.query_value("Action"), {}
-        if protocol in ("rest-json", "rest-xml"):
-            # Match the still-encoded path: a label such as iot-data's {topic} may hold "%2F",
-            # which PATH_INFO has already decoded into extra path segments.
-            uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path
-            raw = uri.split("?")[0]
-            return rest_operation(request.service, request.method, raw, request.query)
-        return None, {}
-
     @staticmethod
     def _respond(response: AwsResponse, start_response: Callable) -> list[bytes]:
         headers = {"Content-Length": str(len(response.body)), **response.headers}
-        reason = {200: "OK", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
+        reason = {200: "OK", 202: "Accepted", 204: "No Content", 501: "Not Implemented"}.get(
+            response.status, "Error"
+        )
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]
+
+
+def _answer_lazily(body: Iterable[bytes], held: dict[str, Any], start_response: Callable):
+    """Pass on an application's answer whose status is known only once iteration starts."""
+    chunks = iter(body)
+    first = next(chunks, None)
+    start_response(held["status"], held["headers"], held.get("exc_info"))
+    if first is not None:
+        yield first
+    yield from chunks
+
+
+# The sub-resources moto's S3 answers on a bucket GET (`S3Response._bucket_response_get`, moto
+# 5.2.5). Any other sub-resource falls through to ListObjects there, a wrong answer that looks
+# right; those are refused as not implemented instead.
+_MOTO_S3_BUCKET_GET = frozenset(
+    {
+        "acl", "accelerate", "cors", "encryption", "inventory", "lifecycle", "list-type",
+        "location", "logging", "notification", "object-lock", "ownershipControls", "policy",
+        "policyStatus", "publicAccessBlock", "replication", "tagging", "uploads", "versioning",
+        "versions", "website",
+    }
+)  # fmt: skip
+
+
+def _s3_bucket_read_moto_lacks(environ: dict[str, Any]) -> bool:
+    """A path-style bucket GET for a sub-resource moto does not serve (e.g. `?analytics`)."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        return False
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if not query:
+        return False
+    raw = (environ.get("RAW_URI") or environ.get("PATH_INFO") or "/").split("?")[0]
+    operation, params = rest_operation("s3", "GET", raw, query)
+    if operation is None or set(params) != {"Bucket"}:
+        return False
+    op = next(o for o in _rest_operations("s3") if o.name == operation)
+    return bool(op.query_literals) and not set(op.query_literals) & _MOTO_S3_BUCKET_GET
+
+
+def _is_html(headers: Iterable[tuple[str, str]]) -> bool:
+    """werkzeug's own error pages are HTML; no AWS protocol answers in HTML."""
+    return any(
+        name.lower() == "content-type" and value.lower().startswith("text/html")
+        for name, value in headers
+    )

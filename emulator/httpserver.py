@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
 
-from emulator.gateway import AwsResponse, credential_scope, error_for
+from emulator.gateway import AwsResponse, answering_service, error_for
 from emulator.limits import body_refusal
 
 log = logging.getLogger(__name__)
@@ -371,13 +371,7 @@ class ErrorShield:
                 environ.get("REQUEST_METHOD"),
                 environ.get("PATH_INFO"),
             )
-            scope = credential_scope(
-                environ.get("HTTP_AUTHORIZATION", ""), environ.get("QUERY_STRING", "")
-            )
-            # moto serves a request without a credential scope as S3.
-            service = scope[1] if scope else None
-            if service is None and not str(environ.get("PATH_INFO")).startswith("/_emulator/"):
-                service = "s3"
+            service = answering_service(environ)
             code = "InternalError" if service == "s3" else "InternalFailure"
             response = error_for(service, code, f"emulator error: {type(exc).__name__}: {exc}", 500)
             headers = {**response.headers, "Content-Length": str(len(response.body))}

@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.gateway import (
     AwsResponse,
-    credential_scope,
+    addressed_service,
     json_error,
     query_error,
     s3_error,
@@ -34,8 +35,7 @@ GIB = 1024 * MIB
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
 S3_MAX = 5 * GIB
 # IoT Core message broker: "Message size: 128 KB" (Publish's payload is the raw body).
-# https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
-IOT_DATA_MAX = 128 * KIB
+IOT_DATA_MAX = IOT_MESSAGE_MAX_BYTES
 # Lambda quotas: "Invocation payload (request and response): 6 MB each for synchronous"; the
 # API answers "Request must be smaller than 6291456 bytes for the InvokeFunction operation".
 # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
@@ -78,10 +78,9 @@ def _too_large_json(code: str, what: str) -> Refusal:
 def cap_for(
     service: str | None, method: str, path: str, headers: Mapping[str, str]
 ) -> tuple[int, Refusal]:
-    """The body cap for a request and how to refuse a larger one, in the service's own shape."""
-    if service is None and not path.startswith(("/_emulator/", "/moto-api/")):
-        # moto serves an unsigned request without X-Amz-Target as S3 (anonymous S3 access).
-        service = None if headers.get("x-amz-target") else "s3"
+    """The body cap for a request and how to refuse a larger one, in the service's own shape.
+
+    `service` is the one whose protocol the request speaks (`gateway.addressed_service`)."""
     if service == "s3":
         return S3_MAX, lambda limit: s3_error(
             "EntityTooLarge",
@@ -123,7 +122,8 @@ def body_refusal(
     """The error for a request whose declared body is over its service's cap; None if within.
 
     `headers` are lower-cased names; `length` is the declared Content-Length."""
-    scope = credential_scope(headers.get("authorization", ""), query)
-    service = scope[1] if scope else None
+    service = addressed_service(
+        headers.get("authorization", ""), query, path, bool(headers.get("x-amz-target"))
+    )
     limit, refuse = cap_for(service, method, path, headers)
     return refuse(limit) if length > limit else None

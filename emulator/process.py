@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulator.server import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT
+from emulator.constants import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class EmulatorInfo:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (for a new emulator)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((DEFAULT_HOST, 0))
         return sock.getsockname()[1]
 
 

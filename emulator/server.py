@@ -20,18 +20,20 @@ from typing import Any
 from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from emulator.gateway import DEFAULT_ACCOUNT_ID, AwsRequest, AwsResponse, Gateway, json_response
+from emulator.constants import (
+    ACCOUNT_ID,
+    DEFAULT_HOST,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+)
+from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_response
 from emulator.httpserver import ApiServer, ErrorShield
 from emulator.persistence import Persistence, PersistenceMiddleware
 from emulator.persistence.fileformat import private_dir
 from emulator.persistence.permissions import make_private
 
 log = logging.getLogger(__name__)
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4566
-DEFAULT_MQTT_PORT = 8883
-DEFAULT_REGION = "us-east-1"
 
 
 def default_data_dir() -> Path:
@@ -53,7 +55,7 @@ class Emulator:
     ) -> None:
         self.host = host
         self.region = region
-        self.account_id = DEFAULT_ACCOUNT_ID
+        self.account_id = ACCOUNT_ID
         self.ephemeral = ephemeral
         if ephemeral:
             self.data_dir = Path(tempfile.mkdtemp(prefix="iot-emulator-"))

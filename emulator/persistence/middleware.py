@@ -6,9 +6,8 @@ line is held back until the state is on disk). Read-only requests (Describe*, Li
 ... and S3 GET/HEAD) pay nothing. S3 object writes save only that object's small record (the
 body is already a file); every other change saves the snapshot of moto's backends.
 
-The operation is identified from the wire format, like `emulator.gateway` does: the SigV4
-credential scope names the service; `X-Amz-Target`, the query protocol's `Action` or the
-rest-json method + path name the operation. An S3 request's bucket and key are read exactly as
+The service and operation come from the request's context (`emulator.gateway.identify`, built
+once per request and shared with the gateway). An S3 request's bucket and key are read exactly as
 moto reads them (moto's own functions on the same raw URL), so the record saved is the one moto
 changed; a CreateBucket whose name breaks AWS's naming rules is refused here (s3names.py), since
 S3 requests go to moto without passing the gateway's handlers (their bodies are streamed).
@@ -19,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,7 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from emulator import s3names
-from emulator.gateway import rest_operation
+from emulator.constants import EMULATOR_PATH_PREFIX
+from emulator.gateway import identify, rest_operation
 from emulator.persistence import memory
 from emulator.persistence.store import Persistence
 
@@ -67,11 +66,6 @@ NO_MOTO_STATE = {
     "DecodeAuthorizationMessage",
 }
 STATS_PATH = "/_emulator/persistence"  # GET: where the state is kept and what saving cost
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_PRESIGNED_SCOPE = re.compile(
-    r"X-Amz-Credential=[^&]+?(?:/|%2F)\d{8}(?:/|%2F)([^/&%]+)(?:/|%2F)([^/&%]+)"
-)
-_SERVICE_NAMES = {"iotdata": "iot-data", "monitoring": "cloudwatch"}
 
 
 @dataclass
@@ -85,12 +79,7 @@ class Plan:
 
 
 def _service(environ: dict[str, Any]) -> str | None:
-    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", "")) or _PRESIGNED_SCOPE.search(
-        environ.get("QUERY_STRING", "")
-    )
-    if not match:
-        return None
-    return _SERVICE_NAMES.get(match.group(2), match.group(2))
+    return identify(environ).service
 
 
 def is_read_only(operation: str | None) -> bool:
@@ -173,38 +162,20 @@ class PersistenceMiddleware:
     def plan(self, environ: dict[str, Any]) -> Plan | None:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/")
-        if path.startswith("/_emulator/") or path.startswith("/moto-api/"):
+        if path.startswith((EMULATOR_PATH_PREFIX, "/moto-api/")):
             return None
         service = _service(environ)
         if service == "s3" or (service is None and method in ("PUT", "POST", "DELETE")):
             return self._s3_plan(environ, method) if service == "s3" else Plan(snapshot=True)
         if service is None:
             return None
-        operation = self._operation(environ, service, method, path)
+        context = identify(environ)
+        if context.refusal is not None:
+            return None  # answered with an error: nothing changes
+        operation = context.operation
         if operation is None:
             return None if method in ("GET", "HEAD") else Plan(snapshot=True)
         return None if is_read_only(operation) else Plan(snapshot=True)
-
-    def _operation(
-        self, environ: dict[str, Any], service: str, method: str, path: str
-    ) -> str | None:
-        target = environ.get("HTTP_X_AMZ_TARGET")
-        if target:
-            return target.rsplit(".", 1)[-1]
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        if "Action" in query:
-            return query["Action"][0]
-        content_type = environ.get("CONTENT_TYPE", "")
-        if method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
-            body = _peek_body(environ)
-            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
-            if action:
-                return action[0]
-        try:
-            name, _ = rest_operation(service, method, path, query)
-        except Exception:  # a service botocore does not model
-            name = None
-        return name
 
     def _s3_plan(self, environ: dict[str, Any], method: str) -> Plan | None:
         if method in ("GET", "HEAD", "OPTIONS"):

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
 from emulator.shadow import model
 from emulator.shadow.messages import OutboundMessage, ShadowPublisher
@@ -34,7 +35,7 @@ SERVICE = "iot-data"
 # https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_ListNamedShadowsForThing.html
 MAX_PAGE_SIZE = 100
 # IoT Core's message size (128 KB) bounds what an HTTP request may carry; larger is 413.
-MAX_REQUEST_BYTES = 128 * 1024
+MAX_REQUEST_BYTES = IOT_MESSAGE_MAX_BYTES
 _HTTP_ERRORS = {
     400: "InvalidRequestException",
     401: "UnauthorizedException",
