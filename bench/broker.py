@@ -229,6 +229,7 @@ def main() -> None:
     emulator.start()
     consumer = CountingConsumer()
     view = SimpleNamespace(
+        shadow=None,
         iot=emulator.iot,
         account_id=emulator.account_id,
         region=emulator.region,

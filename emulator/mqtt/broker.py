@@ -63,6 +63,7 @@ from emulator.mqtt.limits import (
 )
 from emulator.mqtt.session import QueuedMessage, Session
 from emulator.mqtt.topics import publish_topic_error
+from emulator.shadow.messages import OutboundMessage, is_shadow_request
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class Broker:
             raise failure[0]
         self.iot.add_listener(self._certificate_changed)
         self._listening = True
+        if self.emulator.shadow is not None:  # emulator/shadow/messages.py: the hand-off
+            self.emulator.shadow.set_publisher(self.publish_as_iot_core)
         return self
 
     def stop(self) -> None:
@@ -260,6 +263,35 @@ class Broker:
             log.debug("broker not running: %s has no subscribers", message.topic)
             return
         self._loop.call_soon_threadsafe(self.distribute, message, properties, sender)
+
+    def shadow_request(self, message: InboundMessage) -> None:
+        """After a client's PUBLISH on `$aws/things/.../shadow/...` was accepted: the Device
+        Shadow service's answers (accepted/rejected/delta/documents), published as IoT Core."""
+        if self.emulator.shadow is None or not is_shadow_request(message.topic):
+            return
+        answers = self.emulator.shadow.handle(message.topic, message.payload, message.client_id)
+        if answers:
+            self.publish_as_iot_core(answers)
+
+    def publish_as_iot_core(self, messages: Sequence[OutboundMessage]) -> None:
+        """Messages IoT Core itself publishes (shadow answers): to the rules engine, then to
+        subscribers, each checked for iot:Receive. Any thread."""
+        now = int(time.time() * 1000)
+        for out in messages:
+            message = InboundMessage(
+                out.topic,
+                out.payload,
+                out.qos,
+                NO_CLIENT_ID,
+                None,
+                now,
+                self.account_id,
+                self.region,
+            )
+            try:
+                self.ingest(message)
+            except Exception:
+                log.exception("shadow message on %s not accepted by the consumer", out.topic)
 
     def _certificate_changed(self, certificate_id: str, status: str | None) -> None:
         """IotCore's listener (another thread): drop connections of a no longer ACTIVE cert."""

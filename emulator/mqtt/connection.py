@@ -441,6 +441,7 @@ class Connection(asyncio.Protocol):
             if packet_id is not None:
                 send(codec.encode_puback(packet_id, v5))
             distribute(message, props, client_id)
+            broker.shadow_request(message)
 
     def _not_accepted(self, batch: list, exc: Exception) -> None:
         topics = sorted({message.topic for message, _, _ in batch})

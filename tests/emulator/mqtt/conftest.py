@@ -74,6 +74,7 @@ def broker(iot_emulator, consumer):
     It gets a view of the emulator so that it does not replace the session's `emulator.broker`.
     """
     view = SimpleNamespace(
+        shadow=None,
         iot=iot_emulator.iot,
         account_id=iot_emulator.account_id,
         region=iot_emulator.region,

@@ -296,6 +296,7 @@ def test_component_contract_port_and_consumer_found_at_call_time(
 ):
     # given a Broker built as app.py builds it: no consumer, port from the emulator (0 = ephemeral)
     view = SimpleNamespace(
+        shadow=None,
         iot=iot_emulator.iot,
         account_id=iot_emulator.account_id,
         region=iot_emulator.region,

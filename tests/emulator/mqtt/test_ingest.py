@@ -84,6 +84,7 @@ def test_ingest_before_start_reaches_the_consumer_and_no_subscriber(iot_emulator
     from emulator.mqtt.broker import Broker
 
     view = SimpleNamespace(
+        shadow=None,
         iot=iot_emulator.iot,
         account_id=iot_emulator.account_id,
         region=iot_emulator.region,
