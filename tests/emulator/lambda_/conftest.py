@@ -139,6 +139,11 @@ def lambda_role(aws) -> str:
     role = aws("iam").create_role(
         RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
     )
+    # Lambda writes the function's logs with this role (logs:CreateLogStream, PutLogEvents).
+    aws("iam").attach_role_policy(
+        RoleName="lambda-runtime-tests",
+        PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    )
     return role["Role"]["Arn"]
 
 
