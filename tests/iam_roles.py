@@ -1,8 +1,9 @@
 """IAM roles the tests hand to services, created with boto3 as a user would: a Firehose
 delivery role (trust for firehose.amazonaws.com with the account as sts:ExternalId, and the
 permissions of the guide's "Grant Firehose access to an Amazon S3 destination") and a Lambda
-execution role with AWSLambdaBasicExecutionRole. With IAM enforced (the default) a stream whose
-RoleARN lacks these delivers nothing, so fixtures that test something else use these roles."""
+execution role allowed what AWSLambdaBasicExecutionRole allows. With IAM enforced (the
+default) a stream whose RoleARN lacks these delivers nothing, so fixtures that test something
+else use these roles."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from typing import Any
 ACCOUNT = "123456789012"
 # Role names the Firehose tests put in RoleARN (firehose_helpers.ROLE, test_aws_cli, ...).
 FIREHOSE_ROLE_NAMES = ("firehose-delivery", "firehose")
-LAMBDA_BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# What AWSLambdaBasicExecutionRole allows (moto does not attach AWS managed policies by default).
+LAMBDA_LOGS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+}
 
 
 def firehose_trust(account: str = ACCOUNT) -> dict[str, Any]:
@@ -93,9 +104,7 @@ def ensure_firehose_role(iam: Any, name: str) -> str:
 
 
 def ensure_lambda_role(iam: Any, name: str) -> str:
-    arn = ensure_role(iam, name, lambda_trust(), None)
-    iam.attach_role_policy(RoleName=name, PolicyArn=LAMBDA_BASIC)
-    return arn
+    return ensure_role(iam, name, lambda_trust(), LAMBDA_LOGS_POLICY)
 
 
 def create_shared_roles(iam: Any) -> None:

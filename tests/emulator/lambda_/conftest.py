@@ -124,6 +124,18 @@ def lambdas(emulator):
     return runtime
 
 
+LOGS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+}
+
+
 @pytest.fixture(scope="session")
 def lambda_role(aws) -> str:
     trust = {
@@ -139,10 +151,11 @@ def lambda_role(aws) -> str:
     role = aws("iam").create_role(
         RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
     )
-    # Lambda writes the function's logs with this role (logs:CreateLogStream, PutLogEvents).
-    aws("iam").attach_role_policy(
+    # Lambda writes the function's logs with this role (what AWSLambdaBasicExecutionRole allows).
+    aws("iam").put_role_policy(
         RoleName="lambda-runtime-tests",
-        PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        PolicyName="logs",
+        PolicyDocument=json.dumps(LOGS_POLICY),
     )
     return role["Role"]["Arn"]
 
