@@ -111,3 +111,18 @@ def create_shared_roles(iam: Any) -> None:
     """The roles the suite's stream fixtures name, on a fresh emulator."""
     for name in FIREHOSE_ROLE_NAMES:
         ensure_firehose_role(iam, name)
+    # The rules tests' role also delivers the streams they create: it trusts IoT and Firehose.
+    trust = firehose_trust()
+    trust["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "iot.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+    policy = firehose_delivery_policy()
+    policy["Statement"].append(
+        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+         "Resource": "*"}
+    )  # fmt: skip
+    ensure_role(iam, "iot-rules", trust, policy)
