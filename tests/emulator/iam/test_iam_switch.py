@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from queue import Empty, Queue
 
 import boto3
 import pytest
@@ -24,11 +26,14 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
          *args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment, cwd=ROOT, text=True,
     )  # fmt: skip
+    # A thread reads the output, so a line that never comes (no IAM line) cannot block the test.
+    queue: Queue[str] = Queue()
+    threading.Thread(target=lambda: [queue.put(x) for x in child.stdout], daemon=True).start()
     lines: dict[str, str] = {}
-    deadline = time.monotonic() + 60
-    while "IAM" not in lines and time.monotonic() < deadline:
-        line = child.stdout.readline()
-        if not line:
+    while "IAM" not in lines:
+        try:
+            line = queue.get(timeout=5 if "Data dir" in lines else 60)
+        except Empty:
             break
         key, _, value = line.partition(":")
         lines[key.strip()] = value.strip()
