@@ -44,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument(
         "--ephemeral", action="store_true", help="throw-away state in a temporary directory"
     )
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="do not check the IAM roles services act with (also: IOT_EMULATOR_IAM=off)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     parser.add_argument(
         "--status",
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         region=args.region,
         ephemeral=args.ephemeral,
+        iam=False if args.no_iam else None,
     )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -159,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MQTT (TLS):    {info['mqtt_host']}:{info['mqtt_port']}")
     print(f"Root CA:       {info['root_ca_path']}")
     print(f"Data dir:      {info['data_dir']}")
+    print(f"IAM:           {emulator.iam_mode()}")
     sys.stdout.flush()
 
     stopping.wait()

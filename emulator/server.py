@@ -35,6 +35,14 @@ from emulator.persistence.permissions import make_private
 
 log = logging.getLogger(__name__)
 
+IAM_ENV = "IOT_EMULATOR_IAM"  # "off" (or 0/false/no) turns IAM enforcement off
+_OFF_WORDS = ("off", "0", "false", "no", "disabled")
+
+
+def iam_from_environment() -> bool:
+    """IAM enforcement as the environment asks: on unless IOT_EMULATOR_IAM says off."""
+    return os.environ.get(IAM_ENV, "on").strip().lower() not in _OFF_WORDS
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -52,8 +60,12 @@ class Emulator:
         data_dir: str | Path | None = None,
         region: str = DEFAULT_REGION,
         ephemeral: bool = False,
+        iam: bool | None = None,
     ) -> None:
         self.host = host
+        # Whether services check the roles users hand them (Firehose's RoleARN, a function's
+        # execution role) with emulator.iam; None: as IOT_EMULATOR_IAM says (default on).
+        self.iam_enforced = iam_from_environment() if iam is None else bool(iam)
         self.region = region
         self.account_id = ACCOUNT_ID
         self.ephemeral = ephemeral
@@ -100,7 +112,17 @@ class Emulator:
         # Directories 0700 and files without group/other bits below the data dir, also those a
         # component just created and those an older version left 0755/0644.
         make_private(self.data_dir)
+        log.info("IAM: %s", self.iam_mode())
         return self
+
+    def iam_mode(self) -> str:
+        """One line saying whether roles are enforced, for start-up output and logs."""
+        if self.iam_enforced:
+            return (
+                "enforced (service roles are checked; --no-iam or IOT_EMULATOR_IAM=off turns "
+                "it off)"
+            )
+        return "off (service roles are not checked: every role may do everything)"
 
     def stop(self) -> None:
         for component in reversed(self.components):
@@ -149,6 +171,7 @@ class Emulator:
             "root_ca_path": str(iot.root_ca_path) if iot is not None else None,
             "data_dir": str(self.data_dir),
             "pid": os.getpid(),
+            "iam": "enforced" if self.iam_enforced else "off",
         }
 
     def _health(self, _request: AwsRequest) -> AwsResponse:

@@ -30,6 +30,10 @@ def emulator():
 
     emu = build_emulator(port=0, mqtt_port=0, ephemeral=True)
     emu.start()
+    # IAM is enforced: the delivery roles the stream fixtures name exist with their permissions.
+    from iam_roles import create_shared_roles
+
+    create_shared_roles(boto3.client("iam", endpoint_url=emu.endpoint_url, region_name=emu.region))
     yield emu
     emu.stop()
 

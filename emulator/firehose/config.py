@@ -66,6 +66,7 @@ class S3Target:
     compression: str
     extension: str
     time_zone: str | None = None
+    role_arn: str = ""  # the role Firehose writes this target with (its RoleARN)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class Processor:
     @property
     def lambda_arn(self) -> str:
         return self.parameters.get("LambdaArn", "")
+
+    @property
+    def role_arn(self) -> str:
+        """The processor's own RoleArn parameter; empty: the destination's role is used."""
+        return self.parameters.get("RoleArn", "")
 
     @property
     def retries(self) -> int:
@@ -127,6 +133,7 @@ def _target(config: dict[str, Any]) -> S3Target:
         compression=compression,
         extension=extension,
         time_zone=config.get("CustomTimeZone") or None,
+        role_arn=config.get("RoleARN") or "",
     )
 
 

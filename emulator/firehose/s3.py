@@ -31,10 +31,12 @@ INTERNAL_ERROR = (
 
 
 class DeliveryError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, denial: dict | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        # For an IAM denial: the role, action, resource and deciding statements (Decision.as_dict)
+        self.denial = denial
 
 
 class UnsupportedCompression(DeliveryError):

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from emulator.firehose import buffering, keys, names, partitioned, processor, validation
+from emulator.firehose.access import RoleAccess
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
-from emulator.firehose.s3 import DeliveryError, S3Writer, encode
+from emulator.firehose.s3 import S3_ERROR_MESSAGES, DeliveryError, S3Writer, encode
 from emulator.firehose.spool import Spool
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
 
@@ -50,6 +51,30 @@ MAX_BACKOFF_S = 30.0
 DELIVERY_LOG_LENGTH = 1000
 ERROR_LOG_LENGTH = 200
 LOG_STREAM_LINE = {"destination": "DestinationDelivery", "backup": "BackupDelivery"}
+# Lambda invocation errors of the guide's "Monitor Amazon Data Firehose Using CloudWatch Logs"
+# (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html).
+LAMBDA_ACCESS_ERRORS = {
+    "AssumeRole": (
+        "AssumeRoleAccessDenied",
+        "Access was denied. Ensure that the trust policy for the provided IAM role allows "
+        "Firehose to assume the role.",
+    ),
+    "Invoke": (
+        "InvokeAccessDenied",
+        "Access was denied. Ensure that the access policy allows access to the Lambda function.",
+    ),
+}
+
+
+class LambdaAccessDenied(Exception):
+    """The stream's role may not call the processor; `processor.run` retries it, then the
+    records go to processing-failed as `Lambda.<code>` (guide: data-transformation-failure-
+    handling)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class FirehoseError(Exception):
@@ -181,6 +206,7 @@ class FirehoseService:
         # config): a put reads moto's model only when one of these changed.
         self._put_configs: dict[tuple[str, str, str], tuple[Any, Any, Any, StreamConfig]] = {}
         self._errors: dict[str, deque[dict[str, Any]]] = {}
+        self._access = RoleAccess(emulator)
         # Tests of the processor contract may replace this with a fake of the same signature.
         self.invoke = self._invoke_lambda
         self._partitioner = partitioned.Partitioner()
@@ -616,7 +642,7 @@ class FirehoseService:
         for proc in cfg.processors:
             if proc.type == "Lambda":
                 outcome = processor.run(
-                    self.invoke,
+                    self._invoke_with_role(cfg, proc),
                     account_id=cfg.account_id,
                     region=cfg.region,
                     stream_arn=cfg.arn,
@@ -665,6 +691,15 @@ class FirehoseService:
         key = keys.object_name(prefix, cfg.name, cfg.version, when, target.extension)
         data = b"".join(chunks)
         body, content_encoding = encode(data, target.compression)
+        denied = self._access.s3_put(target.role_arn, cfg.account_id, cfg.arn, target.bucket, key)
+        if denied is not None:
+            # Firehose reports a role it cannot assume and a denied PutObject alike (guide:
+            # monitoring-with-cloudwatch-logs, "Amazon S3 data delivery errors").
+            raise DeliveryError(
+                "S3.AccessDenied",
+                f"{S3_ERROR_MESSAGES['S3.AccessDenied']} (bucket {target.bucket!r})",
+                denial=denied.as_dict(),
+            )
         self._writer.put(cfg.region, target.bucket, key, body, content_encoding)
         flight.written.add(kind)
         entry = {
@@ -686,6 +721,22 @@ class FirehoseService:
             "Firehose %s: wrote s3://%s/%s (%s, %s)", cfg.name, target.bucket, key, kind, reason
         )
 
+    def _invoke_with_role(self, cfg: StreamConfig, proc: processor.Processor):
+        """`self.invoke`, after checking that the stream's role may call the function."""
+        role_arn = proc.role_arn or (cfg.destination.role_arn if cfg.destination else "")
+
+        def invoke(account_id: str, region: str, function_arn: str, payload: bytes):
+            denied = self._access.lambda_invoke(role_arn, cfg.account_id, cfg.arn, function_arn)
+            if denied is not None:
+                kind, decision = denied
+                code, message = LAMBDA_ACCESS_ERRORS[kind]
+                self._record_denial(cfg, "processor", function_arn, f"Lambda.{code}", message,
+                                    decision.as_dict())  # fmt: skip
+                raise LambdaAccessDenied(code, message)
+            return self.invoke(account_id, region, function_arn, payload)
+
+        return invoke
+
     def _invoke_lambda(self, account_id: str, region: str, function_arn: str, payload: bytes):
         lambdas = self._emulator.find("lambdas")
         if lambdas is None:
@@ -706,26 +757,60 @@ class FirehoseService:
             "retry_in_s": round(backoff, 2),
             "at": _iso(time.time() * 1000),
         }
+        if exc.denial is not None:
+            entry["denial"] = exc.denial
         self._errors.setdefault(cfg.name, deque(maxlen=ERROR_LOG_LENGTH)).append(entry)
         log.warning(
-            "Firehose %s: %s delivery failed (%s), retrying in %.1fs",
+            "Firehose %s: %s delivery failed (%s), retrying in %.1fs%s",
             cfg.name,
             consumer,
             exc,
             backoff,
+            f"; IAM: {exc.denial['message']}" if exc.denial else "",
         )
         if cfg.logging:
-            self._log_to_cloudwatch(cfg, target, exc)
+            self._log_to_cloudwatch(cfg, f"arn:aws:s3:::{target.bucket}", exc.code, exc.message)
 
-    def _log_to_cloudwatch(self, cfg: StreamConfig, target: S3Target, exc: DeliveryError) -> None:
+    def _record_denial(
+        self,
+        cfg: StreamConfig,
+        consumer: str,
+        destination: str,
+        code: str,
+        message: str,
+        denial: dict[str, Any],
+    ) -> None:
+        """A denied call that `processor.run` retries itself: the errors view, log, CloudWatch."""
+        entry = {
+            "stream": cfg.name,
+            "consumer": consumer,
+            "destination": destination,
+            "errorCode": code,
+            "message": message,
+            "denial": denial,
+            "at": _iso(time.time() * 1000),
+        }
+        self._errors.setdefault(cfg.name, deque(maxlen=ERROR_LOG_LENGTH)).append(entry)
+        log.warning("Firehose %s: %s (%s); IAM: %s", cfg.name, code, message, denial["message"])
+        if cfg.logging:
+            self._log_to_cloudwatch(cfg, destination, code, message)
+
+    def _log_to_cloudwatch(self, cfg: StreamConfig, destination: str, code: str, text: str) -> None:
         """Best effort, as Firehose logs errors (guide: "monitoring-with-cloudwatch-logs")."""
         group, log_stream = cfg.logging or ("", "")
+        role_arn = cfg.destination.role_arn if cfg.destination else ""
+        denied = self._access.log_put(
+            role_arn, cfg.account_id, cfg.arn, cfg.region, group, log_stream
+        )
+        if denied is not None:  # without logs:PutLogEvents the error log stays empty, as on AWS
+            log.info("Firehose %s: error log not written: %s", cfg.name, denied.message())
+            return
         message = {
             "deliveryStreamARN": cfg.arn,
-            "destination": f"arn:aws:s3:::{target.bucket}",
+            "destination": destination,
             "deliveryStreamVersionId": int(cfg.version),
-            "message": exc.message,
-            "errorCode": exc.code,
+            "message": text,
+            "errorCode": code,
         }
         try:
             client = boto3.session.Session().client(

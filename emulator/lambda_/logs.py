@@ -4,6 +4,13 @@ CloudWatch Logs and Lambda").
 
 Writes go through boto3 against the emulator's endpoint (so they look like API calls) on a
 background thread: an invocation never waits for its logs. `flush()` lets tests wait.
+
+Lambda writes them with the function's execution role: Lambda must be allowed to assume it
+(trust policy naming `lambda.amazonaws.com`) and the role needs logs:CreateLogGroup (when the
+group is missing), logs:CreateLogStream and logs:PutLogEvents; without them the function runs
+but its logs do not appear ("Lambda execution role",
+https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html). `--no-iam`
+turns the check off.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -21,19 +29,47 @@ from botocore.exceptions import ClientError
 log = logging.getLogger(__name__)
 
 
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+
+
 @dataclass(frozen=True)
 class LogBatch:
     region: str
     group: str
     stream: str
     events: tuple[tuple[int, str], ...]  # (timestamp ms, message)
+    role: str = ""  # the function's execution role
+
+
+# (batch, action, resource ARN) -> a reason the role may not, or None when it may.
+Denied = Callable[[LogBatch, str, str], str | None]
+
+
+class ExecutionRoleAccess:
+    """Asks `emulator.iam` whether a function's execution role lets Lambda write its logs."""
+
+    def __init__(self, emulator: Any) -> None:
+        self._emulator = emulator
+
+    def denied(self, batch: LogBatch, action: str, resource: str) -> str | None:
+        if not getattr(self._emulator, "iam_enforced", True):
+            return None
+        iam = self._emulator.find("iam")
+        if iam is None:
+            return "IAM enforcement is on but the emulator has no IAM component"
+        role = batch.role or "(no execution role)"
+        decision = iam.can_assume(role, LAMBDA_PRINCIPAL)
+        if decision.allowed:
+            decision = iam.authorize(role, action, resource, session=batch.group.rsplit("/", 1)[-1])
+        return None if decision.allowed else decision.message()
 
 
 class CloudWatchLogWriter:
     """A queue of log batches drained by one daemon thread."""
 
-    def __init__(self, endpoint_url: Callable[[], str]) -> None:
+    def __init__(self, endpoint_url: Callable[[], str], denied: Denied | None = None) -> None:
         self._endpoint_url = endpoint_url
+        self._denied = denied or (lambda _batch, _action, _resource: None)
         self._queue: queue.Queue[LogBatch | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -91,12 +127,28 @@ class CloudWatchLogWriter:
 
     def _write(self, batch: LogBatch, retry: bool = False) -> None:
         client = self._client(batch.region)
+        account = batch.role.split(":")[4] if batch.role.count(":") >= 5 else ""
+        group_arn = f"arn:aws:logs:{batch.region}:{account}:log-group:{batch.group}"
+        stream_arn = f"{group_arn}:log-stream:{batch.stream}"
+        for action, resource in (
+            ("logs:CreateLogStream", stream_arn),
+            ("logs:PutLogEvents", stream_arn),
+        ):
+            reason = self._denied(batch, action, resource)
+            if reason is not None:
+                log.info("Lambda logs of %s not written: %s", batch.group, reason)
+                return
         if (batch.region, batch.group, None) not in self._known:
-            try:
-                client.create_log_group(logGroupName=batch.group)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-                    raise
+            if not self._group_exists(client, batch.group):
+                reason = self._denied(batch, "logs:CreateLogGroup", group_arn)
+                if reason is not None:
+                    log.info("Lambda log group %s not created: %s", batch.group, reason)
+                    return
+                try:
+                    client.create_log_group(logGroupName=batch.group)
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                        raise
             self._known.add((batch.region, batch.group, None))
         if (batch.region, batch.group, batch.stream) not in self._known:
             try:
@@ -117,3 +169,8 @@ class CloudWatchLogWriter:
             self._known.discard((batch.region, batch.group, None))
             self._known.discard((batch.region, batch.group, batch.stream))
             self._write(batch, retry=True)
+
+    @staticmethod
+    def _group_exists(client: Any, group: str) -> bool:
+        found = client.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        return any(g.get("logGroupName") == group for g in found)

@@ -36,7 +36,7 @@ from emulator.lambda_.answers import (
     validated_payload,
 )
 from emulator.lambda_.code import DeploymentPackageError, extract_package, remove_tree
-from emulator.lambda_.logs import CloudWatchLogWriter, LogBatch
+from emulator.lambda_.logs import CloudWatchLogWriter, ExecutionRoleAccess, LogBatch
 from emulator.lambda_.runtime_api import Invocation
 from emulator.lambda_.worker import SITE_PACKAGES, Worker, WorkerSpec
 
@@ -79,7 +79,9 @@ class LambdaRuntime:
         self._pools: dict[WorkerSpec, _Pool] = {}
         self._all: set[Worker] = set()
         self._cond = threading.Condition()
-        self._logs = CloudWatchLogWriter(lambda: emulator.endpoint_url)
+        self._logs = CloudWatchLogWriter(
+            lambda: emulator.endpoint_url, ExecutionRoleAccess(emulator).denied
+        )
         self._background: set[threading.Thread] = set()
         self._stopped = False
         self._stopping = threading.Event()
@@ -269,6 +271,7 @@ class LambdaRuntime:
             code_sha256=sha256,
             region=region,
             endpoint_url=self._emulator.endpoint_url,
+            role=str(fn.role or ""),
         )
 
     # Execution ----------------------------------------------------------------------------
@@ -345,6 +348,7 @@ class LambdaRuntime:
             self._logs.put(
                 LogBatch(
                     region=spec.region,
+                    role=spec.role,
                     group=f"/aws/lambda/{spec.function_name}",
                     stream=worker.log_stream_name,
                     events=log_events(lines),

@@ -51,6 +51,7 @@ class WorkerSpec:
     code_sha256: str
     region: str
     endpoint_url: str
+    role: str = ""  # the execution role (its logs permissions decide whether logs appear)
 
 
 class Worker:

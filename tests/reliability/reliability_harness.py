@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from iam_roles import ensure_firehose_role
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -279,6 +280,8 @@ class Pipeline:
         create_parsed_bucket: bool = True,
     ) -> Pipeline:
         role = self.lambda_role()
+        # Firehose delivers with ROLE: trust for firehose.amazonaws.com and its S3/Lambda access.
+        ensure_firehose_role(self.client("iam"), ROLE.rsplit("/", 1)[-1])
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self.raw_bucket)
         if create_parsed_bucket:

@@ -9,11 +9,13 @@ import sys
 import time
 
 from emulator.firehose.service import FirehoseService
+from emulator.iam.service import IamService
 from emulator.server import Emulator
 
 
 def main() -> None:
     emulator = Emulator(port=0, data_dir=sys.argv[1], ephemeral=False)
+    emulator.add(IamService(emulator))  # Firehose checks its RoleARN with it
     emulator.add(FirehoseService(emulator))
     emulator.start()
     print(emulator.endpoint_url, flush=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from firehose_helpers import ROLE, wait_for_objects
+from iam_roles import ensure_firehose_role
 
 CHILD = Path(__file__).with_name("firehose_child.py")
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,6 +50,8 @@ def create(firehose, s3, interval: int) -> None:
         s3.create_bucket(Bucket="durable")
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass  # the bucket survived the restart, the stream did not
+    iam = boto3.client("iam", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1")
+    ensure_firehose_role(iam, ROLE.rsplit("/", 1)[-1])
     firehose.create_delivery_stream(
         DeliveryStreamName="durable",
         ExtendedS3DestinationConfiguration={

@@ -124,6 +124,18 @@ def lambdas(emulator):
     return runtime
 
 
+LOGS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+}
+
+
 @pytest.fixture(scope="session")
 def lambda_role(aws) -> str:
     trust = {
@@ -138,6 +150,12 @@ def lambda_role(aws) -> str:
     }
     role = aws("iam").create_role(
         RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    # Lambda writes the function's logs with this role (what AWSLambdaBasicExecutionRole allows).
+    aws("iam").put_role_policy(
+        RoleName="lambda-runtime-tests",
+        PolicyName="logs",
+        PolicyDocument=json.dumps(LOGS_POLICY),
     )
     return role["Role"]["Arn"]
 

@@ -1,0 +1,128 @@
+"""IAM roles the tests hand to services, created with boto3 as a user would: a Firehose
+delivery role (trust for firehose.amazonaws.com with the account as sts:ExternalId, and the
+permissions of the guide's "Grant Firehose access to an Amazon S3 destination") and a Lambda
+execution role allowed what AWSLambdaBasicExecutionRole allows. With IAM enforced (the
+default) a stream whose RoleARN lacks these delivers nothing, so fixtures that test something
+else use these roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ACCOUNT = "123456789012"
+# Role names the Firehose tests put in RoleARN (firehose_helpers.ROLE, test_aws_cli, ...).
+FIREHOSE_ROLE_NAMES = ("firehose-delivery", "firehose")
+# What AWSLambdaBasicExecutionRole allows (moto does not attach AWS managed policies by default).
+LAMBDA_LOGS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def firehose_trust(account: str = ACCOUNT) -> dict[str, Any]:
+    """The trust policy of the guide's "Allow Firehose to assume an IAM role"."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "firehose.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": account}},
+            }
+        ],
+    }
+
+
+def lambda_trust() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def firehose_delivery_policy(
+    buckets: str | list[str] = "*", functions: str = "*", log_groups: str = "*"
+) -> dict[str, Any]:
+    """S3 writes to the buckets, the Lambda processor, the error log (guide: controlling-access)."""
+    names = [buckets] if isinstance(buckets, str) else buckets
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:AbortMultipartUpload",
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:PutObject",
+                ],
+                "Resource": [
+                    a for n in names for a in (f"arn:aws:s3:::{n}", f"arn:aws:s3:::{n}/*")
+                ],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+                "Resource": functions,
+            },
+            {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": log_groups},
+        ],
+    }
+
+
+def ensure_role(iam: Any, name: str, trust: dict[str, Any], policy: dict[str, Any] | None) -> str:
+    """Create the role (or reuse it), with `policy` as its inline policy "access"."""
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+            "Arn"
+        ]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    if policy is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def ensure_firehose_role(iam: Any, name: str) -> str:
+    return ensure_role(iam, name, firehose_trust(), firehose_delivery_policy())
+
+
+def ensure_lambda_role(iam: Any, name: str) -> str:
+    return ensure_role(iam, name, lambda_trust(), LAMBDA_LOGS_POLICY)
+
+
+def create_shared_roles(iam: Any) -> None:
+    """The roles the suite's stream fixtures name, on a fresh emulator."""
+    for name in FIREHOSE_ROLE_NAMES:
+        ensure_firehose_role(iam, name)
+    # The rules tests' role also delivers the streams they create: it trusts IoT and Firehose.
+    trust = firehose_trust()
+    trust["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "iot.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+    policy = firehose_delivery_policy()
+    policy["Statement"].append(
+        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+         "Resource": "*"}
+    )  # fmt: skip
+    ensure_role(iam, "iot-rules", trust, policy)
