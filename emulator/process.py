@@ -56,6 +56,9 @@ def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
         if sock.connect_ex((host, port)) == 0:
             return True
     with socket.socket() as sock:
+        # As the emulator's own servers bind: connections of a process that just died (TIME_WAIT)
+        # do not keep the port from being listened on again.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
