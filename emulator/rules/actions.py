@@ -12,7 +12,6 @@ An action sees the engine only through its `ActionContext`: the Firehose sink of
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -276,7 +275,7 @@ class ActionRun:
                     "timestamp": int(i["timestamp"]),
                     "message": i["message"]
                     if isinstance(i["message"], str)
-                    else json.dumps(i["message"]),
+                    else dumps(i["message"]),
                 }
                 for i in items
             ]

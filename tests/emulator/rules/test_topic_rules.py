@@ -307,6 +307,28 @@ def test_cloudwatch_logs_batch_mode_writes_one_event_per_element(rules, aws, uni
     assert [(e["timestamp"], e["message"]) for e in events] == [(now - 1000, "one"), (now, "two")]
 
 
+def test_cloudwatch_logs_batch_mode_writes_object_messages_as_json(rules, aws, unique, role_arn):
+    # given a batch whose messages are objects with decimal numbers (IoT SQL Decimals)
+    logs = aws("logs")
+    group = f"/iot/batchobj/{unique}"
+    logs.create_log_group(logGroupName=group)
+    _rule(
+        aws("iot"),
+        f"logso_{unique}",
+        f"SELECT VALUE records FROM 'logso/{unique}'",
+        [{"cloudwatchLogs": {"logGroupName": group, "roleArn": role_arn, "batchMode": True}}],
+    )
+    now = int(time.time() * 1000)
+    records = [{"timestamp": now, "message": {"temperature": 21.5, "unit": "C"}}]
+    # when it is published
+    aws("iot-data").publish(topic=f"logso/{unique}", payload=json.dumps({"records": records}))
+    assert rules.drain(10)
+    # then the event's message is the object as JSON, numbers as they were sent
+    stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    assert [json.loads(e["message"]) for e in events] == [{"temperature": 21.5, "unit": "C"}]
+
+
 def test_cloudwatch_logs_missing_group_goes_to_the_error_action(rules, aws, unique, role_arn):
     s3 = aws("s3")
     bucket = f"rules-logerr-{unique}"
