@@ -22,6 +22,9 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 # One line per HTTP request drowns a failure's report; the emulator's own loggers stay.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
+# The session emulator, once a test asked for it (see _delivery_streams_deleted_after_module).
+_session: dict[str, object] = {}
+
 
 @pytest.fixture(scope="session")
 def emulator():
@@ -34,8 +37,37 @@ def emulator():
     from iam_roles import create_shared_roles
 
     create_shared_roles(boto3.client("iam", endpoint_url=emu.endpoint_url, region_name=emu.region))
+    _session["emulator"] = emu
     yield emu
+    _session.clear()
     emu.stop()
+
+
+def _delivery_streams(emu) -> tuple[object, set[str]]:
+    client = boto3.client("firehose", endpoint_url=emu.endpoint_url, region_name=emu.region)
+    names: list[str] = []
+    while True:
+        start = {"ExclusiveStartDeliveryStreamName": names[-1]} if names else {}
+        page = client.list_delivery_streams(Limit=50, **start)
+        names += page["DeliveryStreamNames"]
+        if not page["HasMoreDeliveryStreams"]:
+            return client, set(names)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _delivery_streams_deleted_after_module():
+    """The session emulator keeps AWS's default quota of 50 delivery streams per region
+    (https://docs.aws.amazon.com/firehose/latest/dev/limits.html), as AWS does: each test
+    module deletes the streams it created there, as a test on AWS would."""
+    emu = _session.get("emulator")
+    before = _delivery_streams(emu)[1] if emu else set()
+    yield
+    emu = _session.get("emulator")
+    if emu is None:
+        return
+    client, now = _delivery_streams(emu)
+    for name in now - before:
+        client.delete_delivery_stream(DeliveryStreamName=name, AllowForceDelete=True)
 
 
 @pytest.fixture(scope="session")
