@@ -1,16 +1,46 @@
-"""Small helpers shared by the Firehose tests: create a bucket and a delivery stream, wait for
-objects."""
+"""Small helpers shared by the Firehose tests: create a bucket and a delivery stream, deploy a
+processor function, wait for objects."""
 
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import time
+import zipfile
 from typing import Any
 
 ROLE = "arn:aws:iam::123456789012:role/firehose-delivery"
 # <prefix><stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid><ext>  (guide: "s3-object-name")
 KEY_SUFFIX = r"{stream}-{version}-\d{{4}}-\d{{2}}-\d{{2}}-\d{{2}}-\d{{2}}-\d{{2}}-[0-9a-f-]{{36}}"
 TIME_PATH = r"\d{4}/\d{2}/\d{2}/\d{2}/"
+
+
+def deploy_functions(aws, name: str, module: str, source: str, handlers=("handler",)) -> dict:
+    """Real functions in the emulator's Lambda runtime, `<name>-<handler>` each running
+    `<module>.<handler>` from `source`, under a role Lambda may assume; their ARNs by handler."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{module}.py", source)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+             "Action": "sts:AssumeRole"}
+        ],
+    }  # fmt: skip
+    role = aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    return {
+        handler: aws("lambda").create_function(
+            FunctionName=f"{name}-{handler}",
+            Runtime="python3.11",
+            Role=role["Role"]["Arn"],
+            Handler=f"{module}.{handler}",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=10,
+        )["FunctionArn"]
+        for handler in handlers
+    }
 
 
 def make_stream(aws, name: str, bucket: str, **destination: Any) -> None:

@@ -6,11 +6,9 @@ limit, and AWS's create-time rules."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import time
-import zipfile
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +16,7 @@ from botocore.exceptions import ClientError
 from firehose_helpers import (
     KEY_SUFFIX,
     ROLE,
+    deploy_functions,
     make_stream,
     read_object,
     wait_for_deliveries,
@@ -46,32 +45,9 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def keys_function(emulator, aws):
+def keys_function(aws):
     """A real function in the emulator's Lambda runtime that returns partition keys."""
-    runtime = pytest.importorskip("emulator.lambda_.runtime")
-    if emulator.find("lambdas") is None:
-        emulator.add(runtime.LambdaRuntime(emulator))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("keys.py", PARTITION_KEYS)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
-    role = aws("iam").create_role(
-        RoleName="firehose-partition-keys-tests", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
-    return aws("lambda").create_function(
-        FunctionName="firehose-partition-keys",
-        Runtime="python3.11",
-        Role=role,
-        Handler="keys.handler",
-        Code={"ZipFile": buffer.getvalue()},
-        Timeout=10,
-    )["FunctionArn"]
+    return deploy_functions(aws, "firehose-partition-keys", "keys", PARTITION_KEYS)["handler"]
 
 
 def jq_processing(query: str, *extra: dict) -> dict:

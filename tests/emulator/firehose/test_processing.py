@@ -4,13 +4,19 @@ the processing-failed error output as JSON lines with AWS's fields."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 
 import pytest
-from firehose_helpers import KEY_SUFFIX, ROLE, TIME_PATH, make_stream, read_object, wait_for_objects
+from firehose_helpers import (
+    KEY_SUFFIX,
+    ROLE,
+    TIME_PATH,
+    deploy_functions,
+    make_stream,
+    read_object,
+    wait_for_objects,
+)
 
 TRANSFORM = """
 import base64
@@ -37,36 +43,11 @@ def broken(event, context):
 
 
 @pytest.fixture(scope="module")
-def transform_function(emulator, aws):
-    """A real function in the emulator's Lambda runtime (emulator/lambda_/runtime.py)."""
-    runtime = pytest.importorskip("emulator.lambda_.runtime")
-    if emulator.find("lambdas") is None:
-        emulator.add(runtime.LambdaRuntime(emulator))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("transform.py", TRANSFORM)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
-    role = aws("iam").create_role(
-        RoleName="firehose-processor-tests", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
-    arns = {}
-    for handler in ("handler", "broken"):
-        created = aws("lambda").create_function(
-            FunctionName=f"firehose-transform-{handler}",
-            Runtime="python3.11",
-            Role=role,
-            Handler=f"transform.{handler}",
-            Code={"ZipFile": buffer.getvalue()},
-            Timeout=10,
-        )
-        arns[handler] = created["FunctionArn"]
-    return arns
+def transform_function(aws):
+    """Real functions in the emulator's Lambda runtime: a transform and a broken one."""
+    return deploy_functions(
+        aws, "firehose-transform", "transform", TRANSFORM, ("handler", "broken")
+    )
 
 
 def processing(arn: str, retries: int = 3) -> dict:

@@ -8,15 +8,13 @@ the CloudWatch error log, the processing-failed output and the emulator's errors
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import urllib.parse
 import urllib.request
-import zipfile
 
 import pytest
-from firehose_helpers import read_object, wait_for_objects
+from firehose_helpers import deploy_functions, read_object, wait_for_objects
 from iam_roles import firehose_delivery_policy, firehose_trust
 
 ACCOUNT = "123456789012"
@@ -333,27 +331,7 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def transform_arn(aws) -> str:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("transform.py", TRANSFORM)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
-    role = aws("iam").create_role(
-        RoleName="iam-delivery-transform", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
-    return aws("lambda").create_function(
-        FunctionName="iam-delivery-transform",
-        Runtime="python3.11",
-        Role=role,
-        Handler="transform.handler",
-        Code={"ZipFile": buffer.getvalue()},
-        Timeout=10,
-    )["FunctionArn"]
+    return deploy_functions(aws, "iam-delivery-transform", "transform", TRANSFORM)["handler"]
 
 
 def processing(arn: str, retries: int = 1) -> dict:
