@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 
 import boto3
 import pytest
+from support.waiting import wait_until
 
 from pipeline import batches, certificates, publish, workbook
 from pipeline.target import LOCAL_CREDENTIALS, Target
@@ -55,15 +55,6 @@ def deployed(emulator, tmp_path_factory):
     workbook.teardown(target, stack_name)
 
 
-def wait_until(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.3)
-    return False
-
-
 def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
     target, out, credentials = deployed
     s3 = target.client("s3")
@@ -98,7 +89,9 @@ def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
         return workbook.count_raw_lines(target, out, ENV)
 
     assert wait_until(
-        lambda: raw_lines() == 24 and workbook.count_parsed_rows(target, out, ENV) == 24
+        lambda: raw_lines() == 24 and workbook.count_parsed_rows(target, out, ENV) == 24,
+        timeout=60,
+        interval=0.3,
     )
     found = workbook.collect(target, out, ENV)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.waiting import wait_until
 
 from emulator.mqtt import codec
 from emulator.mqtt.broker import Broker
@@ -238,15 +239,6 @@ def raw_client():
     yield connect
     for tls in sockets:
         tls.close()
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture

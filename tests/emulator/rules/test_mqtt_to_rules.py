@@ -6,14 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-
-def _wait(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from support.waiting import wait_until
 
 
 def test_device_message_runs_the_rule_with_its_client_id_and_principal(
@@ -58,6 +51,6 @@ def test_republished_message_reaches_an_mqtt_subscriber(
     # when a message is published over HTTP (iot-data)
     aws("iot-data").publish(topic=f"shout/{unique}", qos=1, payload=b'{"msg": "hello"}')
     # then the subscriber receives the rule's output
-    assert _wait(lambda: listener.messages)
+    assert wait_until(lambda: listener.messages)
     assert listener.messages[0].topic == f"heard/{unique}"
     assert listener.messages[0].payload == b'"HELLO"'

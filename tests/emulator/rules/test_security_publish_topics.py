@@ -12,6 +12,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from support.waiting import wait_until
 
 
 def _rule(iot, name, sql, actions, error_action=None):
@@ -19,15 +20,6 @@ def _rule(iot, name, sql, actions, error_action=None):
     if error_action:
         payload["errorAction"] = error_action
     iot.create_topic_rule(ruleName=name, topicRulePayload=payload)
-
-
-def _wait(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +64,7 @@ def test_iot_data_publish_to_a_shadow_update_topic_is_accepted(rules, aws, devic
     # when an application publishes to it over HTTP
     aws("iot-data").publish(topic=topic, qos=1, payload=b'{"state": {}}')
     # then the subscriber gets it
-    assert _wait(lambda: [m.topic for m in sub.messages] == [topic])
+    assert wait_until(lambda: [m.topic for m in sub.messages] == [topic])
 
 
 def test_republish_to_a_payload_chosen_invalid_topic_goes_to_the_error_action(
@@ -99,8 +91,8 @@ def test_republish_to_a_payload_chosen_invalid_topic_goes_to_the_error_action(
         )
     assert rules.drain(10)
     # then the valid target got its message, and each invalid one a document on the errors topic
-    assert _wait(lambda: len([m for m in sub.messages if m.topic == f"errors/{unique}"]) == 3)
-    assert _wait(lambda: f"ok/{unique}" in [m.topic for m in sub.messages])
+    assert wait_until(lambda: len([m for m in sub.messages if m.topic == f"errors/{unique}"]) == 3)
+    assert wait_until(lambda: f"ok/{unique}" in [m.topic for m in sub.messages])
     delivered = [m.topic for m in sub.messages if b"target" in m.payload]
     assert [t for t in delivered if t not in (f"cmd/{unique}", f"errors/{unique}")] == [
         f"ok/{unique}"
