@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from persistence_helpers import EmulatorProcess
+from persistence_helpers import started_emulators
 
 
 @pytest.fixture
@@ -16,15 +16,4 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def emulators(data_dir: Path):
     """Start emulators on `data_dir` with `emulators()`; any still running are killed at the end."""
-    started: list[EmulatorProcess] = []
-
-    def start() -> EmulatorProcess:
-        emu = EmulatorProcess(data_dir).start()
-        started.append(emu)
-        return emu
-
-    yield start
-    for emu in started:
-        if emu.child is not None and emu.child.poll() is None:
-            emu.child.kill()
-            emu.child.wait(timeout=30)
+    yield from started_emulators(data_dir)

@@ -82,3 +82,20 @@ class EmulatorProcess:
 
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1")
+
+
+def started_emulators(data_dir: Path):
+    """A fixture body: yields `start()`, which starts an EmulatorProcess on `data_dir`; any still
+    running at the end are killed."""
+    started: list[EmulatorProcess] = []
+
+    def start() -> EmulatorProcess:
+        emu = EmulatorProcess(data_dir).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        if emu.child is not None and emu.child.poll() is None:
+            emu.child.kill()
+            emu.child.wait(timeout=30)
