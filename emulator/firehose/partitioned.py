@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DESTINATION = "destination"
-MAX_BACKOFF_S = 30.0
 
 
 @dataclass
@@ -139,11 +138,7 @@ class Partitioner:
                 try:
                     self._write(service, cfg, target, head, reason)
                 except DeliveryError as exc:
-                    consumer.failures += 1
-                    backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
-                    consumer.retry_at = time.time() + backoff
-                    service._record_error(cfg, DESTINATION, target, exc, backoff)
-                    return backoff
+                    return service._retry_later(consumer, cfg, DESTINATION, target, exc)
                 consumer.failures = 0
                 for record_id in head.sources:
                     state.outstanding[record_id] -= 1

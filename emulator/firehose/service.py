@@ -562,11 +562,7 @@ class FirehoseService:
             try:
                 self._deliver(cfg, name, consumer, target, batch, reason)
             except DeliveryError as exc:
-                consumer.failures += 1
-                backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
-                consumer.retry_at = time.time() + backoff
-                self._record_error(cfg, name, target, exc, backoff)
-                return backoff
+                return self._retry_later(consumer, cfg, name, target, exc)
             consumer.failures = 0
             consumer.in_flight = None
             self._advance(stream, name, len(batch), generation)
@@ -744,6 +740,17 @@ class FirehoseService:
                 "ServiceException", "the emulator has no Lambda runtime (emulator.lambdas)"
             )
         return lambdas.invoke(account_id, region, function_arn, payload)
+
+    def _retry_later(
+        self, consumer: Any, cfg: StreamConfig, name: str, target: S3Target, exc: DeliveryError
+    ) -> float:
+        """A failed delivery: records stay spooled, the next try waits (exponential backoff up
+        to MAX_BACKOFF_S), and the error is recorded. Returns the wait in seconds."""
+        consumer.failures += 1
+        backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** (consumer.failures - 1))
+        consumer.retry_at = time.time() + backoff
+        self._record_error(cfg, name, target, exc, backoff)
+        return backoff
 
     def _record_error(
         self, cfg: StreamConfig, consumer: str, target: S3Target, exc: DeliveryError, backoff: float
