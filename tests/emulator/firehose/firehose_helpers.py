@@ -43,6 +43,22 @@ def deploy_functions(aws, name: str, module: str, source: str, handlers=("handle
     }
 
 
+def lambda_processing(arn: str, retries: int = 3) -> dict:
+    """ProcessingConfiguration with one Lambda processor (NumberOfRetries: AWS's default 3)."""
+    return {
+        "Enabled": True,
+        "Processors": [
+            {
+                "Type": "Lambda",
+                "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
+                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
+                ],
+            }
+        ],
+    }
+
+
 def make_stream(aws, name: str, bucket: str, **destination: Any) -> None:
     aws("s3").create_bucket(Bucket=bucket)
     config = {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", **destination}

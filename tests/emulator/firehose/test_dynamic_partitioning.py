@@ -87,6 +87,19 @@ def _lines(s3, bucket: str, key: str) -> list[bytes]:
     return read_object(s3, bucket, key)[0].splitlines()
 
 
+def make_k_stream(aws, stream: str, interval: int, *processors: dict) -> None:
+    """A stream (and its bucket of the same name) partitioned by the records' `k` with jq,
+    1 MiB / `interval` s buffering hints; `processors` run before the jq extraction."""
+    make_stream(
+        aws, stream, stream,
+        Prefix="k=!{partitionKeyFromQuery:k}/",
+        ErrorOutputPrefix=ERRORS,
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": interval},
+        ProcessingConfiguration=jq_processing("{k: .k}", *processors),
+        **PARTITIONED,
+    )  # fmt: skip
+
+
 def test_jq_keys_and_timestamp_make_one_object_per_partition(aws, unique):
     # Given a stream partitioned by device (jq) and day, newline-delimited
     stream = bucket = f"dpq-{unique}"
@@ -168,14 +181,7 @@ def test_delimited_deaggregation_with_jq_keys(aws, unique):
             {"ParameterName": "Delimiter", "ParameterValue": "IyMjIw=="},
         ],
     }
-    make_stream(
-        aws, stream, bucket,
-        Prefix="k=!{partitionKeyFromQuery:k}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
-        ProcessingConfiguration=jq_processing("{k: .k}", deaggregate),
-        **PARTITIONED,
-    )  # fmt: skip
+    make_k_stream(aws, stream, 1, deaggregate)
 
     aws("firehose").put_record(
         DeliveryStreamName=stream, Record={"Data": b'{"k":1}####{"k":2}####{"k":1,"x":0}'}
@@ -191,14 +197,7 @@ def test_delimited_deaggregation_with_jq_keys(aws, unique):
 def test_each_partition_has_its_own_size_and_interval(aws, unique, firehose):
     # Given 1 MiB / 3 s buffering hints
     stream = bucket = f"dpb-{unique}"
-    make_stream(
-        aws, stream, bucket,
-        Prefix="k=!{partitionKeyFromQuery:k}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 3},
-        ProcessingConfiguration=jq_processing("{k: .k}"),
-        **PARTITIONED,
-    )  # fmt: skip
+    make_k_stream(aws, stream, 3)
     # two records and their newlines fill the 1 MiB size hint exactly: one object holds both
     head = b'{"k":"big","pad":"'
     big = head + b"x" * (512 * 1024 - 1 - len(head) - 2) + b'"}'
@@ -230,14 +229,7 @@ def test_records_beyond_the_active_partition_limit_go_to_the_error_output(aws, u
     # Given a limit of 2 active partitions (500 on AWS)
     monkeypatch.setattr(partitioning, "MAX_ACTIVE_PARTITIONS", 2)
     stream = bucket = f"dpa-{unique}"
-    make_stream(
-        aws, stream, bucket,
-        Prefix="k=!{partitionKeyFromQuery:k}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 2},
-        ProcessingConfiguration=jq_processing("{k: .k}"),
-        **PARTITIONED,
-    )  # fmt: skip
+    make_k_stream(aws, stream, 2)
 
     # When records for three partitions arrive while two are buffered
     sent = [b'{"k":1}', b'{"k":2}', b'{"k":3}', b'{"k":1}']
@@ -416,14 +408,7 @@ def test_lambda_and_jq_keys_in_one_prefix(aws, unique, keys_function):
 def test_each_partition_interval_runs_from_its_own_first_record(aws, unique, firehose):
     # Given a 3 s interval, partition "a" opened 1.5 s before partition "b"
     stream = bucket = f"dpi-{unique}"
-    make_stream(
-        aws, stream, bucket,
-        Prefix="k=!{partitionKeyFromQuery:k}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 3},
-        ProcessingConfiguration=jq_processing("{k: .k}"),
-        **PARTITIONED,
-    )  # fmt: skip
+    make_k_stream(aws, stream, 3)
     put = aws("firehose").put_record
     put(DeliveryStreamName=stream, Record={"Data": b'{"k":"a"}'})
     time.sleep(1.5)

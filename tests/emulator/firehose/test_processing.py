@@ -13,6 +13,7 @@ from firehose_helpers import (
     ROLE,
     TIME_PATH,
     deploy_functions,
+    lambda_processing,
     make_stream,
     read_object,
     wait_for_objects,
@@ -50,21 +51,6 @@ def transform_function(aws):
     )
 
 
-def processing(arn: str, retries: int = 3) -> dict:
-    return {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
-                ],
-            }
-        ],
-    }
-
-
 def test_transformed_records_and_processing_failed_output(aws, unique, transform_function):
     # Given a GZIP stream whose Lambda uppercases, drops "drop…" and fails "bad…" records,
     # with the source records backed up
@@ -75,7 +61,7 @@ def test_transformed_records_and_processing_failed_output(aws, unique, transform
         Prefix="parsed/",
         BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
         CompressionFormat="GZIP",
-        ProcessingConfiguration=processing(transform_function["handler"]),
+        ProcessingConfiguration=lambda_processing(transform_function["handler"]),
         S3BackupMode="Enabled",
         S3BackupConfiguration={
             "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{raw}",
@@ -120,7 +106,7 @@ def test_failing_function_sends_the_batch_to_error_output(aws, unique, transform
         Prefix="ok/!{timestamp:yyyy}/",
         ErrorOutputPrefix="errors/!{firehose:error-output-type}/!{timestamp:yyyy}/",
         BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
-        ProcessingConfiguration=processing(transform_function["broken"], retries=1),
+        ProcessingConfiguration=lambda_processing(transform_function["broken"], retries=1),
     )  # fmt: skip
 
     # When two records are put

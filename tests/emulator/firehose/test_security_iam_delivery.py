@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from firehose_helpers import deploy_functions, read_object, wait_for_objects
+from firehose_helpers import deploy_functions, lambda_processing, read_object, wait_for_objects
 from iam_roles import firehose_delivery_policy, firehose_trust
 
 ACCOUNT = "123456789012"
@@ -334,21 +334,6 @@ def transform_arn(aws) -> str:
     return deploy_functions(aws, "iam-delivery-transform", "transform", TRANSFORM)["handler"]
 
 
-def processing(arn: str, retries: int = 1) -> dict:
-    return {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
-                ],
-            }
-        ],
-    }
-
-
 def test_missing_invoke_permission_sends_records_to_processing_failed(
     aws, unique, emulator, transform_arn
 ):
@@ -358,7 +343,7 @@ def test_missing_invoke_permission_sends_records_to_processing_failed(
     stream_with_role(
         aws, stream, bucket, role,
         Prefix="ok/", ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
-        ProcessingConfiguration=processing(transform_arn, retries=1),
+        ProcessingConfiguration=lambda_processing(transform_arn, retries=1),
     )  # fmt: skip
 
     # When records are put
@@ -385,7 +370,7 @@ def test_invoke_permission_lets_the_processor_run(aws, unique, emulator, transfo
     role = make_role(aws, stream, firehose_delivery_policy(bucket, functions=transform_arn))
     stream_with_role(
         aws, stream, bucket, role, Prefix="ok/",
-        ProcessingConfiguration=processing(transform_arn, retries=1),
+        ProcessingConfiguration=lambda_processing(transform_arn, retries=1),
     )  # fmt: skip
 
     put(aws, stream, b"a\n", b"b\n")
