@@ -7,10 +7,10 @@ sessions", "iot-basic-ingest").
 
 from __future__ import annotations
 
-HOST = "127.0.0.1"
-DEFAULT_MQTT_PORT = 8883
+from emulator.constants import BASIC_INGEST_PREFIX, DEFAULT_HOST, IOT_MESSAGE_MAX_BYTES
 
-MAX_PAYLOAD_BYTES = 131_072
+HOST = DEFAULT_HOST
+MAX_PAYLOAD_BYTES = IOT_MESSAGE_MAX_BYTES
 MAX_TOPIC_BYTES = 256
 MAX_TOPIC_SLASHES = 7
 MAX_CLIENT_ID_BYTES = 128
@@ -22,8 +22,6 @@ MAX_PACKET_BYTES = 149_504
 RECEIVE_MAXIMUM = 100
 OUTBOUND_INFLIGHT_LIMIT = 100  # "Maximum outbound unacknowledged messages" per client
 TOPIC_ALIAS_MAXIMUM = 8
-# Basic Ingest topics go to the rules engine only, never to subscribers ("iot-basic-ingest").
-BASIC_INGEST_PREFIX = "$aws/rules/"
 # Messages kept for one persistent session. AWS stores them "according to account limit.
 # Messages that exceed the limit will be dropped" (MQTT persistent sessions,
 # https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html): the new message is dropped,

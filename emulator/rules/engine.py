@@ -36,6 +36,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from emulator.constants import BASIC_INGEST_PREFIX
 from emulator.iot.messages import InboundMessage
 from emulator.rules.actions import SYNCHRONOUS, ActionContext, ActionFailure, ActionRun
 from emulator.rules.iotlogging import IotLogging
@@ -49,8 +50,6 @@ from emulator.rules.sql import (
 )
 
 log = logging.getLogger(__name__)
-
-BASIC_INGEST_PREFIX = "$aws/rules/"
 
 
 class _Context(MessageContext):

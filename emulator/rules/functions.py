@@ -21,6 +21,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.rules.md2 import md2_hex
 from emulator.rules.timefmt import format_time, parse_epoch_ms
 from emulator.rules.values import (
@@ -422,7 +423,7 @@ def time_to_epoch(timestamp: Any, pattern: Any) -> Any:
 
 
 # "iot-sql-functions" transform(): "The array returned by this function is limited to 128 KiB."
-TRANSFORM_LIMIT_BYTES = 128 * 1024
+TRANSFORM_LIMIT_BYTES = IOT_MESSAGE_MAX_BYTES
 
 
 @_arity(3)

@@ -41,6 +41,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from emulator.constants import ACCOUNT_ID
 from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
 from emulator.rules.operators import add, arithmetic, cast, comparison, divide
 from emulator.rules.topics import check_topic_filter, topic_matcher
@@ -109,7 +110,7 @@ class MessageContext:
     client_id: str = NO_CLIENT_ID
     principal: str | None = None
     timestamp_ms: int = 0
-    account_id: str = "123456789012"
+    account_id: str = ACCOUNT_ID
     user_properties: tuple[tuple[str, str], ...] = ()
     trace_id: str | None = None
 
