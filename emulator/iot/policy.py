@@ -45,7 +45,15 @@ SUPPORTED_VERSIONS = ("2012-10-17", "2008-10-17")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _LITERAL_ESCAPES = {"*": "*", "?": "?", "$": "$"}
 
-Context = Mapping[str, str]
+# Context key -> value; a multivalued key (iot:ConnectAttributes, a certificate's `.List`
+# attributes) has a tuple of values, which never substitutes a `${...}` variable.
+Context = Mapping[str, "str | tuple[str, ...]"]
+
+
+def _text(context: Context, name: str) -> str | None:
+    """The single value of a policy variable; None if it has none (or several)."""
+    value = context.get(name)
+    return value if isinstance(value, str) else None
 
 
 class PolicyDocumentError(ValueError):
@@ -101,7 +109,7 @@ class _Pattern:
             return self._static
         values = []
         for name in self.variables:
-            value = context.get(name)
+            value = _text(context, name)
             if value is None:
                 return None
             values.append(value)
@@ -118,7 +126,7 @@ class _Pattern:
         out = []
         for is_var, piece in self._parts:
             if is_var:
-                value = context.get(piece)
+                value = _text(context, piece)
                 if value is None:
                     return None
                 out.append(value)
@@ -134,7 +142,7 @@ class _Pattern:
         """The match result when a variable has no value: False if every missing variable is
         a key the emulator models (absent on AWS too: "no value, nothing matches"), None
         (cannot tell) if one is a key the emulator never sets."""
-        missing = [name for name in self.variables if context.get(name) is None]
+        missing = [name for name in self.variables if _text(context, name) is None]
         return False if all(known_key(name) for name in missing) else None
 
 
@@ -194,8 +202,9 @@ SET_QUALIFIERS = ("ForAllValues", "ForAnyValue")
 # `IotCore.policy_context` sets exactly these when they have a value ("basic-policy-variables",
 # "thing-policy-variables", "cert-policy-variables"; aws:CurrentTime and aws:EpochTime are IAM
 # global keys). A known key that is absent is absent on AWS too, so IAM's missing-key rules
-# apply to it. Any other key (aws:PrincipalTag/..., iot:DomainName, iot:ConnectAttributes, a
-# typo) is one the emulator cannot give a value to: see `_Condition.holds`.
+# apply to it. Two keys are in a context only when the emulator knows them: iot:DomainName
+# (the client's TLS SNI) and iot:ConnectAttributes (for iot:Connect). Absent, they and any
+# other key (aws:PrincipalTag/..., a typo) cannot be given a value: see `_Condition.holds`.
 _KNOWN_KEYS = frozenset(
     k.lower()
     for k in (
