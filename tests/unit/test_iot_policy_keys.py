@@ -38,23 +38,15 @@ def certificate(*units: str) -> x509.Certificate:
     )
 
 
+def publish_allowed(context: dict, topic: str = TOPIC, **statement: object) -> bool:
+    """Whether one Allow of iot:Publish (Resource "*" unless `statement` says) allows."""
+    allow = {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*", **statement}
+    compiled = CompiledPolicy.parse(json.dumps({"Version": "2012-10-17", "Statement": [allow]}))
+    return evaluate([("P", compiled)], "iot:Publish", topic, context).allowed
+
+
 def allowed(operator: str, values: list[str], context: dict) -> bool:
-    compiled = CompiledPolicy.parse(
-        json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Publish",
-                        "Resource": "*",
-                        "Condition": {operator: {UNITS: values}},
-                    }
-                ],
-            }
-        )
-    )
-    return evaluate([("P", compiled)], "iot:Publish", TOPIC, context).allowed
+    return publish_allowed(context, Condition={operator: {UNITS: values}})
 
 
 def test_every_value_of_a_multivalued_attribute_is_listed():
@@ -75,19 +67,6 @@ def test_set_operators_see_every_value():
 def test_a_list_never_substitutes_a_variable():
     # `${...List}` has several values, so it names no single resource: the Allow does not apply
     context = dict(certificate_variables(certificate("Plant-A")))
-    compiled = CompiledPolicy.parse(
-        json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Publish",
-                        "Resource": "arn:aws:iot:*:*:topic/${" + UNITS + "}",
-                    }
-                ],
-            }
-        )
-    )
+    resource = "arn:aws:iot:*:*:topic/${" + UNITS + "}"
     topic = "arn:aws:iot:us-east-1:123456789012:topic/('Plant-A',)"
-    assert not evaluate([("P", compiled)], "iot:Publish", topic, context).allowed
+    assert not publish_allowed(context, topic, Resource=resource)

@@ -23,6 +23,12 @@ def connect_with(condition: dict, effect: str = "Allow") -> dict:
     return document({"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"}, connect)
 
 
+def connect_and_publish(**publish: object) -> dict:
+    """A policy allowing iot:Connect, and iot:Publish as `publish` says (Resource, Condition)."""
+    allow_publish = {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*", **publish}
+    return document({"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}, allow_publish)
+
+
 def session_expiry(seconds: int):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -93,17 +99,7 @@ def test_a_deny_on_last_will_refuses_only_a_connect_with_a_will(broker, make_dev
 def test_connect_attributes_are_unknown_on_publish(broker, make_device, paho_client, until):
     # given an Allow of iot:Publish that reads iot:ConnectAttributes, which AWS documents for
     # iot:Connect only
-    device = make_device(
-        document(
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": "*",
-                "Condition": ONLY_PERSISTENT,
-            },
-        )
-    )
+    device = make_device(connect_and_publish(Condition=ONLY_PERSISTENT))
     client = paho_client(device, broker.port, version=5)
     # then the Allow cannot be evaluated and does not apply (fails closed), saying why
     assert publish_results(client, until, "t") == [0x87]
@@ -130,14 +126,7 @@ def test_domain_name_is_the_endpoint_the_client_asked_for(
 def test_domain_name_substitutes_a_resource_variable(broker, make_device, paho_client, until):
     # given publishing allowed only under the endpoint's own name ("basic-policy-variables")
     device = make_device(
-        document(
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": "arn:aws:iot:*:*:topic/sites/${iot:DomainName}/*",
-            },
-        )
+        connect_and_publish(Resource="arn:aws:iot:*:*:topic/sites/${iot:DomainName}/*")
     )
     client = paho_client(device, broker.port, version=5)
     # then the variable is the SNI name the client sent
