@@ -204,13 +204,15 @@ def _unknown(key: str) -> bool:
     return not known_key(key)
 
 
-def _compile_conditions(block: Any, with_variables: bool, index: int) -> tuple[Condition, ...]:
+def _compile_conditions(
+    block: Any, with_variables: bool, index: int, strict: bool
+) -> tuple[Condition, ...]:
     where = f"Statement {index}"
     if not isinstance(block, dict):
         raise PolicyDocumentError(f"{where}: Condition must be an object of operators")
     try:
-        # Lenient: a value the operator cannot read is evaluated as unknown (fails closed).
-        return compile_block(block, with_variables, strict=False)
+        # Not strict: a value the operator cannot read is evaluated as unknown (fails closed).
+        return compile_block(block, with_variables, strict=strict)
     except PolicyError as exc:
         raise PolicyDocumentError(f"{where}: {exc}") from exc
 
@@ -308,7 +310,7 @@ def _strings(statement: dict[str, Any], key: str, index: int) -> list[str]:
     return values
 
 
-def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
+def _compile_statement(raw: Any, index: int, with_variables: bool, strict: bool) -> Statement:
     if not isinstance(raw, dict):
         raise PolicyDocumentError(f"Statement {index} must be an object")
     effect = raw.get("Effect")
@@ -326,7 +328,7 @@ def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
     resources = tuple(_Pattern(r, with_variables) for r in _strings(raw, resource_key, index))
     conditions: tuple[Condition, ...] = ()
     if "Condition" in raw:
-        conditions = _compile_conditions(raw["Condition"], with_variables, index)
+        conditions = _compile_conditions(raw["Condition"], with_variables, index, strict)
     return Statement(
         index=index,
         sid=raw.get("Sid"),
@@ -348,8 +350,12 @@ class CompiledPolicy:
     time_dependent: bool = False
 
     @classmethod
-    def parse(cls, document: str | Mapping[str, Any]) -> CompiledPolicy:
-        """Compile a policy document (JSON text or parsed); PolicyDocumentError if malformed."""
+    def parse(cls, document: str | Mapping[str, Any], strict: bool = False) -> CompiledPolicy:
+        """Compile a policy document (JSON text or parsed); PolicyDocumentError if malformed.
+
+        `strict` (CreatePolicy) also refuses a condition value its operator cannot read (an
+        IpAddress that is no address, a date that is none); otherwise, for a document already
+        stored, such a value makes its condition unknown, and the statement fails closed."""
         if isinstance(document, str):
             try:
                 parsed = json.loads(document)
@@ -373,7 +379,7 @@ class CompiledPolicy:
             raise PolicyDocumentError("Statement must be an object or a non-empty list")
         with_variables = version == VARIABLES_VERSION
         statements = tuple(
-            _compile_statement(s, i, with_variables) for i, s in enumerate(raw_statements)
+            _compile_statement(s, i, with_variables, strict) for i, s in enumerate(raw_statements)
         )
         time_dependent = any(
             name.lower() in TIME_KEYS for s in statements for name in s.references()
