@@ -143,7 +143,9 @@ class _Pattern:
 
 # Conditions --------------------------------------------------------------------------------
 # The operators, IAM's missing-key rules and the three-valued verdicts are emulator/iam/
-# conditions.py's (the one implementation for IAM, IoT and S3 bucket policies).
+# conditions.py's (the one implementation for IAM, IoT and S3 bucket policies); this module
+# says which keys exist.
+#
 # The condition keys (and policy variables) the emulator puts in an MQTT request's context:
 # `IotCore.policy_context` sets exactly these when they have a value ("basic-policy-variables",
 # "thing-policy-variables", "cert-policy-variables"; aws:CurrentTime and aws:EpochTime are IAM
