@@ -12,7 +12,8 @@
 - `${key}` policy variables are substituted only in documents of Version 2012-10-17, and their
   values are literal (a value of `*` is not a wildcard); `${key, 'default'}` gives a default;
   `${*}`, `${?}`, `${$}` are a literal `*`, `?` and `$`; a variable without a value and without a
-  default makes the element match nothing.
+  default makes the element match nothing. A multivalued key is no variable ("You can't use a
+  multivalued key as a policy variable"), so it counts as one without a value.
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
 """
 
@@ -32,20 +33,35 @@ Lookup = Callable[[str], "list[str] | None"]
 
 
 class Unresolved(Exception):
-    """A policy variable has no value in the request and no default: the element is unmatched."""
+    """A policy variable has no value in the request and no default: the element is unmatched.
+    `str()` of it is the variable's name."""
 
 
-def _wildcard_source(text: str) -> str:
+def wildcard_source(text: str) -> str:
+    """The regex source of an IAM wildcard string: `*` any run, `?` one character."""
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
 
 
 @lru_cache(maxsize=4096)
 def _regex(source: str, ignore_case: bool) -> re.Pattern[str]:
-    return re.compile(f"^{source}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    # `\Z`, not `$`: a value ending in a newline must not match a pattern without one.
+    return re.compile(f"(?:{source})\\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def has_variables(text: str) -> bool:
     return "${" in text
+
+
+def variable_names(text: str) -> list[str]:
+    """The context keys the `${...}` variables of `text` read (not the literal escapes)."""
+    names = []
+    for match in _VARIABLE.finditer(text):
+        name = match.group(1).strip()
+        if name in _LITERAL_ESCAPES:
+            continue
+        with_default = _DEFAULT.match(name)
+        names.append(with_default.group(1) if with_default else name)
+    return names
 
 
 def resolve(text: str, lookup: Lookup, wildcards: bool) -> str:
@@ -58,7 +74,7 @@ def resolve(text: str, lookup: Lookup, wildcards: bool) -> str:
     position = 0
     for match in _VARIABLE.finditer(text):
         literal = text[position : match.start()]
-        out.append(_wildcard_source(literal) if wildcards else literal)
+        out.append(wildcard_source(literal) if wildcards else literal)
         name = match.group(1).strip()
         if name in _LITERAL_ESCAPES:
             value = name
@@ -68,7 +84,7 @@ def resolve(text: str, lookup: Lookup, wildcards: bool) -> str:
             if with_default:
                 name, default = with_default.group(1), with_default.group(2)
             values = lookup(name.lower())
-            if values:
+            if values and len(values) == 1:
                 value = values[0]
             elif default is not None:
                 value = default
@@ -77,13 +93,13 @@ def resolve(text: str, lookup: Lookup, wildcards: bool) -> str:
         out.append(re.escape(value) if wildcards else value)
         position = match.end()
     tail = text[position:]
-    out.append(_wildcard_source(tail) if wildcards else tail)
+    out.append(wildcard_source(tail) if wildcards else tail)
     return "".join(out)
 
 
 @lru_cache(maxsize=8192)
 def _pattern_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    return _regex(_wildcard_source(pattern), ignore_case)
+    return _regex(wildcard_source(pattern), ignore_case)
 
 
 def wildcard_match(

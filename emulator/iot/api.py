@@ -260,14 +260,15 @@ class _Handlers:
 
     def check_policy_document(self, request: AwsRequest) -> AwsResponse | None:
         """CreatePolicy, CreatePolicyVersion: a document the evaluator cannot compile (bad
-        JSON or grammar, a condition operator that is not IAM's) is refused before moto stores
-        it, as AWS does (MalformedPolicyException, "Policy document is Malformed: ...";
+        JSON or grammar, a condition operator that is not IAM's, a condition value its operator
+        cannot read) is refused before moto stores it, as AWS does (MalformedPolicyException,
+        "Policy document is Malformed: ...";
         https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html)."""
         document = request.json().get("policyDocument")
         if not isinstance(document, str):
             return json_error("MalformedPolicyException", "policyDocument is required")
         try:
-            CompiledPolicy.parse(document)
+            CompiledPolicy.parse(document, strict=True)
         except PolicyDocumentError as exc:
             return json_error("MalformedPolicyException", f"Policy document is Malformed: {exc}")
         return None

@@ -86,12 +86,15 @@ class Principal:
     subject: dict[str, str] = field(compare=False)
     issuer: dict[str, str] = field(compare=False)
     # Every `iot:Certificate.*` policy variable with a value (substitutable ones only).
-    certificate_variables: Mapping[str, str] = field(
+    certificate_variables: Mapping[str, str | tuple[str, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
     # The client's IP address as the broker sees it (aws:SourceIp, "basic-policy-variables");
     # None outside a connection (TestAuthorization).
     source_ip: str | None = field(default=None, compare=False)
+    # The endpoint name the client asked for in its TLS Server Name Indication (iot:DomainName,
+    # "basic-policy-variables"); None without SNI or outside a connection.
+    domain_name: str | None = field(default=None, compare=False)
 
 
 class AuthenticationError(Exception):
@@ -140,9 +143,9 @@ def _substitutable(value: str) -> bool:
     return len(value) <= _MAX_VARIABLE_LENGTH and not (_WILDCARD_CHARACTERS & set(value))
 
 
-def certificate_variables(cert: x509.Certificate) -> dict[str, str]:
+def certificate_variables(cert: x509.Certificate) -> dict[str, str | tuple[str, ...]]:
     """The `iot:Certificate.*` policy variables of a certificate (first value of each)."""
-    variables: dict[str, str] = {}
+    variables: dict[str, str | tuple[str, ...]] = {}
     groups = {
         "Subject": _name_values(cert.subject),
         "Issuer": _name_values(cert.issuer),
@@ -153,9 +156,39 @@ def certificate_variables(cert: x509.Certificate) -> dict[str, str]:
         for label, values in attributes.items():
             if _substitutable(values[0]):
                 variables[f"iot:Certificate.{group}.{label}"] = values[0]
+            # Every value of a multi-valued attribute, for the ForAnyValue:/ForAllValues:
+            # operators ("use-policy-variables": iot:Certificate.Subject.Country.List).
+            listed = tuple(v for v in values if _substitutable(v))
+            if listed:
+                variables[f"iot:Certificate.{group}.{label}.List"] = listed
     # The serial number's textual form is not documented; decimal is an approximation.
     variables["iot:Certificate.SerialNumber"] = str(cert.serial_number)
     return variables
+
+
+def connect_attributes(
+    mqtt5: bool, clean_start: bool, session_expiry_s: int, last_will: bool
+) -> tuple[str, ...]:
+    """The iot:ConnectAttributes of a CONNECT ("mqtt.html#connect-attribute"): PersistentConnect
+    for a session kept after the connection (MQTT 3.1.1 cleanSession 0; MQTT 5 a session expiry
+    interval above 0, whatever Clean Start says), LastWill for a will message. A clean connect
+    without a will has none (an empty set: ForAllValues: holds, ForAnyValue: does not).
+    https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#connect-attribute
+    https://docs.aws.amazon.com/iot/latest/developerguide/connect-policy.html"""
+    persistent = session_expiry_s > 0 if mqtt5 else not clean_start
+    attributes = ("PersistentConnect",) if persistent else ()
+    return attributes + (("LastWill",) if last_will else ())
+
+
+def _remember_server_name(ssl_object: Any, server_name: str | None, _context: Any) -> None:
+    # The TLS SNI callback: the broker reads the name back as iot:DomainName. A client that
+    # sends no SNI (an IP address as host) has no domain name: the key then stays unknown.
+    ssl_object.iot_domain_name = server_name
+
+
+def server_name(ssl_object: Any) -> str | None:
+    """The SNI host name the client sent in the handshake of `ssl_object`, if any."""
+    return getattr(ssl_object, "iot_domain_name", None)
 
 
 class IotCore:
@@ -213,9 +246,12 @@ class IotCore:
                 log.exception("certificate listener failed for %s -> %s", certificate_id, status)
 
     # Authentication -------------------------------------------------------------------------
-    def authenticate(self, cert_der: bytes, source_ip: str | None = None) -> Principal:
+    def authenticate(
+        self, cert_der: bytes, source_ip: str | None = None, domain_name: str | None = None
+    ) -> Principal:
         """The principal of a registered, ACTIVE certificate, connected from `source_ip` (the
-        value of aws:SourceIp in its decisions); AuthenticationError otherwise."""
+        value of aws:SourceIp in its decisions) to the endpoint named `domain_name` (the TLS
+        SNI, iot:DomainName); AuthenticationError otherwise."""
         certificate_id = hashlib.sha256(cert_der).hexdigest()
         backend = self.backend()
         cert = backend.certificates.get(certificate_id)
@@ -238,8 +274,8 @@ class IotCore:
                     f"CA certificate {cert.ca_certificate_id} status is {status}", certificate_id
                 )
         principal = self._principal(cert)
-        if source_ip:
-            principal = dataclasses.replace(principal, source_ip=source_ip)
+        if source_ip or domain_name:
+            principal = dataclasses.replace(principal, source_ip=source_ip, domain_name=domain_name)
         return principal
 
     def _regions_holding(self, certificate_id: str) -> list[str]:
@@ -297,10 +333,13 @@ class IotCore:
         action: str,
         target: str,
         source_ip: str | None = None,
+        connect_attributes: tuple[str, ...] | None = None,
     ) -> Decision:
         """Evaluate every policy attached to the certificate for `action` on `target` (the
         client id for iot:Connect, the topic, or the topic filter for iot:Subscribe), from
-        `source_ip` (by default the address the principal connected from)."""
+        `source_ip` (by default the address the principal connected from). For iot:Connect,
+        `connect_attributes` are the CONNECT's iot:ConnectAttributes (`connect_attributes()`);
+        without them that key cannot be evaluated (fails closed)."""
         source_ip = source_ip or principal.source_ip
         backend = self.backend()
         stamp = self._stamp(backend)
@@ -309,12 +348,20 @@ class IotCore:
                 self._decisions = {}
                 self._subjects = {}
                 self._decisions_stamp = stamp
-        key = (principal.certificate_id, client_id, action, target, source_ip)
+        key = (
+            principal.certificate_id,
+            client_id,
+            action,
+            target,
+            source_ip,
+            principal.domain_name,
+            connect_attributes,
+        )
         decisions = self._decisions
         decision = decisions.get(key)
         if decision is None:
             decision, cacheable = self._decide(
-                backend, principal, client_id, action, target, source_ip
+                backend, principal, client_id, action, target, source_ip, connect_attributes
             )
             if cacheable:
                 if len(decisions) >= _DECISION_CACHE_LIMIT:
@@ -330,10 +377,11 @@ class IotCore:
         action: str,
         target: str,
         source_ip: str | None,
+        connect_attributes: tuple[str, ...] | None = None,
     ) -> tuple[Decision, bool]:
         """The decision, and whether it may be cached (until the registry changes)."""
         resource = self.resource_arn(action, target)
-        key = (principal.certificate_id, client_id, source_ip)
+        key = (principal.certificate_id, client_id, source_ip, principal.domain_name)
         subject = self._subjects.get(key)
         if subject is None:
             if len(self._subjects) >= _DECISION_CACHE_LIMIT:
@@ -351,6 +399,10 @@ class IotCore:
             )
             return Decision(False, action, resource, reason, broken[0]), True
         cacheable = True
+        if action == "iot:Connect" and connect_attributes is not None:
+            # The CONNECT's features; AWS documents the key for iot:Connect only, so on other
+            # actions it stays unknown and a statement reading it fails closed.
+            context = {**context, "iot:ConnectAttributes": connect_attributes}
         if any(policy.time_dependent for _name, policy in policies):
             # aws:CurrentTime / aws:EpochTime are the time of this request: never cached.
             context = {**context, **time_context(time.time())}
@@ -361,7 +413,7 @@ class IotCore:
 
     def _subject(
         self, backend: Any, principal: Principal, client_id: str, source_ip: str | None
-    ) -> str | tuple[list[tuple[str, CompiledPolicy]], dict[str, str], list[str]]:
+    ) -> str | tuple[list[tuple[str, CompiledPolicy]], dict[str, Any], list[str]]:
         """What every decision of one connection shares: its policies and policy variables."""
         cert = backend.certificates.get(principal.certificate_id)
         if cert is None or cert.status != ACTIVE:
@@ -474,12 +526,14 @@ class IotCore:
 
     def policy_context(
         self, principal: Principal, client_id: str, source_ip: str | None = None
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
         """The policy variables (and condition keys) for one connection."""
-        context: dict[str, str] = dict(principal.certificate_variables)
+        context: dict[str, Any] = dict(principal.certificate_variables)
         context["iot:ClientId"] = client_id
         if source_ip:
             context["aws:SourceIp"] = source_ip
+        if principal.domain_name:
+            context["iot:DomainName"] = principal.domain_name
         thing = self._attached_thing(self.backend(), principal, client_id)
         context["iot:Connection.Thing.IsAttached"] = "true" if thing is not None else "false"
         if thing is not None:
@@ -513,6 +567,7 @@ class IotCore:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(self.ca.server_cert_path, self.ca.server_key_path)
+            context.sni_callback = _remember_server_name
             context.verify_mode = ssl.CERT_REQUIRED
             # A registered certificate that our root did not sign (RegisterCertificate(WithoutCA))
             # is itself the trust anchor: accept it without its issuer's chain.

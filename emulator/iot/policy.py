@@ -18,8 +18,9 @@ policy evaluation logic it borrows:
 - Condition: every operator of IAM's condition-operator reference (String*, Numeric*, Date* with
   ISO 8601 or epoch values, Bool, BinaryEquals, IpAddress/NotIpAddress for IPv4 and IPv6, Arn*,
   Null), `...IfExists`, and the `ForAllValues:`/`ForAnyValue:` set qualifiers, with IAM's rules
-  for missing keys; an operator name that is not IAM's makes the document malformed (AWS:
-  MalformedPolicyException at CreatePolicy), so no statement is ever skipped for it;
+  for missing keys, as emulator/iam/conditions.py evaluates them for every policy type; an
+  operator name that is not IAM's makes the document malformed (AWS: MalformedPolicyException
+  at CreatePolicy), so no statement is ever skipped for it;
 - fail closed: a statement that reads a context key the emulator never sets (or a condition
   value it cannot parse as the operator's type) cannot be evaluated; if nothing else in it
   already fails, a Deny applies and an Allow does not (`evaluate` says which key).
@@ -29,32 +30,34 @@ Each document is compiled once; resource patterns without variables become one r
 
 from __future__ import annotations
 
-import base64
-import binascii
-import difflib
-import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from emulator.iam.conditions import Condition, PolicyError, compile_block
+from emulator.iam.patterns import wildcard_source
 
 VARIABLES_VERSION = "2012-10-17"
 SUPPORTED_VERSIONS = ("2012-10-17", "2008-10-17")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _LITERAL_ESCAPES = {"*": "*", "?": "?", "$": "$"}
 
-Context = Mapping[str, str]
+# Context key -> value; a multivalued key (iot:ConnectAttributes, a certificate's `.List`
+# attributes) has a tuple of values, which never substitutes a `${...}` variable.
+Context = Mapping[str, "str | tuple[str, ...]"]
+
+
+def _text(context: Context, name: str) -> str | None:
+    """The single value of a policy variable; None if it has none (or several)."""
+    value = context.get(name)
+    return value if isinstance(value, str) else None
 
 
 class PolicyDocumentError(ValueError):
     """The document is not a valid IoT policy (AWS: MalformedPolicyException)."""
-
-
-def _wildcard_source(text: str) -> str:
-    """The regex source for an IAM wildcard string: `*` any run, `?` one character."""
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
 
 
 class _Pattern:
@@ -85,7 +88,7 @@ class _Pattern:
     def _literal_source(self, piece: str) -> str:
         if piece.startswith("\0"):
             return re.escape(piece[1:])
-        return _wildcard_source(piece)
+        return wildcard_source(piece)
 
     def _compile(self, values: tuple[str, ...]) -> re.Pattern[str]:
         it = iter(values)
@@ -101,7 +104,7 @@ class _Pattern:
             return self._static
         values = []
         for name in self.variables:
-            value = context.get(name)
+            value = _text(context, name)
             if value is None:
                 return None
             values.append(value)
@@ -118,7 +121,7 @@ class _Pattern:
         out = []
         for is_var, piece in self._parts:
             if is_var:
-                value = context.get(piece)
+                value = _text(context, piece)
                 if value is None:
                     return None
                 out.append(value)
@@ -134,68 +137,22 @@ class _Pattern:
         """The match result when a variable has no value: False if every missing variable is
         a key the emulator models (absent on AWS too: "no value, nothing matches"), None
         (cannot tell) if one is a key the emulator never sets."""
-        missing = [name for name in self.variables if context.get(name) is None]
+        missing = [name for name in self.variables if _text(context, name) is None]
         return False if all(known_key(name) for name in missing) else None
 
 
 # Conditions --------------------------------------------------------------------------------
-# Every operator of the IAM condition-operator reference, by name: (kind, negated, test).
-# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
-def _less(a: float, b: float) -> bool:
-    return a < b
-
-
-def _less_equal(a: float, b: float) -> bool:
-    return a <= b
-
-
-def _greater(a: float, b: float) -> bool:
-    return a > b
-
-
-def _greater_equal(a: float, b: float) -> bool:
-    return a >= b
-
-
-def _equal(a: float, b: float) -> bool:
-    return a == b
-
-
-_ORDER = {
-    "Equals": (_equal, False),
-    "NotEquals": (_equal, True),
-    "LessThan": (_less, False),
-    "LessThanEquals": (_less_equal, False),
-    "GreaterThan": (_greater, False),
-    "GreaterThanEquals": (_greater_equal, False),
-}
-OPERATORS: dict[str, tuple[str, bool, Any]] = {
-    "StringEquals": ("equals", False, None),
-    "StringNotEquals": ("equals", True, None),
-    "StringEqualsIgnoreCase": ("equals_ignore_case", False, None),
-    "StringNotEqualsIgnoreCase": ("equals_ignore_case", True, None),
-    "StringLike": ("like", False, None),
-    "StringNotLike": ("like", True, None),
-    **{f"Numeric{name}": ("numeric", neg, test) for name, (test, neg) in _ORDER.items()},
-    **{f"Date{name}": ("date", neg, test) for name, (test, neg) in _ORDER.items()},
-    "Bool": ("equals_ignore_case", False, None),
-    "BinaryEquals": ("binary", False, None),
-    "IpAddress": ("ip", False, None),
-    "NotIpAddress": ("ip", True, None),
-    "ArnEquals": ("arn", False, None),
-    "ArnLike": ("arn", False, None),
-    "ArnNotEquals": ("arn", True, None),
-    "ArnNotLike": ("arn", True, None),
-    "Null": ("null", False, None),
-}
-SET_QUALIFIERS = ("ForAllValues", "ForAnyValue")
-
+# The operators, IAM's missing-key rules and the three-valued verdicts are emulator/iam/
+# conditions.py's (the one implementation for IAM, IoT and S3 bucket policies); this module
+# says which keys exist.
+#
 # The condition keys (and policy variables) the emulator puts in an MQTT request's context:
 # `IotCore.policy_context` sets exactly these when they have a value ("basic-policy-variables",
 # "thing-policy-variables", "cert-policy-variables"; aws:CurrentTime and aws:EpochTime are IAM
 # global keys). A known key that is absent is absent on AWS too, so IAM's missing-key rules
-# apply to it. Any other key (aws:PrincipalTag/..., iot:DomainName, iot:ConnectAttributes, a
-# typo) is one the emulator cannot give a value to: see `_Condition.holds`.
+# apply to it. Two keys are in a context only when the emulator knows them: iot:DomainName
+# (the client's TLS SNI) and iot:ConnectAttributes (for iot:Connect). Absent, they and any
+# other key (aws:PrincipalTag/..., a typo) cannot be given a value: see `_unknown`.
 _KNOWN_KEYS = frozenset(
     k.lower()
     for k in (
@@ -229,225 +186,37 @@ def known_key(name: str) -> bool:
     return lowered in _KNOWN_KEYS or lowered.startswith(_KNOWN_PREFIXES)
 
 
-def _timestamp(text: str) -> float | None:
-    """Seconds since the epoch of an ISO 8601 date/time or of an epoch number (IAM's Date
-    operators accept both); None if it is neither."""
-    text = text.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        return float(text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+def _lookup(keys: Mapping[str, Any]) -> Callable[[str], list[str] | None]:
+    """conditions.py's view of a lowered context: every key's values as a list."""
 
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _binary(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _arn_matches(actual: str, wanted: str) -> bool:
-    # "Each of the six colon-delimited components of the ARN is checked separately and each
-    # can include multi-character match wildcards (*) or single-character match wildcards (?)."
-    actual_parts = actual.split(":", 5)
-    wanted_parts = wanted.split(":", 5)
-    if len(actual_parts) != 6 or len(wanted_parts) != 6:
-        return False
-    return all(
-        re.fullmatch(_wildcard_source(w), a, re.DOTALL) is not None
-        for a, w in zip(actual_parts, wanted_parts, strict=True)
-    )
-
-
-def _any3(results: Any) -> bool | None:
-    """Three-valued OR: True if one is True, else None if one is unknown, else False."""
-    unknown = False
-    for result in results:
-        if result:
-            return True
-        if result is None:
-            unknown = True
-    return None if unknown else False
-
-
-@dataclass(frozen=True)
-class _Condition:
-    operator: str  # as written, e.g. "ForAnyValue:StringLikeIfExists"
-    base: str  # e.g. "StringLike"
-    qualifier: str | None  # "ForAllValues" | "ForAnyValue" | None
-    key: str
-    values: tuple[_Pattern, ...]
-    if_exists: bool
-    key_lower: str = ""  # the key, lowercased ("condition key names are not case-sensitive")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key_lower", self.key.lower())
-
-    def holds(self, context: Context, keys: Mapping[str, Any]) -> bool | None:
-        """True or False, or None when the emulator cannot tell (the statement then fails
-        closed: a Deny applies, an Allow does not; see `Statement.applies`)."""
-        actual = keys.get(self.key_lower)
-        if actual is None and not known_key(self.key):
-            # A key the emulator never sets. IAM would treat it as missing (a negated operator
-            # then holds, a positive one fails), but on AWS it may well be present: guessing
-            # "missing" could drop a Deny or widen an Allow, so the answer is "unknown".
+    def lookup(key: str) -> list[str] | None:
+        value = keys.get(key)
+        if value is None:
             return None
-        if isinstance(actual, str):
-            actual_values: tuple[str, ...] | None = (actual,)
-        elif actual is None:
-            actual_values = None
-        else:
-            actual_values = tuple(actual)
-        kind, negated, _test = OPERATORS[self.base]
-        if kind == "null":
-            # "Null": true means the key must be absent, false that it must be present.
-            absent = not actual_values
-            return any(
-                (v.literal(context) or "").lower() == ("true" if absent else "false")
-                for v in self.values
-            )
-        if not actual_values:
-            # Missing key (or an empty set): ...IfExists holds; ForAllValues holds ("also
-            # returns true if there are no context keys in the request"); ForAnyValue fails;
-            # otherwise a negated operator holds and a positive one fails (IAM "condition
-            # operators", Important box).
-            if self.if_exists or self.qualifier == "ForAllValues":
-                return True
-            if self.qualifier == "ForAnyValue":
-                return False
-            return negated
-        if self.qualifier is None and len(actual_values) > 1:
-            return None  # a multivalued key needs a set operator; no IoT key is one today
-        verdicts = [self._one(value, kind, negated, context) for value in actual_values]
-        if self.qualifier == "ForAllValues":
-            if any(v is False for v in verdicts):
-                return False
-            return None if any(v is None for v in verdicts) else True
-        return _any3(verdicts)
+        return [value] if isinstance(value, str) else list(value)
 
-    def _one(self, actual: str, kind: str, negated: bool, context: Context) -> bool | None:
-        """One request value against the condition's values (ORed), then negated if asked."""
-        found = _any3(self._match(kind, actual, value, context) for value in self.values)
-        if found is None or not negated:
-            return found
-        return not found
-
-    def _match(self, kind: str, actual: str, value: _Pattern, context: Context) -> bool | None:
-        if kind == "like":
-            pattern = value.regex(context)
-            if pattern is None:
-                return value.unresolved_verdict(context)
-            return pattern.fullmatch(actual) is not None
-        wanted = value.literal(context)
-        if wanted is None:
-            return value.unresolved_verdict(context)
-        if kind == "equals":
-            return actual == wanted
-        if kind == "equals_ignore_case":
-            return actual.casefold() == wanted.casefold()
-        if kind == "arn":
-            return _arn_matches(actual, wanted)
-        if kind == "ip":
-            try:
-                network = ipaddress.ip_network(wanted.strip(), strict=False)
-            except ValueError:
-                return None  # a policy value that is no address: cannot evaluate
-            try:
-                return ipaddress.ip_address(actual) in network
-            except ValueError:
-                return False
-        if kind == "binary":
-            wanted_bytes, actual_bytes = _binary(wanted), _binary(actual)
-            if wanted_bytes is None:
-                return None
-            return actual_bytes == wanted_bytes
-        parse = _number if kind == "numeric" else _timestamp
-        wanted_number, actual_number = parse(wanted), parse(actual)
-        if wanted_number is None:
-            return None  # the policy's value is not a number/date: cannot evaluate
-        if actual_number is None:
-            return False
-        return OPERATORS[self.base][2](actual_number, wanted_number)
-
-    def references(self) -> set[str]:
-        """Every context key this condition reads (its key and its values' variables)."""
-        names = {self.key}
-        for value in self.values:
-            names.update(value.variables)
-        return names
+    return lookup
 
 
-def _condition_text(value: Any, where: str) -> str:
-    # JSON true/false in a Bool condition mean the strings "true"/"false".
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise PolicyDocumentError(f"{where}: condition values must be strings, numbers or booleans")
+def _unknown(key: str) -> bool:
+    # Asked only for a key the request lacks. A key the emulator never sets: IAM would treat
+    # it as missing (a negated operator then holds, a positive one fails), but on AWS it may
+    # well be present; guessing "missing" could drop a Deny or widen an Allow, so the answer
+    # is "unknown" (the statement fails closed).
+    return not known_key(key)
 
 
-def _parse_operator(operator: Any, where: str) -> tuple[str, str | None, bool]:
-    """(base operator, set qualifier, IfExists) of an operator name; PolicyDocumentError if it
-    is not one of IAM's operators."""
-    if not isinstance(operator, str):
-        raise PolicyDocumentError(f"{where}: condition operators must be strings")
-    qualifier, _, base = operator.rpartition(":")
-    if_exists = base.endswith("IfExists") and base != "IfExists"
-    if if_exists:
-        base = base[: -len("IfExists")]
-    valid = (
-        base in OPERATORS
-        and (not qualifier or qualifier in SET_QUALIFIERS)
-        # "Null" tests existence itself: it takes neither IfExists nor a set qualifier.
-        and not (base == "Null" and (if_exists or qualifier))
-    )
-    if not valid:
-        hint = difflib.get_close_matches(operator, list(OPERATORS), n=1)
-        raise PolicyDocumentError(
-            f"{where}: {operator!r} is not a condition operator"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + "; use one of IAM's operators (StringEquals, StringLike, NumericLessThan, "
-            "DateGreaterThan, Bool, IpAddress, ArnLike, Null, ...), optionally with IfExists "
-            "or a ForAllValues:/ForAnyValue: qualifier"
-        )
-    return base, qualifier or None, if_exists
-
-
-def _compile_conditions(block: Any, with_variables: bool, index: int) -> tuple[_Condition, ...]:
+def _compile_conditions(
+    block: Any, with_variables: bool, index: int, strict: bool
+) -> tuple[Condition, ...]:
     where = f"Statement {index}"
     if not isinstance(block, dict):
         raise PolicyDocumentError(f"{where}: Condition must be an object of operators")
-    conditions = []
-    for operator, entries in block.items():
-        base, qualifier, if_exists = _parse_operator(operator, where)
-        if not isinstance(entries, dict) or not entries:
-            raise PolicyDocumentError(
-                f"{where}: condition operator {operator} must map condition keys to values"
-            )
-        for key, values in entries.items():
-            if not isinstance(key, str) or not key:
-                raise PolicyDocumentError(f"{where}: condition keys must be non-empty strings")
-            raw = values if isinstance(values, list) else [values]
-            if not raw:
-                raise PolicyDocumentError(f"{where}: condition key {key} has no value")
-            patterns = tuple(
-                _Pattern(_condition_text(v, f"{where}, {operator} {key}"), with_variables)
-                for v in raw
-            )
-            conditions.append(_Condition(operator, base, qualifier, key, patterns, if_exists))
-    return tuple(conditions)
+    try:
+        # Not strict: a value the operator cannot read is evaluated as unknown (fails closed).
+        return compile_block(block, with_variables, strict=strict)
+    except PolicyError as exc:
+        raise PolicyDocumentError(f"{where}: {exc}") from exc
 
 
 # Statements and documents ------------------------------------------------------------------
@@ -460,7 +229,7 @@ class Statement:
     not_action: bool
     resources: tuple[_Pattern, ...]
     not_resource: bool
-    conditions: tuple[_Condition, ...]
+    conditions: tuple[Condition, ...]
     # Actions are few (iot:Connect, iot:Publish, ...): remember each answer.
     _action_memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
@@ -503,8 +272,9 @@ class Statement:
         state = self.resource_state(resource, context)
         if state is False:
             return False
+        lookup = _lookup(keys)
         for condition in self.conditions:
-            holds = condition.holds(context, keys)
+            holds = condition.evaluate(lookup, _unknown)
             if holds is False:
                 return False
             if holds is None:
@@ -542,7 +312,7 @@ def _strings(statement: dict[str, Any], key: str, index: int) -> list[str]:
     return values
 
 
-def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
+def _compile_statement(raw: Any, index: int, with_variables: bool, strict: bool) -> Statement:
     if not isinstance(raw, dict):
         raise PolicyDocumentError(f"Statement {index} must be an object")
     effect = raw.get("Effect")
@@ -555,12 +325,12 @@ def _compile_statement(raw: Any, index: int, with_variables: bool) -> Statement:
     action_key = "Action" if "Action" in raw else "NotAction"
     resource_key = "Resource" if "Resource" in raw else "NotResource"
     actions = tuple(
-        re.compile(_wildcard_source(a), re.IGNORECASE) for a in _strings(raw, action_key, index)
+        re.compile(wildcard_source(a), re.IGNORECASE) for a in _strings(raw, action_key, index)
     )
     resources = tuple(_Pattern(r, with_variables) for r in _strings(raw, resource_key, index))
-    conditions: tuple[_Condition, ...] = ()
+    conditions: tuple[Condition, ...] = ()
     if "Condition" in raw:
-        conditions = _compile_conditions(raw["Condition"], with_variables, index)
+        conditions = _compile_conditions(raw["Condition"], with_variables, index, strict)
     return Statement(
         index=index,
         sid=raw.get("Sid"),
@@ -582,8 +352,12 @@ class CompiledPolicy:
     time_dependent: bool = False
 
     @classmethod
-    def parse(cls, document: str | Mapping[str, Any]) -> CompiledPolicy:
-        """Compile a policy document (JSON text or parsed); PolicyDocumentError if malformed."""
+    def parse(cls, document: str | Mapping[str, Any], strict: bool = False) -> CompiledPolicy:
+        """Compile a policy document (JSON text or parsed); PolicyDocumentError if malformed.
+
+        `strict` (CreatePolicy) also refuses a condition value its operator cannot read (an
+        IpAddress that is no address, a date that is none); otherwise, for a document already
+        stored, such a value makes its condition unknown, and the statement fails closed."""
         if isinstance(document, str):
             try:
                 parsed = json.loads(document)
@@ -607,7 +381,7 @@ class CompiledPolicy:
             raise PolicyDocumentError("Statement must be an object or a non-empty list")
         with_variables = version == VARIABLES_VERSION
         statements = tuple(
-            _compile_statement(s, i, with_variables) for i, s in enumerate(raw_statements)
+            _compile_statement(s, i, with_variables, strict) for i, s in enumerate(raw_statements)
         )
         time_dependent = any(
             name.lower() in TIME_KEYS for s in statements for name in s.references()
@@ -724,14 +498,14 @@ def explain(
             for pattern in statement.resources:
                 missing.update(v for v in pattern.variables if v not in context)
             for condition in statement.conditions:
-                if condition.key_lower in keys:
+                if condition.key in keys:
                     continue
                 # A key the emulator never sets always counts (it may have decided the
                 # statement); a modelled one only where its absence is not what is tested.
                 if not known_key(condition.key) or (
-                    condition.base != "Null" and not condition.if_exists
+                    not condition.is_null and not condition.if_exists
                 ):
-                    missing.add(condition.key)
+                    missing.add(condition.name)
             state = statement.applies(resource, context, keys)
             if state is True or (state is None and statement.effect == "Deny"):
                 effects.add(statement.effect)

@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from emulator.iot.core import connect_attributes, server_name
 from emulator.iot.messages import InboundMessage
 from emulator.mqtt import codec
 from emulator.mqtt.codec import MalformedPacket
@@ -69,6 +70,7 @@ class Connection(asyncio.Protocol):
         self.client_id: str | None = None
         self.principal: Any = None
         self.cert_der: bytes | None = None
+        self.domain_name: str | None = None  # the TLS SNI host name (iot:DomainName)
         self.session: Session | None = None
         self.keep_alive = 0
         self.created = self.last_seen = time.monotonic()
@@ -96,6 +98,7 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(OUTBOUND_HIGH_WATER_BYTES, OUTBOUND_LOW_WATER_BYTES)
         ssl_object = transport.get_extra_info("ssl_object")
         self.cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        self.domain_name = server_name(ssl_object) if ssl_object else None
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip_address = peer[0]
@@ -277,7 +280,9 @@ class Connection(asyncio.Protocol):
             return
         iot = broker.iot
         try:
-            self.principal = iot.authenticate(self.cert_der or b"", source_ip=self.ip_address)
+            self.principal = iot.authenticate(
+                self.cert_der or b"", source_ip=self.ip_address, domain_name=self.domain_name
+            )
         except Exception as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             refuse(
@@ -287,7 +292,15 @@ class Connection(asyncio.Protocol):
                 principal=getattr(exc, "certificate_id", None),
             )
             return
-        decision = iot.authorize(self.principal, client_id, "iot:Connect", client_id)
+        attributes = connect_attributes(
+            v5,
+            packet.clean_start,
+            int(packet.properties.get(codec.SESSION_EXPIRY_INTERVAL, 0)),
+            packet.will is not None,
+        )
+        decision = iot.authorize(
+            self.principal, client_id, "iot:Connect", client_id, connect_attributes=attributes
+        )
         if not decision.allowed:
             broker.connect_failed(self)
             refuse(

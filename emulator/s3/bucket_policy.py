@@ -9,25 +9,27 @@ every other operator as satisfied. A common statement such as the SAM CLI's mana
 
 therefore denies every request, where on AWS it denies only requests without TLS. This module
 replaces that check with one that evaluates the statement's Principal, Action/NotAction,
-Resource/NotResource and the condition operators below, for a request made with the account's
-own credentials (the emulator has no other callers of S3 yet).
+Resource/NotResource and its Condition (every IAM operator, by emulator/iam/conditions.py), for
+a request made with the account's own credentials (the emulator has no other callers of S3 yet).
 
-Fail closed: a Deny whose condition uses an operator or key this module does not evaluate is
-applied as if the condition held; an Allow with one is ignored. Never a skipped Deny.
+Fail closed: a Deny whose condition uses an operator AWS would refuse or a key this module does
+not supply is applied as if the condition held; an Allow with one is ignored. Never a skipped
+Deny.
 
 Request context: the emulator's API endpoint is plain HTTP on 127.0.0.1 standing in for AWS's
 HTTPS endpoints, so `aws:SecureTransport` is "true" (a documented deviation).
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-securetransport
-Operators: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from typing import Any
 
 from moto.iam.access_control import PermissionResult
+
+from emulator.iam.conditions import PolicyError, compile_block
+from emulator.iam.patterns import VARIABLES_VERSION, wildcard_match
 
 
 def _list(value: Any) -> list[Any]:
@@ -35,76 +37,36 @@ def _list(value: Any) -> list[Any]:
 
 
 def _like(pattern: str, value: str, case: bool = True) -> bool:
-    # IAM wildcards: `*` any run, `?` one character; nothing else is special.
-    translated = pattern.replace("[", "[[]")
-    if not case:
-        return fnmatch.fnmatchcase(value.lower(), translated.lower())
-    return fnmatch.fnmatchcase(value, translated)
-
-
-def _string_ops() -> dict[str, Any]:
-    return {
-        "StringEquals": lambda want, have: have == want,
-        "StringNotEquals": lambda want, have: have != want,
-        "StringEqualsIgnoreCase": lambda want, have: have.lower() == want.lower(),
-        "StringNotEqualsIgnoreCase": lambda want, have: have.lower() != want.lower(),
-        "StringLike": lambda want, have: _like(want, have),
-        "StringNotLike": lambda want, have: not _like(want, have),
-        "ArnEquals": lambda want, have: _like(want, have),
-        "ArnLike": lambda want, have: _like(want, have),
-        "ArnNotEquals": lambda want, have: not _like(want, have),
-        "ArnNotLike": lambda want, have: not _like(want, have),
-        "Bool": lambda want, have: have.lower() == str(want).lower(),
-    }
-
-
-_OPERATORS = _string_ops()
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals",
-            "ArnNotLike"}  # fmt: skip
-
-
-class _Unknown(Exception):
-    """The condition uses something this module does not evaluate."""
-
-
-def _condition_holds(conditions: dict[str, Any], context: dict[str, str]) -> bool:
-    for operator, pairs in conditions.items():
-        if_exists = operator.endswith("IfExists")
-        base = operator[: -len("IfExists")] if if_exists else operator
-        if not isinstance(pairs, dict):
-            raise _Unknown(operator)
-        for key, wanted in pairs.items():
-            key = key.lower()
-            have = context.get(key)
-            if base == "Null":
-                # Null: "true" holds when the key is absent.
-                if any(str(w).lower() == "true" for w in _list(wanted)) != (have is None):
-                    return False
-                continue
-            test = _OPERATORS.get(base)
-            if test is None:
-                raise _Unknown(operator)
-            if key not in _CONTEXT_KEYS:
-                raise _Unknown(key)
-            if have is None:
-                if if_exists:
-                    continue
-                if base in _NEGATED:
-                    raise _Unknown(key)  # a negated test of an absent key: not decided here
-                return False  # a missing key does not match (IAM User Guide, operators page)
-            values = [str(w) for w in _list(wanted)]
-            if base in _NEGATED:
-                if not all(test(w, have) for w in values):
-                    return False
-            elif not any(test(w, have) for w in values):
-                return False
-    return True
+    return wildcard_match(pattern, value, ignore_case=not case)
 
 
 # The keys a request to the emulator's S3 carries (lower-case; condition keys are not
-# case-sensitive). Keys outside this set cannot be evaluated here.
-_CONTEXT_KEYS = {"aws:securetransport", "aws:principalaccount", "aws:principalarn",
-                 "aws:sourceaccount", "aws:sourcearn", "aws:principalservicename"}  # fmt: skip
+# case-sensitive): the owner's own requests over the stand-in for AWS's HTTPS endpoint.
+_CONTEXT_KEYS = ("aws:securetransport", "aws:principalaccount")
+# Keys absent from such a request on AWS too: they are set only when a service calls on a
+# resource's behalf or for a service principal ("reference_policies_condition-keys").
+_ABSENT_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:principalservicename"})
+
+
+def _unknown(key: str) -> bool:
+    return key not in _ABSENT_KEYS
+
+
+def _conditions_hold(block: Any, context: dict[str, str], variables: bool) -> bool | None:
+    """True, False, or None when a condition cannot be evaluated here: an operator AWS would
+    refuse, or a key the emulator does not supply (aws:PrincipalArn, s3:TlsVersion, ...)."""
+    try:
+        conditions = compile_block(block or None, variables)
+    except PolicyError:
+        return None
+
+    def lookup(key: str) -> list[str] | None:
+        return [context[key]] if key in context else None
+
+    verdicts = [condition.evaluate(lookup, _unknown) for condition in conditions]
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
 
 
 def _principal_matches(principal: Any, account_id: str) -> bool:
@@ -126,7 +88,8 @@ def _matches(patterns: Any, value: str, case: bool) -> bool:
 
 def evaluate(policy: dict[str, Any], action: str, resource: str, account_id: str) -> Any:
     """PermissionResult for `action` on `resource` by the owner account's own credentials."""
-    context = {"aws:securetransport": "true", "aws:principalaccount": account_id}
+    context = dict(zip(_CONTEXT_KEYS, ("true", account_id), strict=True))
+    variables = policy.get("Version") == VARIABLES_VERSION
     allowed = False
     for statement in _list(policy.get("Statement", [])):
         if not isinstance(statement, dict):
@@ -145,9 +108,8 @@ def evaluate(policy: dict[str, Any], action: str, resource: str, account_id: str
             continue
         if "NotResource" in statement and _matches(statement["NotResource"], resource, True):
             continue
-        try:
-            holds = _condition_holds(statement.get("Condition") or {}, context)
-        except _Unknown:
+        holds = _conditions_hold(statement.get("Condition"), context, variables)
+        if holds is None:
             holds = deny  # fail closed: a Deny applies, an Allow grants nothing
         if not holds:
             continue

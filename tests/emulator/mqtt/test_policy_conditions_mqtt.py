@@ -114,11 +114,11 @@ def test_a_deny_with_a_set_operator_is_evaluated(broker, make_device, paho_clien
 def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(
     broker, make_device, paho_client, until
 ):
-    # given a Deny reading iot:DomainName, which the emulator does not set
+    # given a Deny reading aws:PrincipalTag/team, which the emulator does not set
     device = make_device(
         document(
             CONNECT_AND_PUBLISH,
-            deny_publish("domain", {"StringEquals": {"iot:DomainName": "iot.example.com"}}),
+            deny_publish("domain", {"StringEquals": {"aws:PrincipalTag/team": "guests"}}),
         )
     )
     client = paho_client(device, broker.port, version=5)
@@ -127,7 +127,7 @@ def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(
     (denied,) = [
         e for e in broker.activity.events(device.client_id) if e["event"] == "PUBLISH_DENIED"
     ]
-    assert "cannot evaluate iot:DomainName (fails closed)" in denied["policyDecision"]
+    assert "cannot evaluate aws:PrincipalTag/team (fails closed)" in denied["policyDecision"]
 
 
 def test_a_time_dependent_decision_changes_while_connected(
