@@ -14,6 +14,7 @@ import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
+from iam_roles import ensure_lambda_role, ensure_role, lambda_trust
 
 ACCOUNT = "123456789012"
 TRUST_IOT = {
@@ -64,20 +65,12 @@ def rule_to_s3(aws, unique, role_arn):
 
 @pytest.fixture
 def iot_role(aws, unique):
-    """Factory: a role IoT may assume, allowed `actions` on `resources` (none if empty)."""
-    iam = aws("iam")
+    """Factory: a role IoT may assume, allowed `actions` on `resources` (nothing if empty)."""
 
     def create(tag: str, actions: list[str], resources: list[str], trust=TRUST_IOT) -> str:
-        name = f"sqlfn-{tag}-{unique}"
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-        if actions:
-            policy = {"Effect": "Allow", "Action": actions, "Resource": resources}
-            iam.put_role_policy(
-                RoleName=name,
-                PolicyName="reads",
-                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [policy]}),
-            )
-        return arn["Role"]["Arn"]
+        statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
+        policy = {"Version": "2012-10-17", "Statement": [statement]} if actions else None
+        return ensure_role(aws("iam"), f"sqlfn-{tag}-{unique}", trust, policy)
 
     return create
 
@@ -197,17 +190,12 @@ def test_get_secret_reads_string_json_and_binary_secrets(rules, aws, unique, rul
 def test_get_secret_with_a_role_iot_may_not_assume_fails(rules, aws, unique, rule_to_s3, iot_role):
     sm = aws("secretsmanager")
     arn = sm.create_secret(Name=f"s-{unique}", SecretString="x")["ARN"]
-    lambda_only = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
     role = iot_role(
-        "notrust", ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [arn],
-        trust=lambda_only,
-    )  # fmt: skip
+        "notrust",
+        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        [arn],
+        trust=lambda_trust(),
+    )
     name, topic, read = rule_to_s3(
         "notrust", f"SELECT get_secret('s-{unique}', 'SecretString', '{role}') AS s FROM '$TOPIC'"
     )
@@ -292,16 +280,7 @@ def doubling_function(aws, unique):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", LAMBDA_SOURCE)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
-    role = aws("iam").create_role(
-        RoleName=f"sqlfn-fn-{unique}", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
+    role = ensure_lambda_role(aws("iam"), f"sqlfn-fn-{unique}")
     client = aws("lambda")
     arn = client.create_function(
         FunctionName=f"sqlfn-double-{unique}",
@@ -315,19 +294,23 @@ def doubling_function(aws, unique):
     return arn
 
 
+def _let_iot_invoke(aws, function_arn: str, rule_name: str) -> None:
+    """The guide's `aws lambda add-permission --principal iot.amazonaws.com --source-arn`."""
+    aws("lambda").add_permission(
+        FunctionName=function_arn,
+        StatementId=f"iot-{rule_name}",
+        Action="lambda:InvokeFunction",
+        Principal="iot.amazonaws.com",
+        SourceArn=f"arn:aws:iot:us-east-1:{ACCOUNT}:rule/{rule_name}",
+        SourceAccount=ACCOUNT,
+    )
+
+
 def test_aws_lambda_calls_the_function_iot_may_invoke(
     rules, aws, unique, rule_to_s3, doubling_function
 ):
-    name = f"sqlfn_lambda_{unique}"
     # "iot-sql-functions" aws_lambda(): grant IoT lambda:InvokeFunction for the rule
-    aws("lambda").add_permission(
-        FunctionName=doubling_function,
-        StatementId="iot",
-        Action="lambda:InvokeFunction",
-        Principal="iot.amazonaws.com",
-        SourceArn=f"arn:aws:iot:us-east-1:{ACCOUNT}:rule/{name}",
-        SourceAccount=ACCOUNT,
-    )
+    _let_iot_invoke(aws, doubling_function, f"sqlfn_lambda_{unique}")
     _, topic, read = rule_to_s3(
         "lambda",
         f"SELECT aws_lambda('{doubling_function}', *).doubled AS d, "
@@ -341,13 +324,7 @@ def test_aws_lambda_without_a_permission_for_iot_fails(
     rules, aws, unique, rule_to_s3, doubling_function
 ):
     # given a function whose policy lets IoT invoke it for another rule only
-    aws("lambda").add_permission(
-        FunctionName=doubling_function,
-        StatementId="other-rule",
-        Action="lambda:InvokeFunction",
-        Principal="iot.amazonaws.com",
-        SourceArn=f"arn:aws:iot:us-east-1:{ACCOUNT}:rule/another_rule",
-    )
+    _let_iot_invoke(aws, doubling_function, "another_rule")
     name, topic, read = rule_to_s3(
         "lambdadeny", f"SELECT aws_lambda('{doubling_function}', *) AS out FROM '$TOPIC'"
     )
