@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -66,7 +65,6 @@ MACHINE_LEARNING_RETIRED = (
     "or called), so the local emulator cannot evaluate it; call a model behind a Lambda "
     "function with aws_lambda() instead"
 )
-_THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 
 
 class ServiceCalls:
@@ -75,6 +73,7 @@ class ServiceCalls:
 
     def __init__(self, emulator: Any) -> None:
         self.emulator = emulator
+        self.lambda_time_limit_s = LAMBDA_TIME_LIMIT_S
         # Synchronous Lambda calls run here so the 2 s limit can be applied to the wait.
         self._lambda_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sql-lambda")
 
@@ -143,11 +142,12 @@ class ServiceCalls:
             lambdas.invoke, context.account_id, context.region, function_arn, payload
         )
         try:
-            return future.result(timeout=LAMBDA_TIME_LIMIT_S)
+            return future.result(timeout=self.lambda_time_limit_s)
         except FutureTimeout:
             raise SqlEvaluationError(
                 f"aws_lambda(): {function_arn} did not answer within "
-                f"{int(LAMBDA_TIME_LIMIT_S * 1000)} ms, the rules engine's limit for Lambda calls"
+                f"{int(self.lambda_time_limit_s * 1000)} ms, the rules engine's limit for "
+                "Lambda calls"
             ) from None
 
 
@@ -378,15 +378,19 @@ def get_thing_shadow(context: Any, *args: Any) -> Any:
     if not _strings(thing, role_arn):
         return UNDEFINED
     services = _services(context, "get_thing_shadow")
-    if not _THING_NAME.fullmatch(thing):
-        raise SqlEvaluationError(f"get_thing_shadow(): invalid thing name {thing!r}")
+    from emulator.shadow.model import SHADOW_NAME, THING_NAME, ShadowError
+
+    # GetThingShadow's name patterns (iot-data API reference); a name never becomes a path.
+    if not THING_NAME.fullmatch(thing) or (shadow_name and not SHADOW_NAME.fullmatch(shadow_name)):
+        raise SqlEvaluationError(
+            f"get_thing_shadow(): InvalidRequestException: invalid thing or shadow name "
+            f"{thing!r} {shadow_name!r}"
+        )
     thing_arn = f"arn:aws:iot:{context.region}:{context.account_id}:thing/{thing}"
     services.check_role("get_thing_shadow", context, role_arn, ("iot:GetThingShadow",), thing_arn)
     shadow = services.emulator.find("shadow")
     if shadow is None:
         raise SqlEvaluationError("get_thing_shadow(): Device Shadow is not in this emulator")
-    from emulator.shadow.model import ShadowError
-
     try:
         document = shadow.get(thing, shadow_name)
     except ShadowError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 
 import pytest
@@ -25,7 +26,11 @@ TRUST_IOT = {
     ],
 }  # fmt: skip
 LAMBDA_SOURCE = """
+import time
+
+
 def double(event, context):
+    time.sleep(event.get("sleep", 0))
     return {"doubled": event["n"] * 2, "seen": event}
 """
 
@@ -273,10 +278,12 @@ def test_get_registry_data_of_an_unknown_thing_fails(rules, aws, unique, rule_to
 
 
 # aws_lambda -----------------------------------------------------------------------------------
-@pytest.fixture
-def doubling_function(aws, unique):
-    """A real function in the emulator's Lambda runtime, warmed by one Invoke so the rule's
-    call is not a cold start (the rules engine allows 2000 ms)."""
+@pytest.fixture(scope="module")
+def doubling_function(aws):
+    """A real function in the emulator's Lambda runtime, shared by this module's tests and
+    warmed by one Invoke so that a rule's call is not a cold start (the rules engine allows
+    2000 ms)."""
+    unique = uuid.uuid4().hex[:8]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", LAMBDA_SOURCE)
@@ -332,6 +339,38 @@ def test_aws_lambda_without_a_permission_for_iot_fails(
     assert read() is None
     message = _sql_failure(rules, name)
     assert "lambda:InvokeFunction" in message and "add-permission" in message
+
+
+def test_aws_lambda_slower_than_the_rules_engine_allows_fails(
+    rules, aws, unique, rule_to_s3, doubling_function
+):
+    # "iot-sql-functions" aws_lambda(): calls "should be completed within 2000 milliseconds";
+    # the limit is lowered for this test so that it does not wait two seconds
+    name, topic, read = rule_to_s3(
+        "lambdaslow", f"SELECT aws_lambda('{doubling_function}', *) AS out FROM '$TOPIC'"
+    )
+    _let_iot_invoke(aws, doubling_function, name)
+    rules.service_calls.lambda_time_limit_s = 0.2
+    try:
+        _publish(aws, rules, topic, {"n": 1, "sleep": 0.6})
+    finally:
+        rules.service_calls.lambda_time_limit_s = 2.0
+    assert read() is None
+    assert "did not answer within 200 ms" in _sql_failure(rules, name)
+
+
+def test_get_dynamodb_item_over_8_kb_runs_no_action(rules, aws, unique, rule_to_s3, iot_role):
+    # "iot-sql-functions" get_dynamodb(): more than 8 KB of data and the action may not run
+    table = f"big-{unique}"
+    table_arn = _table(aws, table)
+    aws("dynamodb").put_item(TableName=table, Item={"id": {"S": "d1"}, "blob": {"S": "x" * 9000}})
+    role = iot_role("ddbbig", ["dynamodb:GetItem"], [table_arn])
+    name, topic, read = rule_to_s3(
+        "ddbbig", f"SELECT get_dynamodb('{table}', 'id', id, '{role}').id AS id FROM '$TOPIC'"
+    )
+    _publish(aws, rules, topic, {"id": "d1"})
+    assert read() is None
+    assert "8192 bytes (8 KB)" in _sql_failure(rules, name)
 
 
 def test_calls_are_allowed_when_iam_is_not_enforced(
