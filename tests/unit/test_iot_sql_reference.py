@@ -705,7 +705,7 @@ FUNCTION_CASES = [
     ("iot-func-transform", V2, "transform('enrichArray', {'k': 1}, 'x')", {}, ""),
 ]
 
-# Functions of the page that call other AWS services: tests/unit/test_sql_service_functions.py
+# Functions of the page that call other AWS services: tests/unit/test_iot_sql_service_functions.py
 # and tests/emulator/rules/test_sql_service_functions.py. Functions whose result is random or
 # per message are checked by shape.
 OTHER_SERVICE_FUNCTIONS = {
