@@ -22,7 +22,6 @@ only, whatever its FROM, and `topic()` sees `<topic>`.
 from __future__ import annotations
 
 import base64
-import copy
 import logging
 import queue
 import threading
@@ -70,10 +69,16 @@ class _Context(MessageContext):
 
     def for_rule(self, rule_name: str, sql_version: str) -> _Context:
         """This message's context for one rule (its name and SQL version, which the service
-        functions and the substitution templates read); the trace id stays the message's."""
-        context = copy.copy(self)
-        object.__setattr__(context, "rule_name", rule_name)
-        object.__setattr__(context, "sql_version", sql_version)
+        functions and the substitution templates read); the trace id stays the message's.
+
+        The message's first rule takes this context itself; each further rule a shallow copy
+        (a dict copy: most messages match one rule and pay nothing)."""
+        fields = self.__dict__
+        if fields["rule_name"] is None:
+            fields["rule_name"], fields["sql_version"] = rule_name, sql_version
+            return self
+        context = object.__new__(_Context)
+        context.__dict__.update(fields, rule_name=rule_name, sql_version=sql_version)
         return context
 
     @property

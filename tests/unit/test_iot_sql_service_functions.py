@@ -155,3 +155,14 @@ def test_template_checks_use_the_rules_version():
     check_templates(action, templated, V2)
     with pytest.raises(SqlError, match="requires SQL version 2016-03-23"):
         check_templates(action, templated, V1)
+
+
+def test_each_rule_sees_its_name_and_version_and_the_message_keeps_one_trace_id():
+    from emulator.rules.engine import _Context
+
+    message = _Context(None, topic="a", trace_id=None)
+    first = message.for_rule("r1", V1)
+    second = message.for_rule("r2", V2)
+    assert (first.rule_name, first.sql_version) == ("r1", V1)
+    assert (second.rule_name, second.sql_version) == ("r2", V2)
+    assert first.trace_id == second.trace_id  # drawn once, for the message
