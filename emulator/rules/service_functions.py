@@ -89,10 +89,17 @@ class ServiceCalls:
         return iam
 
     def check_role(
-        self, function: str, context: Any, role_arn: str, actions: tuple[str, ...], resource: str
+        self,
+        function: str,
+        context: Any,
+        role_arn: str,
+        actions: tuple[str, ...],
+        resource: str,
+        resource_policy: str | None = None,
     ) -> None:
         """The rules engine assumes `role_arn` (trust for iot.amazonaws.com) and needs every
-        action on `resource`; raise SqlEvaluationError naming the denial."""
+        action on `resource` (whose own policy, if any, applies too); raise
+        SqlEvaluationError naming the denial."""
         iam = self._iam()
         if iam is None:
             return
@@ -105,15 +112,19 @@ class ServiceCalls:
             )
         for action in actions:
             decision = iam.authorize(
-                role_arn, action, resource, resource_policy=None, session=SESSION
+                role_arn,
+                action,
+                resource,
+                resource_policy=resource_policy,
+                resource_policy_id=f"resource policy of {resource}",
+                session=SESSION,
             )
             if not decision.allowed:
                 raise SqlEvaluationError(f"{function}(): {decision.message()}")
 
-    def check_resource_policy(
-        self, function: str, context: Any, action: str, resource: str, policy: str | None
-    ) -> None:
-        """IoT Core as a service principal, allowed only by the resource's own policy."""
+    def check_function_policy(self, context: Any, function_arn: str, policy: str | None) -> None:
+        """May IoT Core (a service principal, allowed only by the function's resource policy)
+        invoke the function for this rule?"""
         iam = self._iam()
         if iam is None:
             return
@@ -121,15 +132,15 @@ class ServiceCalls:
 
         decision = iam.authorize_service(
             IOT_PRINCIPAL,
-            action,
-            resource,
+            "lambda:InvokeFunction",
+            function_arn,
             policy,
             source_context(_rule_arn(context)),
-            resource_policy_id=f"resource policy of {resource}",
+            resource_policy_id=f"resource policy of {function_arn}",
         )
         if not decision.allowed:
             raise SqlEvaluationError(
-                f"{function}(): {decision.message()}; grant it with aws lambda add-permission "
+                f"aws_lambda(): {decision.message()}; grant it with aws lambda add-permission "
                 f"--principal {IOT_PRINCIPAL} --action lambda:InvokeFunction --source-arn "
                 f"{_rule_arn(context)}"
             )
@@ -195,9 +206,7 @@ def aws_lambda(context: Any, function_arn: Any, input_json: Any) -> Any:
     except Exception as error:
         raise _failed("aws_lambda", error) from None
     policy = json.dumps(fn.policy.get_policy()["Policy"]) if fn.policy.statements else None
-    services.check_resource_policy(
-        "aws_lambda", context, "lambda:InvokeFunction", fn.function_arn, policy
-    )
+    services.check_function_policy(context, fn.function_arn, policy)
     try:
         result = services.invoke_lambda(context, function_arn, dumps(input_json).encode("utf-8"))
     except SqlEvaluationError:
@@ -336,6 +345,7 @@ def get_secret(context: Any, *args: Any) -> Any:
         role_arn,
         ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"),
         secret.arn,
+        getattr(secret, "policy", None),
     )
     try:
         value = backend.get_secret_value(secret_id, None, "AWSCURRENT")  # type: ignore[arg-type]

@@ -209,6 +209,26 @@ def test_get_secret_with_a_role_iot_may_not_assume_fails(rules, aws, unique, rul
     assert "cannot assume the role" in _sql_failure(rules, name)
 
 
+def test_get_secret_denied_by_the_secrets_resource_policy(rules, aws, unique, rule_to_s3, iot_role):
+    # given a role allowed to read the secret, and the secret's own policy denying that role
+    sm = aws("secretsmanager")
+    arn = sm.create_secret(Name=f"locked-{unique}", SecretString="x")["ARN"]
+    role = iot_role(
+        "locked", ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], [arn]
+    )
+    deny = {"Effect": "Deny", "Principal": {"AWS": role}, "Action": "secretsmanager:*",
+            "Resource": "*"}  # fmt: skip
+    sm.put_resource_policy(
+        SecretId=arn, ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": [deny]})
+    )
+    name, topic, read = rule_to_s3(
+        "locked", f"SELECT get_secret('{arn}', 'SecretString', '{role}') AS s FROM '$TOPIC'"
+    )
+    _publish(aws, rules, topic, {})
+    assert read() is None
+    assert "explicit deny in a resource-based policy" in _sql_failure(rules, name)
+
+
 # get_thing_shadow -------------------------------------------------------------------------------
 def test_get_thing_shadow_filters_on_the_classic_and_a_named_shadow(
     rules, aws, unique, rule_to_s3, iot_role
