@@ -185,6 +185,15 @@ def _failed(function: str, error: Exception) -> SqlEvaluationError:
     return SqlEvaluationError(f"{function}(): {code or type(error).__name__}: {message}")
 
 
+_ABSENT: Any = object()
+
+
+def _padded(args: tuple[Any, ...], count: int) -> tuple[Any, ...]:
+    """`count` arguments: the optional ones left out (they come before roleArn, the last)
+    as `_ABSENT`."""
+    return (*args[:-1], *([_ABSENT] * (count - len(args))), args[-1])
+
+
 def _strings(*values: Any) -> bool:
     return all(type(v) is str and v for v in values)
 
@@ -264,13 +273,11 @@ def _plain(typed: dict[str, Any]) -> Any:
 def get_dynamodb(context: Any, *args: Any) -> Any:
     """get_dynamodb(tableName, partitionKeyName, partitionKeyValue[, sortKeyName,
     sortKeyValue], roleArn): the item as an Object, Undefined when there is none."""
-    if len(args) == 4:
-        table_name, hash_name, hash_value, role_arn = args
-        range_name = range_value = None
-    else:
-        table_name, hash_name, hash_value, range_name, range_value, role_arn = args
-        if type(range_name) is not str:
-            return UNDEFINED
+    table_name, hash_name, hash_value, range_name, range_value, role_arn = _padded(args, 6)
+    if range_name is not _ABSENT and (
+        type(range_name) is not str or range_value is UNDEFINED or range_value is None
+    ):
+        return UNDEFINED
     if not _strings(table_name, hash_name, role_arn) or hash_value in (UNDEFINED, None):
         return UNDEFINED
     services = _services(context, "get_dynamodb")
@@ -287,7 +294,7 @@ def get_dynamodb(context: Any, *args: Any) -> Any:
         (hash_name, hash_value, table.hash_key_attr, table.hash_key_type),
         (range_name, range_value, table.range_key_attr, table.range_key_type),
     ):
-        if name is None:
+        if name is _ABSENT:
             continue
         typed = _key_value(value, kind or "") if name == attr else None
         if typed is None:
@@ -295,7 +302,11 @@ def get_dynamodb(context: Any, *args: Any) -> Any:
                 f"get_dynamodb(): ValidationException: The provided key element does not match "
                 f"the schema of table {table_name} (key {table.hash_key_attr} "
                 f"{table.hash_key_type}"
-                + (f", sort key {table.range_key_attr} {table.range_key_type}" if attr else "")
+                + (
+                    f", sort key {table.range_key_attr} {table.range_key_type}"
+                    if table.range_key_attr
+                    else ""
+                )
                 + ")"
             )
         keys[name] = typed
@@ -318,13 +329,9 @@ def get_dynamodb(context: Any, *args: Any) -> Any:
 
 def get_secret(context: Any, *args: Any) -> Any:
     """get_secret(secretId, secretType[, key], roleArn): the AWSCURRENT value."""
-    if len(args) == 3:
-        secret_id, secret_type, role_arn = args
-        key = None
-    else:
-        secret_id, secret_type, key, role_arn = args
-        if type(key) is not str:
-            return UNDEFINED
+    secret_id, secret_type, key, role_arn = _padded(args, 4)
+    if key is not _ABSENT and type(key) is not str:
+        return UNDEFINED
     if not _strings(secret_id, secret_type, role_arn):
         return UNDEFINED
     if secret_type not in SECRET_TYPES:
@@ -352,7 +359,7 @@ def get_secret(context: Any, *args: Any) -> Any:
     except Exception as error:
         raise _failed("get_secret", error) from None
     if secret_type == "SecretBinary":
-        if key is not None:
+        if key is not _ABSENT:
             raise SqlEvaluationError("get_secret(): a key cannot be given with SecretBinary")
         if "SecretBinary" not in value:
             raise SqlEvaluationError(f"get_secret(): the secret {secret_id} has no SecretBinary")
@@ -366,7 +373,7 @@ def get_secret(context: Any, *args: Any) -> Any:
         document = parse_json(text)
     except (ValueError, RecursionError):
         document = UNDEFINED
-    if key is None:
+    if key is _ABSENT:
         return document if type(document) is dict else text
     if type(document) is not dict:
         raise SqlEvaluationError(
@@ -378,13 +385,11 @@ def get_secret(context: Any, *args: Any) -> Any:
 
 def get_thing_shadow(context: Any, *args: Any) -> Any:
     """get_thing_shadow(thingName[, shadowName], roleArn): the shadow document (GetThingShadow)."""
-    if len(args) == 2:
-        thing, role_arn = args
-        shadow_name = ""
-    else:
-        thing, shadow_name, role_arn = args
-        if not _strings(shadow_name):
-            return UNDEFINED
+    thing, shadow_name, role_arn = _padded(args, 3)
+    if shadow_name is _ABSENT:
+        shadow_name = ""  # the classic shadow
+    elif not _strings(shadow_name):
+        return UNDEFINED
     if not _strings(thing, role_arn):
         return UNDEFINED
     services = _services(context, "get_thing_shadow")

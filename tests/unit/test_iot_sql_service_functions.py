@@ -166,3 +166,8 @@ def test_each_rule_sees_its_name_and_version_and_the_message_keeps_one_trace_id(
     assert (first.rule_name, first.sql_version) == ("r1", V1)
     assert (second.rule_name, second.sql_version) == ("r2", V2)
     assert first.trace_id == second.trace_id  # drawn once, for the message
+
+
+def test_an_undefined_sort_key_value_gives_undefined():
+    sql = f"SELECT get_dynamodb('t', 'k', 'v', 'n', missing, '{ROLE}') AS x FROM 'a'"
+    assert _evaluate(sql).value == {}
