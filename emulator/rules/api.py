@@ -14,8 +14,9 @@ import json
 from typing import TYPE_CHECKING
 
 from emulator.gateway import AwsRequest, AwsResponse, json_error
-from emulator.rules.actions import check_action
+from emulator.rules.actions import TEMPLATED, check_action
 from emulator.rules.sql import DEFAULT_VERSION, SqlError, compile_sql
+from emulator.rules.templates import check_templates
 
 if TYPE_CHECKING:
     from emulator.gateway import Gateway
@@ -66,6 +67,9 @@ def validate_topic_rule(request: AwsRequest) -> AwsResponse | None:
     ):
         try:
             reason = check_action(action)
+            # Templates are IoT SQL of the rule's awsIotSqlVersion (check_action reads them
+            # as 2016-03-23).
+            check_templates(action, TEMPLATED, version)
         except SqlError as error:
             reason = f"invalid substitution template: {error.reason}"
         if reason:

@@ -38,8 +38,9 @@ from botocore.config import Config
 
 from emulator.constants import BASIC_INGEST_PREFIX
 from emulator.iot.messages import InboundMessage
-from emulator.rules.actions import SYNCHRONOUS, ActionContext, ActionFailure, ActionRun
+from emulator.rules.actions import SYNCHRONOUS, TEMPLATED, ActionContext, ActionFailure, ActionRun
 from emulator.rules.iotlogging import IotLogging
+from emulator.rules.service_functions import ServiceCalls
 from emulator.rules.sql import (
     CompiledRule,
     MessageContext,
@@ -48,6 +49,7 @@ from emulator.rules.sql import (
     SqlEvaluationError,
     compile_sql,
 )
+from emulator.rules.templates import check_templates
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +67,31 @@ class _Context(MessageContext):
         super().__init__(**fields)
         object.__setattr__(self, "batch", batch)
 
+    def for_rule(self, rule_name: str, sql_version: str) -> _Context:
+        """This message's context for one rule (its name and SQL version, which the service
+        functions and the substitution templates read); the trace id stays the message's.
+
+        The message's first rule takes this context itself; each further rule a shallow copy
+        (a dict copy: most messages match one rule and pay nothing)."""
+        fields = self.__dict__
+        if fields["rule_name"] is None:
+            fields["rule_name"], fields["sql_version"] = rule_name, sql_version
+            return self
+        context = object.__new__(_Context)
+        context.__dict__.update(fields, rule_name=rule_name, sql_version=sql_version)
+        return context
+
     @property
     def trace_id(self) -> str:  # type: ignore[override]
-        value = self.__dict__.get("_trace_id")
-        if value is None:
-            value = str(uuid.uuid4())
-            object.__setattr__(self, "_trace_id", value)
-        return value
+        holder = self.__dict__["_trace"]  # one list, shared by the copies for_rule makes
+        if holder[0] is None:
+            holder[0] = str(uuid.uuid4())
+        return holder[0]
 
     @trace_id.setter
     def trace_id(self, value: str | None) -> None:
         # Called once by the frozen dataclass's __init__ (through object.__setattr__).
-        object.__setattr__(self, "_trace_id", value)
+        object.__setattr__(self, "_trace", [value])
 
 
 class _Batch:
@@ -157,6 +172,8 @@ class RulesEngine:
         self._pending = 0
         self._pending_cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        # What the SQL functions that call other services use (aws_lambda, get_dynamodb, ...).
+        self.service_calls = ServiceCalls(emulator)
         emulator.rules = self
         from emulator.rules.api import register
 
@@ -174,6 +191,7 @@ class RulesEngine:
             self._work.put(None)
             self._worker.join(timeout=5)
             self._worker = None
+        self.service_calls.close()
         self.iot_logging.close()
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -227,7 +245,7 @@ class RulesEngine:
                     break
                 except RuntimeError:  # the dict changed under us (CreateTopicRule meanwhile)
                     continue
-        context: MessageContext | None = None
+        context: _Context | None = None
         for rule in candidates:
             if rule.rule_disabled:
                 continue
@@ -243,6 +261,8 @@ class RulesEngine:
                     timestamp_ms=message.timestamp_ms,
                     account_id=message.account_id,
                     user_properties=message.user_properties,
+                    region=message.region,
+                    services=self.service_calls,
                 )
             self._run_rule(rule, compiled, message, context, depth)
 
@@ -253,6 +273,9 @@ class RulesEngine:
         if compiled is None:
             try:
                 compiled = compile_sql(rule.sql, rule.aws_iot_sql_version)
+                # The actions' substitution templates are IoT SQL of the rule's version too.
+                for action in [*rule.actions, *([rule.error_action] if rule.error_action else [])]:
+                    check_templates(action, TEMPLATED, rule.aws_iot_sql_version)
             except SqlError as error:
                 compiled = error
                 # A rule stored without our CreateTopicRule check (e.g. moto directly).
@@ -268,9 +291,10 @@ class RulesEngine:
         rule: Any,
         compiled: CompiledRule,
         message: InboundMessage,
-        context: MessageContext,
+        message_context: _Context,
         depth: int,
     ) -> None:
+        context = message_context.for_rule(rule.rule_name, compiled.version)
         try:
             result = compiled.evaluate(message.payload, context)
         except SqlEvaluationError as error:

@@ -1,4 +1,4 @@
-"""IoT SQL's built-in functions that depend only on their arguments.
+"""IoT SQL's built-in functions that depend only on their arguments, and the registry of all.
 
 Each entry maps a lower-case function name to a callable taking the evaluated arguments. A wrong
 number or wrong type of arguments gives `Undefined`, as "iot-sql-data-types" documents ("Functions
@@ -23,6 +23,7 @@ from typing import Any
 
 from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.rules.md2 import md2_hex
+from emulator.rules.service_functions import MACHINE_LEARNING_RETIRED, SERVICE_FUNCTIONS
 from emulator.rules.timefmt import format_time, parse_epoch_ms
 from emulator.rules.values import (
     DECIMAL_CONTEXT,
@@ -507,19 +508,15 @@ FUNCTIONS: dict[str, Function] = {
     "upper": _string_fn(str.upper),
 }
 
+# The functions that call other services (aws_lambda, get_dynamodb, ...) take the message's
+# context first: emulator/rules/service_functions.py.
+FUNCTIONS.update(SERVICE_FUNCTIONS)
+
 # Functions AWS documents that this emulator does not implement: refused at rule creation with
 # the reason, rather than evaluated to a silent Undefined.
-_CALLS_ANOTHER_SERVICE = (
-    "calls another AWS service from SQL, which the local emulator does not support yet"
-)
 _NOT_YET = "is in the AWS IoT SQL reference but the local emulator does not support it yet"
 UNSUPPORTED_FUNCTIONS = {
-    "aws_lambda": _CALLS_ANOTHER_SERVICE,
-    "get_dynamodb": _CALLS_ANOTHER_SERVICE,
-    "get_secret": _CALLS_ANOTHER_SERVICE,
-    "get_thing_shadow": _CALLS_ANOTHER_SERVICE,
-    "get_registry_data": _CALLS_ANOTHER_SERVICE,
-    "machinelearning_predict": _CALLS_ANOTHER_SERVICE,
+    "machinelearning_predict": MACHINE_LEARNING_RETIRED,
     "decode": "supports only the 'base64' scheme",
     # In the reference, but their results are not documented precisely enough to reproduce.
     "get_mqtt_property": _NOT_YET,

@@ -41,13 +41,15 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from emulator.constants import ACCOUNT_ID
+from emulator.constants import ACCOUNT_ID, DEFAULT_REGION
 from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
 from emulator.rules.operators import add, arithmetic, cast, comparison, divide
+from emulator.rules.service_functions import CALLS_PER_STATEMENT
 from emulator.rules.topics import check_topic_filter, topic_matcher
 from emulator.rules.values import (
     SQL_V1,
     UNDEFINED,
+    SqlEvaluationError,
     dumps,
     equal,
     make_decimal,
@@ -98,10 +100,6 @@ class SqlError(ValueError):
         super().__init__(f"{message} (line {line}, column {column}, offset {offset})")
 
 
-class SqlEvaluationError(RuntimeError):
-    """A message the statement cannot be evaluated on (for example `*, x` on binary data)."""
-
-
 @dataclass(frozen=True)
 class MessageContext:
     """What the SQL functions read about the message besides its payload."""
@@ -113,6 +111,14 @@ class MessageContext:
     account_id: str = ACCOUNT_ID
     user_properties: tuple[tuple[str, str], ...] = ()
     trace_id: str | None = None
+    region: str = DEFAULT_REGION
+    # The rule being evaluated, and its SQL version (substitution templates are evaluated with
+    # it): set by the rules engine for each rule.
+    rule_name: str | None = None
+    sql_version: str | None = None
+    # The services the functions of service_functions.py call (the rules engine's
+    # `ServiceCalls`); None outside the engine, where those functions fail.
+    services: Any = None
 
 
 @dataclass(frozen=True)
@@ -200,12 +206,16 @@ class CompiledRule:
     _select: Callable[[_Env], Result]
     uses_payload_fields: bool = False
     field_names: list[str] = field(default_factory=list)
+    # Why every evaluation fails although the statement compiled (a documented run-time limit).
+    refusal: str | None = None
 
     def matches(self, topic: str) -> bool:
         return self._matcher(topic)
 
     def evaluate(self, payload: bytes, context: MessageContext) -> Result | None:
         """The rule's output for one message, or None when WHERE is not true."""
+        if self.refusal is not None:
+            raise SqlEvaluationError(self.refusal)
         env = _Env(payload, context, self.version)
         token = SQL_V1.set(self.version == V1)
         try:
@@ -273,6 +283,7 @@ def compile_sql(sql: str, version: str = V2) -> CompiledRule:
         _matcher=topic_matcher(topic_filter),
         _where=where,
         _select=projection,
+        refusal=compiler.call_limit_exceeded(),
     )
 
 
@@ -285,7 +296,7 @@ def compile_expression(source: str, version: str = V2) -> Evaluator:
         raise SqlError(f"Invalid substitution template ${{{source}}}: {error.reason}") from None
     if not isinstance(select, exp.Select) or len(select.expressions) != 1:
         raise SqlError(f"Invalid substitution template ${{{source}}}")
-    return _Compiler(wrapper, version).expr(select.expressions[0])
+    return _Compiler(wrapper, version, in_template=True).expr(select.expressions[0])
 
 
 def validate_sql(sql: str, version: str = V2) -> None:
@@ -433,9 +444,23 @@ _SELECT_CLAUSES_REFUSED = {
 
 
 class _Compiler:
-    def __init__(self, sql: str, version: str = V2) -> None:
+    def __init__(self, sql: str, version: str = V2, in_template: bool = False) -> None:
         self.sql = sql
         self.version = version
+        self.in_template = in_template
+        self.calls: dict[str, int] = {}
+
+    def call_limit_exceeded(self) -> str | None:
+        """The documented per-statement call limits: a statement over one still compiles on
+        AWS but "causes the rule to terminate without invoking any actions"
+        ("iot-sql-functions" get_dynamodb())."""
+        for name, limit in CALLS_PER_STATEMENT.items():
+            if self.calls.get(name, 0) > limit:
+                return (
+                    f"{name}() can be called at most {limit} time(s) per SQL statement; this "
+                    f"statement calls it {self.calls[name]} times, so the rule runs no action"
+                )
+        return None
 
     def error(self, node: exp.Expression, message: str) -> SqlError:
         return _error_at(self.sql, node, message)
@@ -869,6 +894,8 @@ class _Compiler:
         if fn is None:
             reason = UNSUPPORTED_FUNCTIONS.get(name, "is not a known AWS IoT SQL function")
             raise self.error(node, f"Function {node.name}() {reason}")
+        if getattr(fn, "with_context", False):
+            return self._service_call(node, name, fn, args)
         if name == "decode" and len(args) == 2 and isinstance(args[1], exp.Literal):
             if str(args[1].this).lower() != "base64":
                 raise self.error(node, f"decode() {UNSUPPORTED_FUNCTIONS['decode']}")
@@ -880,6 +907,23 @@ class _Compiler:
             first, second = evaluators
             return lambda env: fn(first(env), second(env))
         return lambda env: fn(*(e(env) for e in evaluators))
+
+    def _service_call(self, node: exp.Anonymous, name: str, fn: Any, args: list) -> Evaluator:
+        """A function that calls another service (service_functions.py): fn(context, *args)."""
+        if self.in_template:
+            # The reference documents these in the SELECT and WHERE clauses; a template is
+            # rendered while an action runs, where a failing call has no documented outcome.
+            raise self.error(
+                node,
+                f"{node.name}() can be used only in the SELECT and WHERE clauses, not in a "
+                "substitution template; select its result AS a field instead",
+            )
+        if len(args) not in fn.arities:
+            counts = " or ".join(str(n) for n in fn.arities)
+            raise self.error(node, f"{node.name}() takes {counts} arguments, not {len(args)}")
+        self.calls[name] = self.calls.get(name, 0) + 1
+        evaluators = [_payload_value if isinstance(a, exp.Star) else self.expr(a) for a in args]
+        return lambda env: fn(env.context, *(e(env) for e in evaluators))
 
     # Functions that read the message -----------------------------------------------------
     def _no_args(self, node: exp.Anonymous, args: list, getter: Evaluator) -> Evaluator:
@@ -980,6 +1024,18 @@ class _Compiler:
             return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
         return encode
+
+
+def _payload_value(env: _Env) -> Any:
+    """`*` as a function argument ("iot-sql-functions" aws_lambda(): "pass the full MQTT message
+    payload ... using '*'"): the JSON payload."""
+    doc = env.doc
+    if doc is _NOT_JSON:
+        raise SqlEvaluationError(
+            "The payload is not JSON, so '*' cannot be passed to a function; use "
+            "encode(*, 'base64') to pass binary data"
+        )
+    return doc
 
 
 def _star_object(env: _Env) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Substitution templates in rule action fields: `${expression}` ("iot-substitution-templates").
 
 The expression is any IoT SQL expression evaluated on the ORIGINAL message (not the SELECT's
-output, so aliases are not visible), converted to a string; Undefined becomes "".
+output, so aliases are not visible), converted to a string; Undefined becomes "". It is IoT SQL
+of the rule's `awsIotSqlVersion`, like the rule's statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -47,8 +48,41 @@ def _split(template: str) -> list[str | tuple[str]]:
 
 
 @lru_cache(maxsize=4096)
-def compile_template(template: str, version: str = V2) -> Template:
-    """A function (payload, context) -> str; raises SqlError for an invalid expression."""
+def compile_template(template: str, version: str | None = None) -> Template:
+    """A function (payload, context) -> str; raises SqlError for an invalid expression.
+
+    The expressions are IoT SQL of the rule's `awsIotSqlVersion` ("iot-rule-sql-version"): with
+    `version` None they are checked as 2016-03-23 now and evaluated with the version the rules
+    engine sets on the context (`MessageContext.sql_version`) for the rule being run.
+    """
+    if version is not None:
+        return _compile(template, version)
+    default = _compile(template, V2)
+
+    def render(payload: bytes, context: MessageContext) -> str:
+        rule_version = getattr(context, "sql_version", None)
+        if rule_version is None or rule_version == V2:
+            return default(payload, context)
+        return compile_template(template, rule_version)(payload, context)
+
+    return render
+
+
+def check_templates(action: Any, templated: Mapping[str, Sequence[str]], version: str) -> None:
+    """Compile the substitution templates of one action ({type: params}) with the rule's SQL
+    version; raise SqlError naming the first that the version cannot run. `templated` maps an
+    action type to its parameters that take templates."""
+    if not isinstance(action, dict) or len(action) != 1:
+        return
+    kind, params = next(iter(action.items()))
+    if not isinstance(params, dict):
+        return
+    for name in templated.get(kind, ()):
+        if name in params:
+            compile_template(str(params[name]), version)
+
+
+def _compile(template: str, version: str) -> Template:
     parts: list[Any] = []
     for piece in _split(template):
         if isinstance(piece, tuple):

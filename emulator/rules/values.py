@@ -57,6 +57,12 @@ class _Undefined:
 
 UNDEFINED: Any = _Undefined()
 
+
+class SqlEvaluationError(RuntimeError):
+    """A message the statement cannot be evaluated on (for example `*, x` on binary data, or a
+    function that calls another service and fails): the rule runs no action."""
+
+
 # "iot-sql-data-types": strings that convert to Decimal match ^-?\d+(\.\d+)?((?i)E-?\d+)?$
 _DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?([eE]-?\d+)?")
 

@@ -705,9 +705,9 @@ FUNCTION_CASES = [
     ("iot-func-transform", V2, "transform('enrichArray', {'k': 1}, 'x')", {}, ""),
 ]
 
-# Functions of the page that call other AWS services: refused at CreateTopicRule (see
-# tests/unit/test_iot_sql_errors.py). Functions whose result is random or per message are
-# checked by shape.
+# Functions of the page that call other AWS services: tests/unit/test_iot_sql_service_functions.py
+# and tests/emulator/rules/test_sql_service_functions.py. Functions whose result is random or
+# per message are checked by shape.
 OTHER_SERVICE_FUNCTIONS = {
     "aws_lambda",
     "get_dynamodb",
