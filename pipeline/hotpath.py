@@ -49,3 +49,16 @@ def latest_readings(dynamodb: Any, table: str) -> pd.DataFrame:
     first = ["topic", "received_at"]
     frame = frame[first + [c for c in frame.columns if c not in first]]
     return frame.sort_values("received_at", ascending=False, ignore_index=True)
+
+
+def next_to_cold(hot: pd.DataFrame, parsed: pd.DataFrame) -> pd.DataFrame:
+    """Per equipment (the topic's last level, as in the parsed data): the hot path's latest
+    reading next to the newest parsed S3 row of the analysed run. The hot table keeps the last
+    reading of any run, so a device that published later than this run shows a newer one."""
+    columns = ["sequence", "temperature_c"]
+    hot = hot.assign(equipment_id=hot["topic"].str.rsplit("/", n=1).str[-1])
+    hot = hot.set_index("equipment_id")[["received_at", *columns]]
+    cold = parsed.sort_values("sequence").groupby("equipment_id").tail(1)
+    cold = cold.set_index("equipment_id")[columns]
+    cold = cold.rename(columns={c: f"{c} (S3)" for c in columns})
+    return hot.join(cold, how="outer").sort_index()
