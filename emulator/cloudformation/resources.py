@@ -297,6 +297,8 @@ TOPIC_RULE_ACTIONS: Spec = {
         "RoleArn": ANY,
     },
     "CloudwatchAlarm": {"AlarmName": ANY, "StateReason": ANY, "StateValue": ANY, "RoleArn": ANY},
+    # To confirmed https://127.0.0.1 / https://localhost destinations; no Auth or batching.
+    "Http": {"Url": ANY, "ConfirmationUrl": ANY, "Headers": {"Key": ANY, "Value": ANY}},
 }
 
 

@@ -139,6 +139,8 @@ class ActionContext:
     # Accept a republished message in the current batch, then deliver it: (message, depth).
     republish: Callable[[InboundMessage, int], None]
     max_republish_depth: int
+    # HTTP topic rule destinations (destinations.TopicRuleDestinations), for the http action.
+    destinations: Any = None
 
 
 def log_stream_name(rule_name: str) -> str:

@@ -1,5 +1,6 @@
 """Topic rule actions into other moto-backed services: SQS, SNS, DynamoDB (both actions),
-Kinesis Data Streams, Step Functions, CloudWatch metrics and alarms.
+Kinesis Data Streams, Step Functions, CloudWatch metrics and alarms; and the HTTP action, to
+confirmed local destinations only (destinations.py).
 
 Each action is built to its page of the AWS IoT developer guide (the page name is in each
 runner's comment, under https://docs.aws.amazon.com/iot/latest/developerguide/). Writes go
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulator.rules.actions import ActionFailure, ActionRun, _describe
+from emulator.rules.destinations import url_problem
 from emulator.rules.sql import Result
 from emulator.rules.templates import compile_template
 from emulator.rules.values import UNDEFINED, parse_json
@@ -32,6 +34,7 @@ ACTION_NAMES = {
     "stepFunctions": "StepFunctionsAction",
     "cloudwatchMetric": "CloudwatchMetricAction",
     "cloudwatchAlarm": "CloudwatchAlarmAction",
+    "http": "HttpAction",
 }
 # Parameters that take substitution templates ("Supports substitution templates: Yes" or
 # "API and AWS CLI only" on each action's page; every request here comes through the API).
@@ -58,6 +61,7 @@ TEMPLATED = {
         "metricTimestamp",
     ),
     "cloudwatchAlarm": ("alarmName", "stateReason", "stateValue"),
+    "http": ("url", "confirmationUrl"),  # and each header's value: see http()
 }
 # Required members (the IoT API reference's "Required: Yes").
 REQUIRED = {
@@ -69,6 +73,7 @@ REQUIRED = {
     "stepFunctions": ("stateMachineName", "roleArn"),
     "cloudwatchMetric": ("metricName", "metricNamespace", "metricUnit", "metricValue", "roleArn"),
     "cloudwatchAlarm": ("alarmName", "stateReason", "stateValue", "roleArn"),
+    "http": ("url",),
 }
 
 KEY_TYPES = ("STRING", "NUMBER")  # hashKeyType / rangeKeyType (API_DynamoDBAction)
@@ -77,6 +82,7 @@ ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")  # stateValue (API_Cloudwatc
 SNS_FORMATS = ("RAW", "JSON")  # messageFormat (API_SnsAction)
 # Step Functions execution names are 1-80 characters (StartExecution, "name").
 EXECUTION_NAME_LIMIT = 80
+HTTP_HEADER_LIMIT = 100  # headers: "Maximum number of 100 items" (API_HttpAction)
 
 
 def check(kind: str, params: dict[str, Any]) -> str | None:
@@ -99,6 +105,8 @@ def check(kind: str, params: dict[str, Any]) -> str | None:
         compile_template(str(put_item["tableName"]))  # raises SqlError for a bad ${...}
     if kind == "sns" and params.get("messageFormat", "RAW") not in SNS_FORMATS:
         return f"sns messageFormat {params['messageFormat']!r} is not valid: use RAW or JSON"
+    if kind == "http":
+        return _check_http(params)
     if kind == "cloudwatchAlarm":
         state = str(params["stateValue"])
         if "${" not in state and state not in ALARM_STATES:
@@ -106,6 +114,35 @@ def check(kind: str, params: dict[str, Any]) -> str | None:
                 f"cloudwatchAlarm stateValue {state!r} is not valid: use OK, ALARM or "
                 "INSUFFICIENT_DATA"
             )
+    return None
+
+
+def _check_http(params: dict[str, Any]) -> str | None:
+    """ "https-rule-action": url and confirmationUrl (a prefix of url, required when url has a
+    template), headers with templated values. What the emulator cannot do is refused."""
+    for member in ("auth", "batchConfig"):
+        if params.get(member):
+            return f"http {member} is not supported by the local emulator: remove it"
+    if params.get("enableBatching") in (True, "true", "True"):
+        return "http enableBatching is not supported by the local emulator: remove it"
+    url = str(params["url"])
+    confirmation = params.get("confirmationUrl")
+    if "${" in url and not confirmation:
+        return "http url uses a substitution template: confirmationUrl is required"
+    if confirmation is not None and not url.startswith(str(confirmation)):
+        return f"http confirmationUrl {confirmation!r} must be a prefix of url {url!r}"
+    for member, value in (("url", url), ("confirmationUrl", confirmation)):
+        if value is not None and "${" not in str(value):
+            problem = url_problem(str(value), f"http {member}")
+            if problem:
+                return problem
+    headers = params.get("headers") or []
+    if not isinstance(headers, list) or len(headers) > HTTP_HEADER_LIMIT:
+        return f"http headers must be a list of at most {HTTP_HEADER_LIMIT} {{key, value}}"
+    for header in headers:
+        if not isinstance(header, dict) or not header.get("key") or "value" not in header:
+            return "each http header needs a key and a value"
+        compile_template(str(header["value"]))  # raises SqlError for a bad ${...}
     return None
 
 
@@ -186,6 +223,8 @@ PERMISSIONS: dict[str, Callable[[ActionRun], list[tuple[str, str]]]] = {
     "cloudwatchAlarm": lambda run: [
         ("cloudwatch:SetAlarmState", _arn(run, "cloudwatch", f"alarm:{run.param('alarmName')}"))
     ],
+    # No role: the emulator refuses `auth` (SigV4 signing with a role) at CreateTopicRule.
+    "http": lambda run: [],
 }
 
 
@@ -402,6 +441,50 @@ def cloudwatch_alarm(run: ActionRun, result: Result) -> None:
         _fail(run, alarm, "Failed to set alarm state", exc, "AmazonCloudWatch")
 
 
+def http(run: ActionRun, result: Result) -> None:
+    """ "https-rule-action": POST the output to url, only through an ENABLED (confirmed) topic
+    rule destination whose confirmation URL prefixes it. Content-Type defaults to
+    application/json for JSON output, application/octet-stream otherwise."""
+    url = run.param("url")
+    problem = url_problem(url, "url")
+    if problem:  # a template rendered to a URL the emulator does not send to: fail closed
+        raise ActionFailure("http", url, problem)
+    destinations = run.services.destinations
+    if destinations is None:
+        raise ActionFailure("http", url, "topic rule destinations are not available")
+    account, region = run.message.account_id, run.message.region
+    status = destinations.status_for(account, region, url)
+    if status != "ENABLED":
+        raise ActionFailure(
+            "http",
+            url,
+            f"HttpAction failed: no ENABLED topic rule destination for {url} "
+            f"(status: {status or 'none'}); create and confirm one (CreateTopicRuleDestination, "
+            "ConfirmTopicRuleDestination with the token of its confirmation request)",
+        )
+    headers = {h["key"]: _render(run, str(h["value"])) for h in run.params.get("headers") or []}
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = (
+            "application/octet-stream" if result.raw is not None else "application/json"
+        )
+    try:
+        answer = destinations.post(url, result.to_bytes(), headers)
+    except Exception as exc:
+        raise ActionFailure(
+            "http",
+            url,
+            "HttpAction failed to make a request to the specified endpoint. "
+            f"{type(exc).__name__}: {exc}",
+        ) from None
+    if not 200 <= answer < 300:
+        raise ActionFailure(
+            "http",
+            url,
+            f"HttpAction failed to make a request to the specified endpoint. "
+            f"The endpoint answered with HTTP status {answer}",
+        )
+
+
 RUNNERS: dict[str, Callable[[ActionRun, Result], None]] = {
     "sqs": sqs,
     "sns": sns,
@@ -411,4 +494,5 @@ RUNNERS: dict[str, Callable[[ActionRun, Result], None]] = {
     "stepFunctions": step_functions,
     "cloudwatchMetric": cloudwatch_metric,
     "cloudwatchAlarm": cloudwatch_alarm,
+    "http": http,
 }
