@@ -26,6 +26,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from moto.utilities.utils import get_partition
+
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
 
 log = logging.getLogger(__name__)
@@ -265,7 +267,7 @@ class TopicRuleDestinations:
             return self._scope(request.account_id, request.region).get(arn)
 
     def _new(self, account_id: str, region: str, url: str) -> dict[str, Any]:
-        partition = "aws-cn" if region.startswith("cn-") else "aws"
+        partition = get_partition(region)
         now = time.time()
         item = {
             "arn": f"arn:{partition}:iot:{region}:{account_id}:ruledestination/http/{uuid.uuid4()}",

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from moto.utilities.utils import get_partition
+
 from emulator.rules.actions import ActionFailure, ActionRun, _describe
 from emulator.rules.destinations import url_problem
 from emulator.rules.sql import Result
@@ -147,17 +149,9 @@ def _check_http(params: dict[str, Any]) -> str | None:
 
 
 # ARNs ----------------------------------------------------------------------------------------
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def _arn(run: ActionRun, service: str, resource: str, region: str | None = None) -> str:
     region = region or run.message.region
-    return f"arn:{_partition(region)}:{service}:{region}:{run.message.account_id}:{resource}"
+    return f"arn:{get_partition(region)}:{service}:{region}:{run.message.account_id}:{resource}"
 
 
 def _queue(url: str, run: ActionRun) -> tuple[str, str, str]:
@@ -195,7 +189,7 @@ PERMISSIONS: dict[str, Callable[[ActionRun], list[tuple[str, str]]]] = {
     "sqs": lambda run: [
         (
             "sqs:SendMessage",
-            (lambda r, a, n: f"arn:{_partition(r)}:sqs:{r}:{a}:{n}")(
+            (lambda r, a, n: f"arn:{get_partition(r)}:sqs:{r}:{a}:{n}")(
                 *_queue(run.param("queueUrl"), run)
             ),
         )

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from support.rules import kinesis_records
 from test_moto_resource_types import WAIT, _mixed_template
 
 RULE_TRUST = {
@@ -98,14 +99,6 @@ def _with_rule(unique: str) -> dict:
     return template
 
 
-def _stream_records(kinesis, stream: str) -> list[dict]:
-    shard = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"][0]
-    iterator = kinesis.get_shard_iterator(
-        StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    return kinesis.get_records(ShardIterator=iterator)["Records"]
-
-
 def test_stack_with_rule_actions_into_each_service_delivers_and_deletes(emulator, aws, unique):
     cfn, sqs, ddb, kinesis, s3 = (
         aws("cloudformation"),
@@ -152,7 +145,7 @@ def test_stack_with_rule_actions_into_each_service_delivers_and_deletes(emulator
     assert bodies == [expected, expected]
     item = ddb.get_item(TableName=f"latest-{unique}", Key={"device": {"S": "pump-2"}})["Item"]
     assert item == {"device": {"S": "pump-2"}, "temp": {"N": "30"}}
-    (record,) = _stream_records(kinesis, f"s-{unique}")
+    (record,) = kinesis_records(kinesis, f"s-{unique}")
     assert (record["PartitionKey"], json.loads(record["Data"])) == ("pump-2", expected)
     body = s3.get_object(Bucket=f"cfn-mixed-{unique}", Key="pump-2.json")["Body"].read()
     assert json.loads(body) == expected

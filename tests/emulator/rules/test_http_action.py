@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
+from support.rules import create_rule
 from support.waiting import wait_until
 
 
@@ -56,13 +57,6 @@ def _confirmation(server):
     return path, headers, json.loads(body)
 
 
-def _rule(aws, name, sql, action, error_action=None):
-    payload = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": [action]}
-    if error_action:
-        payload["errorAction"] = error_action
-    aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
-
-
 def test_http_action_posts_only_after_the_destination_is_confirmed(
     rules, aws, unique, https_server
 ):
@@ -82,17 +76,19 @@ def test_http_action_posts_only_after_the_destination_is_confirmed(
     assert body["arn"] == created["arn"] and body["confirmationToken"] == token
     assert body["messageType"] == "DestinationConfirmation"
     # and a rule posting to a templated URL under it, with a templated header
-    _rule(
+    create_rule(
         aws,
         f"http_{unique}",
         f"SELECT * FROM 'http/+/{unique}'",
-        {
-            "http": {
-                "url": base + "/${topic(2)}",
-                "confirmationUrl": base,
-                "headers": [{"key": "x-device", "value": "${topic(2)}"}],
+        [
+            {
+                "http": {
+                    "url": base + "/${topic(2)}",
+                    "confirmationUrl": base,
+                    "headers": [{"key": "x-device", "value": "${topic(2)}"}],
+                }
             }
-        },
+        ],
     )
     data = aws("iot-data")
     # When a message arrives before the destination is confirmed
@@ -133,7 +129,9 @@ def test_create_topic_rule_makes_the_destination_of_a_hardcoded_url(
     rules, aws, unique, https_server
 ):
     url = f"{https_server.base}/direct-{unique}"
-    _rule(aws, f"httpnew_{unique}", f"SELECT * FROM 'httpnew/{unique}'", {"http": {"url": url}})
+    create_rule(
+        aws, f"httpnew_{unique}", f"SELECT * FROM 'httpnew/{unique}'", [{"http": {"url": url}}]
+    )
     # the url is its own confirmation URL: a destination exists and was sent its request
     summaries = aws("iot").list_topic_rule_destinations()["destinationSummaries"]
     (mine,) = [s for s in summaries if s["httpUrlSummary"]["confirmationUrl"] == url]
@@ -178,7 +176,7 @@ def test_create_topic_rule_refuses_urls_the_emulator_will_not_send_to(
     rules, aws, unique, http, words
 ):
     with pytest.raises(ClientError) as caught:
-        _rule(aws, f"httpbad_{unique}", "SELECT * FROM 'a/b'", {"http": http})
+        create_rule(aws, f"httpbad_{unique}", "SELECT * FROM 'a/b'", [{"http": http}])
     assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
     assert words in caught.value.response["Error"]["Message"]
 

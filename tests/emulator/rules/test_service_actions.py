@@ -9,18 +9,12 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from support.rules import create_rule, kinesis_records
 
 from emulator.iot.messages import InboundMessage
 from emulator.rules.actions import ActionRun
 from emulator.rules.service_actions import PERMISSIONS
 from emulator.rules.sql import MessageContext
-
-
-def _rule(aws, name, sql, actions, error_action=None):
-    payload = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": actions}
-    if error_action:
-        payload["errorAction"] = error_action
-    aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
 
 
 def _publish(aws, rules, topic, payload):
@@ -43,7 +37,7 @@ def _bodies(sqs, url):
 def test_sqs_action_sends_the_output_to_a_templated_queue_url(rules, aws, unique, role_arn):
     sqs, url = _queue(aws, f"rules-sqs-{unique}")
     base = url.rsplit("/", 1)[0]
-    _rule(
+    create_rule(
         aws,
         f"sqs_{unique}",
         f"SELECT temp, topic(2) AS device FROM 'sqs/+/{unique}'",
@@ -55,7 +49,7 @@ def test_sqs_action_sends_the_output_to_a_templated_queue_url(rules, aws, unique
 
 def test_sqs_action_use_base64_encodes_the_body(rules, aws, unique, role_arn):
     sqs, url = _queue(aws, f"rules-sqs64-{unique}")
-    _rule(
+    create_rule(
         aws,
         f"sqs64_{unique}",
         f"SELECT * FROM 'sqs64/{unique}'",
@@ -70,7 +64,7 @@ def test_sqs_failure_reaches_the_error_action_with_aws_fields(rules, aws, unique
     errors, errors_url = _queue(aws, f"rules-err-{unique}")
     _, url = _queue(aws, f"rules-gone-{unique}")
     aws("sqs").delete_queue(QueueUrl=url)
-    _rule(
+    create_rule(
         aws,
         f"sqserr_{unique}",
         f"SELECT * FROM 'sqserr/{unique}'",
@@ -102,7 +96,7 @@ def test_sns_action_publishes_to_the_topic_and_its_subscribers(rules, aws, uniqu
         Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
-    _rule(
+    create_rule(
         aws,
         f"sns_{unique}",
         f"SELECT * FROM 'sns/{unique}'",
@@ -134,7 +128,7 @@ def test_dynamodb_action_writes_keys_from_templates_and_the_payload_field(
 ):
     table = f"rules-ddb-{unique}"
     ddb = _table(aws, table, "device", "ts")
-    _rule(
+    create_rule(
         aws,
         f"ddb_{unique}",
         f"SELECT temp, unit FROM 'ddb/+/{unique}'",
@@ -164,7 +158,7 @@ def test_dynamodb_action_delete_operation_from_a_template(rules, aws, unique, ro
     table = f"rules-ddbdel-{unique}"
     ddb = _table(aws, table, "id")
     ddb.put_item(TableName=table, Item={"id": {"S": "a"}, "payload": {"S": "old"}})
-    _rule(
+    create_rule(
         aws,
         f"ddbdel_{unique}",
         f"SELECT * FROM 'ddbdel/{unique}'",
@@ -187,7 +181,7 @@ def test_dynamodb_action_delete_operation_from_a_template(rules, aws, unique, ro
 def test_dynamodb_v2_action_writes_each_attribute_as_a_column(rules, aws, unique, role_arn):
     table = f"rules-ddb2-{unique}"
     ddb = _table(aws, table, "device")
-    _rule(
+    create_rule(
         aws,
         f"ddb2_{unique}",
         f"SELECT topic(2) AS device, temp, tags FROM 'ddb2/+/{unique}'",
@@ -206,7 +200,7 @@ def test_dynamodb_v2_missing_key_goes_to_the_error_action(rules, aws, unique, ro
     table = f"rules-ddb2e-{unique}"
     _table(aws, table, "device")
     errors, errors_url = _queue(aws, f"rules-ddb2e-{unique}")
-    _rule(
+    create_rule(
         aws,
         f"ddb2e_{unique}",
         f"SELECT temp FROM 'ddb2e/{unique}'",
@@ -227,18 +221,14 @@ def test_kinesis_action_puts_a_record_with_the_templated_partition_key(
     kinesis = aws("kinesis")
     stream = f"rules-kin-{unique}"
     kinesis.create_stream(StreamName=stream, ShardCount=1)
-    _rule(
+    create_rule(
         aws,
         f"kin_{unique}",
         f"SELECT * FROM 'kin/+/{unique}'",
         [{"kinesis": {"streamName": stream, "partitionKey": "${topic(2)}", "roleArn": role_arn}}],
     )
     _publish(aws, rules, f"kin/dev-9/{unique}", {"n": 5})
-    shard = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"][0]
-    iterator = kinesis.get_shard_iterator(
-        StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    (record,) = kinesis.get_records(ShardIterator=iterator)["Records"]
+    (record,) = kinesis_records(kinesis, stream)
     assert record["PartitionKey"] == "dev-9"
     assert json.loads(record["Data"]) == {"n": 5}
 
@@ -251,7 +241,7 @@ def test_step_functions_action_starts_an_execution_with_the_prefix(rules, aws, u
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
         roleArn=role_arn,
     )["stateMachineArn"]
-    _rule(
+    create_rule(
         aws,
         f"sfn_{unique}",
         f"SELECT * FROM 'sfn/{unique}'",
@@ -276,7 +266,7 @@ def test_step_functions_action_starts_an_execution_with_the_prefix(rules, aws, u
 # CloudWatch ----------------------------------------------------------------------------------
 def test_cloudwatch_metric_action_puts_a_datum_from_templates(rules, aws, unique, role_arn):
     namespace = f"rules/{unique}"
-    _rule(
+    create_rule(
         aws,
         f"cwm_{unique}",
         f"SELECT * FROM 'cwm/{unique}'",
@@ -321,7 +311,7 @@ def test_cloudwatch_alarm_action_sets_the_templated_state(rules, aws, unique, ro
         Threshold=1.0,
         ComparisonOperator="GreaterThanThreshold",
     )
-    _rule(
+    create_rule(
         aws,
         f"cwa_{unique}",
         f"SELECT * FROM 'cwa/{unique}'",
@@ -375,7 +365,7 @@ def test_create_topic_rule_refuses_what_the_action_cannot_run(
 ):
     ((kind, params),) = action.items()
     with pytest.raises(ClientError) as caught:
-        _rule(
+        create_rule(
             aws, f"bad_{unique}", "SELECT * FROM 'a/b'", [{kind: {**params, "roleArn": role_arn}}]
         )
     error = caught.value.response["Error"]
