@@ -26,8 +26,6 @@ import uuid
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from moto.utilities.utils import get_partition
-
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
 
 log = logging.getLogger(__name__)
@@ -267,6 +265,8 @@ class TopicRuleDestinations:
             return self._scope(request.account_id, request.region).get(arn)
 
     def _new(self, account_id: str, region: str, url: str) -> dict[str, Any]:
+        from moto.utilities.utils import get_partition  # moto only once a destination is made
+
         partition = get_partition(region)
         now = time.time()
         item = {

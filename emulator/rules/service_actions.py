@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from moto.utilities.utils import get_partition
-
 from emulator.rules.actions import ActionFailure, ActionRun, _describe
 from emulator.rules.destinations import url_problem
 from emulator.rules.sql import Result
@@ -151,6 +149,8 @@ def _check_http(params: dict[str, Any]) -> str | None:
 # ARNs ----------------------------------------------------------------------------------------
 def _arn(run: ActionRun, service: str, resource: str, region: str | None = None) -> str:
     region = region or run.message.region
+    from moto.utilities.utils import get_partition  # here: emulator.rules imports without moto
+
     return f"arn:{get_partition(region)}:{service}:{region}:{run.message.account_id}:{resource}"
 
 
@@ -165,6 +165,12 @@ def _queue(url: str, run: ActionRun) -> tuple[str, str, str]:
     account = segments[0] if len(segments) == 2 else run.message.account_id
     name = segments[-1] if segments else ""
     return region, account, name
+
+
+def _queue_arn(region: str, account: str, name: str) -> str:
+    from moto.utilities.utils import get_partition
+
+    return f"arn:{get_partition(region)}:sqs:{region}:{account}:{name}"
 
 
 def _dynamodb_v2_table(run: ActionRun) -> str:
@@ -189,9 +195,7 @@ PERMISSIONS: dict[str, Callable[[ActionRun], list[tuple[str, str]]]] = {
     "sqs": lambda run: [
         (
             "sqs:SendMessage",
-            (lambda r, a, n: f"arn:{get_partition(r)}:sqs:{r}:{a}:{n}")(
-                *_queue(run.param("queueUrl"), run)
-            ),
+            _queue_arn(*_queue(run.param("queueUrl"), run)),
         )
     ],
     "sns": lambda run: [("sns:Publish", run.param("targetArn"))],
