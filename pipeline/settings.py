@@ -47,6 +47,7 @@ class Settings:
     processor_buffer_interval_seconds: int = 60  # how long Firehose gathers one Lambda call
     max_rate: float | None = None  # messages/s; None: as fast as PUBACKs come (local only)
     wait_seconds: int | None = None  # 04 gives up after this long; None: from the buffering
+    hot_path_table: bool = False  # the template's HotPathTable: DynamoDB latest reading (05)
 
     def as_parameters(self) -> dict[str, Any]:
         """The UPPER_CASE names the notebooks' parameters cells use."""

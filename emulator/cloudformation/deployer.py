@@ -329,12 +329,15 @@ class CloudFormationDeployer:
         return self._guard(work)
 
     def _remember_change_set_template(self, request: AwsRequest, status: int, body: bytes) -> None:
-        original = getattr(request, "original_template", None)
         match = re.search(rb"<Id>([^<]+)</Id>", body)
-        if original is None or match is None:
+        if match is None:
             return
         change_set = self._backend(request).change_sets.get(match.group(1).decode())
-        if change_set is not None:
+        if change_set is None:
+            return
+        _drop_false_conditions(change_set)
+        original = getattr(request, "original_template", None)
+        if original is not None:
             change_set.original_template = original
 
     def _get_template(self, request: AwsRequest) -> AwsResponse | None:
@@ -487,3 +490,36 @@ class CloudFormationDeployer:
             return _xml("ValidateTemplate", result)
 
         return self._guard(work)
+
+
+def _drop_false_conditions(change_set: Any) -> None:
+    """A CREATE change set lists no resource whose Condition is false (CloudFormation creates
+    none of them); moto's diff lists every resource of the template. Conditions are evaluated
+    with moto's own evaluator on the change set's parameter values."""
+    import functools
+
+    from moto.cloudformation.parsing import LazyDict, parse_condition
+
+    template = change_set.template_dict or {}
+    if change_set.change_set_type != "CREATE" or not template.get("Conditions"):
+        return
+    values = {
+        name: spec.get("Default")
+        for name, spec in (template.get("Parameters") or {}).items()
+        if isinstance(spec, dict)
+    }
+    values.update(change_set.parameters or {})
+    conditions = LazyDict()
+    for name, condition in template["Conditions"].items():
+        conditions[name] = functools.partial(parse_condition, condition, values, conditions)
+    resources = template.get("Resources", {})
+    kept = []
+    for change in change_set.changes:
+        condition = resources.get(change.logical_resource_id, {}).get("Condition")
+        try:
+            if condition and not conditions[condition]:
+                continue
+        except Exception:  # what the evaluator cannot resolve here stays listed, as moto had it
+            pass
+        kept.append(change)
+    change_set.changes = kept

@@ -270,6 +270,35 @@ TOPIC_RULE_ACTIONS: Spec = {
     "Republish": {"Topic": ANY, "RoleArn": ANY, "Qos": ANY},
     "CloudwatchLogs": {"LogGroupName": ANY, "RoleArn": ANY, "BatchMode": ANY},
     "Lambda": {"FunctionArn": ANY},
+    # Actions into other services (emulator/rules/service_actions.py), with the members of
+    # their AWS::IoT::TopicRule property types.
+    "Sqs": {"QueueUrl": ANY, "RoleArn": ANY, "UseBase64": ANY},
+    "Sns": {"TargetArn": ANY, "RoleArn": ANY, "MessageFormat": ANY},
+    "DynamoDB": {
+        "TableName": ANY,
+        "RoleArn": ANY,
+        "HashKeyField": ANY,
+        "HashKeyType": ANY,
+        "HashKeyValue": ANY,
+        "RangeKeyField": ANY,
+        "RangeKeyType": ANY,
+        "RangeKeyValue": ANY,
+        "PayloadField": ANY,
+    },
+    "DynamoDBv2": {"PutItem": {"TableName": ANY}, "RoleArn": ANY},
+    "Kinesis": {"StreamName": ANY, "PartitionKey": ANY, "RoleArn": ANY},
+    "StepFunctions": {"StateMachineName": ANY, "ExecutionNamePrefix": ANY, "RoleArn": ANY},
+    "CloudwatchMetric": {
+        "MetricName": ANY,
+        "MetricNamespace": ANY,
+        "MetricUnit": ANY,
+        "MetricValue": ANY,
+        "MetricTimestamp": ANY,
+        "RoleArn": ANY,
+    },
+    "CloudwatchAlarm": {"AlarmName": ANY, "StateReason": ANY, "StateValue": ANY, "RoleArn": ANY},
+    # To confirmed https://127.0.0.1 / https://localhost destinations; no Auth or batching.
+    "Http": {"Url": ANY, "ConfirmationUrl": ANY, "Headers": {"Key": ANY, "Value": ANY}},
 }
 
 
@@ -311,8 +340,9 @@ class IotTopicRule(EmulatedResource, CloudFormationModel):
         api_payload = _lower_first_keys(payload)
         for action in [*api_payload.get("actions", []), api_payload.get("errorAction") or {}]:
             for member in action.values():
-                if "batchMode" in member:
-                    member["batchMode"] = _bool(member["batchMode"])
+                for flag in ("batchMode", "useBase64"):
+                    if flag in member:
+                        member[flag] = _bool(member[flag])
                 if "qos" in member:
                     member["qos"] = _int(member["qos"])
         iot = Services.client("iot", region)

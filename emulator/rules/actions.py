@@ -1,4 +1,6 @@
-"""Topic rule actions: Firehose, S3, republish, CloudWatch Logs and Lambda.
+"""Topic rule actions: Firehose, S3, republish, CloudWatch Logs and Lambda here; SQS, SNS,
+DynamoDB, Kinesis, Step Functions and CloudWatch metrics/alarms in service_actions.py, merged
+into this module's tables at its end.
 
 Each action takes the rule's output and the original message, and raises `ActionFailure` with
 AWS's error-action fields (failedAction, failedResource, errorMessage: "rule-error-handling")
@@ -98,8 +100,12 @@ def check_action(action: dict[str, Any]) -> str | None:
             )
     if kind == "republish" and params.get("qos", 0) not in (0, 1):
         return "republish qos must be 0 or 1"
+    reason = service_actions.check(kind, params)
+    if reason:
+        return reason
     for name in TEMPLATED[kind]:
-        compile_template(str(params[name]))  # raises SqlError for a bad ${...}
+        if name in params:  # optional members too (e.g. dynamoDB rangeKeyValue)
+            compile_template(str(params[name]))  # raises SqlError for a bad ${...}
     return None
 
 
@@ -133,6 +139,8 @@ class ActionContext:
     # Accept a republished message in the current batch, then deliver it: (message, depth).
     republish: Callable[[InboundMessage, int], None]
     max_republish_depth: int
+    # HTTP topic rule destinations (destinations.TopicRuleDestinations), for the http action.
+    destinations: Any = None
 
 
 def log_stream_name(rule_name: str) -> str:
@@ -358,3 +366,12 @@ def _describe(exc: Exception, service: str) -> str:
             f"Error Code: {error.get('Code')})"
         )
     return f"{type(exc).__name__}: {exc}"
+
+
+# Actions into other moto-backed services (imported last: that module uses the names above).
+from emulator.rules import service_actions  # noqa: E402
+
+ACTION_NAMES.update(service_actions.ACTION_NAMES)
+TEMPLATED.update(service_actions.TEMPLATED)
+REQUIRED.update(service_actions.REQUIRED)
+RUNNERS.update(service_actions.RUNNERS)

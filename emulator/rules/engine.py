@@ -114,6 +114,7 @@ class _Batch:
             lambdas=engine.lambdas,
             republish=partial(engine._republish, self),
             max_republish_depth=engine.max_republish_depth,
+            destinations=engine.destinations,
         )
 
     def put_records(
@@ -178,6 +179,10 @@ class RulesEngine:
         from emulator.rules.api import register
 
         register(emulator.gateway)
+        from emulator.rules.destinations import TopicRuleDestinations
+
+        self.destinations = TopicRuleDestinations(emulator)
+        self.destinations.register(emulator.gateway)
         self.iot_logging = IotLogging(emulator)
         self.iot_logging.register(emulator.gateway)
 

@@ -203,6 +203,7 @@ def test_transform_function_keeps_its_handler_code_and_explicit_role(translated:
         "TopicRuleErrorRole",
         "FirehoseRole",
         "TransformFunctionRole",
+        "HotPathRuleRole",  # only with HotPathTable=true (Condition HotPathOn)
     }
 
 

@@ -71,21 +71,12 @@ def test_unsupported_action_is_refused_not_ignored(rules, aws, unique, role_arn)
     with pytest.raises(ClientError) as caught:
         _rule(
             aws("iot"),
-            f"dynamo_{unique}",
+            f"events_{unique}",
             "SELECT * FROM 'a/b'",
-            [
-                {
-                    "dynamoDB": {
-                        "tableName": "t",
-                        "roleArn": role_arn,
-                        "hashKeyField": "k",
-                        "hashKeyValue": "v",
-                    }
-                }
-            ],
+            [{"iotEvents": {"inputName": "i", "roleArn": role_arn}}],
         )
     assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
-    assert "dynamoDB" in caught.value.response["Error"]["Message"]
+    assert "iotEvents" in caught.value.response["Error"]["Message"]
 
 
 # S3 action + iot-data Publish ---------------------------------------------------------------
