@@ -42,6 +42,7 @@ from emulator.mqtt.limits import (
     RC_PACKET_TOO_LARGE,
     RC_PROTOCOL_ERROR,
     RC_QOS_NOT_SUPPORTED,
+    RC_QUOTA_EXCEEDED,
     RC_TOPIC_NAME_INVALID,
     RC_UNSPECIFIED,
     RECEIVE_MAXIMUM,
@@ -400,6 +401,9 @@ class Connection(asyncio.Protocol):
             self._deny_publish(
                 packet, "not authorized", decision.action, decision.resource, decision.reason
             )
+            return
+        if packet.retain and (problem := broker.retain_refusal(topic, len(packet.payload))):
+            self._refuse_publish(topic, problem, RC_QUOTA_EXCEEDED)
             return
         user_properties = ()
         if v5 and codec.USER_PROPERTY in props:
