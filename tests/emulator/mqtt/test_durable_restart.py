@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.mqtt import payloads, subscribed
 
 from emulator import process
 from emulator.persistence.records import record_name
@@ -68,8 +69,7 @@ def test_retained_messages_and_persistent_sessions_survive_the_process(
     first = mqtt_emulators()
     device = register(first, tmp_path, "meter-7")
     client = paho_client(device, mqtt_port(first), client_kw={"clean_session": False})
-    _, mid = client.subscribe("alarms/#", qos=1)
-    assert until(lambda: mid in client.seen.subacks)
+    subscribed(client, "alarms/#")
     client.disconnect()
     # and, while it is offline, QoS 1 messages for it and a retained message, over iot-data
     data = first.client("iot-data")
@@ -89,7 +89,7 @@ def test_retained_messages_and_persistent_sessions_survive_the_process(
     assert (got["payload"], got["qos"]) == (b'{"on":true}', 1)
     port = mqtt_port(second)
     reader = paho_client(register(second, tmp_path, "reader"), port)
-    _, mid = reader.subscribe("status/meter-7", qos=1)
+    subscribed(reader, "status/meter-7")
     assert until(lambda: reader.seen.messages)
     assert (reader.seen.messages[0].payload, reader.seen.messages[0].retain) == (
         b'{"on":true}',
@@ -98,7 +98,7 @@ def test_retained_messages_and_persistent_sessions_survive_the_process(
     # and the device resumes its session: the queued messages, then new ones, arrive
     back = paho_client(device, port, client_kw={"clean_session": False})
     assert until(lambda: len(back.seen.messages) == 3)
-    assert [m.payload for m in back.seen.messages] == [b"alarm 0", b"alarm 1", b"alarm 2"]
+    assert payloads(back) == [b"alarm 0", b"alarm 1", b"alarm 2"]
     second.client("iot-data").publish(topic="alarms/new", qos=1, payload=b"fresh")
     assert until(lambda: len(back.seen.messages) == 4)
     # and the state files are private

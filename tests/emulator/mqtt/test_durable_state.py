@@ -13,42 +13,33 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from support.mqtt import left_offline, payloads, published, subscribed
 
 from emulator.mqtt.broker import Broker
 from emulator.persistence.records import record_name
 
 
 @pytest.fixture
-def brokers(iot_emulator, consumer, tmp_path):
-    """Start brokers on one data directory (`brokers()`); any still running stop at the end."""
+def brokers(broker, consumer, tmp_path):
+    """Start brokers on one data directory (`brokers()`); any still running stop at the end.
+    They see the emulator as the `broker` fixture's does, with a data directory of their own."""
     started: list[Broker] = []
 
     def start(host: str | None = None) -> Broker:
+        data_dir = tmp_path / "state"
         view = SimpleNamespace(
-            shadow=None,
-            iot=iot_emulator.iot,
-            account_id=iot_emulator.account_id,
-            region=iot_emulator.region,
-            gateway=None,
-            data_dir=tmp_path / "state",
-            ephemeral=False,
-            host=host,
+            **vars(broker.emulator), data_dir=data_dir, ephemeral=False, host=host
         )
-        broker = Broker(view, consumer=consumer, port=0).start()
-        started.append(broker)
-        return broker
+        broker_on_disk = Broker(view, consumer=consumer, port=0).start()
+        started.append(broker_on_disk)
+        return broker_on_disk
 
     yield start
-    for broker in started:
-        broker.stop()
+    for each in started:
+        each.stop()
 
 
 PERSISTENT = {"client_kw": {"clean_session": False}}
-
-
-def subscribe(client, topic_filter: str, until) -> None:
-    _, mid = client.subscribe(topic_filter, qos=1)
-    assert until(lambda: mid in client.seen.subacks)
 
 
 def test_a_persistent_session_and_its_queue_survive_a_restart(
@@ -58,13 +49,11 @@ def test_a_persistent_session_and_its_queue_survive_a_restart(
     first = brokers()
     device = make_device()
     client = paho_client(device, first.port, **PERSISTENT)
-    subscribe(client, "cmd/#", until)
-    client.disconnect()
-    assert until(lambda: first.sessions[device.client_id].connection is None)
+    subscribed(client, "cmd/#")
+    left_offline(first, client, device.client_id)
     publisher = paho_client(make_device(), first.port)
     for i in range(3):
-        info = publisher.publish(f"cmd/{i}", f"c{i}".encode(), qos=1)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+        published(publisher, f"cmd/{i}", f"c{i}".encode())
     assert until(lambda: len(first.sessions[device.client_id].queue) == 3)
     # when the broker stops and another starts on the same data directory
     first.stop()
@@ -72,7 +61,7 @@ def test_a_persistent_session_and_its_queue_survive_a_restart(
     # then the client resumes its session: the queued messages arrive in order
     back = paho_client(device, second.port, **PERSISTENT)
     assert until(lambda: len(back.seen.messages) == 3)
-    assert [m.payload for m in back.seen.messages] == [b"c0", b"c1", b"c2"]
+    assert payloads(back) == [b"c0", b"c1", b"c2"]
     # and its subscription is still there without subscribing again
     again = paho_client(make_device(), second.port)
     again.publish("cmd/later", b"after", qos=1)
@@ -86,7 +75,7 @@ def test_a_clean_session_leaves_nothing_behind_and_ends_a_stored_one(
     first = brokers()
     device = make_device()
     client = paho_client(device, first.port, **PERSISTENT)
-    subscribe(client, "cmd/#", until)
+    subscribed(client, "cmd/#")
     record = first.emulator.data_dir / "mqtt" / "sessions" / record_name(device.client_id)
     assert record.exists()
     client.disconnect()
@@ -110,9 +99,8 @@ def test_an_expired_session_is_not_resumed_after_a_restart(
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 1
     client = paho_client(device, first.port, version=5, clean_start=False, properties=props)
-    subscribe(client, "cmd/#", until)
-    client.disconnect()
-    assert until(lambda: first.sessions[device.client_id].connection is None)
+    subscribed(client, "cmd/#")
+    left_offline(first, client, device.client_id)
     first.stop()
     # when the next broker starts after the expiry (the emulator being down counts)
     time.sleep(1.1)
@@ -128,14 +116,13 @@ def test_retained_messages_survive_a_restart_in_private_hashed_files(
     first = brokers()
     publisher = paho_client(make_device(), first.port)
     for topic, payload in (("site/a/config", b"A"), ("site/b/config", b"B"), ("site/c", b"C")):
-        info = publisher.publish(topic, payload, qos=1, retain=True)
-    info = publisher.publish("site/c", b"", qos=1, retain=True)  # deleted again
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+        published(publisher, topic, payload, retain=True)
+    published(publisher, "site/c", b"", retain=True)  # deleted again
     first.stop()
     second = brokers()
     assert second.retained.topics() == ["site/a/config", "site/b/config"]
     reader = paho_client(make_device(), second.port)
-    subscribe(reader, "site/b/config", until)
+    subscribed(reader, "site/b/config")
     assert until(lambda: reader.seen.messages)
     assert (reader.seen.messages[0].payload, reader.seen.messages[0].retain) == (b"B", True)
     directory = second.emulator.data_dir / "mqtt" / "retained"
@@ -154,8 +141,7 @@ def test_an_unreadable_retained_record_is_quarantined_and_the_rest_loads(
     first = brokers()
     publisher = paho_client(make_device(), first.port)
     for topic in ("ok/one", "ok/two"):
-        info = publisher.publish(topic, b"x", qos=1, retain=True)
-        assert until(lambda info=info: info.mid in publisher.seen.pubacks)
+        published(publisher, topic, b"x", retain=True)
     first.stop()
     data_dir = first.emulator.data_dir
     damaged = data_dir / "mqtt" / "retained" / record_name("ok/two")

@@ -11,13 +11,15 @@ import json
 
 import pytest
 from botocore.config import Config
+from support.mqtt import published, subscribed
 
 from emulator.mqtt.limits import RC_QUOTA_EXCEEDED
 
 
-def subscribed(client, topic_filter: str, until, qos: int = 1):
-    _, mid = client.subscribe(topic_filter, qos=qos)
-    assert until(lambda: mid in client.seen.subacks)
+def subscriber(paho_client, device, port: int, *filters: str, **kwargs):
+    client = paho_client(device, port, **kwargs)
+    for topic_filter in filters:
+        subscribed(client, topic_filter)
     return client
 
 
@@ -26,20 +28,18 @@ def test_only_a_subscription_to_the_topic_itself_receives_the_retained_message(
 ):
     # given a retained message on a topic
     publisher = paho_client(make_device(), broker.port)
-    info = publisher.publish("plant/pump/state", b"on", qos=1, retain=True)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "plant/pump/state", b"on", retain=True)
     # when one client subscribes to the topic and another to wildcard filters covering it
-    exact = subscribed(paho_client(make_device(), broker.port), "plant/pump/state", until)
-    wild = subscribed(paho_client(make_device(), broker.port), "plant/#", until)
-    subscribed(wild, "plant/+/state", until)
+    exact = subscriber(paho_client, make_device(), broker.port, "plant/pump/state")
+    wild = subscriber(paho_client, make_device(), broker.port, "plant/#")
+    subscribed(wild, "plant/+/state")
     # then only the exact subscription receives it, flagged RETAIN
     assert until(lambda: exact.seen.messages)
     assert [(m.topic, m.payload, m.retain) for m in exact.seen.messages] == [
         ("plant/pump/state", b"on", True)
     ]
     # and a later retained publish reaches both, without RETAIN (it is not sent on subscribe)
-    info = publisher.publish("plant/pump/state", b"off", qos=1, retain=True)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "plant/pump/state", b"off", retain=True)
     assert until(lambda: len(exact.seen.messages) == 2 and len(wild.seen.messages) == 2)
     assert [(m.payload, m.retain) for m in wild.seen.messages] == [(b"off", False)] * 2
     assert (exact.seen.messages[1].payload, exact.seen.messages[1].retain) == (b"off", False)
@@ -50,17 +50,16 @@ def test_an_empty_retained_payload_deletes_it_and_still_reaches_subscribers(
     broker, make_device, paho_client, until
 ):
     publisher = paho_client(make_device(), broker.port)
-    info = publisher.publish("plant/valve", b"open", qos=1, retain=True)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
-    listener = subscribed(paho_client(make_device(), broker.port), "plant/valve", until)
+    published(publisher, "plant/valve", b"open", retain=True)
+    listener = subscriber(paho_client, make_device(), broker.port, "plant/valve")
     assert until(lambda: listener.seen.messages)
     # when the retained message is deleted
-    info = publisher.publish("plant/valve", b"", qos=1, retain=True)
+    publisher.publish("plant/valve", b"", qos=1, retain=True)
     assert until(lambda: len(listener.seen.messages) == 2)
     # then subscribers got the 0-byte message, and a new subscriber gets nothing
     assert listener.seen.messages[1].payload == b""
     assert broker.retained.get("plant/valve") is None
-    late = subscribed(paho_client(make_device(), broker.port), "plant/valve", until)
+    late = subscriber(paho_client, make_device(), broker.port, "plant/valve")
     publisher.publish("plant/valve", b"later", qos=1)
     assert until(lambda: late.seen.messages)
     assert [m.payload for m in late.seen.messages] == [b"later"]
@@ -76,14 +75,12 @@ def test_mqtt5_retained_message_keeps_its_properties_and_expires(
     props = Properties(PacketTypes.PUBLISH)
     props.ContentType = "application/json"
     props.UserProperty = [("site", "north")]
-    info = publisher.publish("plant/cfg", b"{}", qos=1, retain=True, properties=props)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "plant/cfg", b"{}", retain=True, properties=props)
     expiring = Properties(PacketTypes.PUBLISH)
     expiring.MessageExpiryInterval = 1
-    info = publisher.publish("plant/old", b"x", qos=1, retain=True, properties=expiring)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "plant/old", b"x", retain=True, properties=expiring)
     # when an MQTT 5 client subscribes to the first topic
-    reader = subscribed(paho_client(make_device(), broker.port, version=5), "plant/cfg", until)
+    reader = subscriber(paho_client, make_device(), broker.port, "plant/cfg", version=5)
     assert until(lambda: reader.seen.messages)
     (message,) = reader.seen.messages
     assert message.retain and message.properties.ContentType == "application/json"
@@ -101,8 +98,7 @@ def test_retained_messages_past_the_account_quota_are_throttled(
     # given an account at its retained-message quota (lowered for the test)
     broker.retained.limit = 1
     publisher = paho_client(make_device(), broker.port, version=5)
-    info = publisher.publish("quota/a", b"1", qos=1, retain=True)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "quota/a", b"1", retain=True)
     # when a retained message on a new topic is published
     publisher.publish("quota/b", b"2", qos=1, retain=True)
     # then it is refused with Quota exceeded, and not retained
@@ -113,8 +109,7 @@ def test_retained_messages_past_the_account_quota_are_throttled(
     assert "Maximum number of retained messages per account" in refused[-1]["reason"]
     # while replacing or deleting a retained message is still taken
     again = paho_client(make_device(), broker.port, version=5)
-    info = again.publish("quota/a", b"3", qos=1, retain=True)
-    assert until(lambda: info.mid in again.seen.pubacks)
+    published(again, "quota/a", b"3", retain=True)
     assert broker.retained.get("quota/a").payload == b"3"
 
 
@@ -160,7 +155,7 @@ def test_iot_data_publish_retain_then_get_and_list_with_paging(
     assert pages >= 3
     # and an MQTT client subscribing to one of the topics receives it
     reader = paho_client(make_device(), iot_emulator.mqtt_port)
-    subscribed(reader, topics[2], until)
+    subscribed(reader, topics[2])
     assert until(lambda: reader.seen.messages)
     assert (reader.seen.messages[0].payload, reader.seen.messages[0].retain) == (b'{"n":2}', True)
 

@@ -8,19 +8,10 @@ from __future__ import annotations
 import struct
 
 import pytest
+from support.mqtt import left_offline, payloads, published, subscribed
 
 from emulator.mqtt import codec
 from emulator.mqtt.limits import shared_subscription, shared_subscription_error
-
-
-def subscribed(client, topic_filter: str, until, qos: int = 1):
-    _, mid = client.subscribe(topic_filter, qos=qos)
-    assert until(lambda: mid in client.seen.subacks)
-    return client.seen.subacks[mid]
-
-
-def payloads(client) -> list[bytes]:
-    return [m.payload for m in client.seen.messages]
 
 
 def test_each_message_goes_to_one_member_of_each_group(broker, make_device, paho_client, until):
@@ -35,7 +26,7 @@ def test_each_message_goes_to_one_member_of_each_group(broker, make_device, paho
         (other_group, "$share/audit/jobs/+"),
         (plain, "jobs/+"),
     ):
-        subscribed(client, topic_filter, until)
+        subscribed(client, topic_filter)
     # when 40 QoS 1 messages are published
     publisher = paho_client(make_device(), broker.port)
     sent = [f"m{i}".encode() for i in range(40)]
@@ -73,9 +64,9 @@ def test_subscribe_is_authorized_on_the_whole_shared_filter(
     )
     client = paho_client(device, broker.port, version=5)
     # then the allowed share name is granted, another share name and the plain filter are not
-    assert subscribed(client, "$share/billing/orders", until)[0].value == 1
-    assert subscribed(client, "$share/other/orders", until)[0].value == 0x87
-    assert subscribed(client, "orders", until)[0].value == 0x87
+    assert subscribed(client, "$share/billing/orders")[0].value == 1
+    assert subscribed(client, "$share/other/orders")[0].value == 0x87
+    assert subscribed(client, "orders")[0].value == 0x87
     denied = [
         e for e in broker.activity.events(device.client_id) if e["event"] == "SUBSCRIBE_DENIED"
     ]
@@ -118,15 +109,14 @@ def test_shared_subscriptions_get_no_retained_message_on_subscribe(
     broker, make_device, paho_client, until
 ):
     publisher = paho_client(make_device(), broker.port)
-    info = publisher.publish("config/site", b"v1", qos=1, retain=True)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    published(publisher, "config/site", b"v1", retain=True)
     member = paho_client(make_device(), broker.port)
     plain = paho_client(make_device(), broker.port)
-    subscribed(member, "$share/readers/config/site", until)
-    subscribed(plain, "config/site", until)
+    subscribed(member, "$share/readers/config/site")
+    subscribed(plain, "config/site")
     assert until(lambda: plain.seen.messages)
     # a later retained publish reaches the member like any other message
-    info = publisher.publish("config/site", b"v2", qos=1, retain=True)
+    published(publisher, "config/site", b"v2", retain=True)
     assert until(lambda: member.seen.messages)
     assert [(m.payload, m.retain) for m in member.seen.messages] == [(b"v2", False)]
 
@@ -137,15 +127,13 @@ def test_qos1_messages_wait_for_an_offline_persistent_member(
     # given a group whose only member has a persistent session and went offline
     device = make_device()
     member = paho_client(device, broker.port, client_kw={"clean_session": False})
-    subscribed(member, "$share/night/alerts/#", until)
-    member.disconnect()
-    assert until(lambda: broker.sessions[device.client_id].connection is None)
+    subscribed(member, "$share/night/alerts/#")
+    left_offline(broker, member, device.client_id)
     # when messages are published meanwhile
     publisher = paho_client(make_device(), broker.port)
-    for i in range(3):
-        info = publisher.publish(f"alerts/{i}", f"a{i}".encode(), qos=1)
     publisher.publish("alerts/x", b"qos0 is dropped", qos=0)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
+    for i in range(3):
+        published(publisher, f"alerts/{i}", f"a{i}".encode())
     # then the member receives the QoS 1 ones when it resumes its session
     back = paho_client(device, broker.port, client_kw={"clean_session": False})
     assert until(lambda: len(back.seen.messages) == 3)
