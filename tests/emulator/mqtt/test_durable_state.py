@@ -42,15 +42,19 @@ def brokers(broker, consumer, tmp_path):
 PERSISTENT = {"client_kw": {"clean_session": False}}
 
 
+def persistent_subscriber(broker, device, paho_client, **kwargs):
+    """A client of `device` with a persistent session (3.1.1 unless told), subscribed to cmd/#."""
+    client = paho_client(device, broker.port, **(kwargs or PERSISTENT))
+    subscribed(client, "cmd/#")
+    return client
+
+
 def test_a_persistent_session_and_its_queue_survive_a_restart(
     brokers, make_device, paho_client, until
 ):
     # given a persistent session subscribed at QoS 1, offline, with messages queued for it
-    first = brokers()
-    device = make_device()
-    client = paho_client(device, first.port, **PERSISTENT)
-    subscribed(client, "cmd/#")
-    left_offline(first, client, device.client_id)
+    first, device = brokers(), make_device()
+    left_offline(first, persistent_subscriber(first, device, paho_client), device.client_id)
     publisher = paho_client(make_device(), first.port)
     for i in range(3):
         published(publisher, f"cmd/{i}", f"c{i}".encode())
@@ -72,10 +76,8 @@ def test_a_persistent_session_and_its_queue_survive_a_restart(
 def test_a_clean_session_leaves_nothing_behind_and_ends_a_stored_one(
     brokers, make_device, paho_client, until
 ):
-    first = brokers()
-    device = make_device()
-    client = paho_client(device, first.port, **PERSISTENT)
-    subscribed(client, "cmd/#")
+    first, device = brokers(), make_device()
+    client = persistent_subscriber(first, device, paho_client)
     record = first.emulator.data_dir / "mqtt" / "sessions" / record_name(device.client_id)
     assert record.exists()
     client.disconnect()
@@ -94,12 +96,12 @@ def test_an_expired_session_is_not_resumed_after_a_restart(
     from paho.mqtt.properties import Properties
 
     # given an MQTT 5 session with a one-second expiry, disconnected
-    first = brokers()
-    device = make_device()
+    first, device = brokers(), make_device()
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 1
-    client = paho_client(device, first.port, version=5, clean_start=False, properties=props)
-    subscribed(client, "cmd/#")
+    client = persistent_subscriber(
+        first, device, paho_client, version=5, clean_start=False, properties=props
+    )
     left_offline(first, client, device.client_id)
     first.stop()
     # when the next broker starts after the expiry (the emulator being down counts)
