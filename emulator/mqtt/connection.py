@@ -328,7 +328,7 @@ class Connection(asyncio.Protocol):
                 codec.RECEIVE_MAXIMUM: RECEIVE_MAXIMUM,
                 codec.WILDCARD_SUBSCRIPTION_AVAILABLE: 1,
                 codec.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
-                codec.SHARED_SUBSCRIPTION_AVAILABLE: 0,
+                codec.SHARED_SUBSCRIPTION_AVAILABLE: 1,  # $share/ (broker.py)
             }
             if server_keep_alive is not None:
                 props[codec.SERVER_KEEP_ALIVE] = server_keep_alive

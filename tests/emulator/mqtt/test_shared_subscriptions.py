@@ -141,3 +141,43 @@ def test_qos1_messages_wait_for_an_offline_persistent_member(
     # and leaves the group when it unsubscribes
     back.unsubscribe("$share/night/alerts/#")
     assert until(lambda: not broker.sessions[device.client_id].subscriptions)
+
+
+def test_the_sdk_mqtt5_client_is_told_shared_subscriptions_are_available(
+    broker, make_device, paho_client, until
+):
+    import threading
+
+    from awscrt import mqtt5
+    from awsiot import mqtt5_client_builder
+
+    # given the AWS IoT Device SDK's MQTT 5 client, which checks the CONNACK's properties
+    device = make_device()
+    connected, stopped = [], threading.Event()
+    received = []
+    client = mqtt5_client_builder.mtls_from_path(
+        endpoint="localhost",
+        port=broker.port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        on_lifecycle_connection_success=connected.append,
+        on_lifecycle_stopped=lambda data: stopped.set(),
+        on_publish_received=lambda data: received.append(data.publish_packet.payload),
+    )
+    client.start()
+    try:
+        assert until(lambda: connected)
+        assert connected[0].negotiated_settings.shared_subscriptions_available
+        # when it joins a group and a message is published
+        subscription = mqtt5.Subscription("$share/sdk/fleet/+", mqtt5.QoS.AT_LEAST_ONCE)
+        suback = client.subscribe(mqtt5.SubscribePacket([subscription])).result(10)
+        assert suback.reason_codes == [mqtt5.SubackReasonCode.GRANTED_QOS_1]
+        published(paho_client(make_device(), broker.port), "fleet/7", b"to the group")
+        # then the group's only member receives it
+        assert until(lambda: received)
+        assert received == [b"to the group"]
+    finally:
+        client.stop()
+        stopped.wait(10)
