@@ -30,3 +30,18 @@ def left_offline(broker: Any, client: Any, client_id: str) -> None:
     offline."""
     client.disconnect()
     assert wait_until(lambda: broker.sessions[client_id].connection is None)
+
+
+def sdk_mqtt5_client(device: Any, port: int, **callbacks: Any) -> Any:
+    """The AWS IoT Device SDK's MQTT 5 client for `device` over mutual TLS (not started)."""
+    from awsiot import mqtt5_client_builder
+
+    return mqtt5_client_builder.mtls_from_path(
+        endpoint="localhost",
+        port=port,
+        cert_filepath=str(device.cert_path),
+        pri_key_filepath=str(device.key_path),
+        ca_filepath=str(device.ca_path),
+        client_id=device.client_id,
+        **callbacks,
+    )

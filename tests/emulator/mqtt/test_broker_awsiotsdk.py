@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 from awscrt import mqtt, mqtt5
-from awsiot import mqtt5_client_builder, mqtt_connection_builder
+from awsiot import mqtt_connection_builder
+from support.mqtt import sdk_mqtt5_client
 
 
 def connect_311(device, port, clean_session=True):
@@ -75,13 +76,9 @@ def test_sdk_mqtt5_publish_with_user_properties_reaches_the_consumer(broker, con
     # given a device using the SDK's MQTT 5 client
     device = make_device()
     connected, stopped = threading.Event(), threading.Event()
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+    client = sdk_mqtt5_client(
+        device,
+        broker.port,
         on_lifecycle_connection_success=lambda data: connected.set(),
         on_lifecycle_stopped=lambda data: stopped.set(),
     )
@@ -160,13 +157,9 @@ def test_sdk_mqtt5_denied_publish_gets_not_authorized_and_stays_connected(broker
         }
     )
     connected, stopped, interrupted = threading.Event(), threading.Event(), threading.Event()
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+    client = sdk_mqtt5_client(
+        device,
+        broker.port,
         on_lifecycle_connection_success=lambda data: connected.set(),
         on_lifecycle_disconnection=lambda data: interrupted.set(),
         on_lifecycle_stopped=lambda data: stopped.set(),

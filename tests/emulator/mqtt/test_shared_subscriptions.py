@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from support.mqtt import left_offline, payloads, published, subscribed
+from support.mqtt import left_offline, payloads, published, sdk_mqtt5_client, subscribed
 
 from emulator.mqtt import codec
 from emulator.mqtt.limits import shared_subscription, shared_subscription_error
@@ -149,19 +149,14 @@ def test_the_sdk_mqtt5_client_is_told_shared_subscriptions_are_available(
     import threading
 
     from awscrt import mqtt5
-    from awsiot import mqtt5_client_builder
 
     # given the AWS IoT Device SDK's MQTT 5 client, which checks the CONNACK's properties
     device = make_device()
     connected, stopped = [], threading.Event()
     received = []
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+    client = sdk_mqtt5_client(
+        device,
+        broker.port,
         on_lifecycle_connection_success=connected.append,
         on_lifecycle_stopped=lambda data: stopped.set(),
         on_publish_received=lambda data: received.append(data.publish_packet.payload),
