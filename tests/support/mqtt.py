@@ -32,16 +32,20 @@ def left_offline(broker: Any, client: Any, client_id: str) -> None:
     assert wait_until(lambda: broker.sessions[client_id].connection is None)
 
 
+def sdk_mtls(device: Any, port: int) -> dict[str, Any]:
+    """The arguments of the AWS IoT Device SDK's `mtls_from_path` builders for `device`."""
+    return {
+        "endpoint": "localhost",
+        "port": port,
+        "cert_filepath": str(device.cert_path),
+        "pri_key_filepath": str(device.key_path),
+        "ca_filepath": str(device.ca_path),
+        "client_id": device.client_id,
+    }
+
+
 def sdk_mqtt5_client(device: Any, port: int, **callbacks: Any) -> Any:
     """The AWS IoT Device SDK's MQTT 5 client for `device` over mutual TLS (not started)."""
     from awsiot import mqtt5_client_builder
 
-    return mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
-        **callbacks,
-    )
+    return mqtt5_client_builder.mtls_from_path(**sdk_mtls(device, port), **callbacks)

@@ -6,19 +6,12 @@ import threading
 
 from awscrt import mqtt, mqtt5
 from awsiot import mqtt_connection_builder
-from support.mqtt import sdk_mqtt5_client
+from support.mqtt import sdk_mqtt5_client, sdk_mtls
 
 
 def connect_311(device, port, clean_session=True):
     connection = mqtt_connection_builder.mtls_from_path(
-        endpoint="localhost",
-        port=port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
-        clean_session=clean_session,
-        keep_alive_secs=30,
+        **sdk_mtls(device, port), clean_session=clean_session, keep_alive_secs=30
     )
     connection.connect().result(10)
     return connection
