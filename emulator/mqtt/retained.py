@@ -115,6 +115,8 @@ class RetainedStore:
         with self._lock:
             if len(self._messages) < self.limit or topic in self._messages:
                 return None
+            if self._purge_expired() and len(self._messages) < self.limit:
+                return None
         return (
             f"the account stores {self.limit} retained messages, the quota 'Maximum number of "
             "retained messages per account': delete some (publish an empty retained message to "
@@ -131,7 +133,8 @@ class RetainedStore:
                     self._files.remove(topic)
                 return True
             if len(self._messages) >= self.limit and topic not in self._messages:
-                return False
+                if not self._purge_expired() or len(self._messages) >= self.limit:
+                    return False
             expiry = props.get(codec.MESSAGE_EXPIRY_INTERVAL)
             message = RetainedMessage(
                 topic,
@@ -145,6 +148,17 @@ class RetainedStore:
                 self._files.save(topic, message.to_record())
             self._messages[topic] = message
         return True
+
+    def _purge_expired(self) -> int:
+        """Forget the expired messages (under the lock; at the quota only, so that expired
+        messages do not count against it); how many."""
+        now_ms = _now_ms()
+        expired = [t for t, m in self._messages.items() if m.expired(now_ms)]
+        for topic in expired:
+            del self._messages[topic]
+        if expired and self._files is not None:
+            self._files.save_many([(topic, None) for topic in expired])
+        return len(expired)
 
     def get(self, topic: str) -> RetainedMessage | None:
         message = self._messages.get(topic)

@@ -197,3 +197,15 @@ def test_iot_data_retained_publish_past_the_quota_is_throttled(data, iot_emulato
         store.limit = limit
     assert store.get(f"q/{unique}/new") is None
     assert store.get(f"q/{unique}/kept").payload == b"3"
+
+
+def test_expired_retained_messages_do_not_count_against_the_quota(until):
+    from emulator.mqtt import codec
+    from emulator.mqtt.retained import RetainedStore
+
+    store = RetainedStore(None, None, limit=1)
+    assert store.put("q/old", b"x", 1, {codec.MESSAGE_EXPIRY_INTERVAL: 1})
+    assert store.refusal("q/new", 1) is not None  # at the quota while it lives
+    assert until(lambda: store.get("q/old") is None, timeout=3)
+    assert store.refusal("q/new", 1) is None
+    assert store.put("q/new", b"y", 0, {}) and store.topics() == ["q/new"]
