@@ -16,6 +16,12 @@ differences from MQTT specifications" in the IoT developer guide). Lifecycle eve
 Bounded resources (limits.py): connections below the descriptor limit, CONNECT within 10 s of
 accept, per-connection outbound flow control, and queued messages per session and in all.
 
+Durable state under `<data_dir>/mqtt/` (persistence/records.py, one file per item): retained
+messages (retained.py, written before the PUBLISH is routed) and persistent sessions
+(session.py: subscriptions written before the SUBACK; queued and unacknowledged QoS 1 messages
+written within half a second of a change, and all of them at a clean stop). Shared
+subscriptions ("$share/{ShareName}/{TopicFilter}") give each message to one member of a group.
+
 Speed comes from an asyncio `Protocol` that parses every complete packet of one read and
 writes all PUBACKs of that read in one write.
 
@@ -32,10 +38,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import ssl
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage, MessageConsumer
@@ -56,16 +65,21 @@ from emulator.mqtt.limits import (
     RC_QOS_NOT_SUPPORTED,
     RC_SERVER_SHUTTING_DOWN,
     RC_SESSION_TAKEN_OVER,
-    RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
     RC_TOPIC_FILTER_INVALID,
     mqtt_connection_limit,
+    shared_subscription,
+    shared_subscription_error,
     topic_limit_error,
 )
+from emulator.mqtt.retained import RetainedStore
 from emulator.mqtt.session import QueuedMessage, Session
 from emulator.mqtt.topics import publish_topic_error
+from emulator.persistence.records import RecordFiles
 from emulator.shadow.messages import OutboundMessage, is_shadow_request
 
 log = logging.getLogger(__name__)
+
+SESSION_KIND = "mqtt-persistent-session"
 
 # Properties a broker forwards from a PUBLISH to its subscribers (MQTT 5 section 3.3.2.3).
 _FORWARDED_PROPERTIES = (
@@ -76,6 +90,14 @@ _FORWARDED_PROPERTIES = (
     codec.CORRELATION_DATA,
     codec.USER_PROPERTY,
 )
+
+# What a topic's messages go to: (session, options) of each plain subscription, and the
+# members of each matching shared subscription group.
+_Route = tuple[list[tuple[Session, int]], list[list[tuple[Session, int]]]]
+
+
+def _forwarded(props: dict | None) -> dict:
+    return {k: props[k] for k in _FORWARDED_PROPERTIES if k in props} if props else {}
 
 
 class _Acceptor(asyncio.Protocol):
@@ -115,7 +137,23 @@ class Broker:
         self.activity = ActivityLog(emulator)
         self.sessions: dict[str, Session] = {}
         self.connections: dict[str, Connection] = {}  # client id -> live connection
-        self.retained: dict[str, QueuedMessage] = {}
+        # The emulator's --host: MQTT listens where the AWS endpoint does.
+        self.host: str = getattr(emulator, "host", None) or HOST
+        # Durable state under <data_dir>/mqtt/ (in memory for a broker built without one).
+        data_dir = getattr(emulator, "data_dir", None)
+        durable = not getattr(emulator, "ephemeral", False)
+        state = Path(data_dir) / "mqtt" if data_dir is not None else None
+        self.retained = RetainedStore(
+            state / "retained" if state else None, Path(data_dir) if data_dir else None, durable
+        )
+        self._session_files = (
+            RecordFiles(state / "sessions", SESSION_KIND, Path(data_dir), durable)
+            if state
+            else None
+        )
+        self._stored_sessions: set[str] = set()  # client ids with a record on disk
+        self._dirty_sessions: set[str] = set()  # persistent sessions changed since written
+        self._writer: ThreadPoolExecutor | None = None  # one thread: writes stay in order
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
         # Descriptor bounds: connections after their TLS handshake, handshakes under way, and
         # the caps (limits.mqtt_connection_limit); half of the cap at most for connections that
@@ -126,10 +164,11 @@ class Broker:
         self.max_unidentified = max(1, self.max_connections // 2)
         self.shed_connections = 0  # closed at accept, or to make room, by the caps
         self._shed_logged_at = 0.0
-        # topic -> matching (session, options); and every (filter, session, options): both
-        # rebuilt after any subscription change, so a PUBLISH costs one dict lookup.
-        self._routes: dict[str, list[tuple[Session, int]]] = {}
-        self._subscriptions: list[tuple[str, Session, int]] | None = None
+        # topic -> (matching (session, options), the members of each matching shared
+        # subscription group); and every (filter, session, options, group): both rebuilt after
+        # any subscription change, so a PUBLISH costs one dict lookup.
+        self._routes: dict[str, _Route] = {}
+        self._subscriptions: list[tuple[str, Session, int, str | None]] | None = None
         self._versions: dict[str, int] = {}
         self._delayed_wills: dict[str, asyncio.TimerHandle] = {}
         # Queue bounds (limits.py): payload bytes queued in all sessions, and the account's
@@ -165,6 +204,7 @@ class Broker:
 
     # Life cycle -------------------------------------------------------------------------
     def start(self) -> Broker:
+        self._load_state()
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -176,7 +216,7 @@ class Broker:
             try:
                 self._server = loop.run_until_complete(
                     loop.create_server(
-                        lambda: _Acceptor(self), HOST, self._requested_port, backlog=1024
+                        lambda: _Acceptor(self), self.host, self._requested_port, backlog=1024
                     )
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
@@ -185,7 +225,8 @@ class Broker:
                 failure.append(
                     OSError(
                         exc.errno,
-                        f"cannot listen for MQTT on {HOST}:{self._requested_port} ({exc.strerror});"
+                        f"cannot listen for MQTT on {self.host}:{self._requested_port} "
+                        f"({exc.strerror});"
                         " is another emulator or broker running? Use mqtt_port=0 for a free port",
                     )
                 )
@@ -227,6 +268,7 @@ class Broker:
 
         loop.call_soon_threadsafe(shutdown)
         self._thread.join(10)
+        self._save_all_sessions()
 
     # Messages in (emulator/iot/messages.py) ----------------------------------------------
     def ingest(
@@ -240,9 +282,12 @@ class Broker:
         Every message that does not come from a client's PUBLISH enters here: last wills,
         lifecycle events, iot-data Publish, and (through the same two steps) rule republish.
         Raises what the consumer raises: a message not accepted is delivered to nobody.
-        Thread-safe: called from another thread, delivery runs on the broker's event loop."""
+        Thread-safe: called from another thread, delivery runs on the broker's event loop; a
+        retained message is stored before this returns (iot-data answers after it)."""
         self.accept((message,))
-        self.deliver(message, properties, sender)
+        if message.retain:
+            self._retain(message, _forwarded(properties))
+        self.deliver(message, properties, sender, stored=True)
 
     def accept(self, messages: Sequence[InboundMessage]) -> None:
         """The consumer's `accept_many`: returns once all are accepted, raises if not."""
@@ -253,16 +298,30 @@ class Broker:
         message: InboundMessage,
         properties: codec.Properties | None = None,
         sender: str | None = None,
+        stored: bool = False,
     ) -> None:
         """Deliver an accepted message to subscribers (any thread). Before start() or after
-        stop() nobody is connected: delivering to nobody is what AWS would do."""
+        stop() nobody is connected: delivering to nobody is what AWS would do. `stored`: a
+        retained message was already kept by the caller."""
         if threading.get_ident() == self._loop_thread_id:
-            self.distribute(message, properties, sender)
+            self.distribute(message, properties, sender, stored)
             return
         if self._loop is None or not self._listening:
             log.debug("broker not running: %s has no subscribers", message.topic)
             return
-        self._loop.call_soon_threadsafe(self.distribute, message, properties, sender)
+        self._loop.call_soon_threadsafe(self.distribute, message, properties, sender, stored)
+
+    def retain_refusal(self, topic: str, payload_size: int) -> str | None:
+        """Why a retained PUBLISH is throttled (the account's retained-message quota), or None:
+        asked before the message is accepted, by connection.py and data_api.py."""
+        return self.retained.refusal(topic, payload_size)
+
+    def _retain(self, message: InboundMessage, forwarded: dict) -> None:
+        if message.user_properties and codec.USER_PROPERTY not in forwarded:
+            # iot-data Publish carries user properties without MQTT properties.
+            forwarded = {**forwarded, codec.USER_PROPERTY: list(message.user_properties)}
+        if not self.retained.put(message.topic, message.payload, message.qos, forwarded):
+            log.warning("retained message on %s not kept: retained-message quota", message.topic)
 
     def shadow_request(self, message: InboundMessage) -> None:
         """After a client's PUBLISH on `$aws/things/.../shadow/...` was accepted: the Device
@@ -426,6 +485,8 @@ class Broker:
         session.principal = conn.principal
         session.disconnected_at = None
         conn.session = session
+        if session.persistent or client_id in self._stored_sessions:
+            self._save_session(session)
         self.connections[client_id] = conn
         self._versions[client_id] = conn.version_number = self._versions.get(client_id, 0) + 1
         return session_present
@@ -457,7 +518,8 @@ class Broker:
 
     def acknowledged(self, session: Session, packet_id: int) -> None:
         """The client's PUBACK: the message leaves the in-flight window, queued ones follow."""
-        session.inflight.pop(packet_id, None)
+        if session.inflight.pop(packet_id, None) is not None and session.persistent:
+            self._dirty_sessions.add(session.client_id)
         if session.queue:
             self.drain(session)
 
@@ -488,19 +550,18 @@ class Broker:
         for topic_filter, options in packet.filters:
             qos = options & 0x03
             refusal = None
-            if not codec.valid_topic_filter(topic_filter):
+            shared = shared_subscription(topic_filter)
+            matched = shared[1] if shared else topic_filter
+            if not codec.valid_topic_filter(matched):
                 refusal = ("invalid topic filter", RC_TOPIC_FILTER_INVALID)
-            elif topic_filter.startswith("$share/"):
-                refusal = (
-                    "shared subscriptions are not supported by this emulator",
-                    RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
-                )
             elif qos == 2:
                 # "AWS IoT differences from MQTT specifications": QoS 2 is not supported and
                 # AWS sends no SUBACK at all; a failure code tells the client without a hang.
                 refusal = ("QoS 2 is not supported by AWS IoT", RC_QOS_NOT_SUPPORTED)
             else:
-                problem = topic_limit_error(topic_filter)
+                problem = (
+                    shared_subscription_error(*shared) if shared else topic_limit_error(matched)
+                )
                 if problem:
                     refusal = (problem, RC_TOPIC_FILTER_INVALID)
             if refusal:
@@ -532,22 +593,33 @@ class Broker:
             codes.append(qos)
             granted.append((topic_filter, options, existed))
         self._subscriptions_changed()
+        if granted:
+            self._save_session(conn.session, wait=True)  # durable before the SUBACK
         conn.send(codec.encode_suback(packet.packet_id, codes, v5))
         if granted:
             self._subscription_event(conn, "subscribed", [g[0] for g in granted])
         for topic_filter, options, existed in granted:
-            retain_handling = (options >> 4) & 0x03
-            if retain_handling == 2 or (retain_handling == 1 and existed):
-                continue
-            for topic, retained in list(self.retained.items()):
-                if codec.topic_matches(topic_filter, topic) and self._may_receive(
-                    conn.session, topic
-                ):
-                    qos = min(options & 0x03, retained.qos)
-                    self._send_to(
-                        conn.session,
-                        QueuedMessage(topic, retained.payload, qos, True, retained.props),
-                    )
+            self._send_retained(conn.session, topic_filter, options, existed)
+
+    def _send_retained(self, session: Session, topic_filter: str, options: int, existed: bool):
+        """The retained message a new subscription receives, flagged RETAIN.
+
+        AWS IoT differs from MQTT here: "To receive a retained message upon subscription, the
+        topic filter in the subscription request must match the retained message topic
+        exactly" (a wildcard filter gets later messages only), and "Shared subscriptions don't
+        receive retained messages" (https://docs.aws.amazon.com/iot/latest/developerguide/
+        mqtt.html#mqtt-retain and #mqtt5-shared-subscription)."""
+        retain_handling = (options >> 4) & 0x03
+        if retain_handling == 2 or (retain_handling == 1 and existed):
+            return
+        if "+" in topic_filter or "#" in topic_filter or shared_subscription(topic_filter):
+            return
+        retained = self.retained.get(topic_filter)
+        if retained is None or not self._may_receive(session, topic_filter):
+            return
+        qos = min(options & 0x03, retained.qos)
+        props = retained.props_for_delivery(int(time.time() * 1000))
+        self._send_to(session, QueuedMessage(topic_filter, retained.payload, qos, True, props))
 
     def unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
         codes = []
@@ -555,29 +627,34 @@ class Broker:
             existed = conn.session.subscriptions.pop(topic_filter, None) is not None
             codes.append(0x00 if existed else 0x11)
         self._subscriptions_changed()
+        self._save_session(conn.session, wait=True)
         conn.send(codec.encode_unsuback(packet.packet_id, codes, conn.v5))
         self._subscription_event(conn, "unsubscribed", list(packet.filters))
 
     # Delivery ---------------------------------------------------------------------------
-    def distribute(self, message: InboundMessage, props: dict | None, sender: str | None) -> None:
-        """Route one accepted message to subscribers; keep it if it is retained.
-
-        Event loop thread only (a Connection's PUBLISH path; `deliver` from elsewhere)."""
+    def distribute(
+        self,
+        message: InboundMessage,
+        props: dict | None,
+        sender: str | None,
+        stored: bool = False,
+    ) -> None:
+        """Route one accepted message to subscribers; keep it if it is retained (unless the
+        caller did: `stored`). Event loop thread only (a Connection's PUBLISH path; `deliver`
+        from elsewhere)."""
         topic = message.topic
-        forwarded = {k: props[k] for k in _FORWARDED_PROPERTIES if k in props} if props else {}
-        if message.retain:
+        forwarded = _forwarded(props)
+        if message.retain and not stored:
             # "mqtt retained messages": an empty payload deletes the retained message.
-            if message.payload:
-                self.retained[topic] = QueuedMessage(
-                    topic, message.payload, message.qos, True, forwarded
-                )
-            else:
-                self.retained.pop(topic, None)
+            self._retain(message, forwarded)
         if topic.startswith(BASIC_INGEST_PREFIX):
             return
-        routes = self._routes.get(topic)
-        if routes is None:
-            routes = self._match(topic)
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._match(topic)
+        routes, groups = route
+        if groups:
+            self._distribute_shared(message, forwarded, groups)
         if not routes:
             return
         for session, options in routes:
@@ -593,23 +670,55 @@ class Broker:
             qos = min(options & 0x03, message.qos)
             self._send_to(session, QueuedMessage(topic, message.payload, qos, retain, forwarded))
 
-    def _match(self, topic: str) -> list[tuple[Session, int]]:
+    def _distribute_shared(
+        self, message: InboundMessage, forwarded: dict, groups: list[list[tuple[Session, int]]]
+    ) -> None:
+        """One member of each matching shared subscription group gets the message, at random
+        among the connected members allowed to receive it; with none connected, a QoS 1 message
+        waits in a persistent member's session ("Shared subscriptions message queuing",
+        https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt5-shared-subscription);
+        a QoS 0 message is dropped. RETAIN is not set on what members receive."""
+        topic = message.topic
+        for members in groups:
+            online = [
+                m for m in members if m[0].connection is not None and not m[0].connection.closing
+            ]
+            random.shuffle(online)
+            chosen = next((m for m in online if self._may_receive(m[0], topic)), None)
+            if chosen is None and not online:
+                offline = [m for m in members if m[0].persistent]
+                chosen = random.choice(offline) if offline else None
+            if chosen is None:
+                continue
+            session, options = chosen
+            qos = min(options & 0x03, message.qos)
+            self._send_to(session, QueuedMessage(topic, message.payload, qos, False, forwarded))
+
+    def _match(self, topic: str) -> _Route:
         subscriptions = self._subscriptions
         if subscriptions is None:
-            subscriptions = self._subscriptions = [
-                (topic_filter, session, options)
-                for session in self.sessions.values()
-                for topic_filter, options in session.subscriptions.items()
-            ]
+            subscriptions = self._subscriptions = []
+            for session in self.sessions.values():
+                for topic_filter, options in session.subscriptions.items():
+                    shared = shared_subscription(topic_filter)
+                    if shared:
+                        subscriptions.append((shared[1], session, options, topic_filter))
+                    else:
+                        subscriptions.append((topic_filter, session, options, None))
         if len(self._routes) > 10_000:
             self._routes.clear()
-        routes = [
-            (session, options)
-            for topic_filter, session, options in subscriptions
-            if codec.topic_matches(topic_filter, topic)
-        ]
-        self._routes[topic] = routes
-        return routes
+        routes: list[tuple[Session, int]] = []
+        groups: dict[str, list[tuple[Session, int]]] = {}
+        for topic_filter, session, options, group in subscriptions:
+            if codec.topic_matches(topic_filter, topic):
+                if group is None:
+                    routes.append((session, options))
+                else:
+                    # Subscriptions with the same "{ShareName}/{TopicFilter}" form one group.
+                    groups.setdefault(group, []).append((session, options))
+        route = (routes, list(groups.values()))
+        self._routes[topic] = route
+        return route
 
     def _subscriptions_changed(self) -> None:
         self._routes.clear()
@@ -662,6 +771,8 @@ class Broker:
         if item.qos:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = item
+            if session.persistent:
+                self._dirty_sessions.add(session.client_id)
         conn.send(self._encode_for(conn, item, packet_id))
 
     def _enqueue(self, session: Session, item: QueuedMessage) -> None:
@@ -684,12 +795,16 @@ class Broker:
         session.queue.append(item)
         session.queued_bytes += size
         self._queued_bytes += size
+        if session.persistent:
+            self._dirty_sessions.add(session.client_id)
 
     def _dequeue(self, session: Session) -> QueuedMessage:
         item = session.queue.popleft()
         size = len(item.payload)
         session.queued_bytes -= size
         self._queued_bytes -= size
+        if session.persistent:
+            self._dirty_sessions.add(session.client_id)
         return item
 
     def _queue_rate_allows(self) -> bool:
@@ -762,6 +877,8 @@ class Broker:
             session.disconnected_at = time.monotonic()
             if not session.persistent:
                 self._discard_session(session)
+            else:
+                self._save_session(session)  # its expiry counts from now, restarts included
         self.activity.record("DISCONNECT", client_id, reason, principal=conn.principal_id)
         will, conn.will = conn.will, None
         if will is not None:
@@ -787,6 +904,78 @@ class Broker:
         session.queued_bytes = 0
         session.queue.clear()
         self._subscriptions_changed()
+        if session.client_id in self._stored_sessions:
+            self._write_sessions([(session.client_id, None)])
+
+    # Durable sessions and retained messages (<data_dir>/mqtt/) -----------------------------
+    def _load_state(self) -> None:
+        """Before listening: the retained messages, and the persistent sessions that have not
+        expired (AWS keeps a session up to its expiry after the disconnect)."""
+        self.retained.load()
+        if self._session_files is None:
+            return
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-state")
+        now = time.time()
+        expired = []
+        for record in self._session_files.load():
+            client_id = record["key"]
+            self._stored_sessions.add(client_id)
+            session = Session.from_record(client_id, record, now)
+            if session is None:
+                expired.append((client_id, None))
+                continue
+            self.sessions[client_id] = session
+            self._queued_bytes += session.queued_bytes
+        if expired:
+            self._write_sessions(expired, wait=True)
+        self._subscriptions_changed()
+        if self.sessions:
+            log.info("%d persistent MQTT session(s) resumed from disk", len(self.sessions))
+
+    def _save_session(self, session: Session, wait: bool = False) -> None:
+        """Write a persistent session's record (remove it for one no longer persistent)."""
+        if self._session_files is None:
+            return
+        self._dirty_sessions.discard(session.client_id)
+        if session.persistent:
+            self._write_sessions([(session.client_id, session.to_record())], wait)
+        elif session.client_id in self._stored_sessions:
+            self._write_sessions([(session.client_id, None)], wait)
+
+    def _write_sessions(self, changes: list, wait: bool = False) -> None:
+        """Hand records to the writer thread (in order); `wait` for the disk."""
+        files, writer = self._session_files, self._writer
+        if files is None or writer is None:
+            return
+        for client_id, record in changes:
+            if record is None:
+                self._stored_sessions.discard(client_id)
+            else:
+                self._stored_sessions.add(client_id)
+        future: Future = writer.submit(files.save_many, changes)
+        future.add_done_callback(_log_write_failure)
+        if wait:
+            future.result()
+
+    def _flush_sessions(self) -> None:
+        """Write the persistent sessions whose queue or in-flight window changed."""
+        dirty, self._dirty_sessions = self._dirty_sessions, set()
+        changes = []
+        for client_id in dirty:
+            session = self.sessions.get(client_id)
+            if session is not None and session.persistent:
+                changes.append((client_id, session.to_record()))
+        if changes:
+            self._write_sessions(changes)
+
+    def _save_all_sessions(self) -> None:
+        """At a clean stop: every persistent session as it is now (the loop has stopped)."""
+        if self._writer is None:
+            return
+        self._dirty_sessions = {s.client_id for s in self.sessions.values() if s.persistent}
+        self._flush_sessions()
+        self._writer.shutdown(wait=True)
+        self._writer = None
 
     def _publish_delayed_will(self, conn: Connection, will: codec.Will) -> None:
         self._delayed_wills.pop(conn.client_id, None)
@@ -910,3 +1099,11 @@ class Broker:
                     and now - session.disconnected_at > session.expiry_s
                 ):
                     self._discard_session(session)
+            if self._dirty_sessions:
+                self._flush_sessions()
+
+
+def _log_write_failure(future: Future) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("writing MQTT session state failed: %s", exc)

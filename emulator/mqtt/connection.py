@@ -43,6 +43,7 @@ from emulator.mqtt.limits import (
     RC_PACKET_TOO_LARGE,
     RC_PROTOCOL_ERROR,
     RC_QOS_NOT_SUPPORTED,
+    RC_QUOTA_EXCEEDED,
     RC_TOPIC_NAME_INVALID,
     RC_UNSPECIFIED,
     RECEIVE_MAXIMUM,
@@ -340,7 +341,7 @@ class Connection(asyncio.Protocol):
                 codec.RECEIVE_MAXIMUM: RECEIVE_MAXIMUM,
                 codec.WILDCARD_SUBSCRIPTION_AVAILABLE: 1,
                 codec.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
-                codec.SHARED_SUBSCRIPTION_AVAILABLE: 0,
+                codec.SHARED_SUBSCRIPTION_AVAILABLE: 1,  # $share/ (broker.py)
             }
             if server_keep_alive is not None:
                 props[codec.SERVER_KEEP_ALIVE] = server_keep_alive
@@ -413,6 +414,9 @@ class Connection(asyncio.Protocol):
             self._deny_publish(
                 packet, "not authorized", decision.action, decision.resource, decision.reason
             )
+            return
+        if packet.retain and (problem := broker.retain_refusal(topic, len(packet.payload))):
+            self._refuse_publish(topic, problem, RC_QUOTA_EXCEEDED)
             return
         user_properties = ()
         if v5 and codec.USER_PROPERTY in props:

@@ -32,6 +32,16 @@ QUEUED_PER_SECOND_PER_ACCOUNT = 500
 MAX_QUEUED_PER_SESSION = 100_000
 MAX_QUEUED_BYTES_PER_SESSION = 32 * 1024 * 1024
 MAX_QUEUED_BYTES_TOTAL = 256 * 1024 * 1024
+# "Maximum number of retained messages per account" (quotas page, message broker limits,
+# https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits; adjustable
+# on AWS): past it a retained PUBLISH with a payload is throttled (mqtt.html#mqtt-retain).
+MAX_RETAINED_MESSAGES = 500_000
+# Shared subscriptions, "$share/{ShareName}/{TopicFilter}": the share name has no '/', '+' or
+# '#' and at most 128 UTF-8 characters; the topic filter at most 256; the two slashes of the
+# prefix do not count against the 7 of a topic filter
+# (https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt5-shared-subscription).
+SHARED_PREFIX = "$share/"
+MAX_SHARE_NAME_CHARS = 128
 # Outbound flow control per connection: above the high-water mark of the TLS transport's write
 # buffer the client is not reading fast enough; QoS 0 messages to it are dropped (at most once,
 # MQTT 3.1.1 section 4.3.1) and QoS 1 messages wait in its session until it drains to the low mark.
@@ -62,6 +72,7 @@ RC_PROTOCOL_ERROR = 0x82
 RC_MALFORMED = 0x81
 RC_SERVER_SHUTTING_DOWN = 0x8B
 RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
+RC_QUOTA_EXCEEDED = 0x97
 
 
 def mqtt_connection_limit() -> int:
@@ -94,3 +105,25 @@ def topic_limit_error(topic: str) -> str | None:
     if slashes > MAX_TOPIC_SLASHES:
         return f"topic has {slashes} forward slashes, more than the {MAX_TOPIC_SLASHES} allowed"
     return None
+
+
+def shared_subscription(topic_filter: str) -> tuple[str, str] | None:
+    """(share name, topic filter) of a "$share/{ShareName}/{TopicFilter}" filter, else None."""
+    if not topic_filter.startswith(SHARED_PREFIX):
+        return None
+    group, _, inner = topic_filter[len(SHARED_PREFIX) :].partition("/")
+    return group, inner
+
+
+def shared_subscription_error(group: str, topic_filter: str) -> str | None:
+    """Why AWS IoT refuses this shared subscription's share name or filter, or None."""
+    if not group or any(c in group for c in "/+#"):
+        return (
+            "a shared subscription is $share/{ShareName}/{TopicFilter}: the share name must be "
+            "non-empty, without '/', '+' or '#'"
+        )
+    if len(group) > MAX_SHARE_NAME_CHARS:
+        return f"the share name has {len(group)} characters, more than {MAX_SHARE_NAME_CHARS}"
+    if not topic_filter:
+        return "a shared subscription needs a topic filter after $share/{ShareName}/"
+    return topic_limit_error(topic_filter)

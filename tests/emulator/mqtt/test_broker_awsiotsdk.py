@@ -5,19 +5,13 @@ from __future__ import annotations
 import threading
 
 from awscrt import mqtt, mqtt5
-from awsiot import mqtt5_client_builder, mqtt_connection_builder
+from awsiot import mqtt_connection_builder
+from support.mqtt import sdk_mqtt5_client, sdk_mtls
 
 
 def connect_311(device, port, clean_session=True):
     connection = mqtt_connection_builder.mtls_from_path(
-        endpoint="localhost",
-        port=port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
-        clean_session=clean_session,
-        keep_alive_secs=30,
+        **sdk_mtls(device, port), clean_session=clean_session, keep_alive_secs=30
     )
     connection.connect().result(10)
     return connection
@@ -75,13 +69,9 @@ def test_sdk_mqtt5_publish_with_user_properties_reaches_the_consumer(broker, con
     # given a device using the SDK's MQTT 5 client
     device = make_device()
     connected, stopped = threading.Event(), threading.Event()
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+    client = sdk_mqtt5_client(
+        device,
+        broker.port,
         on_lifecycle_connection_success=lambda data: connected.set(),
         on_lifecycle_stopped=lambda data: stopped.set(),
     )
@@ -160,13 +150,9 @@ def test_sdk_mqtt5_denied_publish_gets_not_authorized_and_stays_connected(broker
         }
     )
     connected, stopped, interrupted = threading.Event(), threading.Event(), threading.Event()
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+    client = sdk_mqtt5_client(
+        device,
+        broker.port,
         on_lifecycle_connection_success=lambda data: connected.set(),
         on_lifecycle_disconnection=lambda data: interrupted.set(),
         on_lifecycle_stopped=lambda data: stopped.set(),

@@ -104,9 +104,10 @@ def test_retained_message_goes_to_later_subscribers_until_cleared(
     pub = paho_client(device, broker.port)
     info = pub.publish("status/pump", b"on", qos=1, retain=True)
     assert until(lambda: info.mid in pub.seen.pubacks)
-    # when a client subscribes afterwards
+    # when a client subscribes afterwards to its topic (AWS IoT sends a retained message only
+    # to a filter that is the topic itself: test_retained_messages.py)
     late = paho_client(make_device(), broker.port)
-    late.subscribe("status/#", qos=1)
+    late.subscribe("status/pump", qos=1)
     # then it receives the retained message, flagged as retained
     assert until(lambda: late.seen.messages)
     assert (late.seen.messages[0].payload, late.seen.messages[0].retain) == (b"on", True)
