@@ -261,6 +261,8 @@ class RulesEngine:
                     timestamp_ms=message.timestamp_ms,
                     account_id=message.account_id,
                     user_properties=message.user_properties,
+                    source_ip=message.source_ip,
+                    mqtt_properties=message.mqtt_properties,
                     region=message.region,
                     services=self.service_calls,
                 )

@@ -74,12 +74,14 @@ FUNCTIONS_SINCE_V2 = frozenset(
         "decode",
         "encode",
         "get_dynamodb",
+        "get_mqtt_property",
         "get_thing_shadow",
         "indexof",
         "isundefined",
         "length",
         "numbytes",
         "parse_time",
+        "sourceip",
         "time_to_epoch",
         "transform",
     }
@@ -111,6 +113,10 @@ class MessageContext:
     account_id: str = ACCOUNT_ID
     user_properties: tuple[tuple[str, str], ...] = ()
     trace_id: str | None = None
+    # The publishing client's IP address (sourceip()) and the PUBLISH's MQTT 5 properties by
+    # get_mqtt_property()'s names (emulator/iot/messages.py InboundMessage).
+    source_ip: str | None = None
+    mqtt_properties: tuple[tuple[str, Any], ...] = ()
     region: str = DEFAULT_REGION
     # The rule being evaluated, and its SQL version (substitution templates are evaluated with
     # it): set by the rules engine for each rule.
@@ -979,15 +985,20 @@ class _Compiler:
         return self._no_args(node, args, lambda env: str(uuid.uuid4()))
 
     def _f_get_user_properties(self, node: exp.Anonymous, args: list) -> Evaluator:
-        # The values of the message's MQTT 5 user properties with that key, as an Array (a key
-        # may repeat), used as get(get_user_properties('partnerId'), 0) in AWS's examples
-        # (https://aws.amazon.com/blogs/iot/ "dynamic routing with MQTT 5 user properties").
-        if len(args) != 1:
-            raise self.error(
-                node,
-                "get_user_properties() is supported here with one argument, the property key "
-                "(the local emulator does not support the form without a key yet)",
-            )
+        # "iot-sql-functions" get_user_properties(): with a key, the values of the message's
+        # MQTT 5 user properties with that key as an Array (a key may repeat), used as
+        # get(get_user_properties('partnerId'), 0); without one, every property in order, each
+        # as a one-member Object {key: value}. A message without user properties gives
+        # Undefined.
+        if len(args) > 1:
+            raise self.error(node, "get_user_properties() takes at most one argument, a key")
+        if not args:
+
+            def all_properties(env: _Env) -> Any:
+                pairs = env.context.user_properties
+                return [{name: value} for name, value in pairs] if pairs else UNDEFINED
+
+            return all_properties
         key = self.expr(args[0])
 
         def user_properties(env: _Env) -> Any:
@@ -996,6 +1007,44 @@ class _Compiler:
             return values if values else UNDEFINED
 
         return user_properties
+
+    def _f_get_mqtt_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # "iot-sql-functions" get_mqtt_property(name): the PUBLISH's MQTT 5 Content Type,
+        # Payload Format Indicator ("UNSPECIFIED_BYTES" or "UTF8_DATA"), Response Topic, or
+        # Correlation Data (base64-encoded). Undefined when the message does not carry it,
+        # except the format indicator, whose absence means unspecified bytes (MQTT 5.0
+        # section 3.3.2.3.2).
+        self.needs_v2(node, "Function get_mqtt_property()")
+        if len(args) != 1:
+            raise self.error(node, f"get_mqtt_property() takes one argument, one of {_MQTT_NAMES}")
+        name = self.expr(args[0])
+        if isinstance(args[0], exp.Literal) and args[0].this not in _MQTT_PROPERTIES:
+            raise self.error(
+                node,
+                f"get_mqtt_property() does not know {args[0].this!r}; use one of {_MQTT_NAMES}",
+            )
+
+        def mqtt_property(env: _Env) -> Any:
+            wanted = name(env)
+            convert = _MQTT_PROPERTIES.get(wanted) if type(wanted) is str else None
+            if convert is None:
+                return UNDEFINED
+            for key, value in env.context.mqtt_properties:
+                if key == wanted:
+                    return convert(value)
+            return "UNSPECIFIED_BYTES" if wanted == "format_indicator" else UNDEFINED
+
+        return mqtt_property
+
+    def _f_sourceip(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # "iot-sql-functions" sourceip(): the IP address of the device (or of the router it
+        # connects through) as a String; Undefined when the emulator does not know it.
+        self.needs_v2(node, "Function sourceip()")
+        return self._no_args(
+            node,
+            args,
+            lambda env: env.context.source_ip if env.context.source_ip else UNDEFINED,
+        )
 
     def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
         raise self.error(
@@ -1024,6 +1073,15 @@ class _Compiler:
             return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
         return encode
+
+
+_MQTT_PROPERTIES: dict[str, Callable[[Any], Any]] = {
+    "content_type": str,
+    "format_indicator": lambda flag: "UTF8_DATA" if flag == 1 else "UNSPECIFIED_BYTES",
+    "response_topic": str,
+    "correlation_data": lambda data: base64.b64encode(bytes(data)).decode("ascii"),
+}
+_MQTT_NAMES = ", ".join(repr(name) for name in _MQTT_PROPERTIES)
 
 
 def _payload_value(env: _Env) -> Any:
