@@ -31,6 +31,7 @@ errorAction and logs the failure to AWS IoT logging when it is on (`iotlogging.p
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,13 +166,15 @@ _DIALECT = IotSql()
 class _Env:
     """One evaluation: the message, its payload parsed lazily, and the current document."""
 
-    __slots__ = ("context", "payload", "_doc", "sql_version")
+    __slots__ = ("context", "payload", "_doc", "sql_version", "variables")
 
     def __init__(self, payload: bytes, context: MessageContext, sql_version: str) -> None:
         self.payload = payload
         self.context = context
         self._doc: Any = _UNPARSED
         self.sql_version = sql_version
+        # The SET clause's variables, evaluated once per message before WHERE and SELECT.
+        self.variables: dict[str, Any] = _NO_VARIABLES
 
     @property
     def doc(self) -> Any:
@@ -190,10 +193,12 @@ class _Env:
     def nested(self, document: Any) -> _Env:
         env = _Env(self.payload, self.context, self.sql_version)
         env._doc = document
+        env.variables = self.variables
         return env
 
 
 _UNPARSED = object()
+_NO_VARIABLES: dict[str, Any] = {}
 _NOT_JSON = object()
 
 Evaluator = Callable[[_Env], Any]
@@ -214,6 +219,8 @@ class CompiledRule:
     field_names: list[str] = field(default_factory=list)
     # Why every evaluation fails although the statement compiled (a documented run-time limit).
     refusal: str | None = None
+    # The SET clause ("iot-sql-set"): (name, evaluator) in the order written.
+    variables: tuple[tuple[str, Evaluator], ...] = ()
 
     def matches(self, topic: str) -> bool:
         return self._matcher(topic)
@@ -225,6 +232,11 @@ class CompiledRule:
         env = _Env(payload, context, self.version)
         token = SQL_V1.set(self.version == V1)
         try:
+            if self.variables:
+                values: dict[str, Any] = {}
+                env.variables = values
+                for name, evaluator in self.variables:
+                    values[name] = evaluator(env)
             if self._where is not None and not _is_true(self._where(env)):
                 return None
             result = self._select(env)
@@ -273,10 +285,11 @@ def compile_sql(sql: str, version: str = V2) -> CompiledRule:
         )
     if not sql or not sql.strip():
         raise SqlError("The SQL statement is empty")
-    select = _parse(sql)
+    assignments, select = _parse_rule(sql)
     if not isinstance(select, exp.Select):
         raise _error_at(sql, select, "Expected a SELECT statement")
     compiler = _Compiler(sql, version)
+    variables = compiler.set_clause(assignments) if assignments is not None else ()
     from_ = select.args.get("from_")
     if from_ is None:
         raise _error_at(sql, select, "Expected FROM with a topic filter in single quotes")
@@ -290,6 +303,7 @@ def compile_sql(sql: str, version: str = V2) -> CompiledRule:
         _where=where,
         _select=projection,
         refusal=compiler.call_limit_exceeded(),
+        variables=variables,
     )
 
 
@@ -313,12 +327,56 @@ def validate_sql(sql: str, version: str = V2) -> None:
 # --------------------------------------------------------------------------------------------
 # Parsing
 def _parse(sql: str) -> exp.Expression:
+    return _parse_rule(sql, allow_set=False)[1]
+
+
+def _parse_rule(sql: str, allow_set: bool = True) -> tuple[exp.Select | None, exp.Expression]:
+    """The SET clause's assignments (parsed as a SELECT list), if any, and the statement."""
     try:
         toks = _DIALECT.tokenize(sql)
     except TokenError as error:
         raise SqlError(f"Could not read the statement: {error}") from None
+    head: list[tokens.Token] = []
+    if allow_set and toks and toks[0].token_type == TokenType.SET:
+        head, toks = _split_set(toks)
+    for token in [*head[1:], *toks]:
+        if token.token_type == TokenType.SET:
+            raise SqlError(
+                "The SET clause must come first, before SELECT, and only once per statement "
+                "(https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-set.html)",
+                token.line,
+                max(token.col - len(token.text) + 1, 1),
+                token.start,
+            )
+    assignments = _parse_tokens(sql, _mark_select_value(sql, head)) if head else None
     toks = _mark_select_value(sql, toks)
     _check_from(toks)
+    return assignments, _parse_tokens(sql, toks)
+
+
+def _split_set(toks: list[tokens.Token]) -> tuple[list[tokens.Token], list[tokens.Token]]:
+    """`SET a SELECT b` -> (`SELECT a` as tokens, `SELECT b`): the SET keyword becomes a SELECT
+    (keeping its position) so the assignments parse as a list of `@name = expression`."""
+    depth = 0
+    for index, token in enumerate(toks):
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.SELECT and depth == 0:
+            first = toks[0]
+            head = tokens.Token(
+                TokenType.SELECT, first.text, first.line, first.col, first.start, first.end
+            )
+            return [head, *toks[1:index]], toks[index:]
+    last = toks[-1]
+    raise SqlError(
+        "The SET clause must be followed by a SELECT clause", last.line, last.col, last.start
+    )
+
+
+def _parse_tokens(sql: str, toks: list[tokens.Token]) -> exp.Expression:
     try:
         statements = _DIALECT.parser().parse(toks, sql)
     except ParseError as error:
@@ -455,6 +513,8 @@ class _Compiler:
         self.version = version
         self.in_template = in_template
         self.calls: dict[str, int] = {}
+        # The SET clause's variables defined so far (a variable sees only earlier ones).
+        self.variables: set[str] = set()
 
     def call_limit_exceeded(self) -> str | None:
         """The documented per-statement call limits: a statement over one still compiles on
@@ -479,6 +539,51 @@ class _Compiler:
                 f"{what} requires SQL version 2016-03-23 (the rule uses 2015-10-08, AWS's "
                 f"default when awsIotSqlVersion is omitted; {_VERSION_PAGE})",
             )
+
+    # SET ---------------------------------------------------------------------------------
+    def set_clause(self, assignments: exp.Select) -> tuple[tuple[str, Evaluator], ...]:
+        """`SET @name = expression, ...` ("iot-sql-set"): names of letters, digits and
+        underscores up to 64 characters, each assigned once, in the order written."""
+        for key, value in assignments.args.items():
+            if key != "expressions" and value:
+                raise self.error(
+                    assignments, "The SET clause takes only assignments: SET @name = expression"
+                )
+        variables: list[tuple[str, Evaluator]] = []
+        for item in assignments.expressions:
+            target = item.this if isinstance(item, exp.EQ) else None
+            if not isinstance(target, exp.Parameter):
+                raise self.error(item, "SET assigns variables: SET @name = expression")
+            name = target.name
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise self.error(
+                    target,
+                    f"Invalid variable name @{name}: use letters, digits and underscores, "
+                    f"at most {VARIABLE_NAME_MAX} characters",
+                )
+            if name in self.variables:
+                raise self.error(
+                    target,
+                    f"Variable @{name} is assigned twice; variables are "
+                    "immutable, each can be assigned only once",
+                )
+            variables.append((name, self.expr(item.expression)))
+            self.variables.add(name)
+        return tuple(variables)
+
+    def _x_Parameter(self, node: exp.Parameter) -> Evaluator:
+        name = node.name
+        if self.in_template:
+            raise self.error(
+                node,
+                f"@{name}: the local emulator does not support SET variables in substitution "
+                "templates; select the value AS a field, or repeat its expression",
+            )
+        if name not in self.variables:
+            raise self.error(
+                node, f"Variable @{name} is not defined; define it in the SET clause before use"
+            )
+        return lambda env: env.variables.get(name, UNDEFINED)
 
     # FROM --------------------------------------------------------------------------------
     def topic_filter(self, from_: exp.From) -> str:
@@ -1074,6 +1179,11 @@ class _Compiler:
 
         return encode
 
+
+# "iot-sql-set": "Variable names can contain letters, numbers, and underscores" and "can be up
+# to 64 characters long".
+VARIABLE_NAME_MAX = 64
+_VARIABLE_NAME = re.compile(rf"[A-Za-z0-9_]{{1,{VARIABLE_NAME_MAX}}}")
 
 _MQTT_PROPERTIES: dict[str, Callable[[Any], Any]] = {
     "content_type": str,
