@@ -60,7 +60,7 @@ def device_client(emulator, aws, tmp_path, unique):
     iot = aws("iot")
     clients = []
 
-    def connect(name: str):
+    def connect(name: str, protocol: int = mqtt.MQTTv311):
         keys = iot.create_keys_and_certificate(setAsActive=True)
         policy = f"rules-{name}"
         iot.create_policy(
@@ -81,7 +81,7 @@ def device_client(emulator, aws, tmp_path, unique):
         key.touch(mode=0o600)
         os.chmod(key, 0o600)
         key.write_text(keys["keyPair"]["PrivateKey"])
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=protocol)
         client.tls_set(str(emulator.iot.root_ca_path), str(cert), str(key))
         client.messages = []
         connected = threading.Event()
