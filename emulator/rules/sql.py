@@ -339,8 +339,10 @@ def _parse_rule(sql: str, allow_set: bool = True) -> tuple[exp.Select | None, ex
     head: list[tokens.Token] = []
     if allow_set and toks and toks[0].token_type == TokenType.SET:
         head, toks = _split_set(toks)
-    for token in [*head[1:], *toks]:
-        if token.token_type == TokenType.SET:
+    rest = [*head[1:], *toks]
+    for token, following in zip(rest, rest[1:], strict=False):
+        # A second `SET @...` (a field may be named set: `SELECT set FROM 't'`).
+        if token.token_type == TokenType.SET and following.token_type == TokenType.PARAMETER:
             raise SqlError(
                 "The SET clause must come first, before SELECT, and only once per statement "
                 "(https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-set.html)",

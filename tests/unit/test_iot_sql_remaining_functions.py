@@ -210,6 +210,11 @@ def test_set_clause_refusals(sql, reason):
     assert reason in refusal(sql)
 
 
+def test_a_field_named_set_is_still_a_field():
+    sql = "SELECT set, a.set AS inner FROM 'device/data'"
+    assert output(sql, {"set": 1, "a": {"set": 2}}) == {"set": 1, "inner": 2}
+
+
 def test_set_variable_name_of_64_characters_is_accepted():
     name = "v" * 64
     assert output(f"SET @{name} = 7 SELECT @{name} AS v FROM 'device/data'", {}) == {"v": 7}
