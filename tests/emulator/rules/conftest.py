@@ -17,6 +17,29 @@ def role_arn():
 
 
 @pytest.fixture
+def s3_rule(aws, unique, role_arn):
+    """Factory: create rule `<name>_<unique>` running `sql` with an S3 action that stores each
+    output under the key `${topic(3)}`; returns a function reading the output stored under a
+    key as JSON."""
+    import json
+
+    def create(name: str, sql: str, version: str | None = None):
+        s3 = aws("s3")
+        bucket = f"rules-{name}-{unique}"
+        s3.create_bucket(Bucket=bucket)
+        payload = {
+            "sql": sql,
+            "actions": [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
+        }
+        if version is not None:
+            payload["awsIotSqlVersion"] = version
+        aws("iot").create_topic_rule(ruleName=f"{name}_{unique}", topicRulePayload=payload)
+        return lambda key: json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    return create
+
+
+@pytest.fixture
 def recording_firehose(emulator):
     """A stand-in with the Firehose component's interface, installed for one test: `calls`
     holds each put request the rule actions made, `spooled` each grouped spool write."""

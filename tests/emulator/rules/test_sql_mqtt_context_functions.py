@@ -25,29 +25,19 @@ SQL = (
 )
 
 
-def _rule_output(rules, aws, unique, role_arn, device_client, protocol, properties=None):
+def _rule_output(rules, unique, s3_rule, device_client, protocol, properties=None):
     """Create the rule, publish {"v": 1} from a device with QoS 1, return the stored output."""
-    s3 = aws("s3")
-    bucket = f"rules-ctx-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    aws("iot").create_topic_rule(
-        ruleName=f"ctx_{unique}",
-        topicRulePayload={
-            "sql": SQL.format(unique=unique),
-            "awsIotSqlVersion": "2016-03-23",
-            "actions": [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
-        },
-    )
+    stored = s3_rule("ctx", SQL.format(unique=unique), "2016-03-23")
     device = device_client(f"ctx-{unique}", protocol=protocol)
     info = device.publish(f"ctx/{unique}/t1", json.dumps({"v": 1}), qos=1, properties=properties)
     info.wait_for_publish(10)
     assert info.is_published()
     assert rules.drain(10)
-    return json.loads(s3.get_object(Bucket=bucket, Key="t1")["Body"].read())
+    return stored("t1")
 
 
 def test_mqtt5_publish_properties_and_source_ip_reach_the_rule(
-    rules, aws, unique, role_arn, device_client
+    rules, unique, s3_rule, device_client
 ):
     # given an MQTT 5 PUBLISH with user properties (one key twice), a content type, a payload
     # format indicator, a response topic and binary correlation data
@@ -58,7 +48,7 @@ def test_mqtt5_publish_properties_and_source_ip_reach_the_rule(
     props.ResponseTopic = f"reply/{unique}"
     props.CorrelationData = b"\x00\x01corr"
     # when the device publishes it over TLS and the rule runs
-    stored = _rule_output(rules, aws, unique, role_arn, device_client, mqtt.MQTTv5, props)
+    stored = _rule_output(rules, unique, s3_rule, device_client, mqtt.MQTTv5, props)
     # then the rule saw the client's address (the broker listens on 127.0.0.1 only) and each
     # property, the correlation data base64-encoded
     assert stored == {
@@ -75,10 +65,10 @@ def test_mqtt5_publish_properties_and_source_ip_reach_the_rule(
 
 
 def test_mqtt311_publish_has_a_source_ip_but_no_mqtt5_properties(
-    rules, aws, unique, role_arn, device_client
+    rules, unique, s3_rule, device_client
 ):
     # when a device publishes with MQTT 3.1.1, which has no properties
-    stored = _rule_output(rules, aws, unique, role_arn, device_client, mqtt.MQTTv311)
+    stored = _rule_output(rules, unique, s3_rule, device_client, mqtt.MQTTv311)
     # then the MQTT 5 fields are Undefined (left out), except the format indicator, whose
     # absence means unspecified bytes
     assert stored == {"v": 1, "ip": "127.0.0.1", "fi": "UNSPECIFIED_BYTES", "d": "none"}
