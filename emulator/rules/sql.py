@@ -126,6 +126,9 @@ class MessageContext:
     # The services the functions of service_functions.py call (the rules engine's
     # `ServiceCalls`); None outside the engine, where those functions fail.
     services: Any = None
+    # The SET clause's values for this message and rule (set by `CompiledRule.evaluate`), which
+    # the rule's substitution templates read as `${@name}` ("iot-sql-set").
+    variables: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,11 @@ class CompiledRule:
     def matches(self, topic: str) -> bool:
         return self._matcher(topic)
 
+    @property
+    def variable_names(self) -> frozenset[str]:
+        """The names the SET clause defines (what the rule's templates may read)."""
+        return frozenset(name for name, _ in self.variables)
+
     def evaluate(self, payload: bytes, context: MessageContext) -> Result | None:
         """The rule's output for one message, or None when WHERE is not true."""
         if self.refusal is not None:
@@ -237,6 +245,10 @@ class CompiledRule:
                 env.variables = values
                 for name, evaluator in self.variables:
                     values[name] = evaluator(env)
+                # The actions' and errorAction's templates of this rule read them.
+                object.__setattr__(context, "variables", values)
+            elif context.variables is not None:
+                object.__setattr__(context, "variables", None)  # another rule's
             if self._where is not None and not _is_true(self._where(env)):
                 return None
             result = self._select(env)
@@ -317,6 +329,12 @@ def compile_expression(source: str, version: str = V2) -> Evaluator:
     if not isinstance(select, exp.Select) or len(select.expressions) != 1:
         raise SqlError(f"Invalid substitution template ${{{source}}}")
     return _Compiler(wrapper, version, in_template=True).expr(select.expressions[0])
+
+
+def expression_variables(source: str) -> set[str]:
+    """The SET variables (`@name`) a substitution template expression reads."""
+    select = _parse(f"SELECT {source} FROM 'x'")
+    return {node.name for node in select.find_all(exp.Parameter)}
 
 
 def validate_sql(sql: str, version: str = V2) -> None:
@@ -576,11 +594,16 @@ class _Compiler:
     def _x_Parameter(self, node: exp.Parameter) -> Evaluator:
         name = node.name
         if self.in_template:
-            raise self.error(
-                node,
-                f"@{name}: the local emulator does not support SET variables in substitution "
-                "templates; select the value AS a field, or repeat its expression",
-            )
+            # A substitution template reads the rule's SET values from the message context;
+            # which names the rule defines is checked with the rule (templates.check_templates).
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise self.error(node, f"Invalid variable name @{name}")
+
+            def template_variable(env: _Env) -> Any:
+                values = env.context.variables
+                return UNDEFINED if values is None else values.get(name, UNDEFINED)
+
+            return template_variable
         if name not in self.variables:
             raise self.error(
                 node, f"Variable @{name} is not defined; define it in the SET clause before use"

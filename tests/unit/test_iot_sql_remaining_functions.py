@@ -11,7 +11,7 @@ import json
 import pytest
 
 from emulator.rules.sql import MessageContext, SqlError, compile_sql
-from emulator.rules.templates import compile_template
+from emulator.rules.templates import check_templates, compile_template
 
 V1, V2 = "2015-10-08", "2016-03-23"
 MQTT5 = MessageContext(
@@ -220,6 +220,23 @@ def test_set_variable_name_of_64_characters_is_accepted():
     assert output(f"SET @{name} = 7 SELECT @{name} AS v FROM 'device/data'", {}) == {"v": 7}
 
 
-def test_set_variable_in_a_substitution_template_is_refused_not_rendered_empty():
-    with pytest.raises(SqlError, match="SET variables in substitution templates"):
-        compile_template("prefix/${@device}", V2)
+def test_set_variables_reach_the_rules_substitution_templates():
+    # "iot-sql-set": variables can be used in action and error action substitution templates;
+    # the rule's evaluation leaves its values in the message context the actions render with.
+    context = MessageContext(topic="device/data")
+    rule = compile_sql("SET @room = upper(room) SELECT v FROM 'device/data'")
+    rule.evaluate(b'{"room": "lab", "v": 1}', context)
+    assert compile_template("rooms/${@room}/${@room + '-' + v}", V2)(b'{"v": 1}', context) == (
+        "rooms/LAB/LAB-1"
+    )
+    # a rule without SET clears what an earlier rule of the message left
+    compile_sql("SELECT v FROM 'device/data'").evaluate(b'{"v": 1}', context)
+    assert compile_template("rooms/${@room}", V2)(b"{}", context) == "rooms/"
+
+
+def test_a_template_reading_a_variable_the_set_clause_does_not_define_is_refused():
+    action = {"s3": {"bucketName": "b", "key": "${@room}/${@floor}", "roleArn": "r"}}
+    templated = {"s3": ("key",)}
+    check_templates(action, templated, V2, frozenset({"room", "floor"}))
+    with pytest.raises(SqlError, match="reads @floor, which the rule's SET clause"):
+        check_templates(action, templated, V2, frozenset({"room"}))

@@ -19,17 +19,17 @@ def role_arn():
 @pytest.fixture
 def s3_rule(aws, unique, role_arn):
     """Factory: create rule `<name>_<unique>` running `sql` with an S3 action that stores each
-    output under the key `${topic(3)}`; returns a function reading the output stored under a
-    key as JSON."""
+    output under the key template `key` (default `${topic(3)}`); returns a function reading the
+    output stored under a key as JSON."""
     import json
 
-    def create(name: str, sql: str, version: str | None = None):
+    def create(name: str, sql: str, version: str | None = None, key: str = "${topic(3)}"):
         s3 = aws("s3")
         bucket = f"rules-{name}-{unique}"
         s3.create_bucket(Bucket=bucket)
         payload = {
             "sql": sql,
-            "actions": [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
+            "actions": [{"s3": {"bucketName": bucket, "key": key, "roleArn": role_arn}}],
         }
         if version is not None:
             payload["awsIotSqlVersion"] = version

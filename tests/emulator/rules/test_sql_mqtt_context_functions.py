@@ -11,6 +11,8 @@ import base64
 import json
 
 import paho.mqtt.client as mqtt
+import pytest
+from botocore.exceptions import ClientError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -72,3 +74,31 @@ def test_mqtt311_publish_has_a_source_ip_but_no_mqtt5_properties(
     # then the MQTT 5 fields are Undefined (left out), except the format indicator, whose
     # absence means unspecified bytes
     assert stored == {"v": 1, "ip": "127.0.0.1", "fi": "UNSPECIFIED_BYTES", "d": "none"}
+
+
+def test_set_variable_names_the_s3_key_through_a_substitution_template(
+    rules, unique, s3_rule, device_client
+):
+    # given a rule whose S3 key template reads a SET variable ("iot-sql-set": variables can be
+    # used in action substitution templates)
+    sql = f"SET @device = upper(topic(3)) SELECT v FROM 'ctx/{unique}/+'"
+    stored = s3_rule("ctxkey", sql, "2016-03-23", key="${@device}-reading")
+    device = device_client(f"ctxkey-{unique}")
+    # when a device publishes on ctx/<unique>/t1
+    info = device.publish(f"ctx/{unique}/t1", json.dumps({"v": 7}), qos=1)
+    info.wait_for_publish(10)
+    assert rules.drain(10)
+    # then the object key carries the variable's value
+    assert stored("T1-reading") == {"v": 7}
+
+
+def test_create_topic_rule_refuses_a_template_reading_an_undefined_variable(aws, unique, role_arn):
+    payload = {
+        "sql": "SET @a = 1 SELECT * FROM 'ctx/x'",
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"s3": {"bucketName": "b", "key": "${@b}", "roleArn": role_arn}}],
+    }
+    with pytest.raises(ClientError) as caught:
+        aws("iot").create_topic_rule(ruleName=f"ctxbad_{unique}", topicRulePayload=payload)
+    assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "@b, which the rule's SET clause does not define" in str(caught.value)
