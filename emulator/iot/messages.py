@@ -42,6 +42,11 @@ class InboundMessage:
     retain: bool = False
     # MQTT 5 user properties, in order (IoT SQL `get_user_properties`).
     user_properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # The publishing client's IP address (IoT SQL `sourceip()`); None when unknown.
+    source_ip: str | None = None
+    # The PUBLISH's other MQTT 5 properties that IoT SQL `get_mqtt_property` reads, by its
+    # names: content_type, format_indicator (0 or 1), response_topic, correlation_data (bytes).
+    mqtt_properties: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
 
 class MessageConsumer(Protocol):

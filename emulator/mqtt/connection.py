@@ -419,8 +419,11 @@ class Connection(asyncio.Protocol):
             self._refuse_publish(topic, problem, RC_QUOTA_EXCEEDED)
             return
         user_properties = ()
-        if v5 and codec.USER_PROPERTY in props:
-            user_properties = tuple(props[codec.USER_PROPERTY])
+        mqtt_properties: tuple = ()
+        if v5:
+            if codec.USER_PROPERTY in props:
+                user_properties = tuple(props[codec.USER_PROPERTY])
+            mqtt_properties = _sql_properties(props)
         message = InboundMessage(
             topic,
             packet.payload,
@@ -432,6 +435,8 @@ class Connection(asyncio.Protocol):
             broker.region,
             packet.retain,
             user_properties,
+            self.ip_address,
+            mqtt_properties,
         )
         self._inbound.append(
             (message, packet.packet_id if packet.qos else None, props if v5 else None)
@@ -521,3 +526,16 @@ class Connection(asyncio.Protocol):
             principal=self.principal_id,
         )
         self.close("CLIENT_ERROR", v5_code)
+
+
+# The PUBLISH properties IoT SQL's get_mqtt_property() reads, by the names it takes.
+_SQL_PROPERTIES = (
+    (codec.CONTENT_TYPE, "content_type"),
+    (codec.PAYLOAD_FORMAT_INDICATOR, "format_indicator"),
+    (codec.RESPONSE_TOPIC, "response_topic"),
+    (codec.CORRELATION_DATA, "correlation_data"),
+)
+
+
+def _sql_properties(props: dict) -> tuple:
+    return tuple((name, props[code]) for code, name in _SQL_PROPERTIES if code in props)

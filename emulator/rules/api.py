@@ -51,7 +51,7 @@ def validate_topic_rule(request: AwsRequest) -> AwsResponse | None:
     if not isinstance(version, str):
         return json_error("InvalidRequestException", "awsIotSqlVersion must be a string")
     try:
-        compile_sql(sql, version)
+        variables = compile_sql(sql, version).variable_names
     except SqlError as error:
         return json_error(
             "SqlParseException",
@@ -69,7 +69,7 @@ def validate_topic_rule(request: AwsRequest) -> AwsResponse | None:
             reason = check_action(action)
             # Templates are IoT SQL of the rule's awsIotSqlVersion (check_action reads them
             # as 2016-03-23).
-            check_templates(action, TEMPLATED, version)
+            check_templates(action, TEMPLATED, version, variables)
         except SqlError as error:
             reason = f"invalid substitution template: {error.reason}"
         if reason:

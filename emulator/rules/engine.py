@@ -266,6 +266,8 @@ class RulesEngine:
                     timestamp_ms=message.timestamp_ms,
                     account_id=message.account_id,
                     user_properties=message.user_properties,
+                    source_ip=message.source_ip,
+                    mqtt_properties=message.mqtt_properties,
                     region=message.region,
                     services=self.service_calls,
                 )
@@ -280,7 +282,9 @@ class RulesEngine:
                 compiled = compile_sql(rule.sql, rule.aws_iot_sql_version)
                 # The actions' substitution templates are IoT SQL of the rule's version too.
                 for action in [*rule.actions, *([rule.error_action] if rule.error_action else [])]:
-                    check_templates(action, TEMPLATED, rule.aws_iot_sql_version)
+                    check_templates(
+                        action, TEMPLATED, rule.aws_iot_sql_version, compiled.variable_names
+                    )
             except SqlError as error:
                 compiled = error
                 # A rule stored without our CreateTopicRule check (e.g. moto directly).

@@ -306,6 +306,13 @@ def nanvl(value: Any, fallback: Any) -> Any:
     return value
 
 
+@_arity(2)
+def get_or_default(value: Any, fallback: Any) -> Any:
+    # "iot-sql-functions" get_or_default(): the second argument when the first is Undefined or
+    # Null, else the first.
+    return fallback if value is UNDEFINED or value is None else value
+
+
 @_arity(1)
 def chr_(value: Any) -> Any:
     code = to_int(value, cast=True) if type(value) is not bool else UNDEFINED
@@ -460,6 +467,7 @@ FUNCTIONS: dict[str, Function] = {
     "exp": _math1(math.exp),
     "floor": _rounding(decimal.ROUND_FLOOR),
     "get": get,
+    "get_or_default": get_or_default,
     "indexof": indexof,
     "isnull": is_null,
     "isundefined": is_undefined,
@@ -514,12 +522,10 @@ FUNCTIONS.update(SERVICE_FUNCTIONS)
 
 # Functions AWS documents that this emulator does not implement: refused at rule creation with
 # the reason, rather than evaluated to a silent Undefined.
-_NOT_YET = "is in the AWS IoT SQL reference but the local emulator does not support it yet"
 UNSUPPORTED_FUNCTIONS = {
     "machinelearning_predict": MACHINE_LEARNING_RETIRED,
-    "decode": "supports only the 'base64' scheme",
-    # In the reference, but their results are not documented precisely enough to reproduce.
-    "get_mqtt_property": _NOT_YET,
-    "get_or_default": _NOT_YET,
-    "sourceip": _NOT_YET,
+    # decode(*, 'proto', bucket, key, proto name, message type) ("binary-payloads", decoding
+    # protobuf message payloads) needs a FileDescriptorSet from S3; not implemented here.
+    "decode": "supports only the 'base64' scheme here; the local emulator does not decode "
+    "protobuf ('proto') payloads",
 }

@@ -31,6 +31,7 @@ errorAction and logs the failure to AWS IoT logging when it is on (`iotlogging.p
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,12 +75,14 @@ FUNCTIONS_SINCE_V2 = frozenset(
         "decode",
         "encode",
         "get_dynamodb",
+        "get_mqtt_property",
         "get_thing_shadow",
         "indexof",
         "isundefined",
         "length",
         "numbytes",
         "parse_time",
+        "sourceip",
         "time_to_epoch",
         "transform",
     }
@@ -111,6 +114,10 @@ class MessageContext:
     account_id: str = ACCOUNT_ID
     user_properties: tuple[tuple[str, str], ...] = ()
     trace_id: str | None = None
+    # The publishing client's IP address (sourceip()) and the PUBLISH's MQTT 5 properties by
+    # get_mqtt_property()'s names (emulator/iot/messages.py InboundMessage).
+    source_ip: str | None = None
+    mqtt_properties: tuple[tuple[str, Any], ...] = ()
     region: str = DEFAULT_REGION
     # The rule being evaluated, and its SQL version (substitution templates are evaluated with
     # it): set by the rules engine for each rule.
@@ -119,6 +126,9 @@ class MessageContext:
     # The services the functions of service_functions.py call (the rules engine's
     # `ServiceCalls`); None outside the engine, where those functions fail.
     services: Any = None
+    # The SET clause's values for this message and rule (set by `CompiledRule.evaluate`), which
+    # the rule's substitution templates read as `${@name}` ("iot-sql-set").
+    variables: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,13 +169,15 @@ _DIALECT = IotSql()
 class _Env:
     """One evaluation: the message, its payload parsed lazily, and the current document."""
 
-    __slots__ = ("context", "payload", "_doc", "sql_version")
+    __slots__ = ("context", "payload", "_doc", "sql_version", "variables")
 
     def __init__(self, payload: bytes, context: MessageContext, sql_version: str) -> None:
         self.payload = payload
         self.context = context
         self._doc: Any = _UNPARSED
         self.sql_version = sql_version
+        # The SET clause's variables, evaluated once per message before WHERE and SELECT.
+        self.variables: dict[str, Any] = _NO_VARIABLES
 
     @property
     def doc(self) -> Any:
@@ -184,10 +196,12 @@ class _Env:
     def nested(self, document: Any) -> _Env:
         env = _Env(self.payload, self.context, self.sql_version)
         env._doc = document
+        env.variables = self.variables
         return env
 
 
 _UNPARSED = object()
+_NO_VARIABLES: dict[str, Any] = {}
 _NOT_JSON = object()
 
 Evaluator = Callable[[_Env], Any]
@@ -208,9 +222,16 @@ class CompiledRule:
     field_names: list[str] = field(default_factory=list)
     # Why every evaluation fails although the statement compiled (a documented run-time limit).
     refusal: str | None = None
+    # The SET clause ("iot-sql-set"): (name, evaluator) in the order written.
+    variables: tuple[tuple[str, Evaluator], ...] = ()
 
     def matches(self, topic: str) -> bool:
         return self._matcher(topic)
+
+    @property
+    def variable_names(self) -> frozenset[str]:
+        """The names the SET clause defines (what the rule's templates may read)."""
+        return frozenset(name for name, _ in self.variables)
 
     def evaluate(self, payload: bytes, context: MessageContext) -> Result | None:
         """The rule's output for one message, or None when WHERE is not true."""
@@ -219,6 +240,15 @@ class CompiledRule:
         env = _Env(payload, context, self.version)
         token = SQL_V1.set(self.version == V1)
         try:
+            if self.variables:
+                values: dict[str, Any] = {}
+                env.variables = values
+                for name, evaluator in self.variables:
+                    values[name] = evaluator(env)
+                # The actions' and errorAction's templates of this rule read them.
+                object.__setattr__(context, "variables", values)
+            elif context.variables is not None:
+                object.__setattr__(context, "variables", None)  # another rule's
             if self._where is not None and not _is_true(self._where(env)):
                 return None
             result = self._select(env)
@@ -267,10 +297,11 @@ def compile_sql(sql: str, version: str = V2) -> CompiledRule:
         )
     if not sql or not sql.strip():
         raise SqlError("The SQL statement is empty")
-    select = _parse(sql)
+    assignments, select = _parse_rule(sql)
     if not isinstance(select, exp.Select):
         raise _error_at(sql, select, "Expected a SELECT statement")
     compiler = _Compiler(sql, version)
+    variables = compiler.set_clause(assignments) if assignments is not None else ()
     from_ = select.args.get("from_")
     if from_ is None:
         raise _error_at(sql, select, "Expected FROM with a topic filter in single quotes")
@@ -284,6 +315,7 @@ def compile_sql(sql: str, version: str = V2) -> CompiledRule:
         _where=where,
         _select=projection,
         refusal=compiler.call_limit_exceeded(),
+        variables=variables,
     )
 
 
@@ -299,6 +331,12 @@ def compile_expression(source: str, version: str = V2) -> Evaluator:
     return _Compiler(wrapper, version, in_template=True).expr(select.expressions[0])
 
 
+def expression_variables(source: str) -> set[str]:
+    """The SET variables (`@name`) a substitution template expression reads."""
+    select = _parse(f"SELECT {source} FROM 'x'")
+    return {node.name for node in select.find_all(exp.Parameter)}
+
+
 def validate_sql(sql: str, version: str = V2) -> None:
     """Raise `SqlError` if the engine cannot run `sql` (CreateTopicRule, CloudFormation)."""
     compile_sql(sql, version)
@@ -307,12 +345,58 @@ def validate_sql(sql: str, version: str = V2) -> None:
 # --------------------------------------------------------------------------------------------
 # Parsing
 def _parse(sql: str) -> exp.Expression:
+    return _parse_rule(sql, allow_set=False)[1]
+
+
+def _parse_rule(sql: str, allow_set: bool = True) -> tuple[exp.Select | None, exp.Expression]:
+    """The SET clause's assignments (parsed as a SELECT list), if any, and the statement."""
     try:
         toks = _DIALECT.tokenize(sql)
     except TokenError as error:
         raise SqlError(f"Could not read the statement: {error}") from None
+    head: list[tokens.Token] = []
+    if allow_set and toks and toks[0].token_type == TokenType.SET:
+        head, toks = _split_set(toks)
+    rest = [*head[1:], *toks]
+    for token, following in zip(rest, rest[1:], strict=False):
+        # A second `SET @...` (a field may be named set: `SELECT set FROM 't'`).
+        if token.token_type == TokenType.SET and following.token_type == TokenType.PARAMETER:
+            raise SqlError(
+                "The SET clause must come first, before SELECT, and only once per statement "
+                "(https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-set.html)",
+                token.line,
+                max(token.col - len(token.text) + 1, 1),
+                token.start,
+            )
+    assignments = _parse_tokens(sql, _mark_select_value(sql, head)) if head else None
     toks = _mark_select_value(sql, toks)
     _check_from(toks)
+    return assignments, _parse_tokens(sql, toks)
+
+
+def _split_set(toks: list[tokens.Token]) -> tuple[list[tokens.Token], list[tokens.Token]]:
+    """`SET a SELECT b` -> (`SELECT a` as tokens, `SELECT b`): the SET keyword becomes a SELECT
+    (keeping its position) so the assignments parse as a list of `@name = expression`."""
+    depth = 0
+    for index, token in enumerate(toks):
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.SELECT and depth == 0:
+            first = toks[0]
+            head = tokens.Token(
+                TokenType.SELECT, first.text, first.line, first.col, first.start, first.end
+            )
+            return [head, *toks[1:index]], toks[index:]
+    last = toks[-1]
+    raise SqlError(
+        "The SET clause must be followed by a SELECT clause", last.line, last.col, last.start
+    )
+
+
+def _parse_tokens(sql: str, toks: list[tokens.Token]) -> exp.Expression:
     try:
         statements = _DIALECT.parser().parse(toks, sql)
     except ParseError as error:
@@ -449,6 +533,8 @@ class _Compiler:
         self.version = version
         self.in_template = in_template
         self.calls: dict[str, int] = {}
+        # The SET clause's variables defined so far (a variable sees only earlier ones).
+        self.variables: set[str] = set()
 
     def call_limit_exceeded(self) -> str | None:
         """The documented per-statement call limits: a statement over one still compiles on
@@ -473,6 +559,56 @@ class _Compiler:
                 f"{what} requires SQL version 2016-03-23 (the rule uses 2015-10-08, AWS's "
                 f"default when awsIotSqlVersion is omitted; {_VERSION_PAGE})",
             )
+
+    # SET ---------------------------------------------------------------------------------
+    def set_clause(self, assignments: exp.Select) -> tuple[tuple[str, Evaluator], ...]:
+        """`SET @name = expression, ...` ("iot-sql-set"): names of letters, digits and
+        underscores up to 64 characters, each assigned once, in the order written."""
+        for key, value in assignments.args.items():
+            if key != "expressions" and value:
+                raise self.error(
+                    assignments, "The SET clause takes only assignments: SET @name = expression"
+                )
+        variables: list[tuple[str, Evaluator]] = []
+        for item in assignments.expressions:
+            target = item.this if isinstance(item, exp.EQ) else None
+            if not isinstance(target, exp.Parameter):
+                raise self.error(item, "SET assigns variables: SET @name = expression")
+            name = target.name
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise self.error(
+                    target,
+                    f"Invalid variable name @{name}: use letters, digits and underscores, "
+                    f"at most {VARIABLE_NAME_MAX} characters",
+                )
+            if name in self.variables:
+                raise self.error(
+                    target,
+                    f"Variable @{name} is assigned twice; variables are "
+                    "immutable, each can be assigned only once",
+                )
+            variables.append((name, self.expr(item.expression)))
+            self.variables.add(name)
+        return tuple(variables)
+
+    def _x_Parameter(self, node: exp.Parameter) -> Evaluator:
+        name = node.name
+        if self.in_template:
+            # A substitution template reads the rule's SET values from the message context;
+            # which names the rule defines is checked with the rule (templates.check_templates).
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise self.error(node, f"Invalid variable name @{name}")
+
+            def template_variable(env: _Env) -> Any:
+                values = env.context.variables
+                return UNDEFINED if values is None else values.get(name, UNDEFINED)
+
+            return template_variable
+        if name not in self.variables:
+            raise self.error(
+                node, f"Variable @{name} is not defined; define it in the SET clause before use"
+            )
+        return lambda env: env.variables.get(name, UNDEFINED)
 
     # FROM --------------------------------------------------------------------------------
     def topic_filter(self, from_: exp.From) -> str:
@@ -979,15 +1115,20 @@ class _Compiler:
         return self._no_args(node, args, lambda env: str(uuid.uuid4()))
 
     def _f_get_user_properties(self, node: exp.Anonymous, args: list) -> Evaluator:
-        # The values of the message's MQTT 5 user properties with that key, as an Array (a key
-        # may repeat), used as get(get_user_properties('partnerId'), 0) in AWS's examples
-        # (https://aws.amazon.com/blogs/iot/ "dynamic routing with MQTT 5 user properties").
-        if len(args) != 1:
-            raise self.error(
-                node,
-                "get_user_properties() is supported here with one argument, the property key "
-                "(the local emulator does not support the form without a key yet)",
-            )
+        # "iot-sql-functions" get_user_properties(): with a key, the values of the message's
+        # MQTT 5 user properties with that key as an Array (a key may repeat), used as
+        # get(get_user_properties('partnerId'), 0); without one, every property in order, each
+        # as a one-member Object {key: value}. A message without user properties gives
+        # Undefined.
+        if len(args) > 1:
+            raise self.error(node, "get_user_properties() takes at most one argument, a key")
+        if not args:
+
+            def all_properties(env: _Env) -> Any:
+                pairs = env.context.user_properties
+                return [{name: value} for name, value in pairs] if pairs else UNDEFINED
+
+            return all_properties
         key = self.expr(args[0])
 
         def user_properties(env: _Env) -> Any:
@@ -996,6 +1137,44 @@ class _Compiler:
             return values if values else UNDEFINED
 
         return user_properties
+
+    def _f_get_mqtt_property(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # "iot-sql-functions" get_mqtt_property(name): the PUBLISH's MQTT 5 Content Type,
+        # Payload Format Indicator ("UNSPECIFIED_BYTES" or "UTF8_DATA"), Response Topic, or
+        # Correlation Data (base64-encoded). Undefined when the message does not carry it,
+        # except the format indicator, whose absence means unspecified bytes (MQTT 5.0
+        # section 3.3.2.3.2).
+        self.needs_v2(node, "Function get_mqtt_property()")
+        if len(args) != 1:
+            raise self.error(node, f"get_mqtt_property() takes one argument, one of {_MQTT_NAMES}")
+        name = self.expr(args[0])
+        if isinstance(args[0], exp.Literal) and args[0].this not in _MQTT_PROPERTIES:
+            raise self.error(
+                node,
+                f"get_mqtt_property() does not know {args[0].this!r}; use one of {_MQTT_NAMES}",
+            )
+
+        def mqtt_property(env: _Env) -> Any:
+            wanted = name(env)
+            convert = _MQTT_PROPERTIES.get(wanted) if type(wanted) is str else None
+            if convert is None:
+                return UNDEFINED
+            for key, value in env.context.mqtt_properties:
+                if key == wanted:
+                    return convert(value)
+            return "UNSPECIFIED_BYTES" if wanted == "format_indicator" else UNDEFINED
+
+        return mqtt_property
+
+    def _f_sourceip(self, node: exp.Anonymous, args: list) -> Evaluator:
+        # "iot-sql-functions" sourceip(): the IP address of the device (or of the router it
+        # connects through) as a String; Undefined when the emulator does not know it.
+        self.needs_v2(node, "Function sourceip()")
+        return self._no_args(
+            node,
+            args,
+            lambda env: env.context.source_ip if env.context.source_ip else UNDEFINED,
+        )
 
     def _f_get_user_property(self, node: exp.Anonymous, args: list) -> Evaluator:
         raise self.error(
@@ -1024,6 +1203,20 @@ class _Compiler:
             return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
         return encode
+
+
+# "iot-sql-set": "Variable names can contain letters, numbers, and underscores" and "can be up
+# to 64 characters long".
+VARIABLE_NAME_MAX = 64
+_VARIABLE_NAME = re.compile(rf"[A-Za-z0-9_]{{1,{VARIABLE_NAME_MAX}}}")
+
+_MQTT_PROPERTIES: dict[str, Callable[[Any], Any]] = {
+    "content_type": str,
+    "format_indicator": lambda flag: "UTF8_DATA" if flag == 1 else "UNSPECIFIED_BYTES",
+    "response_topic": str,
+    "correlation_data": lambda data: base64.b64encode(bytes(data)).decode("ascii"),
+}
+_MQTT_NAMES = ", ".join(repr(name) for name in _MQTT_PROPERTIES)
 
 
 def _payload_value(env: _Env) -> Any:

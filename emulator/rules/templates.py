@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from emulator.rules.sql import V1, V2, MessageContext, SqlError, _Env, compile_expression
+from emulator.rules.sql import (
+    V1,
+    V2,
+    MessageContext,
+    SqlError,
+    _Env,
+    compile_expression,
+    expression_variables,
+)
 from emulator.rules.values import SQL_V1, UNDEFINED, to_string
 
 Template = Callable[[bytes, MessageContext], str]
@@ -68,10 +76,16 @@ def compile_template(template: str, version: str | None = None) -> Template:
     return render
 
 
-def check_templates(action: Any, templated: Mapping[str, Sequence[str]], version: str) -> None:
+def check_templates(
+    action: Any,
+    templated: Mapping[str, Sequence[str]],
+    version: str,
+    variables: frozenset[str] = frozenset(),
+) -> None:
     """Compile the substitution templates of one action ({type: params}) with the rule's SQL
-    version; raise SqlError naming the first that the version cannot run. `templated` maps an
-    action type to its parameters that take templates."""
+    version; raise SqlError naming the first that the version cannot run, or that reads a
+    variable (`${@name}`) the rule's SET clause does not define. `templated` maps an action
+    type to its parameters that take templates."""
     if not isinstance(action, dict) or len(action) != 1:
         return
     kind, params = next(iter(action.items()))
@@ -79,7 +93,17 @@ def check_templates(action: Any, templated: Mapping[str, Sequence[str]], version
         return
     for name in templated.get(kind, ()):
         if name in params:
-            compile_template(str(params[name]), version)
+            template = str(params[name])
+            compile_template(template, version)
+            for piece in _split(template):
+                if not isinstance(piece, tuple):
+                    continue
+                undefined = sorted(expression_variables(piece[0]) - variables)
+                if undefined:
+                    raise SqlError(
+                        f"${{{piece[0]}}} reads @{undefined[0]}, which the rule's SET clause "
+                        "does not define"
+                    )
 
 
 def _compile(template: str, version: str) -> Template:

@@ -22,6 +22,8 @@ CTX = MessageContext(
     timestamp_ms=1481825251155,
     account_id="123456789012",
     user_properties=(("key1", "value1"),),
+    source_ip="198.51.100.4",
+    mqtt_properties=(("content_type", "text/plain"), ("format_indicator", 1)),
 )
 RED_50 = {"color": "red", "temperature": 50}
 SENSORS = {
@@ -431,6 +433,15 @@ CASES = [
     ),
     # iot-sql-data-types: Undefined members are omitted from the output object.
     ("iot-sql-data-types", "SELECT a, bar FROM 'topic/subtopic'", {"a": None}, {"a": None}),
+    # iot-sql-set: a variable holding an embedded object, its members read with JSON extensions
+    (
+        "iot-sql-set",
+        "SET @device_sensor_data = device1.deviceData.sensors "
+        "SELECT @device_sensor_data.temp_fahrenheit AS temp_fahrenheit, "
+        "@device_sensor_data.humidity AS humidity FROM 'topic/subtopic'",
+        {"device1": {"deviceData": {"sensors": {"temp_fahrenheit": 75, "humidity": 60}}}},
+        {"temp_fahrenheit": 75, "humidity": 60},
+    ),
 ]
 
 
@@ -703,6 +714,33 @@ FUNCTION_CASES = [
     ("iot-func-transform", V2, "transform('other', {'k': 1}, [{'a': 1}])", {}, ""),
     ("iot-func-transform", V2, "transform('enrichArray', 5, [{'a': 1}])", {}, ""),
     ("iot-func-transform", V2, "transform('enrichArray', {'k': 1}, 'x')", {}, ""),
+    ("iot-sql-function-get-or-default", V2, "get_or_default(missing, 'd')", {}, '"d"'),
+    ("iot-sql-function-get-or-default", V2, "get_or_default(v, 'd')", {"v": None}, '"d"'),
+    ("iot-sql-function-get-or-default", V2, "get_or_default(v, 'd')", {"v": 3}, "3"),
+    (
+        "iot-sql-function-get-user-properties",
+        V2,
+        "get_user_properties()",
+        {},
+        '[{"key1":"value1"}]',
+    ),
+    ("iot-sql-function-get-user-properties", V2, "get_user_properties('key1')", {}, '["value1"]'),
+    ("iot-sql-function-sourceip", V2, "sourceip()", {}, '"198.51.100.4"'),
+    (
+        "iot-sql-function-get-mqtt-property",
+        V2,
+        "get_mqtt_property('content_type')",
+        {},
+        '"text/plain"',
+    ),
+    (
+        "iot-sql-function-get-mqtt-property",
+        V2,
+        "get_mqtt_property('format_indicator')",
+        {},
+        '"UTF8_DATA"',
+    ),
+    ("iot-sql-function-get-mqtt-property", V2, "get_mqtt_property('response_topic')", {}, ""),
 ]
 
 # Functions of the page that call other AWS services: tests/unit/test_iot_sql_service_functions.py
@@ -720,6 +758,7 @@ OTHER_SERVICE_FUNCTIONS = {
 REFERENCE_FUNCTIONS = {
     *("abs accountid acos asin atan atan2 aws_lambda bitand bitor bitxor bitnot cast ceil chr"
       " clientid concat cos cosh decode encode endswith exp floor get get_dynamodb get_secret"
+      " get_mqtt_property get_or_default get_user_properties sourceip"
       " get_thing_shadow md2 md5 sha1 sha224 sha256 sha384 sha512 indexof isnull isundefined"
       " length ln log lower lpad ltrim machinelearning_predict mod nanvl newuuid numbytes"
       " parse_time power principal rand regexp_matches regexp_replace regexp_substr remainder"

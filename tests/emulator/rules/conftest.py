@@ -17,6 +17,29 @@ def role_arn():
 
 
 @pytest.fixture
+def s3_rule(aws, unique, role_arn):
+    """Factory: create rule `<name>_<unique>` running `sql` with an S3 action that stores each
+    output under the key template `key` (default `${topic(3)}`); returns a function reading the
+    output stored under a key as JSON."""
+    import json
+
+    def create(name: str, sql: str, version: str | None = None, key: str = "${topic(3)}"):
+        s3 = aws("s3")
+        bucket = f"rules-{name}-{unique}"
+        s3.create_bucket(Bucket=bucket)
+        payload = {
+            "sql": sql,
+            "actions": [{"s3": {"bucketName": bucket, "key": key, "roleArn": role_arn}}],
+        }
+        if version is not None:
+            payload["awsIotSqlVersion"] = version
+        aws("iot").create_topic_rule(ruleName=f"{name}_{unique}", topicRulePayload=payload)
+        return lambda key: json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    return create
+
+
+@pytest.fixture
 def recording_firehose(emulator):
     """A stand-in with the Firehose component's interface, installed for one test: `calls`
     holds each put request the rule actions made, `spooled` each grouped spool write."""
@@ -60,7 +83,7 @@ def device_client(emulator, aws, tmp_path, unique):
     iot = aws("iot")
     clients = []
 
-    def connect(name: str):
+    def connect(name: str, protocol: int = mqtt.MQTTv311):
         keys = iot.create_keys_and_certificate(setAsActive=True)
         policy = f"rules-{name}"
         iot.create_policy(
@@ -81,7 +104,7 @@ def device_client(emulator, aws, tmp_path, unique):
         key.touch(mode=0o600)
         os.chmod(key, 0o600)
         key.write_text(keys["keyPair"]["PrivateKey"])
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=protocol)
         client.tls_set(str(emulator.iot.root_ca_path), str(cert), str(key))
         client.messages = []
         connected = threading.Event()

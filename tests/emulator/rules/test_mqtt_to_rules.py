@@ -10,19 +10,10 @@ from support.waiting import wait_until
 
 
 def test_device_message_runs_the_rule_with_its_client_id_and_principal(
-    rules, aws, unique, role_arn, device_client
+    rules, unique, s3_rule, device_client
 ):
     # given a rule storing clientid() and principal() of each message, and a connected device
-    s3 = aws("s3")
-    bucket = f"rules-mqtt-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    aws("iot").create_topic_rule(
-        ruleName=f"mqtt_{unique}",
-        topicRulePayload={
-            "sql": f"SELECT *, clientid() AS c, principal() AS p FROM 'dev/{unique}/+'",
-            "actions": [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
-        },
-    )
+    stored = s3_rule("mqtt", f"SELECT *, clientid() AS c, principal() AS p FROM 'dev/{unique}/+'")
     device = device_client(f"thing-{unique}")
     # when the device publishes with QoS 1 and gets its PUBACK
     info = device.publish(f"dev/{unique}/t1", json.dumps({"v": 1}), qos=1)
@@ -30,8 +21,7 @@ def test_device_message_runs_the_rule_with_its_client_id_and_principal(
     assert info.is_published()
     assert rules.drain(10)
     # then the rule saw the MQTT client id and the certificate id as principal()
-    stored = json.loads(s3.get_object(Bucket=bucket, Key="t1")["Body"].read())
-    assert stored == {"v": 1, "c": f"thing-{unique}", "p": device.certificate_id}
+    assert stored("t1") == {"v": 1, "c": f"thing-{unique}", "p": device.certificate_id}
 
 
 def test_republished_message_reaches_an_mqtt_subscriber(
