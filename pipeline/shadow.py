@@ -184,17 +184,13 @@ class DeviceShadow:
 def _document(response: Any) -> dict[str, Any]:
     """The SDK's response object back as the JSON document IoT Core sent."""
     doc: dict[str, Any] = {"version": response.version}
-    state = response.state
-    if state is not None:
-        doc["state"] = {
-            k: v
-            for k, v in (
-                ("desired", state.desired),
-                ("reported", state.reported),
-                ("delta", getattr(state, "delta", None)),
-            )
-            if v is not None
-        }
+    if response.timestamp is not None:  # the SDK made a naive local datetime of epoch seconds
+        doc["timestamp"] = int(response.timestamp.timestamp())
+    for part in ("state", "metadata"):
+        value = getattr(response, part, None)
+        if value is not None:
+            sections = ("desired", "reported", "delta")
+            doc[part] = {k: getattr(value, k) for k in sections if getattr(value, k, None)}
     return doc
 
 
@@ -229,6 +225,14 @@ def delete(target: Target, thing: str) -> dict[str, Any] | None:
     except client.exceptions.ResourceNotFoundException:
         return None
     return json.loads(answer["payload"].read())
+
+
+def reset(target: Target, thing: str) -> dict[str, Any]:
+    """Delete a shadow an earlier pass left, so that this pass starts from version 1 (or from
+    the deleted version + 1: IoT Core keeps a deleted shadow's version for 48 hours)."""
+    deleted = delete(target, thing)
+    left = "none" if deleted is None else f"version {deleted['version']}, deleted"
+    return {"thing": thing, "shadow left by an earlier pass": left}
 
 
 def wait_in_sync(
@@ -289,14 +293,17 @@ def state_table(doc: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [
         {
             "attribute": key,
-            "desired": sections["desired"].get(key),
-            "reported": sections["reported"].get(key),
-            "delta": sections["delta"].get(key),
+            **{name: _shown(sections[name], key) for name in ("desired", "reported", "delta")},
             "desired at (UTC)": times["desired"].get(key),
             "reported at (UTC)": times["reported"].get(key),
         }
         for key in keys
     ]
+
+
+def _shown(section: dict[str, Any], key: str) -> str:
+    """A value as JSON text (so 15 and 15.0 stay apart), empty when the section lacks it."""
+    return json.dumps(section[key]) if key in section else ""
 
 
 def _leaves_meta(meta: Any, prefix: str = "") -> dict[str, Any]:
@@ -319,3 +326,15 @@ def summary_row(doc: dict[str, Any] | None) -> dict[str, Any]:
         "timestamp (UTC)": _when(doc),
         "in sync": "delta" not in doc.get("state", {}),
     }
+
+
+def try_set_desired(
+    target: Target, thing: str, desired: dict[str, Any], version: int
+) -> dict[str, Any]:
+    """`set_desired` with an expected version, as a table row: accepted with the new version,
+    or the error IoT Core answered (409 ConflictException when the shadow moved on)."""
+    try:
+        accepted = set_desired(target, thing, desired, version)
+    except ClientError as exc:
+        return {"expected version": version, "outcome": "rejected", **error_of(exc)}
+    return {"expected version": version, "outcome": "accepted", "version": accepted["version"]}

@@ -1,0 +1,53 @@
+"""Notebook 08 (Device Shadow) executed by papermill against an emulator in its own process:
+the device reports, the notebook sets a desired state, the device applies the delta and
+reports back, and the notebook deletes the shadow."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator import process
+from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, free_port, run_notebooks
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def notebooks(*prefixes: str):
+    return [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if p.name[:2] in prefixes]
+
+
+@pytest.fixture
+def local_emulator(tmp_path, monkeypatch):
+    port, mqtt_port = free_port(), free_port()
+    monkeypatch.setenv("IOT_EMULATOR_PORT", str(port))
+    monkeypatch.setenv("IOT_EMULATOR_MQTT_PORT", str(mqtt_port))
+    info = process.ensure_running(
+        port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=tmp_path / "emulator.log"
+    )
+    yield info
+    process.stop(info)
+
+
+def test_the_device_applies_the_desired_state_and_the_shadow_is_deleted(local_emulator, tmp_path):
+    # given a deployed stack and the device's certificate (01, 02)
+    params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-shadow"}
+    run_notebooks(tmp_path, "local", params, notebooks("01", "02"))
+    try:
+        # when notebook 08 runs with its own desired values
+        desired = {"target_temperature_c": 23.0, "sampling_interval_s": 15}
+        result = run_notebooks(tmp_path, "local", {**params, "DESIRED": desired}, notebooks("08"))
+    finally:
+        run_notebooks(tmp_path, "local", params, notebooks("06"))
+    figures = result["figures"]["08-device-shadow"]
+    # then the device got the deltas and its settings are the last desired ones
+    assert figures["first_version"] == 1
+    assert figures["synced_version"] == 3  # 1 report, 2 desired, 3 the device's report back
+    assert figures["deltas_received"] == 2  # section 2's desired state, then section 4's
+    assert figures["device_settings"] == {
+        "target_temperature_c": 23.0,
+        "sampling_interval_s": 5,  # section 4's accepted versioned write
+        "firmware": "1.4.2",
+    }
+    # and the notebook deleted the shadow it made
+    assert figures["deleted_version"] == figures["final_version"] == 5
+    assert figures["shadow_left"] is False
