@@ -69,7 +69,7 @@ def declared_parameters(notebook: Path) -> set[str]:
 
 def workbook_order() -> list[Path]:
     """The notebooks in the order they run: by number, with the teardown last (07's
-    experiments need the stack)."""
+    experiments and 08's device shadow need the stack and the device certificate)."""
     found = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     return [p for p in found if p.name != TEARDOWN] + [p for p in found if p.name == TEARDOWN]
 
