@@ -169,3 +169,35 @@ def test_a_client_id_that_is_not_the_thing_name_gives_the_variable_no_value(
     )
     # then the connection is refused: Not authorized (0x87)
     assert client.seen.connack is not None and client.seen.connack.value == 0x87
+
+
+def test_the_shadow_policy_actions_do_not_authorise_mqtt_requests(
+    iot_emulator, make_device, paho_client, aws, until
+):
+    # given a device allowed to connect and every shadow action on its thing, but no iot:Publish
+    # ("iot:UpdateThingShadow" etc. are the HTTP API's: device-shadow-rest-api.html)
+    arn = f"arn:aws:iot:{iot_emulator.region}:{iot_emulator.account_id}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/{THING}"},
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "iot:UpdateThingShadow",
+                    "iot:GetThingShadow",
+                    "iot:DeleteThingShadow",
+                    "iot:ListNamedShadowsForThing",
+                ],
+                "Resource": f"{arn}:thing/{THING}",
+            },
+        ],
+    }
+    device = make_device(policy)
+    client = paho_client(device, iot_emulator.mqtt_port, version=5)
+    # when it publishes an update to its own shadow over MQTT
+    sent = client.publish(f"$aws/things/{device.client_id}/shadow/update", update_body(1), qos=1)
+    # then the publish is not authorized (only iot:Publish is checked) and no shadow is made
+    assert until(lambda: sent.mid in client.seen.pubacks)
+    assert client.seen.pubacks[sent.mid] == 0x87
+    assert not shadow_exists(aws, device.client_id)
