@@ -273,6 +273,10 @@ def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _when(meta: Any) -> str | None:
+    """The time of a metadata entry; for an array (one entry per element), the latest."""
+    if isinstance(meta, list):
+        times = [_when(m) for m in meta]
+        return max((t for t in times if t is not None), default=None)
     if isinstance(meta, dict) and isinstance(meta.get("timestamp"), int | float):
         return datetime.fromtimestamp(meta["timestamp"], UTC).strftime("%H:%M:%S")
     return None
