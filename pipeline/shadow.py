@@ -209,19 +209,18 @@ def set_desired(
 
 def document(target: Target, thing: str) -> dict[str, Any] | None:
     """GetThingShadow: the whole document with its delta, or None when there is no shadow."""
-    client = data_client(target)
-    try:
-        answer = client.get_thing_shadow(thingName=thing)
-    except client.exceptions.ResourceNotFoundException:
-        return None
-    return json.loads(answer["payload"].read())
+    return _answer_or_none(target, "get_thing_shadow", thing)
 
 
 def delete(target: Target, thing: str) -> dict[str, Any] | None:
     """DeleteThingShadow: the deleted version, or None when there was no shadow."""
+    return _answer_or_none(target, "delete_thing_shadow", thing)
+
+
+def _answer_or_none(target: Target, operation: str, thing: str) -> dict[str, Any] | None:
     client = data_client(target)
     try:
-        answer = client.delete_thing_shadow(thingName=thing)
+        answer = getattr(client, operation)(thingName=thing)
     except client.exceptions.ResourceNotFoundException:
         return None
     return json.loads(answer["payload"].read())

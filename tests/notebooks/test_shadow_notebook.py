@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from emulator import process
-from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, free_port, run_notebooks
+from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, NotebookFailed, free_port, run_notebooks
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -16,16 +16,25 @@ def notebooks(*prefixes: str):
     return [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if p.name[:2] in prefixes]
 
 
-@pytest.fixture
-def local_emulator(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def local_emulator(tmp_path_factory):
     port, mqtt_port = free_port(), free_port()
-    monkeypatch.setenv("IOT_EMULATOR_PORT", str(port))
-    monkeypatch.setenv("IOT_EMULATOR_MQTT_PORT", str(mqtt_port))
-    info = process.ensure_running(
-        port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=tmp_path / "emulator.log"
-    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("IOT_EMULATOR_PORT", str(port))
+    monkey.setenv("IOT_EMULATOR_MQTT_PORT", str(mqtt_port))
+    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    info = process.ensure_running(port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=log)
     yield info
     process.stop(info)
+    monkey.undo()
+
+
+def test_without_a_stack_it_names_the_notebook_to_run_first(local_emulator, tmp_path):
+    params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-shadow-none"}
+    with pytest.raises(NotebookFailed) as failure:
+        run_notebooks(tmp_path, "local", params, notebooks("08"))
+    assert failure.value.notebook == "08-device-shadow.ipynb"
+    assert "run 01-deploy-stack first" in failure.value.error
 
 
 def test_the_device_applies_the_desired_state_and_the_shadow_is_deleted(local_emulator, tmp_path):

@@ -9,37 +9,14 @@ Errors: https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-erro
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime
 
 import pytest
 from awscrt import mqtt
 from awsiot import iotshadow
-
-from pipeline.publish import Device
+from support.shadow_clients import Answers, sdk_device
 
 QOS = mqtt.QoS.AT_LEAST_ONCE
-
-
-class Answers:
-    """What the SDK's callbacks delivered, by kind ("update/accepted", "delta", ...)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list] = {}
-        self._cond = threading.Condition()
-
-    def callback(self, kind: str):
-        def record(answer) -> None:
-            with self._cond:
-                self.seen.setdefault(kind, []).append(answer)
-                self._cond.notify_all()
-
-        return record
-
-    def wait(self, kind: str, count: int = 1, timeout: float = 10) -> list:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.seen.get(kind, [])) >= count, timeout)
-            return list(self.seen.get(kind, []))
 
 
 @pytest.fixture
@@ -49,15 +26,7 @@ def sdk_shadow(iot_emulator, make_device):
 
     def connect(policy: dict | None = None):
         registered = make_device(policy)
-        device = Device(
-            "localhost",
-            iot_emulator.mqtt_port,
-            registered.cert_path,
-            registered.key_path,
-            str(registered.ca_path),
-            registered.client_id,
-        )
-        device.connect()
+        device = sdk_device(iot_emulator.mqtt_port, registered)
         devices.append(device)
         return registered.client_id, iotshadow.IotShadowClient(device.connection)
 
@@ -232,28 +201,29 @@ def test_named_shadows_through_the_sdk_are_separate_and_listed(sdk_shadow, aws):
     answers = Answers()
     subscribe_classic(client, thing, answers)
     named = {"thing_name": thing, "shadow_name": "config"}
-    for future, _topic in (
-        client.subscribe_to_update_named_shadow_accepted(
-            iotshadow.UpdateNamedShadowSubscriptionRequest(**named),
-            QOS,
-            answers.callback("named/update/ok"),
+    for subscribe, request, kind in (
+        (
+            client.subscribe_to_update_named_shadow_accepted,
+            iotshadow.UpdateNamedShadowSubscriptionRequest,
+            "update/ok",
         ),
-        client.subscribe_to_named_shadow_delta_updated_events(
-            iotshadow.NamedShadowDeltaUpdatedSubscriptionRequest(**named),
-            QOS,
-            answers.callback("named/delta"),
+        (
+            client.subscribe_to_named_shadow_delta_updated_events,
+            iotshadow.NamedShadowDeltaUpdatedSubscriptionRequest,
+            "delta",
         ),
-        client.subscribe_to_get_named_shadow_accepted(
-            iotshadow.GetNamedShadowSubscriptionRequest(**named),
-            QOS,
-            answers.callback("named/get/ok"),
+        (
+            client.subscribe_to_get_named_shadow_accepted,
+            iotshadow.GetNamedShadowSubscriptionRequest,
+            "get/ok",
         ),
-        client.subscribe_to_delete_named_shadow_accepted(
-            iotshadow.DeleteNamedShadowSubscriptionRequest(**named),
-            QOS,
-            answers.callback("named/delete/ok"),
+        (
+            client.subscribe_to_delete_named_shadow_accepted,
+            iotshadow.DeleteNamedShadowSubscriptionRequest,
+            "delete/ok",
         ),
     ):
+        future, _topic = subscribe(request(**named), QOS, answers.callback(f"named/{kind}"))
         assert future.result(10) == QOS
     # when an application sets a desired value on the named shadow over HTTP
     data = aws("iot-data")

@@ -14,9 +14,8 @@ import json
 import pytest
 from awscrt import mqtt
 from awsiot import iotshadow
+from support.shadow_clients import sdk_device
 from support.waiting import wait_until
-
-from pipeline.publish import Device
 
 THING = "${iot:Connection.Thing.ThingName}"
 ANSWERS = ("update/accepted", "update/rejected", "update/delta", "get/accepted", "get/rejected")
@@ -65,19 +64,11 @@ def update_body(value: int) -> str:
     return json.dumps({"state": {"reported": {"v": value}}})
 
 
-def test_the_sdk_device_updates_and_reads_its_own_shadow(iot_emulator, make_device, aws):
+def test_the_sdk_device_updates_and_reads_its_own_shadow(iot_emulator, make_device):
     # given a device whose only policy is the guide's example, connected with awsiotsdk
     registered = make_device(shadow_policy(iot_emulator))
     thing = registered.client_id
-    device = Device(
-        "localhost",
-        iot_emulator.mqtt_port,
-        registered.cert_path,
-        registered.key_path,
-        str(registered.ca_path),
-        thing,
-    )
-    device.connect()
+    device = sdk_device(iot_emulator.mqtt_port, registered)
     try:
         client = iotshadow.IotShadowClient(device.connection)
         qos = mqtt.QoS.AT_LEAST_ONCE
