@@ -116,6 +116,11 @@ class ShadowService:
         """The broker's callback for messages of changes made over HTTP (see messages.py)."""
         self._publisher = publisher
 
+    @property
+    def publisher(self) -> ShadowPublisher | None:
+        """The callback set last (so that who replaces it for a while can put it back)."""
+        return self._publisher
+
     def _now(self) -> int:
         return int(self._clock())
 
