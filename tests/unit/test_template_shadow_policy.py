@@ -4,6 +4,9 @@ nothing else of any shadow (no delete, no other thing, no named shadow)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from test_template import SAMPLE, load_template, parameter_defaults, resolve_sub
 
@@ -18,12 +21,17 @@ def device_policy() -> CompiledPolicy:
     template = load_template()
     names = dict(SAMPLE) | parameter_defaults(template) | {"IotThing": THING}
     document = template["Resources"]["IotPolicy"]["Properties"]["PolicyDocument"]
+    return CompiledPolicy.parse(_resolved(document, names))
+
+
+def _resolved(document: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The policy document as CloudFormation hands it to IoT: every Fn::Sub resolved."""
     statements = []
     for statement in document["Statement"]:
         resources = statement["Resource"]
         resources = resources if isinstance(resources, list) else [resources]
         statements.append(statement | {"Resource": [resolve_sub(r, names) for r in resources]})
-    return CompiledPolicy.parse(document | {"Statement": statements})
+    return document | {"Statement": statements}
 
 
 def allowed(policy: CompiledPolicy, action: str, kind: str, topic: str) -> bool:
@@ -57,3 +65,19 @@ def test_the_device_reaches_its_own_classic_shadow_only(
     device_policy, action, kind, topic, expected
 ):
     assert allowed(device_policy, action, kind, topic) is expected
+
+
+def test_the_device_policy_fits_iot_cores_size_limit():
+    # "policyDocument ... Maximum length of 2048, excluding whitespace" (API_CreatePolicy.html),
+    # with a 40-character stack name in the longest region name of the partition
+    template = load_template()
+    stack = "s" * 40
+    names = dict(SAMPLE) | parameter_defaults(template)
+    names |= {
+        "AWS::StackName": stack,
+        "AWS::Region": "ap-southeast-5",
+        "IotThing": f"{stack}-device",
+    }
+    document = template["Resources"]["IotPolicy"]["Properties"]["PolicyDocument"]
+    text = json.dumps(_resolved(document, names))
+    assert len("".join(text.split())) <= 2048
