@@ -97,7 +97,12 @@ class DeviceShadow:
     def report(self, state: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
         """Report `state` (default: all of `self.state`) and wait for update/accepted; raise
         ShadowRejected for update/rejected."""
-        reported = copy.deepcopy(self.state if state is None else state)
+        sent, answer = self._send_report(copy.deepcopy(self.state if state is None else state))
+        sent.result(timeout)
+        return answer.result(timeout)
+
+    def _send_report(self, reported: dict[str, Any]) -> tuple[Future, Future]:
+        """Publish an update of `reported`: (its PUBACK, its accepted document) as futures."""
         token, answer = self._request()
         request = self._iotshadow.UpdateShadowRequest(
             thing_name=self.thing,
@@ -105,8 +110,7 @@ class DeviceShadow:
             state=self._iotshadow.ShadowState(reported=reported),
         )
         self._log("sent", "update", {"reported": reported})
-        self.client.publish_update_shadow(request, self._qos).result(timeout)
-        return answer.result(timeout)
+        return self.client.publish_update_shadow(request, self._qos), answer
 
     def get(self, timeout: float = 10.0) -> dict[str, Any]:
         """The whole shadow document (get/accepted); ShadowRejected (404) when there is none."""
@@ -153,15 +157,7 @@ class DeviceShadow:
             return
         self._seen(event.version)
         merge(self.state, changes)
-        reported = {key: copy.deepcopy(self.state.get(key)) for key in changes}
-        token, _ = self._request()
-        request = self._iotshadow.UpdateShadowRequest(
-            thing_name=self.thing,
-            client_token=token,
-            state=self._iotshadow.ShadowState(reported=reported),
-        )
-        self._log("sent", "update", {"reported": reported})
-        self.client.publish_update_shadow(request, self._qos)
+        self._send_report({key: copy.deepcopy(self.state.get(key)) for key in changes})
 
     def _seen(self, version: int | None) -> None:
         if version is not None:

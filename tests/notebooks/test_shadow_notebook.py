@@ -5,31 +5,15 @@ reports back, and the notebook deletes the shadow."""
 from __future__ import annotations
 
 import pytest
+from test_workbook import local_emulator, notebooks  # noqa: F401 (local_emulator: a fixture)
 
-from emulator import process
-from pipeline.run import LOCAL_DEFAULTS, NOTEBOOKS, NotebookFailed, free_port, run_notebooks
+from pipeline.run import LOCAL_DEFAULTS, NotebookFailed, run_notebooks
 
-pytestmark = pytest.mark.timeout(600)
-
-
-def notebooks(*prefixes: str):
-    return [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if p.name[:2] in prefixes]
+# The emulator in its own process, on free ports, that test_workbook.py's tests use.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("local_emulator")]
 
 
-@pytest.fixture(scope="module")
-def local_emulator(tmp_path_factory):
-    port, mqtt_port = free_port(), free_port()
-    monkey = pytest.MonkeyPatch()
-    monkey.setenv("IOT_EMULATOR_PORT", str(port))
-    monkey.setenv("IOT_EMULATOR_MQTT_PORT", str(mqtt_port))
-    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    info = process.ensure_running(port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=log)
-    yield info
-    process.stop(info)
-    monkey.undo()
-
-
-def test_without_a_stack_it_names_the_notebook_to_run_first(local_emulator, tmp_path):
+def test_without_a_stack_it_names_the_notebook_to_run_first(tmp_path):
     params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-shadow-none"}
     with pytest.raises(NotebookFailed) as failure:
         run_notebooks(tmp_path, "local", params, notebooks("08"))
@@ -37,7 +21,7 @@ def test_without_a_stack_it_names_the_notebook_to_run_first(local_emulator, tmp_
     assert "run 01-deploy-stack first" in failure.value.error
 
 
-def test_the_device_applies_the_desired_state_and_the_shadow_is_deleted(local_emulator, tmp_path):
+def test_the_device_applies_the_desired_state_and_the_shadow_is_deleted(tmp_path):
     # given a deployed stack and the device's certificate (01, 02)
     params = {**LOCAL_DEFAULTS, "STACK_NAME": "wb-shadow"}
     run_notebooks(tmp_path, "local", params, notebooks("01", "02"))
