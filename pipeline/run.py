@@ -69,7 +69,7 @@ def declared_parameters(notebook: Path) -> set[str]:
 
 def workbook_order() -> list[Path]:
     """The notebooks in the order they run: by number, with the teardown last (07's
-    experiments need the stack)."""
+    experiments and 08's device shadow need the stack and the device certificate)."""
     found = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     return [p for p in found if p.name != TEARDOWN] + [p for p in found if p.name == TEARDOWN]
 
@@ -131,6 +131,12 @@ def print_summary(result: dict[str, Any], run_dir: Path) -> None:
     print(f"  of which not JSON  {batches.get('not_json_objects')}")
     print(f"rule errors          {batches.get('rule_errors')}")
     print(f"analysed rows        {analyse.get('rows')}")
+    shadow = figures.get("08-device-shadow")
+    if shadow:
+        print(
+            f"device shadow        {shadow.get('deltas_received')} deltas applied, in sync at"
+            f" version {shadow.get('final_version')}, deleted: {not shadow.get('shadow_left')}"
+        )
     print(f"wall time            {result['seconds']:.1f} s")
     if result["problems"]:
         print("DOES NOT RECONCILE:")

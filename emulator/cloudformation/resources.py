@@ -258,9 +258,39 @@ class IotPolicy(EmulatedResource, CloudFormationModel):
         out = Services.client("iot", region).create_policy(policyName=name, policyDocument=document)
         return out["policyName"], {"Arn": out["policyArn"], "Id": out["policyName"]}
 
+    # A policy holds at most five versions (API_CreatePolicyVersion.html).
+    MAX_VERSIONS = 5
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        # PolicyDocument is "Update requires: No interruption" (CloudFormation template
+        # reference, AWS::IoT::Policy): a new default version, so the certificates the policy
+        # is attached to keep it. A replacement would have to delete an attached policy, which
+        # IoT refuses (DeleteConflictException). The oldest non-default version makes room.
+        document = props["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        iot = Services.client("iot", region)
+        name = original.physical_resource_id
+        versions = iot.list_policy_versions(policyName=name)["policyVersions"]
+        if len(versions) >= cls.MAX_VERSIONS:
+            spare = [v for v in versions if not v["isDefaultVersion"]]
+            oldest = min(spare, key=lambda v: int(v["versionId"]))
+            iot.delete_policy_version(policyName=name, policyVersionId=oldest["versionId"])
+        iot.create_policy_version(policyName=name, policyDocument=document, setAsDefault=True)
+        return original.attributes
+
     @classmethod
     def remove(cls, physical_id, props, region):
-        Services.client("iot", region).delete_policy(policyName=physical_id)
+        # DeletePolicy refuses a policy with other versions than the default
+        # (API_DeletePolicy.html): the versions the updates made go first.
+        iot = Services.client("iot", region)
+        for version in iot.list_policy_versions(policyName=physical_id)["policyVersions"]:
+            if not version["isDefaultVersion"]:
+                iot.delete_policy_version(
+                    policyName=physical_id, policyVersionId=version["versionId"]
+                )
+        iot.delete_policy(policyName=physical_id)
 
 
 # The rule actions the emulator's rules engine runs (emulator/rules), with their members.

@@ -5,6 +5,18 @@ The HTTP handlers answer GetThingShadow, UpdateThingShadow, DeleteThingShadow an
 ListNamedShadowsForThing before moto (which keeps its own, incomplete shadows otherwise).
 REST API: https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-rest-api.html
 
+Authorization. Over MQTT a shadow request is an ordinary PUBLISH on a reserved topic: the broker
+checks iot:Publish on the request topic before `handle()` is called (a denied request never
+reaches the shadow), and iot:Subscribe / iot:Receive on the answer topics like any other topic,
+so policies written with `${iot:Connection.Thing.ThingName}` as in the developer guide's examples
+(device-shadow-mqtt.html) confine a device to its own shadows. The shadow policy actions
+(iot:GetThingShadow, iot:UpdateThingShadow, iot:DeleteThingShadow,
+iot:ListNamedShadowsForThing) apply only to the HTTP API (device-shadow-rest-api.html, each
+operation's "Authorization"), whose callers AWS authenticates with SigV4 or a client certificate
+on the data endpoint. This emulator serves that API on its one endpoint, which authenticates no
+request (as for every other API), and has no mutual-TLS HTTPS data endpoint, so those actions
+are never evaluated here.
+
 A thing does not have to be in the registry: ListNamedShadowsForThing answers an empty list for a
 thing that "doesn't exist" (device-shadow-rest-api.html), and shadows are addressed by thing name
 alone; so no registry lookup is made.
@@ -103,6 +115,11 @@ class ShadowService:
     def set_publisher(self, publisher: ShadowPublisher | None) -> None:
         """The broker's callback for messages of changes made over HTTP (see messages.py)."""
         self._publisher = publisher
+
+    @property
+    def publisher(self) -> ShadowPublisher | None:
+        """The callback set last (so that who replaces it for a while can put it back)."""
+        return self._publisher
 
     def _now(self) -> int:
         return int(self._clock())

@@ -148,6 +148,7 @@ def test_a_named_shadow_is_separate_from_the_classic_one(data, unique):
 def test_http_updates_are_handed_to_the_broker_publisher(emulator, data, unique):
     thing = f"lamp-{unique}"
     published = []
+    broker_publisher = emulator.shadow.publisher  # the session's broker: restored below
     emulator.shadow.set_publisher(published.extend)
     try:
         accepted = doc(
@@ -157,7 +158,7 @@ def test_http_updates_are_handed_to_the_broker_publisher(emulator, data, unique)
         )
         data.delete_thing_shadow(thingName=thing)
     finally:
-        emulator.shadow.set_publisher(None)
+        emulator.shadow.set_publisher(broker_publisher)
     prefix = f"$aws/things/{thing}/shadow"
     assert [m.topic for m in published] == [
         f"{prefix}/update/accepted",
