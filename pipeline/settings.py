@@ -2,7 +2,7 @@
 
 Every notebook reads them from `<RUN_DIR>/settings.json` (`runs/manual/settings.json` in
 JupyterLab; `make run` writes one into each `runs/<timestamp>/`). Notebook 01 saves what its
-parameters cell sets, so a change there holds for 02-07; in any other notebook a parameter that is
+parameters cell sets, so a change there holds for 02-08; in any other notebook a parameter that is
 not None overrides the saved value for that notebook only. Papermill still injects overrides.
 
 Defaults differ by target only where AWS sets a limit: on AWS a device publishes at most
@@ -119,7 +119,7 @@ def load(run_dir: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def save(run_dir: str | Path | None, settings: Settings) -> Path:
-    """Write `settings` as the workbook's settings for `run_dir` (what 02-07 will read)."""
+    """Write `settings` as the workbook's settings for `run_dir` (what 02-08 will read)."""
     path = run_dir_path(run_dir) / SETTINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings.as_parameters(), indent=2) + "\n")
