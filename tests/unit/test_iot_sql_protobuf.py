@@ -1,5 +1,5 @@
 """IoT SQL decode(*, 'proto', bucket, key, protoFile, messageType) without a running emulator:
-a FileDescriptorSet built here with descriptor_pb2, stored in moto's S3 backend in-process, a
+a FileDescriptorSet built with descriptor_pb2 (tests/support/protobuf.py), stored in moto's S3 backend in-process, a
 message encoded with the class protobuf builds from it, and the SQL that decodes it
 ("binary-payloads", "Decoding protobuf message payloads")."""
 
@@ -9,68 +9,14 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from google.protobuf import descriptor_pb2, message_factory
-from google.protobuf.descriptor_pool import DescriptorPool
+from support.protobuf import F, person_bytes, person_descriptor_set
 
 from emulator.constants import ACCOUNT_ID
 from emulator.rules.service_functions import ServiceCalls
 from emulator.rules.sql import MessageContext, SqlError, SqlEvaluationError, compile_sql
 from emulator.rules.templates import compile_template
 
-F = descriptor_pb2.FieldDescriptorProto
-
-
-def _descriptor_set() -> descriptor_pb2.FileDescriptorSet:
-    """common.proto (an enum) imported by person.proto (package demo; message Person with
-    a nested Phone), as protoc --include_imports writes them."""
-    common = descriptor_pb2.FileDescriptorProto(
-        name="common.proto", package="demo", syntax="proto3"
-    )
-    kind = common.enum_type.add(name="Kind")
-    kind.value.add(name="KIND_UNKNOWN", number=0)
-    kind.value.add(name="KIND_HOME", number=1)
-    person = descriptor_pb2.FileDescriptorProto(
-        name="person.proto", package="demo", syntax="proto3", dependency=["common.proto"]
-    )
-    msg = person.message_type.add(name="Person")
-    msg.field.add(name="full_name", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    msg.field.add(name="id", number=2, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
-    msg.field.add(name="big_count", number=3, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
-    msg.field.add(name="blob", number=4, type=F.TYPE_BYTES, label=F.LABEL_OPTIONAL)
-    msg.field.add(
-        name="kind", number=5, type=F.TYPE_ENUM, type_name=".demo.Kind", label=F.LABEL_OPTIONAL
-    )
-    msg.field.add(
-        name="phones",
-        number=6,
-        type=F.TYPE_MESSAGE,
-        type_name=".demo.Person.Phone",
-        label=F.LABEL_REPEATED,
-    )
-    msg.field.add(name="temp", number=7, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
-    phone = msg.nested_type.add(name="Phone")
-    phone.field.add(name="number", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    # person.proto first: the set's order need not follow the imports
-    return descriptor_pb2.FileDescriptorSet(file=[person, common])
-
-
-DESCRIPTOR = _descriptor_set().SerializeToString()
-
-
-def _person_class():
-    pool = DescriptorPool()
-    for proto in reversed(_descriptor_set().file):
-        pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("demo.Person"))
-
-
-def _person_bytes(**fields) -> bytes:
-    cls = _person_class()
-    phones = fields.pop("phones", [])
-    person = cls(**fields)
-    for number in phones:
-        person.phones.add(number=number)
-    return person.SerializeToString()
+DESCRIPTOR = person_descriptor_set().SerializeToString()
 
 
 @pytest.fixture
@@ -100,7 +46,7 @@ def _sql(bucket: str, value: str = "*", key: str = "person.desc", file: str = "p
 
 
 def test_a_payload_decodes_to_protobufs_json_mapping(bucket):
-    payload = _person_bytes(
+    payload = person_bytes(
         full_name="Ada", id=7, big_count=2**40, blob=b"\x00\xff", kind=1, phones=["555"], temp=1.5
     )
     result = compile_sql(_sql(bucket)).evaluate(payload, _context())
@@ -118,13 +64,13 @@ def test_a_payload_decodes_to_protobufs_json_mapping(bucket):
 
 
 def test_fields_at_their_default_value_are_left_out(bucket):
-    result = compile_sql(_sql(bucket)).evaluate(_person_bytes(id=3), _context())
+    result = compile_sql(_sql(bucket)).evaluate(person_bytes(id=3), _context())
     assert result.value == {"id": 3}
 
 
 def test_a_base64_string_value_and_the_full_file_name_decode_too(bucket):
     sql = _sql(bucket, value="encode(*, 'base64')", file="person.proto")
-    result = compile_sql(sql).evaluate(_person_bytes(full_name="B"), _context())
+    result = compile_sql(sql).evaluate(person_bytes(full_name="B"), _context())
     assert result.value == {"fullName": "B"}
 
 
@@ -135,8 +81,8 @@ def test_a_field_of_the_decoded_message_is_addressable(bucket):
         "'Person').fullName = 'Ada'"
     )
     rule = compile_sql(sql)
-    assert rule.evaluate(_person_bytes(full_name="Ada", id=9), _context()).value == {"id": 9}
-    assert rule.evaluate(_person_bytes(full_name="Bob", id=9), _context()) is None
+    assert rule.evaluate(person_bytes(full_name="Ada", id=9), _context()).value == {"id": 9}
+    assert rule.evaluate(person_bytes(full_name="Bob", id=9), _context()) is None
 
 
 @pytest.mark.parametrize(
@@ -150,12 +96,12 @@ def test_a_field_of_the_decoded_message_is_addressable(bucket):
 def test_a_missing_descriptor_file_or_type_fails_the_evaluation(bucket, key, file, message, reason):
     sql = f"SELECT VALUE decode(*, 'proto', '{bucket}', '{key}', '{file}', '{message}') FROM 't'"
     with pytest.raises(SqlEvaluationError, match=reason):
-        compile_sql(sql).evaluate(_person_bytes(id=1), _context())
+        compile_sql(sql).evaluate(person_bytes(id=1), _context())
 
 
 def test_a_missing_bucket_fails_the_evaluation():
     with pytest.raises(SqlEvaluationError, match="NoSuchBucket"):
-        compile_sql(_sql("no-such-bucket-proto")).evaluate(_person_bytes(id=1), _context())
+        compile_sql(_sql("no-such-bucket-proto")).evaluate(person_bytes(id=1), _context())
 
 
 def test_a_payload_that_is_not_the_message_fails_the_evaluation(bucket):
@@ -168,35 +114,35 @@ def test_an_object_that_is_not_a_descriptor_set_fails_the_evaluation(bucket):
 
     s3_backends[ACCOUNT_ID]["global"].put_object(bucket, "junk.desc", b"\xff\xff\xff")
     with pytest.raises(SqlEvaluationError, match="not a serialized FileDescriptorSet"):
-        compile_sql(_sql(bucket, key="junk.desc")).evaluate(_person_bytes(id=1), _context())
+        compile_sql(_sql(bucket, key="junk.desc")).evaluate(person_bytes(id=1), _context())
 
 
 def test_a_descriptor_over_32_kib_is_refused(bucket):
     from moto.s3.models import s3_backends
 
-    big = _descriptor_set()
+    big = person_descriptor_set()
     big.file[0].message_type[0].field.add(
         name="x", number=99, type=F.TYPE_STRING, json_name="y" * 33_000
     )
     s3_backends[ACCOUNT_ID]["global"].put_object(bucket, "big.desc", big.SerializeToString())
     with pytest.raises(SqlEvaluationError, match="at most 32768 bytes"):
-        compile_sql(_sql(bucket, key="big.desc")).evaluate(_person_bytes(id=1), _context())
+        compile_sql(_sql(bucket, key="big.desc")).evaluate(person_bytes(id=1), _context())
 
 
 def test_an_updated_descriptor_is_read_afresh(bucket):
     from moto.s3.models import s3_backends
 
     rule = compile_sql(_sql(bucket))
-    assert rule.evaluate(_person_bytes(id=1), _context()).value == {"id": 1}
-    renamed = _descriptor_set()
+    assert rule.evaluate(person_bytes(id=1), _context()).value == {"id": 1}
+    renamed = person_descriptor_set()
     renamed.file[0].message_type[0].field[1].name = "ident"
     s3_backends[ACCOUNT_ID]["global"].put_object(bucket, "person.desc", renamed.SerializeToString())
-    assert rule.evaluate(_person_bytes(id=1), _context()).value == {"ident": 1}
+    assert rule.evaluate(person_bytes(id=1), _context()).value == {"ident": 1}
 
 
 def test_outside_the_rules_engine_the_call_is_refused(bucket):
     with pytest.raises(SqlEvaluationError, match="rules engine"):
-        compile_sql(_sql(bucket)).evaluate(_person_bytes(id=1), MessageContext(topic="t"))
+        compile_sql(_sql(bucket)).evaluate(person_bytes(id=1), MessageContext(topic="t"))
 
 
 def test_more_than_two_proto_decodes_in_a_statement_run_no_action():
@@ -220,4 +166,4 @@ def test_two_argument_proto_decode_names_the_six_argument_form():
 
 def test_arguments_of_the_wrong_type_give_undefined(bucket):
     sql = f"SELECT decode(*, 'proto', '{bucket}', 'person.desc', 3, 'Person') AS x FROM 't'"
-    assert compile_sql(sql).evaluate(_person_bytes(id=1), _context()).value == {}
+    assert compile_sql(sql).evaluate(person_bytes(id=1), _context()).value == {}
