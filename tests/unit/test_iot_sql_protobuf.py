@@ -1,7 +1,7 @@
 """IoT SQL decode(*, 'proto', bucket, key, protoFile, messageType) without a running emulator:
-a FileDescriptorSet built with descriptor_pb2 (tests/support/protobuf.py), stored in moto's S3 backend in-process, a
-message encoded with the class protobuf builds from it, and the SQL that decodes it
-("binary-payloads", "Decoding protobuf message payloads")."""
+a FileDescriptorSet (tests/support/protobuf.py) stored in moto's S3 backend in-process, a message
+encoded with the class protobuf builds from it, and the SQL that decodes it ("binary-payloads",
+"Decoding protobuf message payloads")."""
 
 from __future__ import annotations
 
