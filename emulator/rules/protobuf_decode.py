@@ -62,7 +62,7 @@ def _fail(message: str) -> SqlEvaluationError:
     return SqlEvaluationError(f"decode(..., 'proto'): {message}")
 
 
-def _descriptor_object(context: Any, bucket: str, key: str) -> Any:
+def _descriptor_object(context: Any, services: Any, bucket: str, key: str) -> Any:
     """The descriptor's FakeKey from moto's S3, after the bucket-policy check."""
     from moto.s3.exceptions import MissingBucket
     from moto.s3.models import s3_backends
@@ -72,19 +72,18 @@ def _descriptor_object(context: Any, bucket: str, key: str) -> Any:
         fake_bucket = backend.get_bucket(bucket)
     except MissingBucket:
         raise _fail(f"NoSuchBucket: the descriptor bucket {bucket!r} does not exist") from None
-    _check_bucket_policy(context, bucket, key, fake_bucket.policy)
+    _check_bucket_policy(context, services, bucket, key, fake_bucket.policy)
     obj = backend.get_object(bucket, key)
     if obj is None:
         raise _fail(f"NoSuchKey: no descriptor object {key!r} in bucket {bucket!r}")
     return obj
 
 
-def _check_bucket_policy(context: Any, bucket: str, key: str, policy: Any) -> None:
+def _check_bucket_policy(context: Any, services: Any, bucket: str, key: str, policy: Any) -> None:
     from emulator.iam.authorizer import source_context
-    from emulator.rules.service_functions import _rule_arn, _services
+    from emulator.rules.service_functions import _rule_arn
 
-    services = _services(context, "decode")
-    iam = services._iam()
+    iam = services._iam()  # None: IAM enforcement is off
     if iam is None:
         return
     resource = f"arn:aws:s3:::{bucket}/{key}"
@@ -218,7 +217,10 @@ def decode_proto(
     payload = _payload_bytes(value)
     if payload is None:
         return UNDEFINED
-    obj = _descriptor_object(context, bucket, key)
+    from emulator.rules.service_functions import _services
+
+    services = _services(context, "decode")
+    obj = _descriptor_object(context, services, bucket, key)
     data = obj.value
     pool = _pool(bucket, key, str(obj.etag), data)
     return decode_bytes(payload, pool, proto_file, message)
