@@ -39,6 +39,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError, Message
 
+from emulator.rules.service_functions import IOT_PRINCIPAL, _services
 from emulator.rules.values import UNDEFINED, SqlEvaluationError, parse_json
 
 SCHEME = "proto"
@@ -50,7 +51,6 @@ DESCRIPTOR_LIMIT_BYTES = 32 * 1024
 # "binary-payloads", Limitations: the decode SQL function can be used "within a single SQL
 # expression up to two times" when decoding protobuf payloads.
 CALLS_PER_STATEMENT = 2
-IOT_PRINCIPAL = "iot.amazonaws.com"
 # Parsed descriptor sets, keyed by the object's bucket, key and ETag: a new upload (new ETag)
 # is read afresh, so the cache never serves a stale schema.
 _CACHE_SIZE = 64
@@ -80,25 +80,14 @@ def _descriptor_object(context: Any, services: Any, bucket: str, key: str) -> An
 
 
 def _check_bucket_policy(context: Any, services: Any, bucket: str, key: str, policy: Any) -> None:
-    from emulator.iam.authorizer import source_context
-    from emulator.rules.service_functions import _rule_arn
-
-    iam = services._iam()  # None: IAM enforcement is off
-    if iam is None:
-        return
     resource = f"arn:aws:s3:::{bucket}/{key}"
     text = policy.decode("utf-8") if isinstance(policy, bytes) else policy
-    decision = iam.authorize_service(
-        IOT_PRINCIPAL,
-        "s3:GetObject",
-        resource,
-        text or None,
-        source_context(_rule_arn(context)),
-        resource_policy_id=f"bucket policy of {bucket}",
+    denial = services.service_denial(
+        context, "s3:GetObject", resource, text or None, f"bucket policy of {bucket}"
     )
-    if not decision.allowed:
+    if denial is not None:
         raise _fail(
-            f"{decision.message()}; the bucket policy of {bucket} must allow the principal "
+            f"{denial.message()}; the bucket policy of {bucket} must allow the principal "
             f"{IOT_PRINCIPAL} the action s3:GetObject on {resource}"
         )
 
@@ -217,8 +206,6 @@ def decode_proto(
     payload = _payload_bytes(value)
     if payload is None:
         return UNDEFINED
-    from emulator.rules.service_functions import _services
-
     services = _services(context, "decode")
     obj = _descriptor_object(context, services, bucket, key)
     data = obj.value
