@@ -45,11 +45,10 @@ from emulator.rules.values import UNDEFINED, SqlEvaluationError, parse_json
 SCHEME = "proto"
 # decode(value, 'proto', bucket, key, protoFileName, messageType)
 ARITY = 6
-# "binary-payloads", Limitations: "the maximum size for a FileDescriptorSet object stored in an
-# Amazon S3 bucket is 32 KiB".
+# "binary-payloads", Limitations: a FileDescriptorSet object in S3 is at most 32 KiB.
 DESCRIPTOR_LIMIT_BYTES = 32 * 1024
-# "binary-payloads", Limitations: the decode SQL function can be used "within a single SQL
-# expression up to two times" when decoding protobuf payloads.
+# "binary-payloads", Limitations: decode() of protobuf payloads at most twice in one SQL
+# statement.
 CALLS_PER_STATEMENT = 2
 # Parsed descriptor sets, keyed by the object's bucket, key and ETag: a new upload (new ETag)
 # is read afresh, so the cache never serves a stale schema.

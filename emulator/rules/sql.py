@@ -1031,6 +1031,8 @@ class _Compiler:
             self.needs_v2(node, f"Function {node.name}()")
         if name == "decode" and len(args) == PROTO_DECODE_ARITY:
             # decode(*, 'proto', bucket, key, file, type) reads S3: protobuf_decode.py
+            if isinstance(args[1], exp.Literal) and str(args[1].this).lower() != "proto":
+                raise self.error(node, "decode() with six arguments takes the 'proto' scheme")
             return self._service_call(node, name, decode_proto, args)
         fn = FUNCTIONS.get(name)
         if fn is None:

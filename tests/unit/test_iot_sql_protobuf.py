@@ -164,6 +164,11 @@ def test_two_argument_proto_decode_names_the_six_argument_form():
         compile_sql("SELECT decode(*, 'proto') AS x FROM 't'")
 
 
+def test_six_arguments_with_another_scheme_are_refused_at_creation():
+    with pytest.raises(SqlError, match="six arguments takes the 'proto' scheme"):
+        compile_sql("SELECT decode(*, 'base64', 'b', 'k', 'f', 'M') AS x FROM 't'")
+
+
 def test_arguments_of_the_wrong_type_give_undefined(bucket):
     sql = f"SELECT decode(*, 'proto', '{bucket}', 'person.desc', 3, 'Person') AS x FROM 't'"
     assert compile_sql(sql).evaluate(person_bytes(id=1), _context()).value == {}
