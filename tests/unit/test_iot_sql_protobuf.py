@@ -5,6 +5,7 @@ encoded with the class protobuf builds from it, and the SQL that decodes it ("bi
 
 from __future__ import annotations
 
+import json
 import uuid
 from types import SimpleNamespace
 
@@ -172,3 +173,46 @@ def test_six_arguments_with_another_scheme_are_refused_at_creation():
 def test_arguments_of_the_wrong_type_give_undefined(bucket):
     sql = f"SELECT decode(*, 'proto', '{bucket}', 'person.desc', 3, 'Person') AS x FROM 't'"
     assert compile_sql(sql).evaluate(person_bytes(id=1), _context()).value == {}
+
+
+def _bucket_policy(bucket: str, rule: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "iot.amazonaws.com"},
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:SourceArn": f"arn:aws:iot:us-east-1:{ACCOUNT_ID}:rule/{rule}"
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(("policy_rule", "allowed"), [("r", True), ("other", False)])
+def test_with_iam_enforced_the_bucket_policy_must_allow_iot_for_this_rule(
+    bucket, policy_rule, allowed
+):
+    from moto.s3.models import s3_backends
+
+    from emulator.iam.authorizer import IamAuthorizer
+
+    s3_backends[ACCOUNT_ID]["global"].put_bucket_policy(
+        bucket, _bucket_policy(bucket, policy_rule).encode()
+    )
+    iam = IamAuthorizer(ACCOUNT_ID)
+    emulator = SimpleNamespace(iam_enforced=True, find=lambda name: iam if name == "iam" else None)
+    context = MessageContext(topic="t/1", rule_name="r", services=ServiceCalls(emulator))
+    rule = compile_sql(_sql(bucket))
+    if allowed:
+        assert rule.evaluate(person_bytes(id=5), context).value == {"id": 5}
+    else:
+        with pytest.raises(SqlEvaluationError, match="iot.amazonaws.com is not authorized"):
+            rule.evaluate(person_bytes(id=5), context)
