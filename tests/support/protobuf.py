@@ -4,6 +4,8 @@ encoded with the class protobuf builds from it."""
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor_pool import DescriptorPool
 
@@ -54,3 +56,22 @@ def person_bytes(**fields) -> bytes:
     for number in phones:
         person.phones.add(number=number)
     return person.SerializeToString()
+
+
+def iot_read_policy(bucket: str, rule_arn: str) -> str:
+    """The bucket policy the page asks for: IoT Core may read the bucket's objects, for one
+    rule (the confused-deputy aws:SourceArn condition)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "iot.amazonaws.com"},
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                    "Condition": {"StringEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+    )

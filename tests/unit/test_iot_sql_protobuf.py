@@ -5,12 +5,11 @@ encoded with the class protobuf builds from it, and the SQL that decodes it ("bi
 
 from __future__ import annotations
 
-import json
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from support.protobuf import F, person_bytes, person_descriptor_set
+from support.protobuf import F, iot_read_policy, person_bytes, person_descriptor_set
 
 from emulator.constants import ACCOUNT_ID
 from emulator.rules.service_functions import ServiceCalls
@@ -175,27 +174,6 @@ def test_arguments_of_the_wrong_type_give_undefined(bucket):
     assert compile_sql(sql).evaluate(person_bytes(id=1), _context()).value == {}
 
 
-def _bucket_policy(bucket: str, rule: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "iot.amazonaws.com"},
-                    "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/*",
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:SourceArn": f"arn:aws:iot:us-east-1:{ACCOUNT_ID}:rule/{rule}"
-                        }
-                    },
-                }
-            ],
-        }
-    )
-
-
 @pytest.mark.parametrize(("policy_rule", "allowed"), [("r", True), ("other", False)])
 def test_with_iam_enforced_the_bucket_policy_must_allow_iot_for_this_rule(
     bucket, policy_rule, allowed
@@ -205,7 +183,8 @@ def test_with_iam_enforced_the_bucket_policy_must_allow_iot_for_this_rule(
     from emulator.iam.authorizer import IamAuthorizer
 
     s3_backends[ACCOUNT_ID]["global"].put_bucket_policy(
-        bucket, _bucket_policy(bucket, policy_rule).encode()
+        bucket,
+        iot_read_policy(bucket, f"arn:aws:iot:us-east-1:{ACCOUNT_ID}:rule/{policy_rule}").encode(),
     )
     iam = IamAuthorizer(ACCOUNT_ID)
     emulator = SimpleNamespace(iam_enforced=True, find=lambda name: iam if name == "iam" else None)

@@ -7,10 +7,8 @@ https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html).
 
 from __future__ import annotations
 
-import json
-
 from botocore.exceptions import ClientError
-from support.protobuf import person_bytes, person_descriptor_set
+from support.protobuf import iot_read_policy, person_bytes, person_descriptor_set
 
 SQL = (
     "SELECT VALUE decode(*, 'proto', '{bucket}', 'schemas/person.desc', 'person', 'Person') "
@@ -29,19 +27,7 @@ def _descriptor_bucket(aws, emulator, unique, rule_name: str | None) -> str:
     )
     if rule_name is not None:
         rule_arn = f"arn:aws:iot:{emulator.region}:123456789012:rule/{rule_name}"
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "iot.amazonaws.com"},
-                    "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/*",
-                    "Condition": {"StringEquals": {"aws:SourceArn": rule_arn}},
-                }
-            ],
-        }
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        s3.put_bucket_policy(Bucket=bucket, Policy=iot_read_policy(bucket, rule_arn))
     return bucket
 
 
