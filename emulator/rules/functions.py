@@ -524,8 +524,7 @@ FUNCTIONS.update(SERVICE_FUNCTIONS)
 # the reason, rather than evaluated to a silent Undefined.
 UNSUPPORTED_FUNCTIONS = {
     "machinelearning_predict": MACHINE_LEARNING_RETIRED,
-    # decode(*, 'proto', bucket, key, proto name, message type) ("binary-payloads", decoding
-    # protobuf message payloads) needs a FileDescriptorSet from S3; not implemented here.
-    "decode": "supports only the 'base64' scheme here; the local emulator does not decode "
-    "protobuf ('proto') payloads",
+    # Two arguments: only 'base64'; decode(*, 'proto', ...) takes six (protobuf_decode.py).
+    "decode": "with two arguments supports only the 'base64' scheme; protobuf payloads take "
+    "six: decode(*, 'proto', '<bucket>', '<descriptor key>', '<proto file>', '<message type>')",
 }

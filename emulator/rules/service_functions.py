@@ -122,25 +122,38 @@ class ServiceCalls:
             if not decision.allowed:
                 raise SqlEvaluationError(f"{function}(): {decision.message()}")
 
-    def check_function_policy(self, context: Any, function_arn: str, policy: str | None) -> None:
-        """May IoT Core (a service principal, allowed only by the function's resource policy)
-        invoke the function for this rule?"""
+    def service_denial(
+        self, context: Any, action: str, resource: str, policy: str | None, policy_id: str
+    ) -> Any | None:
+        """May IoT Core (a service principal, allowed only by the resource's own policy) perform
+        `action` on `resource` for this rule? The denying Decision, or None when allowed."""
         iam = self._iam()
         if iam is None:
-            return
+            return None
         from emulator.iam.authorizer import source_context
 
         decision = iam.authorize_service(
             IOT_PRINCIPAL,
+            action,
+            resource,
+            policy,
+            source_context(_rule_arn(context)),
+            resource_policy_id=policy_id,
+        )
+        return None if decision.allowed else decision
+
+    def check_function_policy(self, context: Any, function_arn: str, policy: str | None) -> None:
+        """May IoT Core invoke the function for this rule (its resource policy)?"""
+        denial = self.service_denial(
+            context,
             "lambda:InvokeFunction",
             function_arn,
             policy,
-            source_context(_rule_arn(context)),
-            resource_policy_id=f"resource policy of {function_arn}",
+            f"resource policy of {function_arn}",
         )
-        if not decision.allowed:
+        if denial is not None:
             raise SqlEvaluationError(
-                f"aws_lambda(): {decision.message()}; grant it with aws lambda add-permission "
+                f"aws_lambda(): {denial.message()}; grant it with aws lambda add-permission "
                 f"--principal {IOT_PRINCIPAL} --action lambda:InvokeFunction --source-arn "
                 f"{_rule_arn(context)}"
             )

@@ -45,6 +45,9 @@ from sqlglot.tokens import TokenType
 from emulator.constants import ACCOUNT_ID, DEFAULT_REGION
 from emulator.rules.functions import FUNCTIONS, UNSUPPORTED_FUNCTIONS, java_mod
 from emulator.rules.operators import add, arithmetic, cast, comparison, divide
+from emulator.rules.protobuf_decode import ARITY as PROTO_DECODE_ARITY
+from emulator.rules.protobuf_decode import CALLS_PER_STATEMENT as PROTO_DECODE_CALLS
+from emulator.rules.protobuf_decode import decode_proto
 from emulator.rules.service_functions import CALLS_PER_STATEMENT
 from emulator.rules.topics import check_topic_filter, topic_matcher
 from emulator.rules.values import (
@@ -540,7 +543,7 @@ class _Compiler:
         """The documented per-statement call limits: a statement over one still compiles on
         AWS but "causes the rule to terminate without invoking any actions"
         ("iot-sql-functions" get_dynamodb())."""
-        for name, limit in CALLS_PER_STATEMENT.items():
+        for name, limit in {**CALLS_PER_STATEMENT, "decode": PROTO_DECODE_CALLS}.items():
             if self.calls.get(name, 0) > limit:
                 return (
                     f"{name}() can be called at most {limit} time(s) per SQL statement; this "
@@ -1026,6 +1029,11 @@ class _Compiler:
             return contextual(node, args)
         if name in FUNCTIONS_SINCE_V2:
             self.needs_v2(node, f"Function {node.name}()")
+        if name == "decode" and len(args) == PROTO_DECODE_ARITY:
+            # decode(*, 'proto', bucket, key, file, type) reads S3: protobuf_decode.py
+            if isinstance(args[1], exp.Literal) and str(args[1].this).lower() != "proto":
+                raise self.error(node, "decode() with six arguments takes the 'proto' scheme")
+            return self._service_call(node, name, decode_proto, args)
         fn = FUNCTIONS.get(name)
         if fn is None:
             reason = UNSUPPORTED_FUNCTIONS.get(name, "is not a known AWS IoT SQL function")
@@ -1058,7 +1066,8 @@ class _Compiler:
             counts = " or ".join(str(n) for n in fn.arities)
             raise self.error(node, f"{node.name}() takes {counts} arguments, not {len(args)}")
         self.calls[name] = self.calls.get(name, 0) + 1
-        evaluators = [_payload_value if isinstance(a, exp.Star) else self.expr(a) for a in args]
+        star = _payload_bytes if getattr(fn, "star_is_bytes", False) else _payload_value
+        evaluators = [star if isinstance(a, exp.Star) else self.expr(a) for a in args]
         return lambda env: fn(env.context, *(e(env) for e in evaluators))
 
     # Functions that read the message -----------------------------------------------------
@@ -1217,6 +1226,11 @@ _MQTT_PROPERTIES: dict[str, Callable[[Any], Any]] = {
     "correlation_data": lambda data: base64.b64encode(bytes(data)).decode("ascii"),
 }
 _MQTT_NAMES = ", ".join(repr(name) for name in _MQTT_PROPERTIES)
+
+
+def _payload_bytes(env: _Env) -> bytes:
+    """`*` as the value of decode(*, 'proto', ...): the payload's raw bytes."""
+    return env.payload
 
 
 def _payload_value(env: _Env) -> Any:
