@@ -26,6 +26,47 @@ LAMBDA_LOGS_POLICY = {
 }
 
 
+# What the rule actions' pages list under "Requirements" (firehose, republish, cloudwatchLogs;
+# s3:PutObject is in firehose_delivery_policy).
+IOT_RULE_ACTIONS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "firehose:PutRecord",
+                "firehose:PutRecordBatch",
+                "iot:Publish",
+                "logs:CreateLogStream",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+                "s3:PutObject",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def iot_trust(account: str = ACCOUNT, rule: str = "*") -> dict[str, Any]:
+    """A trust policy for AWS IoT rules, with the confused-deputy conditions
+    (https://docs.aws.amazon.com/iot/latest/developerguide/cross-service-confused-deputy-prevention.html)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "iot.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:iot:*:{account}:rule/{rule}"},
+                },
+            }
+        ],
+    }
+
+
 def firehose_trust(account: str = ACCOUNT) -> dict[str, Any]:
     """The trust policy of the guide's "Allow Firehose to assume an IAM role"."""
     return {
@@ -121,8 +162,5 @@ def create_shared_roles(iam: Any) -> None:
         }
     )
     policy = firehose_delivery_policy()
-    policy["Statement"].append(
-        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
-         "Resource": "*"}
-    )  # fmt: skip
+    policy["Statement"] += IOT_RULE_ACTIONS_POLICY["Statement"]
     ensure_role(iam, "iot-rules", trust, policy)

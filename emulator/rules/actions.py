@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emulator.iot.messages import InboundMessage
@@ -63,11 +63,16 @@ SYNCHRONOUS = {"firehose", "republish"}
 
 
 class ActionFailure(Exception):
-    def __init__(self, action: str, resource: str, message: str) -> None:
+    def __init__(
+        self, action: str, resource: str, message: str, denial: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.failed_action = ACTION_NAMES.get(action, action)
         self.failed_resource = resource
         self.error_message = message
+        # An IAM denial (emulator/rules/permissions.py): the role, action, resource and the
+        # deciding statement, for the log and views; never part of the errorAction message.
+        self.denial = denial
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -133,6 +138,8 @@ class ActionContext:
     # Accept a republished message in the current batch, then deliver it: (message, depth).
     republish: Callable[[InboundMessage, int], None]
     max_republish_depth: int
+    # Raises ActionFailure when IAM does not let IoT run the action (permissions.RuleAccess).
+    authorize: Callable[[ActionRun], None] | None = None
 
 
 def log_stream_name(rule_name: str) -> str:
@@ -151,12 +158,20 @@ class ActionRun:
     context: MessageContext
     rule_name: str
     depth: int
+    # Rendered once: the IAM check and the action must see the same ${newuuid()}.
+    _rendered: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def run(self, result: Result) -> None:
+        if self.services.authorize is not None:
+            self.services.authorize(self)  # trust, then each permission (permissions.py)
         RUNNERS[self.kind](self, result)
 
     def param(self, name: str) -> str:
-        return render(self.kind, self.params, name, self.message, self.context)
+        value = self._rendered.get(name)
+        if value is None:
+            value = render(self.kind, self.params, name, self.message, self.context)
+            self._rendered[name] = value
+        return value
 
     # Firehose ---------------------------------------------------------------------------
     def firehose(self, result: Result) -> None:
