@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
+from support.targets import deploy_fast, local_target
 
 from pipeline import certificates, experiments, publish, runs, workbook
-from pipeline.target import LOCAL_CREDENTIALS, Target
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -20,27 +19,9 @@ ENV = "brk"
 
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
-    session = boto3.Session(region_name=emulator.region, **LOCAL_CREDENTIALS)
-    target = Target(
-        "local",
-        emulator.region,
-        emulator.endpoint_url,
-        "localhost",
-        emulator.mqtt_port,
-        str(emulator.iot.root_ca_path),
-        session,
-    )
+    target = local_target(emulator)
     stack_name = "broken-permission"
-    out = workbook.deploy(
-        target,
-        stack_name,
-        {
-            "Environment": ENV,
-            "BufferIntervalSeconds": 1,
-            "BufferSizeMBs": 1,
-            "ProcessorBufferIntervalSeconds": 1,
-        },
-    )
+    out = deploy_fast(target, stack_name, ENV)
     device = certificates.create_from_csr(
         target.client("iot"),
         out["ThingName"],

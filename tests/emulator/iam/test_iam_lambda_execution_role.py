@@ -5,21 +5,13 @@ Roles are made with boto3 against the session emulator (IAM enforced)."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 from botocore.exceptions import ClientError
 from iam_roles import ensure_firehose_role, ensure_lambda_role
+from support.packages import function_zip
 
+ECHO = "def handler(event, context):\n    return event\n"
 MESSAGE = "The role defined for the function cannot be assumed by Lambda."
-
-
-def _code() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
 
 
 def _create(aws, name: str, role: str):
@@ -28,7 +20,7 @@ def _create(aws, name: str, role: str):
         Runtime="python3.11",
         Role=role,
         Handler="app.handler",
-        Code={"ZipFile": _code()},
+        Code={"ZipFile": function_zip({"app.py": ECHO})},
     )
 
 

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from iam_roles import ensure_lambda_role, ensure_role, iot_trust, lambda_trust
+from support.packages import function_zip
 from support.topic_rules import create_rule, error_documents, inbound
 from support.waiting import wait_until
 
@@ -239,65 +240,55 @@ def _only_failures(s3, err: str) -> list[dict]:
 
 def test_lambda_action_needs_the_functions_resource_policy(aws, unique, emulator, rules, buckets):
     s3, _out, err = buckets
-    lam = aws("lambda")
+    lam, name = aws("lambda"), f"rule-fn-{unique}"
+    code = "def handler(event, context):\n    print('got', event['n'])\n"
     fn = lam.create_function(
-        FunctionName=f"rule-fn-{unique}",
+        FunctionName=name,
         Runtime="python3.12",
         Role=ensure_lambda_role(aws("iam"), f"fn-role-{unique}"),
         Handler="index.handler",
-        Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")},
+        Code={"ZipFile": function_zip({"index.py": code})},
     )
-    name = f"lam_{unique}"
     rule_arn = create_rule(
         aws("iot"),
-        name,
+        f"lam_{unique}",
         f"SELECT * FROM 'lam/{unique}'",
         [{"lambda": {"functionArn": fn["FunctionArn"]}}],
         {"s3": {"bucketName": err, "key": "${newuuid()}", "roleArn": SHARED_ROLE}},
     )
-    calls = []
+    rules.accept(inbound(emulator, f"lam/{unique}", b'{"n": 1}'))
+    assert rules.drain(10)
+    (failure,) = _only_failures(s3, err)
+    assert failure["failedAction"] == "LambdaAction"
+    assert (
+        "User: iot.amazonaws.com is not authorized to perform: lambda:InvokeFunction"
+        in (failure["errorMessage"])
+    )
+    assert "because no resource-based policy allows" in failure["errorMessage"]
+    # when the function's policy lets IoT invoke it for this rule (lambda-rule-action page)
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="iot",
+        Action="lambda:InvokeFunction",
+        Principal="iot.amazonaws.com",
+        SourceArn=rule_arn,
+        SourceAccount=emulator.account_id,
+    )
+    rules.accept(inbound(emulator, f"lam/{unique}", b'{"n": 2}'))
+    assert rules.drain(10)
+    logs = aws("logs")
 
-    class RecordingLambdas:
-        def invoke(self, account_id, region, function, payload, invocation_type="RequestResponse"):
-            calls.append((function, payload, invocation_type))
+    def printed() -> list[str]:
+        emulator.lambdas.flush_logs(timeout=5)
+        try:
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+        return [e["message"].strip() for e in events if e["message"].startswith("got")]
 
-    previous = emulator.lambdas
-    emulator.lambdas = RecordingLambdas()
-    try:
-        rules.accept(inbound(emulator, f"lam/{unique}", b'{"n": 1}'))
-        assert rules.drain(10)
-        assert calls == []
-        (failure,) = _only_failures(s3, err)
-        assert failure["failedAction"] == "LambdaAction"
-        assert (
-            "User: iot.amazonaws.com is not authorized to perform: lambda:InvokeFunction"
-            in (failure["errorMessage"])
-        )
-        assert "because no resource-based policy allows" in failure["errorMessage"]
-        # when the function's policy lets IoT invoke it for this rule (lambda-rule-action page)
-        lam.add_permission(
-            FunctionName=f"rule-fn-{unique}",
-            StatementId="iot",
-            Action="lambda:InvokeFunction",
-            Principal="iot.amazonaws.com",
-            SourceArn=rule_arn,
-            SourceAccount=emulator.account_id,
-        )
-        rules.accept(inbound(emulator, f"lam/{unique}", b'{"n": 2}'))
-        assert rules.drain(10)
-    finally:
-        emulator.lambdas = previous
-    assert calls == [(fn["FunctionArn"], b'{"n":2}', "Event")]
-
-
-def _zip(source: str) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("index.py", source)
-    return buffer.getvalue()
+    # then the function ran once, for the second message only
+    assert wait_until(printed, 20) == ["got 2"]
+    assert len(error_documents(s3, err)) == 1
 
 
 def test_denial_through_mqtt_publish_reaches_the_error_action(
