@@ -298,7 +298,9 @@ def break_s3_writes(target: Target, stack_name: str, out: dict[str, str]) -> dic
     Deny wins over the role's Allow
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html),
     so Firehose can no longer write, keeps the records and retries
-    (https://docs.aws.amazon.com/firehose/latest/dev/retry.html). `restore_s3_writes` undoes it."""
+    (https://docs.aws.amazon.com/firehose/latest/dev/troubleshooting.html: for an S3 destination
+    "Firehose keeps retrying until the retention period ends", 24 hours for Direct PUT).
+    `restore_s3_writes` undoes it."""
     role = firehose_role(target, stack_name)
     buckets = (out["RawBucketName"], out["ParsedBucketName"])
     document = {

@@ -163,10 +163,17 @@ def function_policy(account_id: str, region: str, function_arn: str) -> str | No
 
     from moto.awslambda.models import lambda_backends
 
+    backend = lambda_backends[account_id][region]
     try:
-        fn = lambda_backends[account_id][region].get_function(function_arn)
+        fn = backend.get_function(function_arn)
     except Exception:  # moto raises its own not-found errors
-        return False
+        base = ":".join(function_arn.split(":")[:7]) if function_arn.startswith("arn:") else ""
+        try:
+            backend.get_function(base or function_arn.split(":")[0])
+        except Exception:
+            return False
+        # The function exists but this qualifier's policy cannot be read: nothing allows it.
+        return None
     statements = list(getattr(fn.policy, "statements", ()) or ())
     if not statements:
         return None
