@@ -180,6 +180,21 @@ def function_policy(account_id: str, region: str, function_arn: str) -> str | No
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+def _resource_policy(run: ActionRun, resource: str) -> dict[str, Any]:
+    """The target's resource-based policy, where it has one: an S3 bucket policy can deny what
+    the role allows
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
+    if not resource.startswith("arn:aws:s3:::"):
+        return {}
+    from emulator.firehose.access import bucket_policy
+
+    bucket = resource[len("arn:aws:s3:::") :].split("/", 1)[0]
+    policy = bucket_policy(run.message.account_id, bucket)
+    if policy is None:
+        return {}
+    return {"resource_policy": policy, "resource_policy_id": f"bucket policy of {bucket}"}
+
+
 def find_denial(run: ActionRun, iam: Any) -> Denial | None:
     """The first check `run` fails, or None when IoT may run it."""
     context = source_context(rule_arn(run))
@@ -202,7 +217,8 @@ def find_denial(run: ActionRun, iam: Any) -> Denial | None:
     if not decision.allowed:
         return Denial(run.kind, role, decision)
     for action, resource in role_pairs(run):
-        decision = iam.authorize(role, action, resource, session=SESSION)
+        policy = _resource_policy(run, resource)
+        decision = iam.authorize(role, action, resource, session=SESSION, **policy)
         if not decision.allowed:
             return Denial(run.kind, role, decision)
     return None

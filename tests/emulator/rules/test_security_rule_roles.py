@@ -302,3 +302,21 @@ def test_denial_through_mqtt_publish_reaches_the_error_action(
     assert wait_until(lambda: rules.drain(1) and _objects(s3, err), 10)
     assert _objects(s3, out) == []
     assert "s3:PutObject" in _only_failure(s3, err)["errorMessage"]
+
+
+def test_bucket_policy_deny_beats_the_roles_allow(aws, unique, buckets, s3_rule):
+    s3, out, err = buckets
+    role = _role(aws, unique, _policy(_allow("s3:PutObject", "*")))
+    deny = {
+        "Sid": "NoRuleWrites",
+        "Effect": "Deny",
+        "Principal": {"AWS": role},
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{out}/*",
+    }
+    s3.put_bucket_policy(Bucket=out, Policy=json.dumps(_policy(deny)))
+    s3_rule(role)()
+    assert _objects(s3, out) == []
+    message = _only_failure(s3, err)["errorMessage"]
+    assert "with an explicit deny in a resource-based policy" in message
+    assert "NoRuleWrites" in message
