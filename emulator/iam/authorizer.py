@@ -118,10 +118,12 @@ class IamAuthorizer:
     ) -> Decision:
         """May a session of `role_arn` perform `action` on `resource`?"""
         role = self._role(role_arn)
-        principal_arn = (
-            Principal.role_session(role_arn, session).arn if role_arn.count(":") == 5 else role_arn
-        )
         if role is None:
+            principal_arn = (
+                Principal.role_session(role_arn, session).arn
+                if role_arn.count(":") == 5
+                else role_arn
+            )
             return _no_role(role_arn, principal_arn, action, resource)
         key = (
             "role",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from emulator.iam.authorizer import source_context
@@ -43,8 +44,14 @@ RolePermissions = Callable[["ActionRun"], list[tuple[str, str]]]
 
 
 def rule_arn(run: ActionRun) -> str:
-    message = run.message
-    return f"arn:aws:iot:{message.region}:{message.account_id}:rule/{run.rule_name}"
+    return _rule_source(run.message.region, run.message.account_id, run.rule_name)[0]
+
+
+@lru_cache(maxsize=4096)
+def _rule_source(region: str, account: str, rule_name: str) -> tuple[str, dict[str, str]]:
+    """The rule's ARN and the confused-deputy keys IoT sets for it (read-only)."""
+    arn = f"arn:aws:iot:{region}:{account}:rule/{rule_name}"
+    return arn, source_context(arn)
 
 
 def _arn(run: ActionRun, service: str, resource: str) -> str:
@@ -197,7 +204,7 @@ def _resource_policy(run: ActionRun, resource: str) -> dict[str, Any]:
 
 def find_denial(run: ActionRun, iam: Any) -> Denial | None:
     """The first check `run` fails, or None when IoT may run it."""
-    context = source_context(rule_arn(run))
+    context = _rule_source(run.message.region, run.message.account_id, run.rule_name)[1]
     if run.kind in RESOURCE_POLICY_KINDS:
         arn = str(run.params.get("functionArn", ""))
         policy = function_policy(run.message.account_id, run.message.region, arn)
