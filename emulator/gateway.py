@@ -137,6 +137,8 @@ def _xml_escape(text: str) -> str:
 Handler = Callable[[AwsRequest], AwsResponse | None]
 AfterHook = Callable[[AwsRequest, int, bytes], None]
 Route = Callable[[AwsRequest], AwsResponse]
+# Runs before any answer (moto's included): a non-None response refuses the request.
+Guard = Callable[[dict[str, Any], "RequestContext"], AwsResponse | None]
 
 
 @dataclass(frozen=True)
@@ -409,6 +411,7 @@ class Gateway:
         self._handlers: dict[tuple[str, str], list[Handler]] = {}
         self._after: dict[tuple[str, str], list[AfterHook]] = {}
         self._routes: dict[str, Route] = {}
+        self._guards: list[Guard] = []
         self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._unimplemented_logged: set[tuple[str, str]] = set()
@@ -424,6 +427,11 @@ class Gateway:
         with self._lock:
             self._after.setdefault((service, operation), []).append(hook)
 
+    def guard(self, check: Guard) -> None:
+        """Run `check(environ, context)` on every AWS request before anything answers it
+        (moto included); a non-None answer is the response (e.g. an authorisation refusal)."""
+        self._guards.append(check)
+
     def route(self, path: str, handler: Route) -> None:
         """Serve an emulator-only path such as `/_emulator/health` (GET)."""
         self._routes[path] = handler
@@ -437,6 +445,10 @@ class Gateway:
             return self._respond(self._routes[path](request), start_response)
 
         context = identify(environ)
+        for check in self._guards:
+            refusal = check(environ, context)
+            if refusal is not None:
+                return self._respond(refusal, start_response)
         if context.service == "s3" and _s3_bucket_read_moto_lacks(environ):
             return self._respond(self.unimplemented(environ, context, None), start_response)
         if context.service is None or context.service in _PASS_THROUGH_SERVICES:

@@ -1,5 +1,6 @@
-"""Notebook 07's tools: trace one message, try rule SQL, ask IoT Core's policy evaluation, and
-change Firehose's buffering. Each works on the emulator and on AWS with the same calls.
+"""Notebook 07's tools: trace one message, try rule SQL, ask IoT Core's policy evaluation,
+change Firehose's buffering, and break one IAM permission on purpose. Each works on the emulator
+and on AWS with the same calls.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import base64
 import json
 import secrets
 import time
+import urllib.parse
+import urllib.request
 from typing import Any
 
 from pipeline import batches, objects, publish, runs, transform, workbook
@@ -275,3 +278,136 @@ def set_buffering(
 def scope_of(report: publish.PublishReport) -> runs.RunScope:
     """The run an experiment published (not recorded as 03's run: 04/05 keep theirs)."""
     return runs.RunScope(str(report.run_id), report.started_ms, report.finished_ms)
+
+
+# ------------------------------------------------------------------------ a broken permission
+BREAK_POLICY = "experiment-deny-s3-writes"  # the inline policy the experiment adds, then removes
+BREAK_SID = "ExperimentBreaksDelivery"
+
+
+def firehose_role(target: Target, stack_name: str) -> str:
+    """The name of the stack's Firehose delivery role (template.yaml's FirehoseRole)."""
+    detail = target.client("cloudformation").describe_stack_resource(
+        StackName=stack_name, LogicalResourceId="FirehoseRole"
+    )["StackResourceDetail"]
+    return detail["PhysicalResourceId"]
+
+
+def break_s3_writes(target: Target, stack_name: str, out: dict[str, str]) -> dict[str, Any]:
+    """Add an explicit Deny of s3:PutObject on both buckets to the Firehose role: an explicit
+    Deny wins over the role's Allow
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html),
+    so Firehose can no longer write, keeps the records and retries
+    (https://docs.aws.amazon.com/firehose/latest/dev/troubleshooting.html: for an S3 destination
+    "Firehose keeps retrying until the retention period ends", 24 hours for Direct PUT).
+    `restore_s3_writes` undoes it."""
+    role = firehose_role(target, stack_name)
+    buckets = (out["RawBucketName"], out["ParsedBucketName"])
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": BREAK_SID,
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": [f"arn:aws:s3:::{bucket}/*" for bucket in buckets],
+            }
+        ],
+    }
+    target.client("iam").put_role_policy(
+        RoleName=role, PolicyName=BREAK_POLICY, PolicyDocument=json.dumps(document)
+    )
+    if target.name == "aws":
+        time.sleep(15)  # IAM changes take effect after a few seconds (eventual consistency)
+    return {"role": role, "added inline policy": BREAK_POLICY, "statement": document["Statement"]}
+
+
+def restore_s3_writes(target: Target, stack_name: str) -> dict[str, Any]:
+    """Remove the experiment's Deny again (nothing to do if it is not there)."""
+    role = firehose_role(target, stack_name)
+    iam = target.client("iam")
+    try:
+        iam.delete_role_policy(RoleName=role, PolicyName=BREAK_POLICY)
+        removed = True
+    except iam.exceptions.NoSuchEntityException:
+        removed = False
+    if removed and target.name == "aws":
+        time.sleep(15)
+    left = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    return {"role": role, "removed": BREAK_POLICY if removed else None, "inline policies": left}
+
+
+def firehose_error_lines(
+    target: Target, out: dict[str, str], since_ms: int, timeout: float = 0.0
+) -> list[dict[str, Any]]:
+    """The error log lines Firehose wrote to the stack's log group since `since_ms` (waiting
+    up to `timeout` s for the first), as the guide describes them
+    (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html)."""
+    logs = target.client("logs")
+    deadline = time.monotonic() + timeout
+    while True:
+        events = logs.filter_log_events(
+            logGroupName=out["FirehoseLogGroupName"], startTime=since_ms
+        ).get("events", [])
+        if events or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0 if target.name == "local" else 5.0)
+    rows = []
+    for event in events:
+        try:
+            line = json.loads(event["message"])
+        except ValueError:
+            line = {"message": event["message"]}
+        rows.append(
+            {
+                "log stream": event.get("logStreamName"),
+                "errorCode": line.get("errorCode"),
+                "message": line.get("message"),
+                "destination": line.get("destination"),
+            }
+        )
+    return rows
+
+
+def held_back(
+    target: Target, out: dict[str, str], environment: str, scope: runs.RunScope, acknowledged: int
+) -> dict[str, int]:
+    """How many acknowledged messages of the run are in S3 yet, and how many Firehose holds."""
+    figures = workbook.collect(target, out, environment, scope).figures()
+    landed = figures["raw_lines"] + figures["rule_errors"]
+    return {
+        "acknowledged by IoT Core": acknowledged,
+        "in the raw bucket": figures["raw_lines"],
+        "parsed rows": figures["parsed_rows"],
+        "held back (not in S3 yet)": max(0, acknowledged - landed),
+    }
+
+
+def why_denied(target: Target, out: dict[str, str]) -> list[dict[str, Any]]:
+    """The emulator's explanation of each denied delivery: role, action, resource and the
+    statement that decided. AWS does not show this to the stream's owner (CloudTrail records
+    the denied call), so on AWS this is empty."""
+    if target.name != "local":
+        return []
+    query = urllib.parse.urlencode({"stream": out["DeliveryStreamName"]})
+    with urllib.request.urlopen(
+        f"{target.endpoint_url}/_emulator/firehose/errors?{query}", timeout=10
+    ) as answer:
+        errors = json.loads(answer.read())  # the stream's recent delivery errors, oldest first
+    rows = []
+    for error in errors:
+        denial = error.get("denial")
+        if not denial:
+            continue
+        statements = denial.get("statements") or []
+        rows.append(
+            {
+                "role": denial.get("principal"),
+                "action": denial.get("action"),
+                "resource": denial.get("resource"),
+                "decision": denial.get("decision"),
+                "decided by": ", ".join(f"{s['policy']} {s['statement']}" for s in statements)
+                or "no statement allows it",
+            }
+        )
+    return rows

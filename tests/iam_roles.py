@@ -26,32 +26,59 @@ LAMBDA_LOGS_POLICY = {
 }
 
 
+# What the rule actions' pages list under "Requirements" (firehose, republish, cloudwatchLogs;
+# s3:PutObject is in firehose_delivery_policy).
+IOT_RULE_ACTIONS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "firehose:PutRecord",
+                "firehose:PutRecordBatch",
+                "iot:Publish",
+                "logs:CreateLogStream",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+                "s3:PutObject",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def service_trust(service: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trust policy letting `service` assume the role (under `condition`)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def iot_trust(account: str = ACCOUNT, rule: str = "*") -> dict[str, Any]:
+    """A trust policy for AWS IoT rules, with the confused-deputy conditions
+    (https://docs.aws.amazon.com/iot/latest/developerguide/cross-service-confused-deputy-prevention.html)."""
+    return service_trust(
+        "iot.amazonaws.com",
+        {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:iot:*:{account}:rule/{rule}"},
+        },
+    )
+
+
 def firehose_trust(account: str = ACCOUNT) -> dict[str, Any]:
     """The trust policy of the guide's "Allow Firehose to assume an IAM role"."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "firehose.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"sts:ExternalId": account}},
-            }
-        ],
-    }
+    return service_trust("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": account}})
 
 
 def lambda_trust() -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+    return service_trust("lambda.amazonaws.com")
 
 
 def firehose_delivery_policy(
@@ -121,8 +148,5 @@ def create_shared_roles(iam: Any) -> None:
         }
     )
     policy = firehose_delivery_policy()
-    policy["Statement"].append(
-        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
-         "Resource": "*"}
-    )  # fmt: skip
+    policy["Statement"] += IOT_RULE_ACTIONS_POLICY["Statement"]
     ensure_role(iam, "iot-rules", trust, policy)

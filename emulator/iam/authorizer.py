@@ -118,10 +118,12 @@ class IamAuthorizer:
     ) -> Decision:
         """May a session of `role_arn` perform `action` on `resource`?"""
         role = self._role(role_arn)
-        principal_arn = (
-            Principal.role_session(role_arn, session).arn if role_arn.count(":") == 5 else role_arn
-        )
         if role is None:
+            principal_arn = (
+                Principal.role_session(role_arn, session).arn
+                if role_arn.count(":") == 5
+                else role_arn
+            )
             return _no_role(role_arn, principal_arn, action, resource)
         key = (
             "role",
@@ -223,7 +225,12 @@ class IamAuthorizer:
     def _backend(self):
         from moto.iam.models import iam_backends
 
-        return iam_backends[self.account_id][self.partition]
+        # BackendDict.__getitem__ takes a lock and scans every backend on each call; a plain
+        # dict read finds an existing account (services ask for each message they act on).
+        account = dict.get(iam_backends, self.account_id)
+        if account is None:
+            account = iam_backends[self.account_id]
+        return account[self.partition]
 
     def _role(self, role_arn: str):
         roles = self._backend().roles  # role id -> Role

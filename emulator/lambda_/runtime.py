@@ -91,8 +91,12 @@ class LambdaRuntime:
         emulator.lambdas = self
         from emulator.lambda_ import names
         from emulator.lambda_.api import register
+        from emulator.lambda_.credentials import ExecutionRoleGuard
+        from emulator.lambda_.roles import ExecutionRoleCheck
 
         names.register(emulator.gateway)
+        ExecutionRoleCheck(emulator).register(emulator.gateway)
+        emulator.gateway.guard(ExecutionRoleGuard(emulator))
         register(emulator.gateway, self)
 
     # Public interface ---------------------------------------------------------------------

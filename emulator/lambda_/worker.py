@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulator.lambda_ import isolation
+from emulator.lambda_ import credentials, isolation
 from emulator.lambda_.runtime_api import Invocation, RuntimeApiServer
 
 # Lambda gives the init phase 10 s before it gives up on an on-demand environment
@@ -79,6 +79,7 @@ class Worker:
         self.uid = isolation.allocate_uid() if self._isolation.separate_uid else None
         # Marks this environment's processes when it has no uid of its own.
         self._token = secrets.token_hex(16)
+        self.credentials = credentials.STORE.issue(spec.role, spec.function_name)
         try:
             self.process = subprocess.Popen(
                 [self._isolation.python, "-S", "-m", "awslambdaric", spec.handler],
@@ -93,6 +94,7 @@ class Worker:
         except BaseException:
             if self.uid is not None:
                 isolation.release_uid(self.uid)
+            credentials.STORE.revoke(self.credentials.access_key_id)
             self.api.close()
             raise
         assert self.process.stdout is not None
@@ -142,11 +144,10 @@ class Worker:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_REGION": spec.region,
                 "AWS_DEFAULT_REGION": spec.region,
-                # The function's SDK calls go to the emulator, with credentials it accepts.
+                # The function's SDK calls go to the emulator, signed with this environment's
+                # own credentials, which the emulator maps back to the execution role.
                 "AWS_ENDPOINT_URL": spec.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
+                **self.credentials.environment(),
             }
         )
         if self.uid is None:
@@ -284,6 +285,7 @@ class Worker:
                     isolation.release_uid(self.uid)
                 else:
                     isolation.kill_marked(self._token)
+        credentials.STORE.revoke(self.credentials.access_key_id)
         self.api.close()
 
 

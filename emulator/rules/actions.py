@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emulator.iot.messages import InboundMessage
@@ -65,11 +65,16 @@ SYNCHRONOUS = {"firehose", "republish"}
 
 
 class ActionFailure(Exception):
-    def __init__(self, action: str, resource: str, message: str) -> None:
+    def __init__(
+        self, action: str, resource: str, message: str, denial: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.failed_action = ACTION_NAMES.get(action, action)
         self.failed_resource = resource
         self.error_message = message
+        # An IAM denial (emulator/rules/permissions.py): the role, action, resource and the
+        # deciding statement, for the log and views; never part of the errorAction message.
+        self.denial = denial
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -141,6 +146,8 @@ class ActionContext:
     max_republish_depth: int
     # HTTP topic rule destinations (destinations.TopicRuleDestinations), for the http action.
     destinations: Any = None
+    # Raises ActionFailure when IAM does not let IoT run the action (permissions.RuleAccess).
+    authorize: Callable[[ActionRun], None] | None = None
 
 
 def log_stream_name(rule_name: str) -> str:
@@ -159,12 +166,20 @@ class ActionRun:
     context: MessageContext
     rule_name: str
     depth: int
+    # Rendered once: the IAM check and the action must see the same ${newuuid()}.
+    _rendered: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def run(self, result: Result) -> None:
+        if self.services.authorize is not None:
+            self.services.authorize(self)  # trust, then each permission (permissions.py)
         RUNNERS[self.kind](self, result)
 
     def param(self, name: str) -> str:
-        return render(self.kind, self.params, name, self.message, self.context)
+        value = self._rendered.get(name)
+        if value is None:
+            value = render(self.kind, self.params, name, self.message, self.context)
+            self._rendered[name] = value
+        return value
 
     # Firehose ---------------------------------------------------------------------------
     def firehose(self, result: Result) -> None:
@@ -368,10 +383,12 @@ def _describe(exc: Exception, service: str) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-# Actions into other moto-backed services (imported last: that module uses the names above).
-from emulator.rules import service_actions  # noqa: E402
+# Actions into other moto-backed services (imported last: that module uses the names above),
+# with the permissions their roles need (emulator/rules/permissions.py checks them).
+from emulator.rules import permissions, service_actions  # noqa: E402
 
 ACTION_NAMES.update(service_actions.ACTION_NAMES)
 TEMPLATED.update(service_actions.TEMPLATED)
 REQUIRED.update(service_actions.REQUIRED)
 RUNNERS.update(service_actions.RUNNERS)
+permissions.PERMISSIONS.update(service_actions.PERMISSIONS)

@@ -40,6 +40,7 @@ from emulator.constants import BASIC_INGEST_PREFIX
 from emulator.iot.messages import InboundMessage
 from emulator.rules.actions import SYNCHRONOUS, TEMPLATED, ActionContext, ActionFailure, ActionRun
 from emulator.rules.iotlogging import IotLogging
+from emulator.rules.permissions import RuleAccess
 from emulator.rules.service_functions import ServiceCalls
 from emulator.rules.sql import (
     CompiledRule,
@@ -115,6 +116,7 @@ class _Batch:
             republish=partial(engine._republish, self),
             max_republish_depth=engine.max_republish_depth,
             destinations=engine.destinations,
+            authorize=engine.access.check,
         )
 
     def put_records(
@@ -157,6 +159,8 @@ class RuleFailure:
     stage: str  # "sql", "action" or "errorAction"
     failures: tuple[dict[str, str], ...]
     at: float = field(default_factory=time.time)
+    # IAM denials among the failures: role, action, resource, deciding statement.
+    denials: tuple[dict[str, Any], ...] = ()
 
 
 class RulesEngine:
@@ -166,6 +170,7 @@ class RulesEngine:
         self.emulator = emulator
         self.max_republish_depth = max_republish_depth
         self.failures: deque[RuleFailure] = deque(maxlen=10_000)
+        self.access = RuleAccess(emulator)
         self._compiled: dict[tuple[str, str, str, str, str], CompiledRule | SqlError] = {}
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
@@ -323,6 +328,7 @@ class RulesEngine:
         if result is None:
             return
         failures: list[dict[str, str]] = []
+        denials: list[dict[str, Any]] = []
         background: list[ActionRun] = []
         for action in rule.actions:
             kind, params = next(iter(action.items()))
@@ -334,14 +340,15 @@ class RulesEngine:
                     run.run(result)
                 except ActionFailure as failure:
                     failures.append(failure.as_dict())
+                    denials.extend([failure.denial] if failure.denial else [])
             else:
                 background.append(run)
         if background:
             context.batch.defer(
-                lambda: self._finish(rule, message, context, result, background, failures)
+                lambda: self._finish(rule, message, context, result, background, failures, denials)
             )
         elif failures:
-            self._record(rule.rule_name, message.topic, "action", failures)
+            self._record(rule.rule_name, message.topic, "action", failures, denials)
             context.batch.defer(lambda: self._error_action(rule, message, context, failures))
 
     def _finish(
@@ -352,17 +359,19 @@ class RulesEngine:
         result: Result,
         runs: list[ActionRun],
         failures: list[dict[str, str]],
+        denials: list[dict[str, Any]],
     ) -> None:
         for run in runs:
             try:
                 run.run(result)
             except ActionFailure as failure:
                 failures.append(failure.as_dict())
+                denials.extend([failure.denial] if failure.denial else [])
             except Exception as exc:  # a bug of ours still reaches the error action
                 log.exception("rule %s: action %s failed", rule.rule_name, run.kind)
                 failures.append(_failure(run.kind, rule.rule_name, exc))
         if failures:
-            self._record(rule.rule_name, message.topic, "action", failures)
+            self._record(rule.rule_name, message.topic, "action", failures, denials)
             self._error_action(rule, message, context, failures)
 
     def _error_action(
@@ -389,24 +398,37 @@ class RulesEngine:
         try:
             run.run(Result(value=document))
         except ActionFailure as failure:
-            self._record(rule.rule_name, message.topic, "errorAction", [failure.as_dict()])
+            # The error message is dropped (an errorAction has no errorAction of its own); the
+            # failure stays in `failures`, the log and, for a denial, the activity log.
+            denials = [failure.denial] if failure.denial else []
+            self._record(rule.rule_name, message.topic, "errorAction", [failure.as_dict()], denials)
         except Exception as exc:
             log.exception("rule %s: error action failed", rule.rule_name)
             self._record(
                 rule.rule_name, message.topic, "errorAction", [_failure(kind, rule.rule_name, exc)]
             )
 
-    def _record(self, rule_name: str, topic: str, stage: str, failures: list[dict]) -> None:
-        self.failures.append(RuleFailure(rule_name, topic, stage, tuple(failures)))
+    def _record(
+        self,
+        rule_name: str,
+        topic: str,
+        stage: str,
+        failures: list[dict],
+        denials: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.failures.append(
+            RuleFailure(rule_name, topic, stage, tuple(failures), denials=tuple(denials or ()))
+        )
         for failure in failures:
             log.warning(
-                "rule %s (%s) on %r: %s %s: %s",
+                "rule %s (%s) on %r: %s %s: %s%s",
                 rule_name,
                 stage,
                 topic,
                 failure.get("failedAction") or "SQL evaluation",
                 failure.get("failedResource"),
                 failure.get("errorMessage"),
+                " (the error message is dropped)" if stage == "errorAction" else "",
             )
 
     # Background worker ------------------------------------------------------------------

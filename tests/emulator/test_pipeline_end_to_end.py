@@ -12,12 +12,11 @@ import base64
 import json
 import re
 
-import boto3
 import pytest
+from support.targets import deploy_fast, local_target
 from support.waiting import wait_until
 
 from pipeline import batches, certificates, publish, workbook
-from pipeline.target import LOCAL_CREDENTIALS, Target
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -26,27 +25,9 @@ ENV = "e2e"
 
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
-    session = boto3.Session(region_name=emulator.region, **LOCAL_CREDENTIALS)
-    target = Target(
-        "local",
-        emulator.region,
-        emulator.endpoint_url,
-        "localhost",
-        emulator.mqtt_port,
-        str(emulator.iot.root_ca_path),
-        session,
-    )
+    target = local_target(emulator)
     stack_name = "e2e-pipeline"
-    out = workbook.deploy(
-        target,
-        stack_name,
-        {
-            "Environment": ENV,
-            "BufferIntervalSeconds": 1,
-            "BufferSizeMBs": 1,
-            "ProcessorBufferIntervalSeconds": 1,
-        },
-    )
+    out = deploy_fast(target, stack_name, ENV)
     secrets = tmp_path_factory.mktemp("secrets")
     device = certificates.create_from_csr(
         target.client("iot"), out["ThingName"], out["PolicyName"], secrets_dir=secrets

@@ -157,6 +157,23 @@ def lambda_role(aws) -> str:
         PolicyName="logs",
         PolicyDocument=json.dumps(LOGS_POLICY),
     )
+    # The function's own SDK calls are authorised with this role too (app.put_object's bucket).
+    aws("iam").put_role_policy(
+        RoleName="lambda-runtime-tests",
+        PolicyName="s3-writes",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:PutObject",
+                        "Resource": "arn:aws:s3:::lambda-event-*/*",
+                    }
+                ],
+            }
+        ),
+    )
     return role["Role"]["Arn"]
 
 

@@ -6,8 +6,7 @@ import json
 import time
 
 import pytest
-
-from emulator.iot.messages import InboundMessage
+from support.topic_rules import inbound
 
 
 def _rule(aws, name, sql, actions, error_action=None):
@@ -17,17 +16,7 @@ def _rule(aws, name, sql, actions, error_action=None):
     aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
 
 
-def _message(emulator, topic, payload: bytes, client_id="sensor-7"):
-    return InboundMessage(
-        topic=topic,
-        payload=payload,
-        qos=1,
-        client_id=client_id,
-        principal="ab" * 32,
-        timestamp_ms=int(time.time() * 1000),
-        account_id=emulator.account_id,
-        region=emulator.region,
-    )
+_message = inbound  # a message as the broker hands it to the engine
 
 
 @pytest.mark.parametrize(

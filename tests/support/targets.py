@@ -1,0 +1,38 @@
+"""The workbook's `Target` for the session emulator, and a stack deployed with short buffering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from pipeline import workbook
+from pipeline.target import LOCAL_CREDENTIALS, Target
+
+
+def local_target(emulator: Any) -> Target:
+    """What `pipeline.target.open_target("local")` gives, for the in-process emulator."""
+    session = boto3.Session(region_name=emulator.region, **LOCAL_CREDENTIALS)
+    return Target(
+        "local",
+        emulator.region,
+        emulator.endpoint_url,
+        "localhost",
+        emulator.mqtt_port,
+        str(emulator.iot.root_ca_path),
+        session,
+    )
+
+
+def deploy_fast(target: Target, stack_name: str, environment: str) -> dict[str, str]:
+    """template.yaml deployed with 1 s buffering (Firehose and its processor); the outputs."""
+    return workbook.deploy(
+        target,
+        stack_name,
+        {
+            "Environment": environment,
+            "BufferIntervalSeconds": 1,
+            "BufferSizeMBs": 1,
+            "ProcessorBufferIntervalSeconds": 1,
+        },
+    )
