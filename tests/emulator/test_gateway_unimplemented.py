@@ -21,7 +21,7 @@ CASES = [
     # rest-json; no URL rule in moto's Lambda app: werkzeug's HTML 404 page.
     ("lambda", "get_account_settings", {}, "rest-json"),
     # rest-json on iot-data (NotImplementedError).
-    ("iot-data", "list_retained_messages", {}, "rest-json"),
+    ("iot-data", "get_connection", {"clientId": "device-1"}, "rest-json"),
     # rest-xml; no URL rule in moto's Route 53 app: HTML 404.
     ("route53", "list_cidr_collections", {}, "rest-xml"),
 ]

@@ -66,8 +66,8 @@ def test_a_kind_without_permissions_is_refused_while_iam_is_enforced():
         def find(self, name):  # pragma: no cover - must not be reached
             raise AssertionError("the refusal comes before any evaluation")
 
-    assert "dynamoDB" not in PERMISSIONS
+    assert "iotEvents" not in PERMISSIONS
     with pytest.raises(ActionFailure) as caught:
-        RuleAccess(Emulator()).check(_run("dynamoDB", {"tableName": "t", "roleArn": "x"}))
-    assert "does not know which IAM permissions the dynamoDB action needs" in str(caught.value)
+        RuleAccess(Emulator()).check(_run("iotEvents", {"inputName": "i", "roleArn": "x"}))
+    assert "does not know which IAM permissions the iotEvents action needs" in str(caught.value)
     assert caught.value.failed_resource == "r1"
