@@ -320,3 +320,43 @@ def test_bucket_policy_deny_beats_the_roles_allow(aws, unique, buckets, s3_rule)
     message = _only_failure(s3, err)["errorMessage"]
     assert "with an explicit deny in a resource-based policy" in message
     assert "NoRuleWrites" in message
+
+
+def test_actions_into_other_services_are_checked_with_their_role(
+    aws, unique, rules, emulator, buckets
+):
+    # given a role allowed to send to one queue only, and rules sending to it, to another queue
+    # and to a DynamoDB table
+    s3, _out, err = buckets
+    sqs = aws("sqs")
+    allowed = sqs.create_queue(QueueName=f"ok-{unique}")["QueueUrl"]
+    other = sqs.create_queue(QueueName=f"no-{unique}")["QueueUrl"]
+    allowed_arn = f"arn:aws:sqs:{emulator.region}:123456789012:ok-{unique}"
+    role = _role(aws, unique, _policy(_allow("sqs:SendMessage", allowed_arn)))
+    create_rule(
+        aws("iot"),
+        f"svc_{unique}",
+        f"SELECT * FROM 'svc/{unique}'",
+        [
+            {"sqs": {"queueUrl": allowed, "roleArn": role}},
+            {"sqs": {"queueUrl": other, "roleArn": role}},
+            {"dynamoDBv2": {"putItem": {"tableName": f"t-{unique}"}, "roleArn": role}},
+        ],
+        {"s3": {"bucketName": err, "key": "${newuuid()}", "roleArn": SHARED_ROLE}},
+    )
+    # when a message arrives
+    rules.accept(inbound(emulator, f"svc/{unique}", b'{"t": 1}'))
+    assert rules.drain(10)
+    # then only the allowed queue has it, and the two denials reach the errorAction by name
+    assert sqs.receive_message(QueueUrl=allowed, WaitTimeSeconds=1).get("Messages")
+    assert not sqs.receive_message(QueueUrl=other, WaitTimeSeconds=0).get("Messages")
+    failures = _only_failures(s3, err)
+    assert [f["failedAction"] for f in failures] == ["SqsAction", "DynamoDBv2Action"]
+    assert (
+        f"sqs:SendMessage on resource: arn:aws:sqs:{emulator.region}:"
+        in failures[0]["errorMessage"]
+    )
+    assert (
+        f"dynamodb:PutItem on resource: arn:aws:dynamodb:{emulator.region}:"
+        in failures[1]["errorMessage"]
+    )
