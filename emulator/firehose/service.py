@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from emulator.firehose import buffering, keys, names, partitioned, processor, validation
+from emulator.firehose import (
+    buffering,
+    conversion,
+    keys,
+    names,
+    partitioned,
+    processor,
+    validation,
+)
 from emulator.firehose.access import RoleAccess
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
@@ -153,6 +161,9 @@ class _InFlight:
     first_id: str
     count: int
     outcome: processor.ProcessorOutcome | None = None
+    # With format conversion: (the Parquet/ORC body and its row count, error lines, their
+    # source records), computed once per batch.
+    converted: tuple[bytes, int, list[bytes], list[BufferedRecord]] | None = None
     written: set[str] = field(default_factory=set)
 
 
@@ -619,7 +630,18 @@ class FirehoseService:
                 flight.outcome = self._process(cfg, batch)
             delivered, failed = flight.outcome.delivered, flight.outcome.failed
             dropped = flight.outcome.dropped
-        if delivered:
+        if delivered and cfg.conversion is not None:
+            if flight.converted is None:
+                sources = (flight.outcome.sources if flight.outcome else None) or batch
+                flight.converted = self.convert(cfg, list(zip(sources, delivered, strict=True)))
+            body, rows, error_lines, error_sources = flight.converted
+            if rows:
+                self._write(cfg, name, target, flight, "destination", batch, [body], reason,
+                            dropped, count=rows)  # fmt: skip
+            if error_lines:
+                self._write(cfg, name, target, flight, conversion.ERROR_OUTPUT_TYPE,
+                            error_sources, error_lines, reason)  # fmt: skip
+        elif delivered:
             self._write(cfg, name, target, flight, "destination", batch, delivered, reason, dropped)
         if failed:
             lines = [
@@ -629,6 +651,47 @@ class FirehoseService:
                 cfg, name, target, flight, "processing-failed", [f.record for f in failed], lines,
                 reason,
             )  # fmt: skip
+
+    def schema(self, cfg: StreamConfig) -> conversion.Schema:
+        """The Glue table of the stream's conversion, read with its role; DeliveryError when
+        it can't be (the records stay spooled and the read is retried)."""
+        conv = cfg.conversion
+        assert conv is not None
+        denied = self._access.glue_read(conv.role_arn, cfg.account_id, cfg.arn, conv)
+        if denied is not None:
+            raise DeliveryError(
+                "DataFormatConversion.AccessDenied",
+                f"Access was denied reading the Glue table {conv.database}.{conv.table}: the "
+                "role needs glue:GetTable, glue:GetTableVersion and glue:GetTableVersions",
+                denial=denied.as_dict(),
+            )
+        try:
+            return conversion.read_schema(conv)
+        except conversion.SchemaError as exc:
+            raise DeliveryError(exc.code, exc.message) from exc
+
+    def convert(
+        self, cfg: StreamConfig, records: list[tuple[BufferedRecord, bytes]]
+    ) -> tuple[bytes, int, list[bytes], list[BufferedRecord]]:
+        """(source, data) pairs to one Parquet/ORC body, its row count, and the error lines
+        (with their sources) of the records that could not be deserialized."""
+        conv = cfg.conversion
+        assert conv is not None
+        schema = self.schema(cfg)
+        table_rows: list[dict[str, Any]] = []
+        error_lines: list[bytes] = []
+        error_sources: list[BufferedRecord] = []
+        for source, data in records:
+            try:
+                table_rows.extend(conversion.rows(data, conv, schema))
+            except conversion.RecordError as exc:
+                error_lines.append(
+                    conversion.error_line(data, source.arrival_ms, str(exc),
+                                          int(time.time() * 1000), conv, schema)
+                )  # fmt: skip
+                error_sources.append(source)
+        body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
+        return body, len(table_rows), error_lines, error_sources
 
     def _process(
         self, cfg: StreamConfig, batch: list[BufferedRecord]
@@ -673,18 +736,22 @@ class FirehoseService:
         chunks: list[bytes],
         reason: str,
         dropped: int = 0,
+        count: int | None = None,
     ) -> None:
         if kind in flight.written:
             return
         when = keys.arrival_instant(min(r.arrival_ms for r in records), target.time_zone)
+        extension = target.extension
         try:
-            if kind == "processing-failed":
-                prefix = keys.error_prefix(target.prefix, target.error_output_prefix, when)
+            if kind in keys.ERROR_OUTPUT_TYPES:
+                prefix = keys.error_prefix(target.prefix, target.error_output_prefix, when, kind)
+                if cfg.conversion is not None:
+                    extension = ""  # error outputs are JSON lines, not Parquet / ORC
             else:
                 prefix = keys.destination_prefix(target.prefix, when)
         except keys.PrefixError as exc:
             raise DeliveryError("Emulator.InvalidPrefix", str(exc)) from exc
-        key = keys.object_name(prefix, cfg.name, cfg.version, when, target.extension)
+        key = keys.object_name(prefix, cfg.name, cfg.version, when, extension)
         data = b"".join(chunks)
         body, content_encoding = encode(data, target.compression)
         denied = self._access.s3_put(target.role_arn, cfg.account_id, cfg.arn, target.bucket, key)
@@ -703,7 +770,7 @@ class FirehoseService:
             "kind": kind,
             "bucket": target.bucket,
             "key": key,
-            "records": len(chunks),
+            "records": len(chunks) if count is None else count,
             "bytes": len(data),
             "compressed_bytes": len(body),
             "reason": reason,
