@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -56,6 +58,36 @@ MAX_RECORD_BYTES = 1_024_000
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_BACKOFF_S = 30.0
+# Emulator-only clock control: every buffer interval is divided by this factor, so a stream
+# keeping AWS-valid hints (60 s or more) flushes in seconds locally. `python -m emulator
+# --time-scale N` sets it; 1 (the default) is AWS's timing. Listed in emulator/DEVIATIONS.md.
+TIME_SCALE_ENV = "IOT_EMULATOR_TIME_SCALE"
+
+
+def time_scale_from_environment() -> float:
+    """IOT_EMULATOR_TIME_SCALE as a factor >= 1; ValueError naming the variable otherwise."""
+    text = os.environ.get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = 0.0
+    if not (scale >= 1 and scale < float("inf")):
+        raise ValueError(f"{TIME_SCALE_ENV}={text!r}: give a number >= 1 (1: AWS's timing)")
+    return scale
+
+
+def scaled(target: S3Target, scale: float) -> S3Target:
+    """`target` with its buffer interval divided by `scale` (the size hint is unchanged)."""
+    if scale == 1:
+        return target
+    hints = buffering.BufferingHints(
+        target.buffering.size_bytes, target.buffering.interval_s / scale
+    )
+    return dataclasses.replace(target, buffering=hints)
+
+
 DELIVERY_LOG_LENGTH = 1000
 ERROR_LOG_LENGTH = 200
 LOG_STREAM_LINE = {"destination": "DestinationDelivery", "backup": "BackupDelivery"}
@@ -221,6 +253,7 @@ class FirehoseService:
         # Tests of the processor contract may replace this with a fake of the same signature.
         self.invoke = self._invoke_lambda
         self._partitioner = partitioned.Partitioner()
+        self.time_scale = time_scale_from_environment()
         emulator.firehose = self
         gateway = emulator.gateway
         names.register(gateway)  # before the handlers below: a bad name is refused first
@@ -556,6 +589,7 @@ class FirehoseService:
 
     def _consume(self, stream: _Stream, cfg: StreamConfig, name: str, target: S3Target) -> float:
         consumer = stream.consumers[name]
+        target = scaled(target, self.time_scale)
         if name == "destination" and cfg.dynamic_partitioning:
             return self._partitioner.consume(self, stream, cfg, consumer, target)
         while not self._stopping.is_set():
