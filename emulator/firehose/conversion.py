@@ -185,7 +185,7 @@ _PRIMITIVES = {
     "float": pa.float32(),
     "double": pa.float64(),
     "date": pa.date32(),
-    "timestamp": pa.timestamp("ms"),
+    "timestamp": pa.timestamp("us"),
     "binary": pa.binary(),
 }
 
@@ -531,7 +531,17 @@ def _documents(data: bytes) -> list[Any]:
 
 
 def rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]:
-    """The rows of one record, or RecordError."""
+    """The rows of one record, or RecordError (also for a value the column's Arrow type can't
+    hold, e.g. a decimal beyond its precision)."""
+    out = _rows(data, conv, schema)
+    try:
+        pa.Table.from_pylist(out, schema=schema.arrow())
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+        raise RecordError(f"a value does not fit its column: {exc}") from exc
+    return out
+
+
+def _rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]:
     out = []
     for document in _documents(data):
         if not isinstance(document, dict):

@@ -113,3 +113,8 @@ def test_configuration_problems():
     ]
     assert conversion.enabled({}) and not conversion.enabled({"Enabled": False})
     assert not conversion.enabled(None)
+
+
+def test_a_value_beyond_the_column_type_is_a_record_error():
+    with pytest.raises(RecordError, match="does not fit its column"):
+        conversion.rows(b'{"d": 12345.6}', conv(), schema(d="decimal(5,2)"))
