@@ -29,6 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from emulator.firehose.s3 import DeliveryError
+
 ERROR_OUTPUT_TYPE = "format-conversion-failed"
 MALFORMED = "DataFormatConversion.MalformedData"
 GLUE_ACTIONS = ("glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions")
@@ -44,14 +46,8 @@ DEFAULT_STRIPE_BYTES = 64 * 1024 * 1024
 DEFAULT_ROW_INDEX_STRIDE = 10_000
 
 
-class SchemaError(Exception):
+class SchemaError(DeliveryError):
     """The Glue table can't be read or used; the records wait (code in Firehose's terms)."""
-
-    def __init__(self, code: str, message: str, denial: dict | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.denial = denial
 
 
 class RecordError(ValueError):

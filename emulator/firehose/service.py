@@ -699,10 +699,7 @@ class FirehoseService:
                 "role needs glue:GetTable, glue:GetTableVersion and glue:GetTableVersions",
                 denial=denied.as_dict(),
             )
-        try:
-            return conversion.read_schema(conv)
-        except conversion.SchemaError as exc:
-            raise DeliveryError(exc.code, exc.message) from exc
+        return conversion.read_schema(conv)  # a SchemaError is a DeliveryError
 
     def convert(
         self, cfg: StreamConfig, records: list[tuple[BufferedRecord, bytes]]
