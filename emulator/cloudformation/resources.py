@@ -850,6 +850,81 @@ class SnsSubscription(EmulatedResource, CloudFormationModel):
         Services.client("sns", region).unsubscribe(SubscriptionArn=physical_id)
 
 
+# --------------------------------------------------------------------- Glue Data Catalog
+class GlueDatabase(EmulatedResource, CloudFormationModel):
+    """moto 5.2.5 has no CloudFormation model for Glue. Ref returns the database name.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-glue-database.html
+    """
+
+    TYPE = "AWS::Glue::Database"
+    PROPERTIES = {"CatalogId": ANY, "DatabaseInput": ANY, "DatabaseName": ANY}
+    REQUIRED = ("CatalogId", "DatabaseInput")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        database = dict(props["DatabaseInput"])
+        database.setdefault("Name", props.get("DatabaseName") or name.lower())
+        Services.client("glue", region).create_database(
+            CatalogId=str(props["CatalogId"]), DatabaseInput=database
+        )
+        return database["Name"], {}
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        database = {**props["DatabaseInput"], "Name": original.physical_resource_id}
+        if props["DatabaseInput"].get("Name", database["Name"]) != database["Name"]:
+            return None  # a new name replaces the database
+        Services.client("glue", region).update_database(
+            CatalogId=str(props["CatalogId"]), Name=database["Name"], DatabaseInput=database
+        )
+        return {}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("glue", region).delete_database(
+            CatalogId=str(props["CatalogId"]), Name=physical_id
+        )
+
+
+class GlueTable(EmulatedResource, CloudFormationModel):
+    """Ref returns the table name; TableInput is the Glue API's, so partition projection and
+    the other `Parameters` are stored as written.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-glue-table.html
+    """
+
+    TYPE = "AWS::Glue::Table"
+    PROPERTIES = {"CatalogId": ANY, "DatabaseName": ANY, "TableInput": ANY}
+    REQUIRED = ("CatalogId", "DatabaseName", "TableInput")
+
+    @classmethod
+    def create(cls, name, props, account_id, region, named):
+        table = dict(props["TableInput"])
+        table.setdefault("Name", name.lower())
+        Services.client("glue", region).create_table(
+            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], TableInput=table
+        )
+        return table["Name"], {}
+
+    @classmethod
+    def update_in_place(cls, original, props, region):
+        if props["DatabaseName"] != original.properties.get("DatabaseName"):
+            return None
+        table = {**props["TableInput"], "Name": original.physical_resource_id}
+        if props["TableInput"].get("Name", table["Name"]) != table["Name"]:
+            return None
+        # UpdateTable keeps the earlier version: Firehose reads "LATEST" unless told otherwise.
+        Services.client("glue", region).update_table(
+            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], TableInput=table
+        )
+        return {}
+
+    @classmethod
+    def remove(cls, physical_id, props, region):
+        Services.client("glue", region).delete_table(
+            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], Name=physical_id
+        )
+
+
 RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
     cls.TYPE: cls
     for cls in (
@@ -864,6 +939,8 @@ RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
         LogStream,
         BucketPolicy,
         SnsSubscription,
+        GlueDatabase,
+        GlueTable,
     )
 }
 
