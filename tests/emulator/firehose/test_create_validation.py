@@ -77,8 +77,7 @@ INVALID_ARGUMENT = {
             "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 60},
             "DataFormatConversionConfiguration": {"Enabled": True},
         },
-        "DataFormatConversionConfiguration.InputFormatConfiguration is required when it is "
-        "enabled",
+        "DataFormatConversionConfiguration.InputFormatConfiguration is required when it is enabled",
     ),
     "dynamic-partitioning-needs-error-output-prefix": (
         {"DynamicPartitioningConfiguration": {"Enabled": True}},
