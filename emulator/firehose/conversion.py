@@ -586,8 +586,16 @@ def serialize(table_rows: list[dict[str, Any]], conv: Conversion, schema: Schema
             table,
             sink,
             compression=ORC_CODECS[serde.get("Compression") or "SNAPPY"],
+            file_version="0.11" if serde.get("FormatVersion") == "V0_11" else "0.12",
             stripe_size=int(serde.get("StripeSizeBytes") or DEFAULT_STRIPE_BYTES),
             row_index_stride=int(serde.get("RowIndexStride") or DEFAULT_ROW_INDEX_STRIDE),
+            # API_OrcSerDe: PaddingTolerance (default 0.05) "is ignored if EnablePadding is
+            # false" (the default); DictionaryKeyThreshold default 0; BloomFilter fpp 0.05.
+            padding_tolerance=float(serde.get("PaddingTolerance", 0.05))
+            if _truthy(serde.get("EnablePadding"), False)
+            else 0.0,
+            dictionary_key_size_threshold=float(serde.get("DictionaryKeyThreshold") or 0.0),
+            bloom_filter_fpp=float(serde.get("BloomFilterFalsePositiveProbability") or 0.05),
             bloom_filter_columns=[
                 i
                 for i, (name, _) in enumerate(schema.columns)

@@ -157,7 +157,8 @@ def test_hive_records_land_as_orc_read_from_the_table_version(aws, unique):
     )
     role = conversion_role(aws, f"conv-{unique}")
     hive = {"HiveJsonSerDe": {"TimestampFormats": ["yyyy/MM/dd HH:mm", "millis"]}}
-    conversion = conversion_config(role, database, "events", hive, {"OrcSerDe": {}})
+    orc_serde = {"OrcSerDe": {"FormatVersion": "V0_11", "Compression": "ZLIB"}}
+    conversion = conversion_config(role, database, "events", hive, orc_serde)
     conversion["SchemaConfiguration"]["VersionId"] = "1"
     converting_stream(aws, stream, role, conversion)
 
@@ -168,7 +169,9 @@ def test_hive_records_land_as_orc_read_from_the_table_version(aws, unique):
     # Then the .orc object has version 1's columns and the parsed timestamps
     (obj,) = wait_for_objects(s3 := aws("s3"), stream, prefix="20")
     assert obj["Key"].endswith(".orc")
-    table = orc.ORCFile(io.BytesIO(read_object(s3, stream, obj["Key"])[0])).read()
+    orc_file = orc.ORCFile(io.BytesIO(read_object(s3, stream, obj["Key"])[0]))
+    assert (orc_file.file_version, orc_file.compression) == ("0.11", "ZLIB")
+    table = orc_file.read()
     assert table.schema.names == ["id", "at"]
     assert table.schema.field("id").type == pa.int64()
     assert table.to_pylist() == [
