@@ -1,4 +1,5 @@
-"""Load the parsed bucket's batches (the transform's JSON lines) into one pandas DataFrame.
+"""Load the parsed bucket's batches (the transform's JSON lines, or Parquet objects when the
+stream converts records) into one pandas DataFrame.
 
 pandas and pyarrow are imported inside the functions: the Lambda imports `pipeline`, and this
 module must cost it nothing.
@@ -42,10 +43,34 @@ def load_parsed(objects: Iterable[bytes]) -> pd.DataFrame:
     import pyarrow as pa
 
     objects = [data for data in objects if data]  # an empty object has no lines
+    if objects and all(is_parquet(data) for data in objects):
+        return _via_parquet(objects)
     try:
         return _via_pyarrow(objects)
     except (pa.ArrowException, OSError, EOFError):  # refused or unreadable: the fallback says why
         return _via_records(objects)
+
+
+def is_parquet(data: bytes) -> bool:
+    """A Parquet file starts and ends with the magic `PAR1` (Apache Parquet, "File Format")."""
+    return len(data) >= 8 and data[:4] == data[-4:] == b"PAR1"
+
+
+def _via_parquet(objects: list[bytes]) -> pd.DataFrame:
+    """Objects Firehose converted to Parquet with a Glue table's schema (record format
+    conversion): one table per object, concatenated; the time columns, which Firehose writes
+    as timestamps without a zone, are UTC as the transform wrote them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(pa.BufferReader(data)) for data in objects]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    for column in TIME_COLUMNS:
+        if column in table.column_names:
+            index = table.column_names.index(column)
+            utc = table.column(column).cast(pa.timestamp("ms")).cast(pa.timestamp("ms", tz="UTC"))
+            table = table.set_column(index, column, utc)
+    return table.to_pandas()
 
 
 def _read_json(source: Any) -> Any:
