@@ -851,78 +851,71 @@ class SnsSubscription(EmulatedResource, CloudFormationModel):
 
 
 # --------------------------------------------------------------------- Glue Data Catalog
-class GlueDatabase(EmulatedResource, CloudFormationModel):
-    """moto 5.2.5 has no CloudFormation model for Glue. Ref returns the database name.
-    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-glue-database.html
-    """
+class _GlueCatalogEntry(EmulatedResource):
+    """A Glue database or table, made with Glue's API from the template's `<Noun>Input`
+    (moto 5.2.5 has no CloudFormation model for Glue). Ref returns its name; a new name or
+    database replaces it, other changes update it in place."""
 
-    TYPE = "AWS::Glue::Database"
-    PROPERTIES = {"CatalogId": ANY, "DatabaseInput": ANY, "DatabaseName": ANY}
-    REQUIRED = ("CatalogId", "DatabaseInput")
+    NOUN: ClassVar[str] = ""  # "database" or "table": the Glue API's Create/Update/Delete<Noun>
+    INPUT: ClassVar[str] = ""  # "DatabaseInput" or "TableInput"
+
+    @classmethod
+    def _scope(cls, props: dict[str, Any]) -> dict[str, Any]:
+        return {"CatalogId": str(props["CatalogId"])}
+
+    @classmethod
+    def _glue(cls, verb: str, props: dict[str, Any], region: str, **kwargs: Any) -> None:
+        client = Services.client("glue", region)
+        getattr(client, f"{verb}_{cls.NOUN}")(**cls._scope(props), **kwargs)
 
     @classmethod
     def create(cls, name, props, account_id, region, named):
-        database = dict(props["DatabaseInput"])
-        database.setdefault("Name", props.get("DatabaseName") or name.lower())
-        Services.client("glue", region).create_database(
-            CatalogId=str(props["CatalogId"]), DatabaseInput=database
-        )
-        return database["Name"], {}
+        entry = {"Name": name.lower(), **props[cls.INPUT]}
+        cls._glue("create", props, region, **{cls.INPUT: entry})
+        return entry["Name"], {}
 
     @classmethod
     def update_in_place(cls, original, props, region):
-        database = {**props["DatabaseInput"], "Name": original.physical_resource_id}
-        if props["DatabaseInput"].get("Name", database["Name"]) != database["Name"]:
-            return None  # a new name replaces the database
-        Services.client("glue", region).update_database(
-            CatalogId=str(props["CatalogId"]), Name=database["Name"], DatabaseInput=database
+        name = original.physical_resource_id
+        if props[cls.INPUT].get("Name", name) != name or cls._scope(props) != cls._scope(
+            original.properties
+        ):
+            return None
+        # An updated table keeps its earlier version (Firehose reads "LATEST" unless told).
+        extra = {"Name": name} if cls.NOUN == "database" else {}
+        cls._glue(
+            "update", props, region, **extra, **{cls.INPUT: {**props[cls.INPUT], "Name": name}}
         )
         return {}
 
     @classmethod
     def remove(cls, physical_id, props, region):
-        Services.client("glue", region).delete_database(
-            CatalogId=str(props["CatalogId"]), Name=physical_id
-        )
+        cls._glue("delete", props, region, Name=physical_id)
 
 
-class GlueTable(EmulatedResource, CloudFormationModel):
-    """Ref returns the table name; TableInput is the Glue API's, so partition projection and
-    the other `Parameters` are stored as written.
+class GlueDatabase(_GlueCatalogEntry, CloudFormationModel):
+    """https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-glue-database.html"""
+
+    TYPE = "AWS::Glue::Database"
+    NOUN, INPUT = "database", "DatabaseInput"
+    PROPERTIES = {"CatalogId": ANY, "DatabaseInput": ANY}
+    REQUIRED = ("CatalogId", "DatabaseInput")
+
+
+class GlueTable(_GlueCatalogEntry, CloudFormationModel):
+    """TableInput is the Glue API's, so partition projection and the other `Parameters` are
+    stored as written.
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-glue-table.html
     """
 
     TYPE = "AWS::Glue::Table"
+    NOUN, INPUT = "table", "TableInput"
     PROPERTIES = {"CatalogId": ANY, "DatabaseName": ANY, "TableInput": ANY}
     REQUIRED = ("CatalogId", "DatabaseName", "TableInput")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
-        table = dict(props["TableInput"])
-        table.setdefault("Name", name.lower())
-        Services.client("glue", region).create_table(
-            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], TableInput=table
-        )
-        return table["Name"], {}
-
-    @classmethod
-    def update_in_place(cls, original, props, region):
-        if props["DatabaseName"] != original.properties.get("DatabaseName"):
-            return None
-        table = {**props["TableInput"], "Name": original.physical_resource_id}
-        if props["TableInput"].get("Name", table["Name"]) != table["Name"]:
-            return None
-        # UpdateTable keeps the earlier version: Firehose reads "LATEST" unless told otherwise.
-        Services.client("glue", region).update_table(
-            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], TableInput=table
-        )
-        return {}
-
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("glue", region).delete_table(
-            CatalogId=str(props["CatalogId"]), DatabaseName=props["DatabaseName"], Name=physical_id
-        )
+    def _scope(cls, props: dict[str, Any]) -> dict[str, Any]:
+        return {"CatalogId": str(props["CatalogId"]), "DatabaseName": props["DatabaseName"]}
 
 
 RESOURCE_TYPES: dict[str, type[EmulatedResource]] = {
