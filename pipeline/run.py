@@ -132,6 +132,9 @@ def print_summary(result: dict[str, Any], run_dir: Path) -> None:
     print(f"parsed objects/rows  {batches.get('parsed_objects')} / {batches.get('parsed_rows')}")
     print(f"processing-failed    {batches.get('processing_failed')}")
     print(f"  of which not JSON  {batches.get('not_json_objects')}")
+    for name in ("partitioning_failed", "conversion_failed"):
+        if batches.get(name):  # only with dynamic partitioning / record format conversion
+            print(f"{name.replace('_', '-'):<21}{batches[name]}")
     print(f"rule errors          {batches.get('rule_errors')}")
     print(f"analysed rows        {analyse.get('rows')}")
     print(f"wall time            {result['seconds']:.1f} s")
