@@ -73,6 +73,40 @@ def _via_parquet(objects: list[bytes]) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def parsed_dataset(target: Any, bucket: str, prefix: str) -> Any:
+    """The `.parquet` objects under s3://bucket/prefix as one `pyarrow.dataset.Dataset`, read over
+    S3 (the emulator's endpoint or AWS's) with the Hive-style partitions of the keys
+    (`equipment_id=.../dt=.../`) as columns: a filter on them reads only the matching objects
+    (partition pruning, as Athena does with the Glue table's partition projection)."""
+    import pyarrow.dataset as ds
+    from pyarrow.fs import S3FileSystem
+
+    credentials = target.session.get_credentials().get_frozen_credentials()
+    filesystem = S3FileSystem(
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        session_token=credentials.token,
+        region=target.region,
+        endpoint_override=target.endpoint_url,  # None on AWS
+    )
+    # The objects are listed with boto3 and named one by one, so pyarrow never asks S3 about
+    # the prefix itself (a HeadObject on a key that does not exist).
+    paginator = target.client("s3").get_paginator("list_objects_v2")
+    paths = [
+        f"{bucket}/{obj['Key']}"
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].endswith(".parquet")
+    ]
+    return ds.dataset(
+        paths,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(flavor="hive"),
+        partition_base_dir=f"{bucket}/{prefix}",
+    )
+
+
 def _read_json(source: Any) -> Any:
     """pyarrow's JSON reader with the time columns' explicit schema (a pyarrow Table)."""
     import pyarrow as pa
