@@ -584,6 +584,9 @@ def parsed_frame(target: Target, found: Delivered) -> Any:
     frames = []
     for obj in found.ours(found.parsed):
         frame = analysis.load_parsed([objects.read_object(s3, obj)])
+        # Hive-style partitions of the key (`equipment_id=.../dt=.../`) are columns too.
+        partitions = dict(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=([^/]*)/", obj.key))
+        frame = frame.assign(**{k: v for k, v in partitions.items() if k not in frame})
         if runs.RUN_ID_FIELD in frame:
             frame = frame[frame[runs.RUN_ID_FIELD] == found.scope.run_id]
         frames.append(frame.assign(written=pd.Timestamp(obj.last_modified).tz_convert("UTC")))

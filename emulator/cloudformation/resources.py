@@ -360,6 +360,9 @@ class DeliveryStream(EmulatedResource, CloudFormationModel):
             },
             "S3BackupMode": ANY,
             "S3BackupConfiguration": _S3_DESTINATION,
+            # Checked by the Firehose component's own create-time rules (validation.py).
+            "DynamicPartitioningConfiguration": ANY,
+            "DataFormatConversionConfiguration": ANY,
         },
     }
     REQUIRED = ("ExtendedS3DestinationConfiguration",)
@@ -406,6 +409,9 @@ class DeliveryStream(EmulatedResource, CloudFormationModel):
             logging_options = part.get("CloudWatchLoggingOptions")
             if logging_options and "Enabled" in logging_options:
                 logging_options["Enabled"] = _bool(logging_options["Enabled"])
+        for member in ("DynamicPartitioningConfiguration", "DataFormatConversionConfiguration"):
+            if "Enabled" in (config.get(member) or {}):
+                config[member]["Enabled"] = _bool(config[member]["Enabled"])
         processing = config.get("ProcessingConfiguration")
         if processing:
             if "Enabled" in processing:
