@@ -573,6 +573,47 @@ def earlier_note(found: Delivered) -> str:
 
 
 # --------------------------------------------------------------------------- 05 analyse
+def athena_query(
+    target: Target, database: str, sql: str, output_location: str, timeout: float = 300.0
+) -> Any:
+    """Run `sql` with Athena against the stack's Glue database; the result as a DataFrame.
+
+    StartQueryExecution, then GetQueryExecution until the state is SUCCEEDED (or FAILED /
+    CANCELLED, raised with Athena's reason), then GetQueryResults, whose first row holds the
+    column names (Athena API reference, "GetQueryResults"). Results are written under
+    `output_location` (an s3:// URI), as Athena requires without a workgroup setting."""
+    athena = target.client("athena")
+    execution = athena.start_query_execution(
+        QueryString=sql,
+        QueryExecutionContext={"Database": database},
+        ResultConfiguration={"OutputLocation": output_location},
+    )["QueryExecutionId"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=execution)["QueryExecution"]["Status"]
+        if status["State"] == "SUCCEEDED":
+            break
+        if status["State"] in ("FAILED", "CANCELLED"):
+            raise RuntimeError(f"Athena query {status['State']}: {status.get('StateChangeReason')}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"Athena query {execution} still {status['State']} after {timeout} s"
+            )
+        time.sleep(1.0)
+    pages = athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution)
+    return athena_frame([row for page in pages for row in page["ResultSet"]["Rows"]])
+
+
+def athena_frame(rows: list[dict[str, Any]]) -> Any:
+    """GetQueryResults rows as a DataFrame: the first row names the columns (values are text)."""
+    import pandas as pd
+
+    values = [[cell.get("VarCharValue") for cell in row["Data"]] for row in rows]
+    if not values:
+        return pd.DataFrame()
+    return pd.DataFrame(values[1:], columns=values[0])
+
+
 def parsed_frame(target: Target, found: Delivered) -> Any:
     """This run's parsed rows as one typed DataFrame, each row with `written`: when its
     object was written (S3's LastModified), for the latency through the buffer."""

@@ -61,3 +61,18 @@ def test_parquet_rows_are_counted_by_run():
     with_runs = parquet(pa.table({"run_id": ["a", "b", None], "x": [1, 2, 3]}))
     assert _parquet_run_ids(with_runs) == ["a", "b", None]
     assert _parquet_run_ids(parquet(pa.table({"x": [1, 2]}))) == [None, None]
+
+
+def test_athena_rows_become_a_frame_named_by_the_first_row():
+    from pipeline.workbook import athena_frame
+
+    rows = [
+        {"Data": [{"VarCharValue": "equipment_id"}, {"VarCharValue": "readings"}]},
+        {"Data": [{"VarCharValue": "pump-01"}, {"VarCharValue": "250"}]},
+        {"Data": [{"VarCharValue": "pump-02"}, {}]},
+    ]
+    frame = athena_frame(rows)
+    assert list(frame.columns) == ["equipment_id", "readings"]
+    assert frame["equipment_id"].tolist() == ["pump-01", "pump-02"]
+    assert frame["readings"].iloc[0] == "250" and frame["readings"].isna().iloc[1]
+    assert athena_frame([]).empty
