@@ -526,18 +526,19 @@ def _documents(data: bytes) -> list[Any]:
     return documents
 
 
-def rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]:
-    """The rows of one record, or RecordError (also for a value the column's Arrow type can't
-    hold, e.g. a decimal beyond its precision)."""
-    out = _rows(data, conv, schema)
+ARROW_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
+def check_fits(table_rows: list[dict[str, Any]], schema: Schema) -> None:
+    """RecordError when a value can't be held by its column's Arrow type (e.g. a decimal beyond
+    its precision). Costly per record: callers try the whole batch first."""
     try:
-        pa.Table.from_pylist(out, schema=schema.arrow())
-    except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+        pa.Table.from_pylist(table_rows, schema=schema.arrow())
+    except ARROW_ERRORS as exc:
         raise RecordError(f"a value does not fit its column: {exc}") from exc
-    return out
 
 
-def _rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]:
+def rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]:
     out = []
     for document in _documents(data):
         if not isinstance(document, dict):
@@ -564,7 +565,8 @@ def _rows(data: bytes, conv: Conversion, schema: Schema) -> list[dict[str, Any]]
 
 # Serializers ----------------------------------------------------------------------------------
 def serialize(table_rows: list[dict[str, Any]], conv: Conversion, schema: Schema) -> bytes:
-    """One Parquet or ORC file of the rows, with the serializer's options."""
+    """One Parquet or ORC file of the rows, with the serializer's options (ARROW_ERRORS when a
+    value does not fit its column: see `check_fits`)."""
     table = pa.Table.from_pylist(table_rows, schema=schema.arrow())
     sink = io.BytesIO()
     serde = conv.serde

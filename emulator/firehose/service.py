@@ -712,16 +712,34 @@ class FirehoseService:
         table_rows: list[dict[str, Any]] = []
         error_lines: list[bytes] = []
         error_sources: list[BufferedRecord] = []
+        converted: list[tuple[BufferedRecord, bytes, list[dict[str, Any]]]] = []
         for source, data in records:
             try:
-                table_rows.extend(conversion.rows(data, conv, schema))
+                converted.append((source, data, conversion.rows(data, conv, schema)))
             except conversion.RecordError as exc:
                 error_lines.append(
                     conversion.error_line(data, source.arrival_ms, str(exc),
                                           int(time.time() * 1000), conv, schema)
                 )  # fmt: skip
                 error_sources.append(source)
-        body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
+        table_rows = [row for _, _, found in converted for row in found]
+        try:
+            body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
+        except conversion.ARROW_ERRORS:
+            # A value its column can't hold: find the records, one by one, and fail only them.
+            table_rows = []
+            for source, data, found in converted:
+                try:
+                    conversion.check_fits(found, schema)
+                except conversion.RecordError as exc:
+                    error_lines.append(
+                        conversion.error_line(data, source.arrival_ms, str(exc),
+                                              int(time.time() * 1000), conv, schema)
+                    )  # fmt: skip
+                    error_sources.append(source)
+                    continue
+                table_rows.extend(found)
+            body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
         return body, len(table_rows), error_lines, error_sources
 
     def _process(

@@ -116,5 +116,8 @@ def test_configuration_problems():
 
 
 def test_a_value_beyond_the_column_type_is_a_record_error():
+    cols = schema(d="decimal(5,2)")
+    found = conversion.rows(b'{"d": 12345.6}', conv(), cols)
     with pytest.raises(RecordError, match="does not fit its column"):
-        conversion.rows(b'{"d": 12345.6}', conv(), schema(d="decimal(5,2)"))
+        conversion.check_fits(found, cols)
+    conversion.check_fits(conversion.rows(b'{"d": 123.4}', conv(), cols), cols)

@@ -285,3 +285,26 @@ def test_schema_configuration_needs_the_table(aws, unique):
     with pytest.raises(ClientError) as raised:
         converting_stream(aws, f"bad-{unique}", "arn:aws:iam::123456789012:role/x", conversion)
     assert "SchemaConfiguration.TableName is required" in raised.value.response["Error"]["Message"]
+
+
+def test_a_value_its_column_cannot_hold_fails_only_its_record(aws, unique):
+    # Given a table with a decimal(5,2) column
+    stream, database = f"dec-{unique}", f"db_{unique}"
+    glue_table(aws, database, "amounts", [{"Name": "amount", "Type": "decimal(5,2)"}])
+    role = conversion_role(aws, f"conv-{unique}")
+    conversion = conversion_config(
+        role, database, "amounts", {"OpenXJsonSerDe": {}}, {"ParquetSerDe": {}}
+    )
+    converting_stream(aws, stream, role, conversion)
+
+    # When one amount fits and one needs more than 5 digits
+    put(aws, stream, [b'{"amount": 123.4}', b'{"amount": 12345.6}'])
+
+    # Then the Parquet object holds the one that fits, the other is a conversion failure
+    s3 = aws("s3")
+    (obj,) = wait_for_objects(s3, stream, prefix="20")
+    table = pq.read_table(io.BytesIO(read_object(s3, stream, obj["Key"])[0]))
+    assert [str(v) for v in table.column("amount").to_pylist()] == ["123.40"]
+    (failed,) = wait_for_objects(s3, stream, prefix="format-conversion-failed/")
+    (line,) = read_object(s3, stream, failed["Key"])[0].splitlines()
+    assert base64.b64decode(json.loads(line)["rawData"]) == b'{"amount": 12345.6}'
