@@ -709,19 +709,21 @@ class FirehoseService:
         conv = cfg.conversion
         assert conv is not None
         schema = self.schema(cfg)
-        table_rows: list[dict[str, Any]] = []
         error_lines: list[bytes] = []
         error_sources: list[BufferedRecord] = []
+
+        def fail(source: BufferedRecord, data: bytes, exc: Exception) -> None:
+            now_ms = int(time.time() * 1000)
+            line = conversion.error_line(data, source.arrival_ms, str(exc), now_ms, conv, schema)
+            error_lines.append(line)
+            error_sources.append(source)
+
         converted: list[tuple[BufferedRecord, bytes, list[dict[str, Any]]]] = []
         for source, data in records:
             try:
                 converted.append((source, data, conversion.rows(data, conv, schema)))
             except conversion.RecordError as exc:
-                error_lines.append(
-                    conversion.error_line(data, source.arrival_ms, str(exc),
-                                          int(time.time() * 1000), conv, schema)
-                )  # fmt: skip
-                error_sources.append(source)
+                fail(source, data, exc)
         table_rows = [row for _, _, found in converted for row in found]
         try:
             body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
@@ -732,11 +734,7 @@ class FirehoseService:
                 try:
                     conversion.check_fits(found, schema)
                 except conversion.RecordError as exc:
-                    error_lines.append(
-                        conversion.error_line(data, source.arrival_ms, str(exc),
-                                              int(time.time() * 1000), conv, schema)
-                    )  # fmt: skip
-                    error_sources.append(source)
+                    fail(source, data, exc)
                     continue
                 table_rows.extend(found)
             body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
