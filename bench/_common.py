@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipeline import batches, certificates, objects, workbook  # noqa: E402
+from pipeline.analysis import is_parquet  # noqa: E402
 
 # A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique. It
 # carries `run_id`, as the workbook's messages do: template.yaml's NotJsonTopicRule forwards the
@@ -184,6 +185,16 @@ def _settle(future: Any, timeout: float) -> str | None:
     return None
 
 
+def _rows(body: bytes) -> int:
+    """Rows of a parsed object: Parquet (record format conversion) or JSON lines."""
+    if is_parquet(body):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(pa.BufferReader(body)).metadata.num_rows
+    return len(batches.split_lines(body))
+
+
 class Accounting:
     """Counts both buckets' lines incrementally: each object is read once, when it first shows."""
 
@@ -221,7 +232,7 @@ class Accounting:
         return {
             "raw_lines": self._count(raw, self.where["data"], lines),
             "rule_errors": len(objects.list_objects(self.s3, raw, workbook.RULE_ERRORS_PREFIX)),
-            "parsed_rows": self._count(parsed, self.where["data"], lines),
+            "parsed_rows": self._count(parsed, self.where["data"], _rows),
             "processing_failed": self._count(parsed, self.where["processing_failed"], self._failed),
         }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -48,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-iam",
         action="store_true",
         help="do not check the IAM roles services act with (also: IOT_EMULATOR_IAM=off)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        help="emulator-only: divide every Firehose buffer interval by this factor (>= 1), so "
+        "AWS-valid hints (60 s and more) flush in seconds (also: IOT_EMULATOR_TIME_SCALE)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     parser.add_argument(
@@ -134,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}, beyond the loopback interface", file=sys.stderr)
 
+    from emulator.firehose.service import TIME_SCALE_ENV, time_scale_from_environment
+
+    if args.time_scale is not None:
+        os.environ[TIME_SCALE_ENV] = repr(args.time_scale)
+    try:
+        time_scale = time_scale_from_environment()
+    except ValueError as exc:
+        print(f"error: {exc} (--time-scale)", file=sys.stderr)
+        return 2
     from emulator.app import build_emulator
 
     emulator = build_emulator(
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except StateFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    info = {**emulator.info(), "log_path": args.log_path}
+    info = {**emulator.info(), "log_path": args.log_path, "time_scale": time_scale}
     state_file = emulator.data_dir / STATE_FILE
     state_file.touch(mode=0o600)  # private like the rest of the data dir
     state_file.write_text(json.dumps(info, indent=2))
@@ -166,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Root CA:       {info['root_ca_path']}")
     print(f"Data dir:      {info['data_dir']}")
     print(f"IAM:           {emulator.iam_mode()}")
+    if time_scale != 1:
+        print(
+            f"Time scale:    {time_scale:g}x: Firehose buffer intervals are divided by "
+            f"{time_scale:g} (emulator-only; AWS waits the full interval)"
+        )
     sys.stdout.flush()
 
     stopping.wait()

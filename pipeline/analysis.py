@@ -1,4 +1,5 @@
-"""Load the parsed bucket's batches (the transform's JSON lines) into one pandas DataFrame.
+"""Load the parsed bucket's batches (the transform's JSON lines, or Parquet objects when the
+stream converts records) into one pandas DataFrame.
 
 pandas and pyarrow are imported inside the functions: the Lambda imports `pipeline`, and this
 module must cost it nothing.
@@ -42,10 +43,68 @@ def load_parsed(objects: Iterable[bytes]) -> pd.DataFrame:
     import pyarrow as pa
 
     objects = [data for data in objects if data]  # an empty object has no lines
+    if objects and all(is_parquet(data) for data in objects):
+        return _via_parquet(objects)
     try:
         return _via_pyarrow(objects)
     except (pa.ArrowException, OSError, EOFError):  # refused or unreadable: the fallback says why
         return _via_records(objects)
+
+
+def is_parquet(data: bytes) -> bool:
+    """A Parquet file starts and ends with the magic `PAR1` (Apache Parquet, "File Format")."""
+    return len(data) >= 8 and data[:4] == data[-4:] == b"PAR1"
+
+
+def _via_parquet(objects: list[bytes]) -> pd.DataFrame:
+    """Objects Firehose converted to Parquet with a Glue table's schema (record format
+    conversion): one table per object, concatenated; the time columns, which Firehose writes
+    as timestamps without a zone, are UTC as the transform wrote them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(pa.BufferReader(data)) for data in objects]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    for column in TIME_COLUMNS:
+        if column in table.column_names:
+            index = table.column_names.index(column)
+            utc = table.column(column).cast(pa.timestamp("ms")).cast(pa.timestamp("ms", tz="UTC"))
+            table = table.set_column(index, column, utc)
+    return table.to_pandas()
+
+
+def parsed_dataset(target: Any, bucket: str, prefix: str) -> Any:
+    """The `.parquet` objects under s3://bucket/prefix as one `pyarrow.dataset.Dataset`, read over
+    S3 (the emulator's endpoint or AWS's) with the Hive-style partitions of the keys
+    (`equipment_id=.../dt=.../`) as columns: a filter on them reads only the matching objects
+    (partition pruning, as Athena does with the Glue table's partition projection)."""
+    import pyarrow.dataset as ds
+    from pyarrow.fs import S3FileSystem
+
+    credentials = target.session.get_credentials().get_frozen_credentials()
+    filesystem = S3FileSystem(
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        session_token=credentials.token,
+        region=target.region,
+        endpoint_override=target.endpoint_url,  # None on AWS
+    )
+    # The objects are listed with boto3 and named one by one, so pyarrow never asks S3 about
+    # the prefix itself (a HeadObject on a key that does not exist).
+    paginator = target.client("s3").get_paginator("list_objects_v2")
+    paths = [
+        f"{bucket}/{obj['Key']}"
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if obj["Key"].endswith(".parquet")
+    ]
+    return ds.dataset(
+        paths,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(flavor="hive"),
+        partition_base_dir=f"{bucket}/{prefix}",
+    )
 
 
 def _read_json(source: Any) -> Any:

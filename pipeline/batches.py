@@ -152,11 +152,16 @@ def _epoch_ms(value: Any) -> datetime | None:
     return None
 
 
+def _first(doc: dict[str, Any], *names: str) -> Any:
+    return next((doc[name] for name in names if name in doc), None)
+
+
 def iter_processing_failed(data: bytes) -> Iterator[FailedRecord | BatchLine]:
     """Each error record of a processing-failed object; bad lines come back as BatchLine.
 
     The data-transformation page spells the keys `errorCode`/`errorMessage`; the format
-    conversion error records spell them `ErrorCode`/`ErrorMessage`: both are read.
+    conversion error records spell them `ErrorCode`/`ErrorMessage` in the guide's markdown and
+    `lastErrorCode`/`lastErrorMessage` in its HTML: all are read.
     """
     for line in iter_batch_records(data):
         if not line.ok:
@@ -172,8 +177,8 @@ def iter_processing_failed(data: bytes) -> Iterator[FailedRecord | BatchLine]:
             line=line.line,
             attempts_made=doc.get("attemptsMade"),
             arrival_time=_epoch_ms(doc.get("arrivalTimestamp")),
-            error_code=doc.get("errorCode", doc.get("ErrorCode")),
-            error_message=doc.get("errorMessage", doc.get("ErrorMessage")),
+            error_code=_first(doc, "errorCode", "ErrorCode", "lastErrorCode"),
+            error_message=_first(doc, "errorMessage", "ErrorMessage", "lastErrorMessage"),
             attempt_ending_time=_epoch_ms(doc.get("attemptEndingTimestamp")),
             raw_data=raw,
             lambda_arn=doc.get("lambdaArn"),

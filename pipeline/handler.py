@@ -53,10 +53,16 @@ def firehose_records(event: Any) -> list[dict[str, Any]]:
     return records
 
 
+def _entry(t: TransformedRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"recordId": t.record_id, "result": t.result, "data": t.data}
+    if t.partition_keys:  # the stream's Prefix reads !{partitionKeyFromLambda:equipment_id}
+        entry["metadata"] = {"partitionKeys": t.partition_keys}
+    return entry
+
+
 def firehose_response(transformed: list[TransformedRecord]) -> dict[str, list[dict]]:
-    """The response Firehose expects: `{"records": [{recordId, result, data}, ...]}`."""
-    entries = [{"recordId": t.record_id, "result": t.result, "data": t.data} for t in transformed]
-    return {"records": entries}
+    """The response Firehose expects: `{"records": [{recordId, result, data, metadata?}]}`."""
+    return {"records": [_entry(t) for t in transformed]}
 
 
 def _size(response: Any) -> int:
@@ -89,9 +95,9 @@ def fit_response(
         raise ValueError(f"even unchanged, the records exceed {limit} bytes: {reason}")
     out = []
     for t, t_failed in zip(transformed, failed, strict=True):
-        # Entries are independent and the two forms differ only in result and data: keeping one
-        # changes the response's size by the difference of those values' JSON sizes.
-        grown = _size(t.result) + _size(t.data) - _size(t_failed.result) - _size(t_failed.data)
+        # Entries are independent: keeping one changes the response's size by the difference
+        # of the two forms' JSON sizes.
+        grown = _size(_entry(t)) - _size(_entry(t_failed))
         keep = t.result == PROCESSING_FAILED or size + grown <= limit  # a failure keeps its reason
         out.append(t if keep else t_failed)
         size += grown if keep else 0

@@ -32,11 +32,17 @@ def load(run_dir: str | Path | None) -> dict[str, dict[str, Any]]:
     }
 
 
+# The parsed side's error outputs (Firehose guide: "data-transformation-failure-handling",
+# "dynamic-partitioning-error-handling", "record-format-conversion-error-handling").
+FAILED_OUTPUTS = ("processing_failed", "partitioning_failed", "conversion_failed")
+
+
 def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
     """The equations of the pipeline that do not hold for this run (empty when all hold).
 
         acknowledged = raw lines + messages the rules sent to their errorAction (action failures)
-        raw lines    = parsed rows + processing-failed records
+        raw lines    = parsed rows + processing-failed + partitioning-failed
+                       + format-conversion-failed records
         not-JSON processing-failed records = acknowledged payloads that are not JSON objects
 
     The last one is the bucket a PUBACK hides: IoT Core acknowledges a payload that is not a JSON
@@ -69,11 +75,11 @@ def reconcile(figures: dict[str, dict[str, Any]]) -> list[str]:
                 " (the rules engine dropped the others: SQL failures reach no errorAction)"
             )
     if batches:
-        parsed = batches.get("parsed_rows", 0) + batches.get("processing_failed", 0)
-        if batches.get("raw_lines") != parsed:
+        failed = {k: batches.get(k, 0) for k in FAILED_OUTPUTS}
+        if batches.get("raw_lines") != batches.get("parsed_rows", 0) + sum(failed.values()):
             problems.append(
                 f"raw lines {batches.get('raw_lines')} != parsed rows {batches.get('parsed_rows')}"
-                f" + processing-failed {batches.get('processing_failed')}"
+                + "".join(f" + {k.replace('_', '-')} {v}" for k, v in failed.items())
             )
     analyse = _same_run(figures.get("05-analyse", {}), run_id)
     if analyse and batches and analyse.get("rows") != batches.get("parsed_rows"):

@@ -91,6 +91,9 @@ class TransformedRecord(NamedTuple):
     result: str
     data: str  # base64, as the contract wants it
     reason: str | None = None
+    # `metadata.partitionKeys` for dynamic partitioning (Firehose guide,
+    # "dynamic-partitioning-partitioning-keys"): the equipment id of an Ok record.
+    partition_keys: dict[str, str] | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -251,12 +254,18 @@ def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -
 
 def transform_data(data: bytes, arrival_ms: int | float | None) -> bytes:
     """One record's bytes in, one JSON line out; raises RecordError with the reason."""
+    return _transformed(data, arrival_ms)[0]
+
+
+def _transformed(data: bytes, arrival_ms: int | float | None) -> tuple[bytes, str]:
+    """The JSON line and the equipment id of one record."""
     message = parse_message(data)
     try:
-        line = _COMPACT.encode(transform_message(message, arrival_ms))
+        row = transform_message(message, arrival_ms)
+        line = _COMPACT.encode(row)
     except RecursionError:
         raise RecordError("JSON nested too deeply to flatten") from None
-    return (line + "\n").encode("utf-8")
+    return (line + "\n").encode("utf-8"), row[EQUIPMENT_ID]
 
 
 def transform_record(record: dict[str, Any]) -> TransformedRecord:
@@ -269,7 +278,7 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
             raw = binascii.a2b_base64(original, strict_mode=True)
         except (binascii.Error, ValueError, TypeError):
             raise RecordError("data is not valid base64") from None
-        line = transform_data(raw, record.get("approximateArrivalTimestamp"))
+        line, equipment = _transformed(raw, record.get("approximateArrivalTimestamp"))
     except AlreadyDelivered as exc:
         return TransformedRecord(record_id, DROPPED, original, str(exc))
     except RecordError as exc:
@@ -277,4 +286,5 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
     except Exception as exc:  # a bug must not fail the other records of the batch
         reason = f"transform error: {type(exc).__name__}: {exc}"
         return TransformedRecord(record_id, PROCESSING_FAILED, original, reason)
-    return TransformedRecord(record_id, OK, binascii.b2a_base64(line, newline=False).decode())
+    data = binascii.b2a_base64(line, newline=False).decode()
+    return TransformedRecord(record_id, OK, data, partition_keys={EQUIPMENT_ID: equipment})

@@ -30,6 +30,10 @@ def prefixes(environment: str) -> dict[str, str]:
         "data": f"{environment}/data/",
         "errors": f"{environment}/errors/",
         "processing_failed": f"{environment}/errors/processing-failed/",
+        # With dynamic partitioning and record format conversion (Firehose guide,
+        # "dynamic-partitioning-error-handling", "record-format-conversion-error-handling").
+        "partitioning_failed": f"{environment}/errors/partitioning-failed/",
+        "conversion_failed": f"{environment}/errors/format-conversion-failed/",
     }
 
 
@@ -159,6 +163,8 @@ class Delivered:
     raw: list[objects.DeliveredObject] = field(default_factory=list)
     parsed: list[objects.DeliveredObject] = field(default_factory=list)
     processing_failed: list[objects.DeliveredObject] = field(default_factory=list)
+    partitioning_failed: list[objects.DeliveredObject] = field(default_factory=list)
+    conversion_failed: list[objects.DeliveredObject] = field(default_factory=list)
     rule_errors: list[objects.DeliveredObject] = field(default_factory=list)
     records: dict[tuple[str, str], list[Record]] = field(default_factory=dict)
     raw_bytes: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -184,17 +190,22 @@ class Delivered:
             if r.detail is not None and self.scope.run_id in (r.run_id, runs.ALL_RUNS)
         ]
 
+    def failed_in(self, found: list[objects.DeliveredObject]) -> list[batches.FailedRecord]:
+        return [d for d in self.details(found) if isinstance(d, batches.FailedRecord)]
+
     @property
     def failed_records(self) -> list[batches.FailedRecord]:
-        return [
-            d for d in self.details(self.processing_failed) if isinstance(d, batches.FailedRecord)
-        ]
+        return self.failed_in(self.processing_failed)
+
+    @property
+    def error_outputs(self) -> list[objects.DeliveredObject]:
+        return self.processing_failed + self.partitioning_failed + self.conversion_failed
 
     @property
     def bad_lines(self) -> list[batches.BatchLine]:
         return [
             d
-            for d in self.details(self.parsed + self.processing_failed)
+            for d in self.details(self.parsed + self.error_outputs)
             if isinstance(d, batches.BatchLine)
         ]
 
@@ -207,6 +218,8 @@ class Delivered:
             "parsed_objects": len(self.ours(self.parsed)),
             "parsed_rows": sum(map(self.mine, self.parsed)),
             "processing_failed": len(self.failed_records),
+            "partitioning_failed": len(self.failed_in(self.partitioning_failed)),
+            "conversion_failed": len(self.failed_in(self.conversion_failed)),
             "not_json_objects": sum(map(is_not_json_record, self.failed_records)),
             "rule_errors": sum(map(self.mine, self.rule_errors)),
             "unreadable_lines": len(self.bad_lines),
@@ -218,6 +231,8 @@ class Delivered:
             "raw lines": sum(map(self.others, self.raw)),
             "parsed rows": sum(map(self.others, self.parsed)),
             "processing-failed records": sum(map(self.others, self.processing_failed)),
+            "partitioning-failed records": sum(map(self.others, self.partitioning_failed)),
+            "format-conversion-failed records": sum(map(self.others, self.conversion_failed)),
             "rule errors": sum(map(self.others, self.rule_errors)),
         }
 
@@ -246,7 +261,11 @@ def _classify(s3: Any, obj: objects.DeliveredObject, kind: str, scope: runs.RunS
     if kind != "rule" and cache_key in _RECORDS:
         return _RECORDS[cache_key]
     body = objects.read_object(s3, obj)
-    if kind in ("raw", "parsed"):
+    from pipeline.analysis import is_parquet
+
+    if kind == "parsed" and is_parquet(body):  # record format conversion
+        found = [Record(run, None) for run in _parquet_run_ids(body)]
+    elif kind in ("raw", "parsed"):
         if kind == "raw":
             _RAW_SIZE[cache_key] = len(batches.decompress(body))
         lines = list(batches.iter_batch_records(body))
@@ -261,7 +280,7 @@ def _classify(s3: Any, obj: objects.DeliveredObject, kind: str, scope: runs.RunS
                 Record(r.run_id, line if not line.ok else None)
                 for r, line in zip(found, lines, strict=True)
             ]
-    elif kind == "failed":
+    elif kind in FAILED_KINDS:
         found = []
         for item in batches.iter_processing_failed(body):
             run = None
@@ -288,6 +307,30 @@ def _classify(s3: Any, obj: objects.DeliveredObject, kind: str, scope: runs.RunS
     return found
 
 
+FAILED_KINDS = ("failed", "partitioning_failed", "conversion_failed")
+
+
+def _parquet_run_ids(body: bytes) -> list[str | None]:
+    """The `run_id` of each row of a Parquet object (None for every row without the column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    if "run_id" not in parquet.schema_arrow.names:
+        return [None] * parquet.metadata.num_rows
+    return parquet.read(columns=["run_id"]).column("run_id").to_pylist()
+
+
+def parsed_side(figures: dict[str, Any]) -> int:
+    """Raw records accounted for on the parsed side: rows and every error output."""
+    return (
+        figures["parsed_rows"]
+        + figures["processing_failed"]
+        + figures.get("partitioning_failed", 0)
+        + figures.get("conversion_failed", 0)
+    )
+
+
 def _list(target: Target, out: dict[str, str], environment: str) -> dict[str, list]:
     s3, where = target.client("s3"), prefixes(environment)
     raw, parsed = out["RawBucketName"], out["ParsedBucketName"]
@@ -296,6 +339,8 @@ def _list(target: Target, out: dict[str, str], environment: str) -> dict[str, li
         "raw": objects.list_objects(s3, raw, where["data"]),
         "parsed": objects.list_objects(s3, parsed, where["data"]),
         "failed": failed,
+        "partitioning_failed": objects.list_objects(s3, parsed, where["partitioning_failed"]),
+        "conversion_failed": objects.list_objects(s3, parsed, where["conversion_failed"]),
         "rule": objects.list_objects(s3, raw, RULE_ERRORS_PREFIX),
     }
 
@@ -313,6 +358,8 @@ def collect(
         raw=listed["raw"],
         parsed=listed["parsed"],
         processing_failed=listed["failed"],
+        partitioning_failed=listed["partitioning_failed"],
+        conversion_failed=listed["conversion_failed"],
         rule_errors=listed["rule"],
     )
     for kind, objs in listed.items():
@@ -330,7 +377,7 @@ def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> in
 def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
     """Rows in the parsed bucket plus processing-failed records so far, of every run."""
     figures = collect(target, out, environment).figures()
-    return figures["parsed_rows"] + figures["processing_failed"]
+    return parsed_side(figures)
 
 
 def count_rule_errors(target: Target, out: dict[str, str]) -> int:
@@ -395,13 +442,13 @@ def wait_delivered(
     while True:
         figures = collect(target, out, environment, scope).figures()
         raw_side = figures["raw_lines"] + figures["rule_errors"]
-        parsed_side = figures["parsed_rows"] + figures["processing_failed"]
-        done = raw_side >= acknowledged and parsed_side >= figures["raw_lines"]
+        parsed = parsed_side(figures)
+        done = raw_side >= acknowledged and parsed >= figures["raw_lines"]
         left = expected_by - time.time()
         when = datetime.fromtimestamp(expected_by, UTC).strftime("%H:%M:%S UTC")
         status.show(
             f"run {scope.run_id}: {raw_side} of {acknowledged} acknowledged messages in the raw"
-            f" bucket or the rule's errors, {parsed_side} of {figures['raw_lines']} raw records"
+            f" bucket or the rule's errors, {parsed} of {figures['raw_lines']} raw records"
             " parsed or failed; "
             + (
                 "done."
@@ -417,7 +464,7 @@ def wait_delivered(
     return {
         "acknowledged": acknowledged,
         "raw side": figures["raw_lines"] + figures["rule_errors"],
-        "parsed side": figures["parsed_rows"] + figures["processing_failed"],
+        "parsed side": parsed_side(figures),
         "waited up to (s)": timeout,
     }
 
@@ -526,6 +573,47 @@ def earlier_note(found: Delivered) -> str:
 
 
 # --------------------------------------------------------------------------- 05 analyse
+def athena_query(
+    target: Target, database: str, sql: str, output_location: str, timeout: float = 300.0
+) -> Any:
+    """Run `sql` with Athena against the stack's Glue database; the result as a DataFrame.
+
+    StartQueryExecution, then GetQueryExecution until the state is SUCCEEDED (or FAILED /
+    CANCELLED, raised with Athena's reason), then GetQueryResults, whose first row holds the
+    column names (Athena API reference, "GetQueryResults"). Results are written under
+    `output_location` (an s3:// URI), as Athena requires without a workgroup setting."""
+    athena = target.client("athena")
+    execution = athena.start_query_execution(
+        QueryString=sql,
+        QueryExecutionContext={"Database": database},
+        ResultConfiguration={"OutputLocation": output_location},
+    )["QueryExecutionId"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=execution)["QueryExecution"]["Status"]
+        if status["State"] == "SUCCEEDED":
+            break
+        if status["State"] in ("FAILED", "CANCELLED"):
+            raise RuntimeError(f"Athena query {status['State']}: {status.get('StateChangeReason')}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"Athena query {execution} still {status['State']} after {timeout} s"
+            )
+        time.sleep(1.0)
+    pages = athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution)
+    return athena_frame([row for page in pages for row in page["ResultSet"]["Rows"]])
+
+
+def athena_frame(rows: list[dict[str, Any]]) -> Any:
+    """GetQueryResults rows as a DataFrame: the first row names the columns (values are text)."""
+    import pandas as pd
+
+    values = [[cell.get("VarCharValue") for cell in row["Data"]] for row in rows]
+    if not values:
+        return pd.DataFrame()
+    return pd.DataFrame(values[1:], columns=values[0])
+
+
 def parsed_frame(target: Target, found: Delivered) -> Any:
     """This run's parsed rows as one typed DataFrame, each row with `written`: when its
     object was written (S3's LastModified), for the latency through the buffer."""
@@ -537,6 +625,9 @@ def parsed_frame(target: Target, found: Delivered) -> Any:
     frames = []
     for obj in found.ours(found.parsed):
         frame = analysis.load_parsed([objects.read_object(s3, obj)])
+        # Hive-style partitions of the key (`equipment_id=.../dt=.../`) are columns too.
+        partitions = dict(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=([^/]*)/", obj.key))
+        frame = frame.assign(**{k: v for k, v in partitions.items() if k not in frame})
         if runs.RUN_ID_FIELD in frame:
             frame = frame[frame[runs.RUN_ID_FIELD] == found.scope.run_id]
         frames.append(frame.assign(written=pd.Timestamp(obj.last_modified).tz_convert("UTC")))

@@ -9,7 +9,8 @@ https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#firehose
 Then each action is checked as the guide's "Grant Firehose access to an Amazon S3 destination"
 lists it: `s3:PutObject` on `arn:aws:s3:::bucket/key` (with the bucket policy as the resource
 policy), `lambda:InvokeFunction` and `lambda:GetFunctionConfiguration` on the function,
-`logs:PutLogEvents` on the error log stream.
+`logs:PutLogEvents` on the error log stream, and for record format conversion
+`glue:GetTable`, `glue:GetTableVersion`, `glue:GetTableVersions` on the table.
 
 With enforcement off (`--no-iam`, IOT_EMULATOR_IAM=off) every check answers None (allowed).
 Decisions are cached by the authorizer per role fingerprint, so a delivery pays a dict lookup.
@@ -96,6 +97,23 @@ class RoleAccess:
             denied = self.allowed(role_arn, action, function_arn)
             if denied is not None:
                 return "Invoke", denied
+        return None
+
+    def glue_read(
+        self, role_arn: str, account_id: str, stream_arn: str, conv: Any
+    ) -> Decision | None:
+        """May the role read the conversion's Glue table (GetTable, GetTableVersion(s) on the
+        catalog, database and table, as Glue authorizes them)?"""
+        from emulator.firehose.conversion import GLUE_ACTIONS, table_arns
+
+        denied = self.assume(role_arn, account_id, stream_arn)
+        if denied is not None:
+            return denied
+        for action in GLUE_ACTIONS:
+            for resource in table_arns(conv):
+                denied = self.allowed(role_arn, action, resource)
+                if denied is not None:
+                    return denied
         return None
 
     def log_put(

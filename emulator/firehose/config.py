@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.firehose import conversion as conversion_config
+
 MIB = 1024 * 1024
 DEFAULT_BUFFER_MB = 5
 DEFAULT_BUFFER_INTERVAL_S = 300
@@ -109,6 +111,8 @@ class StreamConfig:
     logging: tuple[str, str] | None = None
     # DynamicPartitioningConfiguration.Enabled (ExtendedS3 only): see partitioned.py.
     dynamic_partitioning: bool = False
+    # DataFormatConversionConfiguration when enabled (ExtendedS3 only): see conversion.py.
+    conversion: conversion_config.Conversion | None = None
 
 
 def _truthy(value: Any) -> bool:
@@ -119,12 +123,13 @@ def _bucket_name(bucket_arn: str) -> str:
     return bucket_arn.split(":::")[-1] if ":::" in bucket_arn else bucket_arn.split(":")[-1]
 
 
-def _target(config: dict[str, Any]) -> S3Target:
+def _target(config: dict[str, Any], converted: str = "") -> S3Target:
     compression = config.get("CompressionFormat") or "UNCOMPRESSED"
-    # FileExtension replaces the compression's default extension (ExtendedS3 only).
+    # FileExtension replaces the default extension (ExtendedS3 only): the compression's, or
+    # with format conversion `.parquet` / `.orc` (`converted`).
     extension = config.get("FileExtension")
     if extension is None:
-        extension = COMPRESSION_EXTENSIONS.get(compression, "")
+        extension = converted or COMPRESSION_EXTENSIONS.get(compression, "")
     return S3Target(
         bucket=_bucket_name(config.get("BucketARN", "")),
         prefix=config.get("Prefix") or "",
@@ -172,6 +177,12 @@ def from_model(account_id: str, region: str, stream: Any) -> StreamConfig:
     if _truthy(options.get("Enabled", False)) and options.get("LogGroupName"):
         logging = (options["LogGroupName"], options.get("LogStreamName") or "DestinationDelivery")
     encryption = stream.delivery_stream_encryption_configuration or {}
+    conversion = None
+    if dest_type == "ExtendedS3":
+        conversion = conversion_config.parse(
+            dest.get("DataFormatConversionConfiguration"), account_id, region,
+            dest.get("RoleARN") or "",
+        )  # fmt: skip
     return StreamConfig(
         account_id=account_id,
         region=region,
@@ -180,13 +191,14 @@ def from_model(account_id: str, region: str, stream: Any) -> StreamConfig:
         version=str(stream.version_id),
         stream_type=stream.delivery_stream_type,
         destination_type=dest_type,
-        destination=_target(dest),
+        destination=_target(dest, conversion.extension if conversion else ""),
         processors=_processors(dest) if dest_type == "ExtendedS3" else (),
         backup=backup,
         encrypted=encryption.get("Status") == "ENABLED",
         logging=logging,
         dynamic_partitioning=dest_type == "ExtendedS3"
         and _truthy((dest.get("DynamicPartitioningConfiguration") or {}).get("Enabled", False)),
+        conversion=conversion,
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from emulator.firehose import keys, partitioning, processor
+from emulator.firehose import conversion, keys, partitioning, processor
 from emulator.firehose.buffering import INTERVAL, SIZE, BufferedRecord
 from emulator.firehose.config import BufferingHints, Processor, S3Target, StreamConfig
 from emulator.firehose.partitioning import PartitioningError, Piece
@@ -125,7 +125,10 @@ class Partitioner:
             pending = list(stream.records[consumer.position + state.split :])
             generation = stream.generation
         if pending:
-            self._split(service, cfg, target, state, pending)
+            try:
+                self._split(service, cfg, target, state, pending)
+            except DeliveryError as exc:  # e.g. the Glue table of a conversion can't be read
+                return service._retry_later(consumer, cfg, DESTINATION, target, exc)
             state.split += len(pending)
         now_ms = int(time.time() * 1000)
         hints = target.buffering
@@ -232,6 +235,10 @@ class Partitioner:
                 opened.add(part_key)
             adds.append((DESTINATION, prefix, piece.data, source_id, piece.arrival_ms))
 
+        if cfg.conversion is not None:
+            # Records that can't be deserialized go to format-conversion-failed now; the
+            # rest are converted when their partition is written.
+            adds = self._check_conversion(service, cfg, target, records, adds)
         now_ms = int(time.time() * 1000)
         for piece, kind, code, message in failures:
             line = partitioning.error_line(piece, code, message, now_ms)
@@ -285,6 +292,38 @@ class Partitioner:
             processing_failed.append((records[piece.source].record_id, piece.arrival_ms, line))
         return out
 
+    def _check_conversion(
+        self,
+        service: FirehoseService,
+        cfg: StreamConfig,
+        target: S3Target,
+        records: list[BufferedRecord],
+        adds: list[tuple[str, str, bytes, str, int]],
+    ) -> list[tuple[str, str, bytes, str, int]]:
+        conv = cfg.conversion
+        assert conv is not None
+        schema = service.schema(cfg)
+        out = []
+        for add in adds:
+            kind, _prefix, data, source_id, arrival_ms = add
+            if kind != DESTINATION:
+                out.append(add)
+                continue
+            try:
+                conversion.rows(data, conv, schema)
+            except conversion.RecordError as exc:
+                line = conversion.error_line(
+                    data, arrival_ms, str(exc),
+                    int(time.time() * 1000), conv, schema,
+                )  # fmt: skip
+                out.append(
+                    self._error_add(target, conversion.ERROR_OUTPUT_TYPE, source_id, line,
+                                    arrival_ms)
+                )  # fmt: skip
+                continue
+            out.append(add)
+        return out
+
     @staticmethod
     def _add(
         state: _State, kind: str, prefix: str, chunk: bytes, source_id: str, arrival_ms: int
@@ -323,9 +362,30 @@ class Partitioner:
     ) -> None:
         when = keys.arrival_instant(part.first_arrival_ms, target.time_zone)
         prefix = partitioning.object_prefix(part.prefix)
-        key = keys.object_name(prefix, cfg.name, cfg.version, when, target.extension)
+        extension = target.extension
         data = b"".join(part.chunks)
-        body, content_encoding = encode(data, target.compression)
+        records = len(part.chunks)
+        if cfg.conversion is not None and part.kind == DESTINATION:
+            # Checked at split time: the chunks are rows of the table (at least once, as a
+            # restart re-partitions, so they are read again here).
+            pairs = [
+                (BufferedRecord("", a, c, 0), c)
+                for a, c in zip(part.arrivals, part.chunks, strict=True)
+            ]
+            body, records, lines, _sources = service.convert(cfg, pairs)
+            content_encoding = None
+            if lines:  # the table changed since the split: these rows no longer fit it
+                error_key = keys.object_name(
+                    keys.error_prefix(target.prefix, target.error_output_prefix, when,
+                                      conversion.ERROR_OUTPUT_TYPE),
+                    cfg.name, cfg.version, when,
+                )  # fmt: skip
+                service._writer.put(cfg.region, target.bucket, error_key, b"".join(lines), None)
+        else:
+            if cfg.conversion is not None:
+                extension = ""  # error outputs are JSON lines, not Parquet / ORC
+            body, content_encoding = encode(data, target.compression)
+        key = keys.object_name(prefix, cfg.name, cfg.version, when, extension)
         service._writer.put(cfg.region, target.bucket, key, body, content_encoding)
         entry = {
             "stream": cfg.name,
@@ -333,7 +393,7 @@ class Partitioner:
             "bucket": target.bucket,
             "key": key,
             "partition": part.prefix.replace(partitioning.RANDOM_MARK, "!{firehose:random-string}"),
-            "records": len(part.chunks),
+            "records": records,
             "bytes": len(data),
             "compressed_bytes": len(body),
             "reason": reason,

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -29,7 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from emulator.firehose import buffering, keys, names, partitioned, processor, validation
+from emulator.firehose import (
+    buffering,
+    conversion,
+    keys,
+    names,
+    partitioned,
+    processor,
+    validation,
+)
 from emulator.firehose.access import RoleAccess
 from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
@@ -48,6 +58,36 @@ MAX_RECORD_BYTES = 1_024_000
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_BACKOFF_S = 30.0
+# Emulator-only clock control: every buffer interval is divided by this factor, so a stream
+# keeping AWS-valid hints (60 s or more) flushes in seconds locally. `python -m emulator
+# --time-scale N` sets it; 1 (the default) is AWS's timing. Listed in emulator/DEVIATIONS.md.
+TIME_SCALE_ENV = "IOT_EMULATOR_TIME_SCALE"
+
+
+def time_scale_from_environment() -> float:
+    """IOT_EMULATOR_TIME_SCALE as a factor >= 1; ValueError naming the variable otherwise."""
+    text = os.environ.get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = 0.0
+    if not (scale >= 1 and scale < float("inf")):
+        raise ValueError(f"{TIME_SCALE_ENV}={text!r}: give a number >= 1 (1: AWS's timing)")
+    return scale
+
+
+def scaled(target: S3Target, scale: float) -> S3Target:
+    """`target` with its buffer interval divided by `scale` (the size hint is unchanged)."""
+    if scale == 1:
+        return target
+    hints = buffering.BufferingHints(
+        target.buffering.size_bytes, target.buffering.interval_s / scale
+    )
+    return dataclasses.replace(target, buffering=hints)
+
+
 DELIVERY_LOG_LENGTH = 1000
 ERROR_LOG_LENGTH = 200
 LOG_STREAM_LINE = {"destination": "DestinationDelivery", "backup": "BackupDelivery"}
@@ -153,6 +193,9 @@ class _InFlight:
     first_id: str
     count: int
     outcome: processor.ProcessorOutcome | None = None
+    # With format conversion: (the Parquet/ORC body and its row count, error lines, their
+    # source records), computed once per batch.
+    converted: tuple[bytes, int, list[bytes], list[BufferedRecord]] | None = None
     written: set[str] = field(default_factory=set)
 
 
@@ -210,6 +253,7 @@ class FirehoseService:
         # Tests of the processor contract may replace this with a fake of the same signature.
         self.invoke = self._invoke_lambda
         self._partitioner = partitioned.Partitioner()
+        self.time_scale = time_scale_from_environment()
         emulator.firehose = self
         gateway = emulator.gateway
         names.register(gateway)  # before the handlers below: a bad name is refused first
@@ -545,6 +589,7 @@ class FirehoseService:
 
     def _consume(self, stream: _Stream, cfg: StreamConfig, name: str, target: S3Target) -> float:
         consumer = stream.consumers[name]
+        target = scaled(target, self.time_scale)
         if name == "destination" and cfg.dynamic_partitioning:
             return self._partitioner.consume(self, stream, cfg, consumer, target)
         while not self._stopping.is_set():
@@ -619,7 +664,18 @@ class FirehoseService:
                 flight.outcome = self._process(cfg, batch)
             delivered, failed = flight.outcome.delivered, flight.outcome.failed
             dropped = flight.outcome.dropped
-        if delivered:
+        if delivered and cfg.conversion is not None:
+            if flight.converted is None:
+                sources = (flight.outcome.sources if flight.outcome else None) or batch
+                flight.converted = self.convert(cfg, list(zip(sources, delivered, strict=True)))
+            body, rows, error_lines, error_sources = flight.converted
+            if rows:
+                self._write(cfg, name, target, flight, "destination", batch, [body], reason,
+                            dropped, count=rows)  # fmt: skip
+            if error_lines:
+                self._write(cfg, name, target, flight, conversion.ERROR_OUTPUT_TYPE,
+                            error_sources, error_lines, reason)  # fmt: skip
+        elif delivered:
             self._write(cfg, name, target, flight, "destination", batch, delivered, reason, dropped)
         if failed:
             lines = [
@@ -629,6 +685,60 @@ class FirehoseService:
                 cfg, name, target, flight, "processing-failed", [f.record for f in failed], lines,
                 reason,
             )  # fmt: skip
+
+    def schema(self, cfg: StreamConfig) -> conversion.Schema:
+        """The Glue table of the stream's conversion, read with its role; DeliveryError when
+        it can't be (the records stay spooled and the read is retried)."""
+        conv = cfg.conversion
+        assert conv is not None
+        denied = self._access.glue_read(conv.role_arn, cfg.account_id, cfg.arn, conv)
+        if denied is not None:
+            raise DeliveryError(
+                "DataFormatConversion.AccessDenied",
+                f"Access was denied reading the Glue table {conv.database}.{conv.table}: the "
+                "role needs glue:GetTable, glue:GetTableVersion and glue:GetTableVersions",
+                denial=denied.as_dict(),
+            )
+        return conversion.read_schema(conv)  # a SchemaError is a DeliveryError
+
+    def convert(
+        self, cfg: StreamConfig, records: list[tuple[BufferedRecord, bytes]]
+    ) -> tuple[bytes, int, list[bytes], list[BufferedRecord]]:
+        """(source, data) pairs to one Parquet/ORC body, its row count, and the error lines
+        (with their sources) of the records that could not be deserialized."""
+        conv = cfg.conversion
+        assert conv is not None
+        schema = self.schema(cfg)
+        error_lines: list[bytes] = []
+        error_sources: list[BufferedRecord] = []
+
+        def fail(source: BufferedRecord, data: bytes, exc: Exception) -> None:
+            now_ms = int(time.time() * 1000)
+            line = conversion.error_line(data, source.arrival_ms, str(exc), now_ms, conv, schema)
+            error_lines.append(line)
+            error_sources.append(source)
+
+        converted: list[tuple[BufferedRecord, bytes, list[dict[str, Any]]]] = []
+        for source, data in records:
+            try:
+                converted.append((source, data, conversion.rows(data, conv, schema)))
+            except conversion.RecordError as exc:
+                fail(source, data, exc)
+        table_rows = [row for _, _, found in converted for row in found]
+        try:
+            body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
+        except conversion.ARROW_ERRORS:
+            # A value its column can't hold: find the records, one by one, and fail only them.
+            table_rows = []
+            for source, data, found in converted:
+                try:
+                    conversion.check_fits(found, schema)
+                except conversion.RecordError as exc:
+                    fail(source, data, exc)
+                    continue
+                table_rows.extend(found)
+            body = conversion.serialize(table_rows, conv, schema) if table_rows else b""
+        return body, len(table_rows), error_lines, error_sources
 
     def _process(
         self, cfg: StreamConfig, batch: list[BufferedRecord]
@@ -673,18 +783,22 @@ class FirehoseService:
         chunks: list[bytes],
         reason: str,
         dropped: int = 0,
+        count: int | None = None,
     ) -> None:
         if kind in flight.written:
             return
         when = keys.arrival_instant(min(r.arrival_ms for r in records), target.time_zone)
+        extension = target.extension
         try:
-            if kind == "processing-failed":
-                prefix = keys.error_prefix(target.prefix, target.error_output_prefix, when)
+            if kind in keys.ERROR_OUTPUT_TYPES:
+                prefix = keys.error_prefix(target.prefix, target.error_output_prefix, when, kind)
+                if cfg.conversion is not None:
+                    extension = ""  # error outputs are JSON lines, not Parquet / ORC
             else:
                 prefix = keys.destination_prefix(target.prefix, when)
         except keys.PrefixError as exc:
             raise DeliveryError("Emulator.InvalidPrefix", str(exc)) from exc
-        key = keys.object_name(prefix, cfg.name, cfg.version, when, target.extension)
+        key = keys.object_name(prefix, cfg.name, cfg.version, when, extension)
         data = b"".join(chunks)
         body, content_encoding = encode(data, target.compression)
         denied = self._access.s3_put(target.role_arn, cfg.account_id, cfg.arn, target.bucket, key)
@@ -703,7 +817,7 @@ class FirehoseService:
             "kind": kind,
             "bucket": target.bucket,
             "key": key,
-            "records": len(chunks),
+            "records": len(chunks) if count is None else count,
             "bytes": len(data),
             "compressed_bytes": len(body),
             "reason": reason,

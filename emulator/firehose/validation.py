@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import botocore.session
 
-from emulator.firehose import keys, partitioning
+from emulator.firehose import conversion, keys, partitioning
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error
 
 OPERATIONS = ("CreateDeliveryStream", "UpdateDestination")
@@ -291,9 +291,9 @@ def check_processing(config: dict[str, Any]) -> None:
 
 
 def check_features(config: dict[str, Any]) -> None:
-    conversion = config.get("DataFormatConversionConfiguration")
+    config_member = config.get("DataFormatConversionConfiguration")
     # DataFormatConversionConfiguration.Enabled "Defaults to true".
-    if _enabled(conversion, default=True):
+    if conversion.enabled(config_member):
         compression = config.get("CompressionFormat") or "UNCOMPRESSED"
         if compression != "UNCOMPRESSED":
             raise Invalid(
@@ -306,9 +306,9 @@ def check_features(config: dict[str, Any]) -> None:
                 f"BufferingHints.SizeInMBs is {size}; it can't be less than "
                 f"{CONVERSION_MIN_SIZE_MB} when DataFormatConversionConfiguration is enabled"
             )
-        raise Invalid(
-            f"DataFormatConversionConfiguration (Parquet / ORC) is not supported: {NOT_IMPLEMENTED}"
-        )
+        problems = conversion.config_problems(config_member)
+        if problems:
+            raise Invalid("; ".join(problems))
     check_dynamic_partitioning(config)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from support.targets import deploy_fast, local_target
 from support.waiting import wait_until
@@ -41,7 +44,7 @@ def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
     s3 = target.client("s3")
     topic_root, stream = out["TopicName"], out["DeliveryStreamName"]
     good = [
-        {"device_id": "pump-01", "timestamp": 1_795_000_000_000 + i, "t": i, "run_id": "e2e"}
+        {"device_id": "pump-01", "timestamp": 1_795_000_000_000 + i, "sequence": i, "run_id": "e2e"}
         for i in range(20)
     ]
     # given a device on the policy's client id, publishing 20 good messages, one JSON message
@@ -57,8 +60,8 @@ def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
     device.disconnect()
     # and two records put straight into the stream with PutRecordBatch
     direct = [
-        {"topic": f"{topic_root}/direct", "t": 100},
-        {"topic": f"{topic_root}/direct", "t": 101},
+        {"topic": f"{topic_root}/direct", "sequence": 100},
+        {"topic": f"{topic_root}/direct", "sequence": 101},
     ]
     target.client("firehose").put_record_batch(
         DeliveryStreamName=stream,
@@ -76,14 +79,18 @@ def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
     )
     found = workbook.collect(target, out, ENV)
 
-    # then every object key has AWS's shape, with the default time path, and is gzip
-    key = re.compile(
-        rf"^{ENV}/data/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/{stream}-1-"
-        r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.gz$"
+    # then every object key has AWS's shape: raw batches gzip under the default time path,
+    # parsed objects Parquet under the equipment and day partitions
+    suffix = rf"{stream}-1-\d{{4}}(-\d{{2}}){{5}}-[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}"
+    raw_key = re.compile(rf"^{ENV}/data/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/{suffix}\.gz$")
+    parsed_key = re.compile(
+        rf"^{ENV}/data/equipment_id=(pump-01|direct)/dt=\d{{4}}-\d{{2}}-\d{{2}}/{suffix}\.parquet$"
     )
-    for obj in found.raw + found.parsed:
-        assert key.match(obj.key), obj.key
+    for obj in found.raw:
+        assert raw_key.match(obj.key), obj.key
         assert s3.head_object(Bucket=obj.bucket, Key=obj.key)["ContentEncoding"] == "gzip"
+    for obj in found.parsed:
+        assert parsed_key.match(obj.key), obj.key
     # and the raw lines are exactly what the rule sent: `topic` first, then the payload's fields
     raw = [
         line.value
@@ -102,18 +109,18 @@ def test_messages_published_over_mqtt_land_in_aws_formats(deployed):
         + direct
     )
     assert sorted(map(json.dumps, raw)) == sorted(map(json.dumps, sent))
-    # and the parsed rows are the Lambda's flat output for every good record
+    # and the parsed rows are the Lambda's flat output for every good record, in the Glue
+    # table's columns, in the partition of their equipment
     rows = [
-        line.value
+        {**row, "key": obj.key}
         for obj in found.parsed
-        for line in batches.iter_batch_records(
-            s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-        )
+        for row in pq.read_table(
+            pa.BufferReader(s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read())
+        ).to_pylist()
     ]
-    assert sorted(r["t"] for r in rows) == list(range(20)) + [100, 101]
-    assert all(
-        r["equipment_id"] in ("pump-01", "direct") and r["arrival_time"].endswith("Z") for r in rows
-    )
+    assert sorted(r["sequence"] for r in rows) == list(range(20)) + [100, 101]
+    assert all(f"equipment_id={r['topic_2']}/" in r["key"] for r in rows)
+    assert all(isinstance(r["arrival_time"], datetime) for r in rows)
     # and the records the Lambda failed are under the error prefix with Firehose's fields
     failed_records = found.failed_records
     assert sorted(json.dumps(json.loads(f.raw_data)) for f in failed_records) == sorted(

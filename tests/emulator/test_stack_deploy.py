@@ -75,7 +75,7 @@ def test_deploy_update_inspect_and_delete(aws, bucket, unique):
     table = pipeline_stack.stack_outputs(cfn, name)
     assert {row["OutputKey"] for row in table} == set(outputs)
     resources = pipeline_stack.stack_resources(cfn, name)
-    assert len(resources) == 16
+    assert len(resources) == 18
     statuses = {r["LogicalResourceId"]: r["ResourceStatus"] for r in resources}
     # (only what referenced the changed parameter was updated)
     assert {k for k, v in statuses.items() if v == "UPDATE_COMPLETE"} == {"DeliveryStream"}

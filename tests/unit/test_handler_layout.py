@@ -72,7 +72,11 @@ def test_bad_records_are_processing_failed_and_counted_and_every_id_returns_once
     out = lambda_handler(event, None)["records"]
     # then every recordId comes back once, in input order, with only the contract's keys
     assert [r["recordId"] for r in out] == [r["recordId"] for r in event["records"]]
-    assert all(set(r) == {"recordId", "result", "data"} for r in out)
+    assert all(set(r) == {"recordId", "result", "data"} for r in out if r["result"] != OK)
+    # and each Ok record names its equipment as the Lambda partition key
+    for r in (r for r in out if r["result"] == OK):
+        row = json.loads(base64.b64decode(r["data"]))
+        assert r["metadata"] == {"partitionKeys": {"equipment_id": row["equipment_id"]}}
     results = [r["result"] for r in out]
     assert (results.count(OK), results.count(PROCESSING_FAILED)) == (11, 6)
     # and the failed ones carry their original data

@@ -419,9 +419,15 @@ def test_buffering_hints_come_from_the_parameters(template: dict) -> None:
         "SizeInMBs": {"Ref": "BufferSizeMBs"},
     }
 
-    # then both use the parameters, whose bounds are Firehose's (0-900 s, 1-128 MiB)
-    assert destination["BufferingHints"] == expected
+    # then both use the parameters, whose bounds are Firehose's (0-900 s, 1-128 MiB; with
+    # record format conversion at least 64 MiB for the Parquet destination)
+    assert destination["BufferingHints"] == {
+        **expected,
+        "SizeInMBs": {"Ref": "ParsedBufferSizeMBs"},
+    }
     assert destination["S3BackupConfiguration"]["BufferingHints"] == expected
+    parsed = params["ParsedBufferSizeMBs"]
+    assert (parsed["Default"], parsed["MinValue"], parsed["MaxValue"]) == (64, 64, 128)
     assert (params["BufferIntervalSeconds"]["Default"], params["BufferSizeMBs"]["Default"]) == (
         60,
         1,
@@ -442,7 +448,8 @@ def test_stream_is_direct_put_gzip_to_parsed_with_raw_backup(template: dict) -> 
     # then devices' records arrive by DirectPut, parsed output and raw backup are both gzip
     assert props["DeliveryStreamType"] == "DirectPut"
     assert destination["BucketARN"] == {"Fn::GetAtt": ["ParsedBucket", "Arn"]}
-    assert destination["CompressionFormat"] == "GZIP"
+    # Parquet compresses inside the file: the object is UNCOMPRESSED (record format conversion)
+    assert destination["CompressionFormat"] == "UNCOMPRESSED"
     assert destination["S3BackupMode"] == "Enabled"
     assert backup["BucketARN"] == {"Fn::GetAtt": ["RawBucket", "Arn"]}
     assert backup["CompressionFormat"] == "GZIP"
@@ -467,9 +474,17 @@ def test_prefixes_follow_the_firehose_prefix_rules(template: dict, names: dict, 
     prefix = resolve_sub(config["Prefix"], names)
     error_prefix = resolve_sub(config["ErrorOutputPrefix"], names)
 
-    # then Prefix has no expression, so Firehose appends yyyy/MM/dd/HH/ to <env>/data/
-    assert prefix == f"{names['Environment']}/data/"
-    assert "!{" not in prefix
+    # then the raw backup's Prefix has no expression, so Firehose appends yyyy/MM/dd/HH/ to
+    # <env>/data/; the parsed destination's is Hive-style, by equipment (the transform's
+    # partition key) and arrival day
+    if where == "backup":
+        assert prefix == f"{names['Environment']}/data/"
+        assert "!{" not in prefix
+    else:
+        assert prefix == (
+            f"{names['Environment']}/data/equipment_id=!{{partitionKeyFromLambda:equipment_id}}"
+            "/dt=!{timestamp:yyyy-MM-dd}/"
+        )
     # and ErrorOutputPrefix, which has expressions, includes the error output type
     assert "!{firehose:error-output-type}" in error_prefix
     # and every `!{` opens a namespace:value expression of a namespace Firehose knows

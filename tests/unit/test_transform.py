@@ -179,7 +179,14 @@ def test_a_good_record_comes_back_ok_with_base64_data():
     assert (result.record_id, result.result, result.reason) == ("rid-7", OK, None)
     assert json.loads(base64.b64decode(result.data))["v"] == 1
     assert firehose_response([result]) == {
-        "records": [{"recordId": "rid-7", "result": OK, "data": result.data}]
+        "records": [
+            {
+                "recordId": "rid-7",
+                "result": OK,
+                "data": result.data,
+                "metadata": {"partitionKeys": {"equipment_id": "x"}},
+            }
+        ]
     }
 
 

@@ -28,6 +28,8 @@ EXPECTED_OUTPUTS = {
     "FunctionArn",
     "FunctionLogGroupName",
     "FirehoseLogGroupName",
+    "GlueDatabaseName",
+    "ParsedTableName",
 }
 
 
@@ -58,7 +60,7 @@ def test_change_set_stack_has_outputs(aws, unique, packaged_body):
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert set(outputs) == EXPECTED_OUTPUTS
     assert outputs["ThingName"] == f"{stack_name}-device"
-    assert len(changes) == 16  # the translated template's resources, all "Add"
+    assert len(changes) == 18  # the translated template's resources, all "Add"
     assert {c["ResourceChange"]["Action"] for c in changes} == {"Add"}
     cfn.delete_stack(StackName=stack_name)
 

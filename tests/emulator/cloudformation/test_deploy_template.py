@@ -56,6 +56,7 @@ def test_stack_is_create_complete_with_every_resource(aws, deployed):
         + ["AWS::Logs::LogGroup"] * 2
         + ["AWS::Logs::LogStream"] * 2
         + ["AWS::S3::Bucket"] * 2
+        + ["AWS::Glue::Database", "AWS::Glue::Table"]
     )
     assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in summaries)
     assert all(r["PhysicalResourceId"] for r in summaries)
@@ -123,12 +124,19 @@ def test_delivery_stream_has_processor_backup_and_buffering(aws, deployed):
     destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
     env = deployed["env"]
     assert destination["BucketARN"] == f"arn:aws:s3:::{outputs['ParsedBucketName']}"
-    assert destination["Prefix"] == f"{env}/data/"
+    assert destination["Prefix"] == (
+        f"{env}/data/equipment_id=!{{partitionKeyFromLambda:equipment_id}}"
+        "/dt=!{timestamp:yyyy-MM-dd}/"
+    )
     assert destination["ErrorOutputPrefix"] == (
         f"{env}/errors/!{{firehose:error-output-type}}/!{{timestamp:yyyy/MM/dd/HH}}/"
     )
-    assert destination["BufferingHints"] == {"IntervalInSeconds": BUFFER_SECONDS, "SizeInMBs": 1}
-    assert destination["CompressionFormat"] == "GZIP"
+    assert destination["BufferingHints"] == {"IntervalInSeconds": BUFFER_SECONDS, "SizeInMBs": 64}
+    # Parquet via the Glue table (record format conversion): the object is UNCOMPRESSED
+    assert destination["CompressionFormat"] == "UNCOMPRESSED"
+    conversion = destination["DataFormatConversionConfiguration"]
+    assert conversion["SchemaConfiguration"]["TableName"] == deployed["outputs"]["ParsedTableName"]
+    assert destination["DynamicPartitioningConfiguration"] == {"Enabled": True}
     assert destination["CloudWatchLoggingOptions"] == {
         "Enabled": True,
         "LogGroupName": outputs["FirehoseLogGroupName"],
@@ -314,5 +322,5 @@ def test_describe_stack_resources_report_each_resource(aws, deployed):
     assert resource["ResourceStatus"] == "CREATE_COMPLETE"
     assert resource["StackName"] == deployed["name"]
     assert [r["LogicalResourceId"] for r in by_physical] == ["DeliveryStream"]
-    assert len(everything) == 16
+    assert len(everything) == 18
     assert resource["LastUpdatedTimestamp"].year > 2010  # not moto's fixed 2010-07-27

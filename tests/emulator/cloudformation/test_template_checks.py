@@ -53,7 +53,7 @@ def test_unsupported_resources_names_types_and_nested_properties():
                 "Properties": {
                     "ExtendedS3DestinationConfiguration": {
                         "BucketARN": {"Fn::GetAtt": ["B", "Arn"]},
-                        "DynamicPartitioningConfiguration": {"Enabled": True},
+                        "CustomTimeZone": "Asia/Tokyo",
                         "ProcessingConfiguration": {
                             "Processors": [{"Type": "Lambda", "Parameters": [{"Bad": 1}]}]
                         },
@@ -72,10 +72,7 @@ def test_unsupported_resources_names_types_and_nested_properties():
     # Then each problem names its path; the good resource has none
     assert set(problems) == {"Queue", "Stream", "Policy"}
     assert "Resource type AWS::AppSync::GraphQLApi is not supported" in problems["Queue"]
-    assert (
-        "#/ExtendedS3DestinationConfiguration: key [DynamicPartitioningConfiguration]"
-        in (problems["Stream"])
-    )
+    assert "#/ExtendedS3DestinationConfiguration: key [CustomTimeZone]" in (problems["Stream"])
     assert (
         "#/ExtendedS3DestinationConfiguration/ProcessingConfiguration/Processors/0/Parameters/0: "
         "key [Bad]" in problems["Stream"]

@@ -72,13 +72,12 @@ INVALID_ARGUMENT = {
         },
         "can't be less than 64",
     ),
-    "format-conversion-not-implemented": (
+    "format-conversion-without-its-members": (
         {
             "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 60},
             "DataFormatConversionConfiguration": {"Enabled": True},
         },
-        "DataFormatConversionConfiguration (Parquet / ORC) is not supported: the local emulator "
-        "does not implement it yet",
+        "DataFormatConversionConfiguration.InputFormatConfiguration is required when it is enabled",
     ),
     "dynamic-partitioning-needs-error-output-prefix": (
         {"DynamicPartitioningConfiguration": {"Enabled": True}},
