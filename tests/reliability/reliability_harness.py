@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from iam_roles import ensure_firehose_role
+from iam_roles import ensure_firehose_role, ensure_role, lambda_trust, service_trust
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -252,23 +252,7 @@ class Pipeline:
     # Resources --------------------------------------------------------------------------
     def lambda_role(self) -> str:
         """The transform's execution role (Lambda checks that it trusts lambda.amazonaws.com)."""
-        iam = self.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        try:
-            return iam.get_role(RoleName="reliability-transform")["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            return iam.create_role(
-                RoleName="reliability-transform", AssumeRolePolicyDocument=json.dumps(trust)
-            )["Role"]["Arn"]
+        return ensure_role(self.client("iam"), "reliability-transform", lambda_trust(), None)
 
     def create(
         self,
@@ -366,23 +350,8 @@ class Pipeline:
     def enable_iot_logging(self) -> None:
         """AWS IoT v2 logging at ERROR with a role IoT can assume (account-wide), so that a
         message the rule's SQL cannot evaluate leaves an entry in AWSIotLogsV2."""
-        iam = self.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "iot.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        try:
-            role = iam.get_role(RoleName="reliability-iot-logging")["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(
-                RoleName="reliability-iot-logging", AssumeRolePolicyDocument=json.dumps(trust)
-            )["Role"]["Arn"]
+        trust = service_trust("iot.amazonaws.com")
+        role = ensure_role(self.client("iam"), "reliability-iot-logging", trust, None)
         self.client("iot").set_v2_logging_options(roleArn=role, defaultLogLevel="ERROR")
 
     def device(self, index: int, folder: Path) -> DeviceFiles:

@@ -1,5 +1,5 @@
-"""Fixtures for IoT Core tests: the `emulator.iot` component on the session emulator (built
-here if `emulator/app.py` does not wire it yet), and helpers to make device certificates."""
+"""Fixtures for IoT Core tests: the `emulator.iot` component of the session emulator, and
+helpers to make device certificates."""
 
 from __future__ import annotations
 
@@ -14,16 +14,12 @@ from cryptography.x509.oid import NameOID
 
 @pytest.fixture(scope="session")
 def iot_core(emulator):
-    from emulator.iot.core import IotCore
-
-    if emulator.find("iot") is None:
-        IotCore(emulator)
     return emulator.iot
 
 
 @pytest.fixture(scope="session")
 def iot(iot_core, aws):
-    """A boto3 IoT client; requesting it guarantees `emulator.iot` is wired."""
+    """A boto3 IoT client."""
     return aws("iot")
 
 

@@ -4,11 +4,11 @@ and a factory that deploys a small handler package with boto3, as a user would."
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Callable
 
 import pytest
+from iam_roles import ensure_lambda_role
 
 # The function code the tests deploy: one module, several handlers.
 APP_SOURCE = """
@@ -115,49 +115,14 @@ def app_package() -> Callable[[str], bytes]:
 
 @pytest.fixture(scope="session")
 def lambdas(emulator):
-    """The Lambda runtime component, added to the shared emulator if the app did not wire it."""
-    from emulator.lambda_.runtime import LambdaRuntime
-
-    runtime = emulator.find("lambdas")
-    if runtime is None:
-        runtime = emulator.add(LambdaRuntime(emulator))
-    return runtime
-
-
-LOGS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": "*",
-        }
-    ],
-}
+    """The Lambda runtime component of the shared emulator."""
+    return emulator.lambdas
 
 
 @pytest.fixture(scope="session")
 def lambda_role(aws) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = aws("iam").create_role(
-        RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    # Lambda writes the function's logs with this role (what AWSLambdaBasicExecutionRole allows).
-    aws("iam").put_role_policy(
-        RoleName="lambda-runtime-tests",
-        PolicyName="logs",
-        PolicyDocument=json.dumps(LOGS_POLICY),
-    )
-    return role["Role"]["Arn"]
+    """An execution role that trusts Lambda and allows what AWSLambdaBasicExecutionRole allows."""
+    return ensure_lambda_role(aws("iam"), "lambda-runtime-tests")
 
 
 @pytest.fixture

@@ -16,21 +16,13 @@ import time
 import zipfile
 
 from boto3.s3.transfer import TransferConfig
+from iam_roles import lambda_trust
 
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}],
 }
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST = lambda_trust()
 # A plain template (no transform) of types moto knows, with outputs.
 TEMPLATE = {
     "AWSTemplateFormatVersion": "2010-09-09",

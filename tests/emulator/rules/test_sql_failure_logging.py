@@ -13,18 +13,10 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from iam_roles import service_trust
 
 LOG_GROUP = "AWSIotLogsV2"
-TRUST_IOT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "iot.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_IOT = service_trust("iot.amazonaws.com")
 
 
 @pytest.fixture
