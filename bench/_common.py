@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipeline import batches, certificates, objects, workbook  # noqa: E402
+from pipeline.ledger import Ledger  # noqa: E402
 
 # A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique. It
 # carries `run_id`, as the workbook's messages do: template.yaml's NotJsonTopicRule forwards the
@@ -231,9 +232,7 @@ class Accounting:
         deadline = time.monotonic() + timeout
         while True:
             figures = self.figures()
-            raw_side = figures["raw_lines"] + figures["rule_errors"]
-            parsed_side = figures["parsed_rows"] + figures["processing_failed"]
-            complete = raw_side >= acknowledged and parsed_side >= figures["raw_lines"]
+            complete = Ledger.of(figures).complete(acknowledged)
             if complete or time.monotonic() > deadline:
                 return {**figures, "complete": complete, "at": time.time()}
             time.sleep(poll)
