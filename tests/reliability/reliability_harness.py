@@ -16,7 +16,6 @@ import functools
 import gzip
 import io
 import json
-import os
 import tempfile
 import threading
 import time
@@ -25,11 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from iam_roles import ensure_firehose_role, ensure_role, lambda_trust, service_trust
+from support.certs import csr_pem, ec_key, key_pem, write_pair
 
 from pipeline.ledger import Ledger
 
@@ -108,31 +104,14 @@ class DeviceFiles:
 
 def new_device(iot: Any, thing_name: str, policy_name: str, folder: Path) -> DeviceFiles:
     """A thing with a certificate signed from its own P-256 key's CSR (fast to generate)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing_name)]))
-        .sign(key, hashes.SHA256())
-    )
+    key = ec_key()
     answer = iot.create_certificate_from_csr(
-        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(),
-        setAsActive=True,
+        certificateSigningRequest=csr_pem(thing_name, key), setAsActive=True
     )
     iot.create_thing(thingName=thing_name)
     iot.attach_thing_principal(thingName=thing_name, principal=answer["certificateArn"])
     iot.attach_policy(policyName=policy_name, target=answer["certificateArn"])
-    cert_path = folder / f"{thing_name}.cert.pem"
-    key_path = folder / f"{thing_name}.private.key"
-    cert_path.write_text(answer["certificatePem"])
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    cert_path, key_path = write_pair(folder, thing_name, answer["certificatePem"], key_pem(key))
     return DeviceFiles(thing_name, cert_path, key_path, answer["certificateId"])
 
 

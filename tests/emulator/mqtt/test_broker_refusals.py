@@ -10,6 +10,7 @@ import ssl
 import struct
 
 import pytest
+from support.certs import self_signed_certificate, write_pair
 
 
 def policy(*statements):
@@ -222,36 +223,7 @@ def test_malformed_packet_closes_the_connection(broker, make_device):
 
 def test_unregistered_certificate_fails_the_tls_handshake(broker, make_device, tmp_path, until):
     # given a self-signed certificate that was never registered
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "stranger.pem", tmp_path / "stranger.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
+    cert_path, key_path = write_pair(tmp_path, "stranger", *self_signed_certificate("stranger"))
     context = ssl.create_default_context(cafile=str(make_device().ca_path))
     context.load_cert_chain(str(cert_path), str(key_path))
     # when it connects, then the server refuses the handshake (TLS 1.3 reports it on first read)
