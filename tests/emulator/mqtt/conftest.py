@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.mqtt import emulator_view
 from support.waiting import wait_until
 
 from emulator.mqtt import codec
@@ -74,14 +75,7 @@ def broker(iot_emulator, consumer):
 
     It gets a view of the emulator so that it does not replace the session's `emulator.broker`.
     """
-    view = SimpleNamespace(
-        shadow=None,
-        iot=iot_emulator.iot,
-        account_id=iot_emulator.account_id,
-        region=iot_emulator.region,
-        gateway=None,
-        activity=None,
-    )
+    view = emulator_view(iot_emulator, activity=None)
     instance = Broker(view, consumer=consumer, port=0).start()
     yield instance
     instance.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 
 import pytest
 from support.certs import self_signed_certificate, write_pair
@@ -201,22 +200,15 @@ def test_consumer_failure_means_no_puback(broker, consumer, make_device, paho_cl
     assert v5.seen.pubacks[refused.mid].value == 0x80
 
 
-def test_malformed_packet_closes_the_connection(broker, make_device):
-    # given a raw TLS connection with a device certificate
+def test_malformed_packet_closes_the_connection(broker, make_device, raw_client):
+    # given a raw TLS connection with a device certificate (CONNECT sent, CONNACK read)
     device = make_device()
-    context = ssl.create_default_context(cafile=str(device.ca_path))
-    context.load_cert_chain(str(device.cert_path), str(device.key_path))
-    with socket.create_connection(("127.0.0.1", broker.port)) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            client_id = device.client_id.encode()
-            body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(client_id)) + client_id
-            tls.sendall(b"\x10" + bytes((len(body),)) + body)
-            assert tls.recv(4) == b"\x20\x02\x00\x00"
-            # when it sends a PUBLISH with QoS 3
-            tls.sendall(b"\x36\x05\x00\x01t\x00\x01")
-            # then the broker closes the connection
-            tls.settimeout(5)
-            assert tls.recv(10) == b""
+    tls = raw_client(device, broker.port, device.client_id)
+    # when it sends a PUBLISH with QoS 3
+    tls.sendall(b"\x36\x05\x00\x01t\x00\x01")
+    # then the broker closes the connection
+    tls.settimeout(5)
+    assert tls.recv(10) == b""
     (malformed,) = events(broker, device.client_id, "MALFORMED_PACKET")
     assert "QoS 3" in malformed["reason"]
 
