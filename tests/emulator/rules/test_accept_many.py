@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from support.streams import create_stream
 
 from emulator.firehose.service import FirehoseError
 from emulator.iot.messages import InboundMessage
@@ -28,13 +29,8 @@ def firehose(emulator):
 
 
 def _stream(aws, name: str, role_arn: str, bucket: str) -> None:
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=name,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": role_arn,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
-        },
+    create_stream(
+        aws, name, bucket, role_arn, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900}
     )
 
 
