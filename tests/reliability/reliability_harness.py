@@ -26,6 +26,7 @@ from typing import Any
 
 from iam_roles import ensure_firehose_role, ensure_role, lambda_trust, service_trust
 from support.certs import csr_pem, ec_key, key_pem, write_pair
+from support.streams import processing, processor
 
 from pipeline.ledger import Ledger
 
@@ -279,23 +280,15 @@ class Pipeline:
                 "ErrorOutputPrefix": ERROR_PREFIX,
                 "BufferingHints": hints,
                 "CompressionFormat": "GZIP",
-                "ProcessingConfiguration": {
-                    "Enabled": True,
-                    "Processors": [
-                        {
-                            "Type": "Lambda",
-                            "Parameters": [
-                                {"ParameterName": "LambdaArn", "ParameterValue": function_arn},
-                                {
-                                    "ParameterName": "NumberOfRetries",
-                                    "ParameterValue": str(retries),
-                                },
-                                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "1"},
-                                {"ParameterName": "BufferSizeInMBs", "ParameterValue": "1"},
-                            ],
-                        }
-                    ],
-                },
+                "ProcessingConfiguration": processing(
+                    processor(
+                        "Lambda",
+                        LambdaArn=function_arn,
+                        NumberOfRetries=str(retries),
+                        BufferIntervalInSeconds="1",
+                        BufferSizeInMBs="1",
+                    )
+                ),
                 "S3BackupMode": "Enabled",
                 "S3BackupConfiguration": {
                     "RoleARN": ROLE,

@@ -48,3 +48,16 @@ def error_log(logs: Any, stream: str) -> tuple[str, dict[str, Any]]:
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="DestinationDelivery")
     return group, {"Enabled": True, "LogGroupName": group, "LogStreamName": "DestinationDelivery"}
+
+
+def processor(kind: str, **parameters: str) -> dict[str, Any]:
+    """One entry of ProcessingConfiguration.Processors: its Type and its named parameters."""
+    return {
+        "Type": kind,
+        "Parameters": [{"ParameterName": k, "ParameterValue": v} for k, v in parameters.items()],
+    }
+
+
+def processing(*processors: dict[str, Any]) -> dict[str, Any]:
+    """An enabled ProcessingConfiguration running `processors` in order."""
+    return {"Enabled": True, "Processors": list(processors)}

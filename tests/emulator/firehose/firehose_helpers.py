@@ -17,6 +17,8 @@ from support.streams import (  # noqa: F401 (the Firehose tests import them from
     error_log,
     error_log_events,
     make_stream,
+    processing,
+    processor,
 )
 
 # <prefix><stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid><ext>  (guide: "s3-object-name")
@@ -47,18 +49,7 @@ def deploy_functions(aws, name: str, module: str, source: str, handlers=("handle
 
 def lambda_processing(arn: str, retries: int = 3) -> dict:
     """ProcessingConfiguration with one Lambda processor (NumberOfRetries: AWS's default 3)."""
-    return {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
-                ],
-            }
-        ],
-    }
+    return processing(processor("Lambda", LambdaArn=arn, NumberOfRetries=str(retries)))
 
 
 def wait_for_objects(s3, bucket: str, count: int = 1, prefix: str = "", timeout: float = 15.0):

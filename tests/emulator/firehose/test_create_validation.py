@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from firehose_helpers import ROLE
+from firehose_helpers import ROLE, processing, processor
 
 UNCHECKED = Config(parameter_validation=False)
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:transform"
@@ -96,18 +96,9 @@ INVALID_ARGUMENT = {
     ),
     "lambda-buffer-out-of-range": (
         {
-            "ProcessingConfiguration": {
-                "Enabled": True,
-                "Processors": [
-                    {
-                        "Type": "Lambda",
-                        "Parameters": [
-                            {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                            {"ParameterName": "BufferSizeInMBs", "ParameterValue": "4"},
-                        ],
-                    }
-                ],
-            }
+            "ProcessingConfiguration": processing(
+                processor("Lambda", LambdaArn=LAMBDA_ARN, BufferSizeInMBs="4")
+            )
         },
         "BufferSizeInMBs is 4; it must be between 0.2 and 3",
     ),
@@ -206,19 +197,11 @@ def test_valid_configuration_is_created(aws, unique):
         CompressionFormat="HADOOP_SNAPPY",
         FileExtension=".json.snappy",
         CustomTimeZone="Asia/Tokyo",
-        ProcessingConfiguration={
-            "Enabled": True,
-            "Processors": [
-                {
-                    "Type": "Lambda",
-                    "Parameters": [
-                        {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                        {"ParameterName": "BufferSizeInMBs", "ParameterValue": "0.2"},
-                        {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "900"},
-                    ],
-                }
-            ],
-        },
+        ProcessingConfiguration=processing(
+            processor(
+                "Lambda", LambdaArn=LAMBDA_ARN, BufferSizeInMBs="0.2", BufferIntervalInSeconds="900"
+            )
+        ),
         DataFormatConversionConfiguration={"Enabled": False},
         S3BackupMode="Enabled",
         S3BackupConfiguration={

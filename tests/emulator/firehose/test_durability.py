@@ -21,6 +21,12 @@ CHILD = Path(__file__).with_name("firehose_child.py")
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def kill(child: subprocess.Popen) -> None:
+    """SIGKILL: the process gets no chance to flush or to write anything more."""
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+
+
 def start_child(data_dir: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
@@ -96,8 +102,7 @@ def test_kill_9_while_buffered_loses_nothing(tmp_path):
             assert answer["FailedPutCount"] == 0
         assert s3.list_objects_v2(Bucket="durable")["KeyCount"] == 0  # still buffered
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        kill(first)
 
     # Then a new process on the same data directory delivers every record once the stream
     # and bucket exist again
@@ -112,5 +117,4 @@ def test_kill_9_while_buffered_loses_nothing(tmp_path):
         )
         assert delivered == b"".join(sent)
     finally:
-        second.send_signal(signal.SIGKILL)
-        second.wait(timeout=10)
+        kill(second)

@@ -18,6 +18,8 @@ from firehose_helpers import (
     ROLE,
     deploy_functions,
     make_stream,
+    processing,
+    processor,
     read_object,
     wait_for_deliveries,
     wait_for_objects,
@@ -51,30 +53,18 @@ def keys_function(aws):
 
 
 def jq_processing(query: str, *extra: dict) -> dict:
-    return {
-        "Enabled": True,
-        "Processors": [
-            *extra,
-            {
-                "Type": "MetadataExtraction",
-                "Parameters": [
-                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": query},
-                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
-                ],
-            },
-            {"Type": "AppendDelimiterToRecord", "Parameters": []},
-        ],
-    }
+    return processing(
+        *extra,
+        processor("MetadataExtraction", MetadataExtractionQuery=query, JsonParsingEngine="JQ-1.6"),
+        processor("AppendDelimiterToRecord"),
+    )
 
 
 def lambda_processor(arn: str) -> dict:
-    return {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": arn}]}
+    return processor("Lambda", LambdaArn=arn)
 
 
-DEAGGREGATE_JSON = {
-    "Type": "RecordDeAggregation",
-    "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}],
-}
+DEAGGREGATE_JSON = processor("RecordDeAggregation", SubRecordType="JSON")
 PARTITIONED = {"DynamicPartitioningConfiguration": {"Enabled": True}}
 ERRORS = "errors/!{firehose:error-output-type}/"
 
