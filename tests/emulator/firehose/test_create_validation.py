@@ -31,6 +31,14 @@ def _refused(aws, name: str, **destination) -> tuple[str, str]:
     return error["Code"], error["Message"]
 
 
+def _refused_with(aws, unique: str, code: str, destination: dict, message: str) -> str:
+    """`destination` is refused with error `code` and a message that holds `message`."""
+    found, text = _refused(aws, f"v-{unique}", **destination)
+    assert found == code
+    assert message in text, text
+    return text
+
+
 INVALID_ARGUMENT = {
     "prefix-expressions-without-error-prefix": (
         {"Prefix": "data/!{timestamp:yyyy}/"},
@@ -115,10 +123,7 @@ INVALID_ARGUMENT = {
 
 @pytest.mark.parametrize("case", sorted(INVALID_ARGUMENT))
 def test_documented_rules_are_refused_with_invalid_argument(aws, unique, case):
-    destination, message = INVALID_ARGUMENT[case]
-    code, text = _refused(aws, f"v-{unique}", **destination)
-    assert code == "InvalidArgumentException"
-    assert message in text, text
+    _refused_with(aws, unique, "InvalidArgumentException", *INVALID_ARGUMENT[case])
 
 
 def test_observed_message_for_prefix_without_error_prefix(aws, unique):
@@ -179,11 +184,8 @@ CONSTRAINTS = {
 
 @pytest.mark.parametrize("case", sorted(CONSTRAINTS))
 def test_model_constraints_are_refused_with_validation_exception(aws, unique, case):
-    destination, message = CONSTRAINTS[case]
-    code, text = _refused(aws, f"v-{unique}", **destination)
-    assert code == "ValidationException"
+    text = _refused_with(aws, unique, "ValidationException", *CONSTRAINTS[case])
     assert text.startswith("1 validation error detected: ")
-    assert message in text, text
 
 
 def test_valid_configuration_is_created(aws, unique):

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -19,6 +20,12 @@ from iam_roles import ensure_firehose_role
 
 CHILD = Path(__file__).with_name("firehose_child.py")
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def restart(data_dir: Path) -> tuple[subprocess.Popen, Any, Any]:
+    """A new process on `data_dir`, and Firehose and S3 clients bound to it."""
+    child, url = start_child(data_dir)
+    return (child, *clients(url))
 
 
 def kill(child: subprocess.Popen) -> None:
@@ -106,9 +113,8 @@ def test_kill_9_while_buffered_loses_nothing(tmp_path):
 
     # Then a new process on the same data directory delivers every record once the stream
     # and bucket exist again
-    second, url = start_child(tmp_path)
+    second, firehose, s3 = restart(tmp_path)
     try:
-        firehose, s3 = clients(url)
         recreate_with_short_interval(firehose, s3)
         objects = wait_for_objects(s3, "durable", timeout=20)
         delivered = b"".join(

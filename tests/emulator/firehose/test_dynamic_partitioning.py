@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from firehose_helpers import (
     KEY_SUFFIX,
-    ROLE,
+    create_stream,
     deploy_functions,
     make_stream,
     processing,
@@ -291,15 +291,8 @@ RULES = {
 @pytest.mark.parametrize("case", sorted(RULES))
 def test_create_time_rules(aws, unique, case):
     destination, message = RULES[case]
-    aws("s3").create_bucket(Bucket=f"dpr-{unique}")
     with pytest.raises(ClientError) as caught:
-        aws("firehose").create_delivery_stream(
-            DeliveryStreamName=f"dpr-{unique}",
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::dpr-{unique}", **destination,
-                **PARTITIONED,
-            },
-        )  # fmt: skip
+        make_stream(aws, f"dpr-{unique}", f"dpr-{unique}", **destination, **PARTITIONED)
     error = caught.value.response["Error"]
     assert error["Code"] == "InvalidArgumentException"
     assert message in error["Message"], error["Message"]
@@ -312,12 +305,7 @@ def test_partition_keys_and_processors_need_dynamic_partitioning(aws, unique):
         {"ProcessingConfiguration": JQ},
     ):
         with pytest.raises(ClientError) as caught:
-            aws("firehose").create_delivery_stream(
-                DeliveryStreamName=f"dpn-{unique}",
-                ExtendedS3DestinationConfiguration={
-                    "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::dpn-{unique}", **destination,
-                },
-            )  # fmt: skip
+            create_stream(aws, f"dpn-{unique}", f"dpn-{unique}", **destination)
         assert caught.value.response["Error"]["Code"] == "InvalidArgumentException"
         assert "dynamic partitioning" in caught.value.response["Error"]["Message"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from firehose_helpers import ROLE, processing, processor, wait_for_objects
-from test_durability import clients, kill, start_child
+from test_durability import clients, kill, restart, start_child
 
 STREAM = "durable-partitions"
 
@@ -76,9 +76,8 @@ def test_kill_9_keeps_buffered_partitions_and_does_not_rewrite_delivered_ones(tm
         kill(first)
 
     # When a new process starts on the same data directory
-    second, url = start_child(tmp_path)
+    second, firehose, s3 = restart(tmp_path)
     try:
-        firehose, s3 = clients(url)
         short_interval(firehose, s3)
         # Then "small" is delivered and "big" is still the one object written before
         (delivered,) = wait_for_objects(s3, STREAM, prefix="k=small/", timeout=20)
