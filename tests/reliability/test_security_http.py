@@ -43,22 +43,23 @@ def request_bytes(method: str, path: str, headers: dict[str, str], body: bytes =
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def firehose_headers(action: str, content_length: str) -> dict[str, str]:
+    """The headers of a signed Firehose JSON call announcing `content_length` body bytes."""
+    return {
+        "Authorization": scope("firehose"),
+        "X-Amz-Target": f"Firehose_20150804.{action}",
+        "Content-Type": "application/x-amz-json-1.1",
+        "Content-Length": content_length,
+    }
+
+
 # ----------------------------------------------------------------------------- framing
 @pytest.mark.parametrize("length", ["-1", "abc", "1e3", "+5", "5, 6"])
 def test_bad_content_length_is_answered_400_at_once(emulator, length):
     started = time.monotonic()
     status, headers, body = exchange(
         emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope("firehose"),
-                "X-Amz-Target": "Firehose_20150804.ListDeliveryStreams",
-                "Content-Type": "application/x-amz-json-1.1",
-                "Content-Length": length,
-            },
-        ),
+        request_bytes("POST", "/", firehose_headers("ListDeliveryStreams", length)),
     )
     assert status == 400
     assert headers["content-type"] == "application/json"
@@ -100,16 +101,7 @@ def test_firehose_body_over_its_cap_is_refused_from_content_length(emulator):
     started = time.monotonic()
     status, headers, body = exchange(
         emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope("firehose"),
-                "X-Amz-Target": "Firehose_20150804.PutRecordBatch",
-                "Content-Type": "application/x-amz-json-1.1",
-                "Content-Length": str(200 * 1024 * 1024),
-            },
-        ),
+        request_bytes("POST", "/", firehose_headers("PutRecordBatch", str(200 * 1024 * 1024))),
     )
     assert status == 413
     assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
