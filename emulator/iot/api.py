@@ -140,22 +140,11 @@ class _Handlers:
     # Certificates we issue ----------------------------------------------------------------
     def create_keys_and_certificate(self, request: AwsRequest) -> AwsResponse:
         key = new_rsa_key()
-        cert = self.core.ca.issue_device_certificate(key.public_key(), AWS_IOT_CERTIFICATE_SUBJECT)
-        status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
-        stored = self._store(request, certificate_pem(cert), status)
-        if isinstance(stored, AwsResponse):
-            return stored
-        return json_response(
-            {
-                "certificateArn": stored.arn,
-                "certificateId": stored.certificate_id,
-                "certificatePem": stored.certificate_pem,
-                "keyPair": {
-                    "PublicKey": public_key_pem(key.public_key()),
-                    "PrivateKey": private_key_pem(key),
-                },
-            }
-        )
+        key_pair = {
+            "PublicKey": public_key_pem(key.public_key()),
+            "PrivateKey": private_key_pem(key),
+        }
+        return self._issue(request, key.public_key(), AWS_IOT_CERTIFICATE_SUBJECT, keyPair=key_pair)
 
     def create_certificate_from_csr(self, request: AwsRequest) -> AwsResponse:
         body = request.json()
@@ -179,7 +168,14 @@ class _Handlers:
                 f"The key in the certificate signing request is not valid: {problem}",
             )
         # AWS keeps the CSR's subject and signs the CSR's own public key.
-        cert = self.core.ca.issue_device_certificate(csr.public_key(), csr.subject)
+        return self._issue(request, csr.public_key(), csr.subject)
+
+    def _issue(
+        self, request: AwsRequest, public_key: Any, subject: Any, **extra: Any
+    ) -> AwsResponse:
+        """Sign `public_key` for `subject` with our CA, store the certificate (ACTIVE when the
+        request sets setAsActive) and answer its ARN, id and PEM, plus `extra` fields."""
+        cert = self.core.ca.issue_device_certificate(public_key, subject)
         status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
         stored = self._store(request, certificate_pem(cert), status)
         if isinstance(stored, AwsResponse):
@@ -189,6 +185,7 @@ class _Handlers:
                 "certificateArn": stored.arn,
                 "certificateId": stored.certificate_id,
                 "certificatePem": stored.certificate_pem,
+                **extra,
             }
         )
 
