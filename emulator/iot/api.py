@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -149,13 +149,14 @@ class _Handlers:
     def create_certificate_from_csr(self, request: AwsRequest) -> AwsResponse:
         body = request.json()
         text = body.get("certificateSigningRequest") or ""
-        try:
-            csr = x509.load_pem_x509_csr(text.encode())
-        except ValueError as exc:
-            return json_error(
-                "InvalidRequestException",
-                f"certificateSigningRequest is not a PEM certificate signing request: {exc}",
-            )
+        csr = _load_pem(
+            x509.load_pem_x509_csr,
+            text,
+            "InvalidRequestException",
+            "certificateSigningRequest is not a PEM certificate signing request",
+        )
+        if isinstance(csr, AwsResponse):
+            return csr
         if not csr.is_signature_valid:
             return json_error(
                 "InvalidRequestException",
@@ -487,16 +488,25 @@ def _invalid_status(status: str | None) -> AwsResponse:
     )
 
 
+def _load_pem(load: Callable[[bytes], Any], pem: str, code: str, what: str) -> Any:
+    """`load(pem)`, or the error `code` saying `what` is wrong with the text and why."""
+    try:
+        return load(pem.encode())
+    except ValueError as exc:
+        return json_error(code, f"{what}: {exc}")
+
+
 def _parse_certificate(pem: Any) -> x509.Certificate | AwsResponse:
     if not isinstance(pem, str) or not pem.strip():
         return json_error("InvalidRequestException", "certificatePem is required")
-    try:
-        cert = x509.load_pem_x509_certificate(pem.encode())
-    except ValueError as exc:
-        return json_error(
-            "CertificateValidationException",
-            f"certificatePem is not a PEM X.509 certificate: {exc}",
-        )
+    cert = _load_pem(
+        x509.load_pem_x509_certificate,
+        pem,
+        "CertificateValidationException",
+        "certificatePem is not a PEM X.509 certificate",
+    )
+    if isinstance(cert, AwsResponse):
+        return cert
     problem = device_key_problem(cert.public_key())
     if problem:
         # The message AWS returns for a 1024-bit RSA certificate, with the reason appended.
