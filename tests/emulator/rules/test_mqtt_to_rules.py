@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from support.rules import error_message, new_bucket, s3_action
 from support.waiting import wait_until
 
 
@@ -13,14 +14,13 @@ def test_device_message_runs_the_rule_with_its_client_id_and_principal(
     rules, aws, unique, role_arn, device_client
 ):
     # given a rule storing clientid() and principal() of each message, and a connected device
-    s3 = aws("s3")
     bucket = f"rules-mqtt-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     aws("iot").create_topic_rule(
         ruleName=f"mqtt_{unique}",
         topicRulePayload={
             "sql": f"SELECT *, clientid() AS c, principal() AS p FROM 'dev/{unique}/+'",
-            "actions": [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
+            "actions": [s3_action(bucket, "${topic(3)}", role_arn)],
         },
     )
     device = device_client(f"thing-{unique}")
@@ -30,7 +30,7 @@ def test_device_message_runs_the_rule_with_its_client_id_and_principal(
     assert info.is_published()
     assert rules.drain(10)
     # then the rule saw the MQTT client id and the certificate id as principal()
-    stored = json.loads(s3.get_object(Bucket=bucket, Key="t1")["Body"].read())
+    stored = error_message(s3, bucket, "t1")
     assert stored == {"v": 1, "c": f"thing-{unique}", "p": device.certificate_id}
 
 

@@ -14,6 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from iam_roles import service_trust
+from support.rules import keys, new_bucket, s3_action
 
 LOG_GROUP = "AWSIotLogsV2"
 TRUST_IOT = service_trust("iot.amazonaws.com")
@@ -41,24 +42,19 @@ def iot_logging(aws, rules):
 
 
 def _rule_with_error_action(aws, unique, role_arn, sql):
-    s3 = aws("s3")
     bucket = f"sqlfail-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     name = f"sqlfail_{unique}"
     aws("iot").create_topic_rule(
         ruleName=name,
         topicRulePayload={
             "sql": sql,
             "awsIotSqlVersion": "2016-03-23",
-            "actions": [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
-            "errorAction": {"s3": {"bucketName": bucket, "key": "error", "roleArn": role_arn}},
+            "actions": [s3_action(bucket, "out", role_arn)],
+            "errorAction": s3_action(bucket, "error", role_arn),
         },
     )
     return s3, bucket, name
-
-
-def _keys(s3, bucket):
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 def _entries(aws, rule_name, timeout=10.0):
@@ -95,7 +91,7 @@ def test_sql_failure_runs_no_action_and_no_error_action_and_is_logged(
     aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=payload)
     assert rules.drain(10)
     # then neither the action nor the errorAction wrote anything
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     # and one ERROR entry in AWSIotLogsV2 names the rule, the topic and the reason
     [entry] = _entries(aws, name)
     assert entry["logLevel"] == "ERROR" and entry["status"] == "Failure"
@@ -119,7 +115,7 @@ def test_sql_failure_is_silent_when_logging_is_off(
     aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b"not json")
     assert rules.drain(10)
     # then nothing is written anywhere: the message vanished, as on AWS
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     assert _entries(aws, name, timeout=1.0) == []
     # but the engine still records it for tests and notebooks
     assert [f.stage for f in rules.rule_failures(name)] == ["sql"]
@@ -201,5 +197,5 @@ def test_json_object_payloads_still_run_the_actions(
     iot_logging(roleArn=logging_role, defaultLogLevel="ERROR")
     aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b'{"t": 1}')
     assert rules.drain(10)
-    assert _keys(s3, bucket) == ["out"]
+    assert keys(s3, bucket) == ["out"]
     assert _entries(aws, name, timeout=1.0) == []
