@@ -204,16 +204,22 @@ def test_described_validity_is_the_certificates_own(iot, unique, self_signed):
         assert validity["notAfter"] == cert.not_valid_after_utc
 
 
-def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, unique):
-    # given an INACTIVE certificate with a policy attached
+def _inactive_with_policy(iot, name: str) -> dict:
+    """An INACTIVE certificate (CreateKeysAndCertificate's answer) with policy `name` attached."""
     response = iot.create_keys_and_certificate(setAsActive=False)
-    name = f"left-{unique}"
     iot.create_policy(
         policyName=name,
         policyDocument='{"Version":"2012-10-17","Statement":'
         '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
     )
     iot.attach_policy(policyName=name, target=response["certificateArn"])
+    return response
+
+
+def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, unique):
+    # given an INACTIVE certificate with a policy attached
+    name = f"left-{unique}"
+    response = _inactive_with_policy(iot, name)
     # when it is deleted with forceDelete
     iot.delete_certificate(certificateId=response["certificateId"], forceDelete=True)
     # then the policy has no target left and can be deleted (a stack teardown does this)
@@ -224,14 +230,8 @@ def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, uniqu
 
 def test_delete_without_force_still_refuses_attached_policies(iot, unique):
     # given an INACTIVE certificate with a policy attached
-    response = iot.create_keys_and_certificate(setAsActive=False)
     name = f"kept-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument='{"Version":"2012-10-17","Statement":'
-        '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
-    )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    response = _inactive_with_policy(iot, name)
     # when it is deleted without forceDelete, then AWS's conflict error comes back
     with pytest.raises(ClientError) as raised:
         iot.delete_certificate(certificateId=response["certificateId"])
