@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from iam_roles import service_trust
-from support.rules import keys, new_bucket, s3_action
+from support.rules import create_rule, keys, new_bucket, s3_action
 
 LOG_GROUP = "AWSIotLogsV2"
 TRUST_IOT = service_trust("iot.amazonaws.com")
@@ -41,20 +41,25 @@ def iot_logging(aws, rules):
     assert rules.drain(10)
 
 
-def _rule_with_error_action(aws, unique, role_arn, sql):
+def _rule_with_error_action(aws, unique, role_arn):
+    """A rule that adds a field to `*` (needs an empty or JSON object payload) on sqlfail/<u>,
+    with an S3 action and an S3 errorAction into one bucket."""
     bucket = f"sqlfail-{unique}"
     s3 = new_bucket(aws, bucket)
     name = f"sqlfail_{unique}"
-    aws("iot").create_topic_rule(
-        ruleName=name,
-        topicRulePayload={
-            "sql": sql,
-            "awsIotSqlVersion": "2016-03-23",
-            "actions": [s3_action(bucket, "out", role_arn)],
-            "errorAction": s3_action(bucket, "error", role_arn),
-        },
+    create_rule(
+        aws("iot"),
+        name,
+        f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'",
+        [s3_action(bucket, "out", role_arn)],
+        error_action=s3_action(bucket, "error", role_arn),
     )
     return s3, bucket, name
+
+
+def _publish(rules, aws, unique, payload: bytes) -> None:
+    """Publish `payload` on the rule's topic and wait until the rules engine handled it."""
+    _publish(rules, aws, unique, payload)
 
 
 def _entries(aws, rule_name, timeout=10.0):
@@ -83,13 +88,10 @@ def test_sql_failure_runs_no_action_and_no_error_action_and_is_logged(
 ):
     # given a rule that adds a field to `*` (needs an empty or JSON object payload), with an
     # errorAction, and AWS IoT logging on at ERROR with its role
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="ERROR")
     # when a payload that is not a JSON object is published
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=payload)
-    assert rules.drain(10)
+    _publish(rules, aws, unique, payload)
     # then neither the action nor the errorAction wrote anything
     assert keys(s3, bucket) == []
     # and one ERROR entry in AWSIotLogsV2 names the rule, the topic and the reason
@@ -107,13 +109,10 @@ def test_sql_failure_is_silent_when_logging_is_off(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given the same rule and logging disabled
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="DISABLED")
     # when a non-JSON payload is published
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b"not json")
-    assert rules.drain(10)
+    _publish(rules, aws, unique, b"not json")
     # then nothing is written anywhere: the message vanished, as on AWS
     assert keys(s3, bucket) == []
     assert _entries(aws, name, timeout=1.0) == []
@@ -123,12 +122,9 @@ def test_sql_failure_is_silent_when_logging_is_off(
 
 def test_no_entry_without_the_logging_role(rules, aws, unique, role_arn, iot_logging):
     # given logging on, but with a role that does not exist (IoT cannot assume it)
-    _, _, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    _, _, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=f"arn:aws:iam::123456789012:role/missing-{unique}", defaultLogLevel="INFO")
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b"not json")
-    assert rules.drain(10)
+    _publish(rules, aws, unique, b"not json")
     assert _entries(aws, name, timeout=1.0) == []
 
 
@@ -136,9 +132,7 @@ def test_client_id_level_overrides_the_default(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given logging disabled by default but ERROR for one client id
-    _, _, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    _, _, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="DISABLED")
     iot = aws("iot")
     from emulator.iot.messages import NO_CLIENT_ID
@@ -191,11 +185,8 @@ def test_json_object_payloads_still_run_the_actions(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given logging on: a good payload is not logged as a failure and reaches the action
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="ERROR")
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b'{"t": 1}')
-    assert rules.drain(10)
+    _publish(rules, aws, unique, b'{"t": 1}')
     assert keys(s3, bucket) == ["out"]
     assert _entries(aws, name, timeout=1.0) == []
