@@ -17,7 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline import batches, certificates, objects, workbook  # noqa: E402
+from pipeline import batches, certificates, objects, publish, workbook  # noqa: E402
 from pipeline.ledger import Ledger  # noqa: E402
 
 # A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique. It
@@ -95,11 +95,10 @@ def make_fleet(
 
 
 @dataclass
-class FleetRun:
-    attempted: int = 0
-    acknowledged: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
+class FleetRun(publish.PublishReport):
+    """The notebooks' publish report (attempted, acknowledged, failed, errors) with the timings
+    the benchmark reports."""
+
     connect_s: float = 0.0
     first_publish: float = 0.0  # time.time()
     last_puback: float = 0.0
