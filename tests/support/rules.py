@@ -46,3 +46,12 @@ def keys(s3: Any, bucket: str) -> list[str]:
 def error_message(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     """The errorAction message an S3 errorAction wrote at `key` (JSON)."""
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def s3_rule(aws: Any, name: str, sql: str, bucket: str, role_arn: str) -> Any:
+    """`bucket`, and rule `name` writing its output to `out` there and its errorAction message
+    to `error`; the S3 client."""
+    s3 = new_bucket(aws, bucket)
+    actions = [s3_action(bucket, "out", role_arn)]
+    create_rule(aws("iot"), name, sql, actions, error_action=s3_action(bucket, "error", role_arn))
+    return s3

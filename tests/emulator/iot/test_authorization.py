@@ -266,19 +266,15 @@ def test_certificate_policy_variables(iot, iot_core, device, unique):
     # certificate's id and its subject's common name
     response, principal = device
     name = f"cert-vars-{unique}"
-    attach_new_policy(
-        iot,
-        name,
-        response,
-        {
-            "Effect": "Allow",
-            "Action": "iot:Publish",
-            "Resource": [
-                f"{ARN}:topic/${{iot:CertificateId}}",
-                f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}",
-            ],
-        },
-    )
+    statement = {
+        "Effect": "Allow",
+        "Action": "iot:Publish",
+        "Resource": [
+            f"{ARN}:topic/${{iot:CertificateId}}",
+            f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}",
+        ],
+    }
+    attach_new_policy(iot, name, response, statement)
     # then those topics are allowed and a neighbour is not
     assert iot_core.authorize(principal, "c", "iot:Publish", response["certificateId"]).allowed
     assert iot_core.authorize(principal, "c", "iot:Publish", "cn/AWS IoT Certificate").allowed
@@ -293,16 +289,12 @@ def test_exclusive_thing_association_names_the_thing_whatever_the_client_id(
     thing = f"exclusive-{unique}"
     iot.create_thing(thingName=thing)
     name = f"exclusive-policy-{unique}"
-    attach_new_policy(
-        iot,
-        name,
-        response,
-        {
-            "Effect": "Allow",
-            "Action": "iot:Publish",
-            "Resource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*",
-        },
-    )
+    statement = {
+        "Effect": "Allow",
+        "Action": "iot:Publish",
+        "Resource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*",
+    }
+    attach_new_policy(iot, name, response, statement)
     iot.attach_thing_principal(
         thingName=thing, principal=response["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
     )

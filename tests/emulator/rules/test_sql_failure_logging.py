@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from iam_roles import service_trust
-from support.rules import create_rule, keys, new_bucket, s3_action
+from support.rules import keys, s3_rule
 
 LOG_GROUP = "AWSIotLogsV2"
 TRUST_IOT = service_trust("iot.amazonaws.com")
@@ -44,17 +44,9 @@ def iot_logging(aws, rules):
 def _rule_with_error_action(aws, unique, role_arn):
     """A rule that adds a field to `*` (needs an empty or JSON object payload) on sqlfail/<u>,
     with an S3 action and an S3 errorAction into one bucket."""
-    bucket = f"sqlfail-{unique}"
-    s3 = new_bucket(aws, bucket)
-    name = f"sqlfail_{unique}"
-    create_rule(
-        aws("iot"),
-        name,
-        f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'",
-        [s3_action(bucket, "out", role_arn)],
-        error_action=s3_action(bucket, "error", role_arn),
-    )
-    return s3, bucket, name
+    bucket, name = f"sqlfail-{unique}", f"sqlfail_{unique}"
+    sql = f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
+    return s3_rule(aws, name, sql, bucket, role_arn), bucket, name
 
 
 def _publish(rules, aws, unique, payload: bytes) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from support.rules import create_rule, error_message, keys, new_bucket, s3_action
+from support.rules import create_rule, error_message, keys, new_bucket, s3_action, s3_rule
 
 
 # CreateTopicRule / ReplaceTopicRule ----------------------------------------------------------
@@ -336,16 +336,9 @@ def test_star_with_fields_on_a_binary_payload_runs_no_action_and_no_error_action
     rules, aws, unique, role_arn
 ):
     # given SELECT *, <field> (needs a JSON payload: "binary-payloads") and an errorAction
-    bucket = f"rules-binerr-{unique}"
-    s3 = new_bucket(aws, bucket)
-    name = f"binerr_{unique}"
-    create_rule(
-        aws("iot"),
-        name,
-        f"SELECT *, timestamp() AS ts FROM 'binerr/{unique}'",
-        [s3_action(bucket, "out", role_arn)],
-        error_action=s3_action(bucket, "error", role_arn),
-    )
+    bucket, name = f"rules-binerr-{unique}", f"binerr_{unique}"
+    sql = f"SELECT *, timestamp() AS ts FROM 'binerr/{unique}'"
+    s3 = s3_rule(aws, name, sql, bucket, role_arn)
     # when a non-JSON payload arrives
     aws("iot-data").publish(topic=f"binerr/{unique}", payload=b"\xff\x00binary")
     assert rules.drain(10)
