@@ -25,14 +25,6 @@ def deny_publish(topic: str, condition: dict) -> dict:
     }
 
 
-def publish_under_deny(broker, make_device, paho_client, until, condition, denied, other):
-    """A device (MQTT 5) whose policy denies publishing on `denied` under `condition`: the
-    device, its client, and the PUBACK reason codes of a publish on `denied` and on `other`."""
-    device = make_device(document(CONNECT_AND_PUBLISH, deny_publish(denied, condition)))
-    client = paho_client(device, broker.port, version=5)
-    return device, client, publish_results(client, until, denied, other)
-
-
 def publish_results(client, until, *topics: str) -> list[int]:
     """The MQTT 5 PUBACK reason code of a QoS 1 publish on each topic, in order."""
     infos = [client.publish(topic, b"x", qos=1) for topic in topics]
@@ -59,11 +51,11 @@ def test_a_deny_on_the_source_ip_sees_the_clients_address(
     broker, make_device, paho_client, until, condition, denied
 ):
     # given a device whose policy denies publishing on "blocked" by the client's address
-    # when it publishes on "blocked" and on "open"
-    _, client, (blocked, open_) = publish_under_deny(
-        broker, make_device, paho_client, until, condition, "blocked", "open"
-    )
+    device = make_device(document(CONNECT_AND_PUBLISH, deny_publish("blocked", condition)))
+    client = paho_client(device, broker.port, version=5)
     assert str(client.seen.connack) == "Success"
+    # when it publishes on "blocked" and on "open"
+    blocked, open_ = publish_results(client, until, "blocked", "open")
     # then "blocked" is refused exactly when 127.0.0.1 satisfies the condition
     assert blocked == (0x87 if denied else 0)
     assert open_ == 0
@@ -109,23 +101,29 @@ def test_a_date_condition_on_a_deny_is_evaluated(broker, make_device, paho_clien
 def test_a_deny_with_a_set_operator_is_evaluated(broker, make_device, paho_client, until):
     # given a Deny with ForAnyValue:StringLike on the client id (a single-valued key: a set
     # of one)
-    condition = {"ForAnyValue:StringLike": {"iot:ClientId": "dev-*"}}
-    *_, results = publish_under_deny(
-        broker, make_device, paho_client, until, condition, "ops", "other"
+    device = make_device(
+        document(
+            CONNECT_AND_PUBLISH,
+            deny_publish("ops", {"ForAnyValue:StringLike": {"iot:ClientId": "dev-*"}}),
+        )
     )
-    assert results == [0x87, 0]
+    client = paho_client(device, broker.port, version=5)
+    assert publish_results(client, until, "ops", "other") == [0x87, 0]
 
 
 def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(
     broker, make_device, paho_client, until
 ):
     # given a Deny reading iot:DomainName, which the emulator does not set
-    condition = {"StringEquals": {"iot:DomainName": "iot.example.com"}}
-    device, _, results = publish_under_deny(
-        broker, make_device, paho_client, until, condition, "domain", "other"
+    device = make_device(
+        document(
+            CONNECT_AND_PUBLISH,
+            deny_publish("domain", {"StringEquals": {"iot:DomainName": "iot.example.com"}}),
+        )
     )
+    client = paho_client(device, broker.port, version=5)
     # then publishing on its topic is refused (fail closed), and the activity log says why
-    assert results == [0x87, 0]
+    assert publish_results(client, until, "domain", "other") == [0x87, 0]
     (denied,) = [
         e for e in broker.activity.events(device.client_id) if e["event"] == "PUBLISH_DENIED"
     ]
