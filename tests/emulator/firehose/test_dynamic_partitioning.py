@@ -91,7 +91,8 @@ def make_k_stream(aws, stream: str, interval: int, *processors: dict) -> None:
 
 def make_partitioned_stream(aws, stream: str, prefix: str, config: dict, interval: int = 1):
     """A stream with dynamic partitioning into the bucket of its name: `prefix` (its partition
-    keys), the ERRORS error prefix, 1 MiB / `interval` s buffering hints, and `config` as its ProcessingConfiguration."""
+    keys), the ERRORS error prefix, 1 MiB / `interval` s buffering hints, and `config` as its
+    ProcessingConfiguration."""
     make_stream(
         aws, stream, stream,
         Prefix=prefix,
