@@ -273,44 +273,38 @@ def test_cloudwatch_logs_action_writes_the_output_as_a_log_event(rules, aws, uni
     assert [json.loads(e["message"]) for e in events["events"]] == [{"level": "WARN", "msg": "hot"}]
 
 
-def test_cloudwatch_logs_batch_mode_writes_one_event_per_element(rules, aws, unique, role_arn):
+def _batch_log_events(rules, aws, unique, role_arn, name: str, records: list) -> list[dict]:
+    """Publish `{"records": records}` through a rule whose cloudwatchLogs action runs in batch
+    mode on `SELECT VALUE records`; the events of the log group's stream."""
     logs = aws("logs")
-    group = f"/iot/batch/{unique}"
+    group = f"/iot/{name}/{unique}"
     logs.create_log_group(logGroupName=group)
     create_rule(
         aws("iot"),
-        f"logsb_{unique}",
-        f"SELECT VALUE records FROM 'logsb/{unique}'",
+        f"{name}_{unique}",
+        f"SELECT VALUE records FROM '{name}/{unique}'",
         [{"cloudwatchLogs": {"logGroupName": group, "roleArn": role_arn, "batchMode": True}}],
     )
-    now = int(time.time() * 1000)
-    records = [{"timestamp": now - 1000, "message": "one"}, {"timestamp": now, "message": "two"}]
-    aws("iot-data").publish(topic=f"logsb/{unique}", payload=json.dumps({"records": records}))
+    aws("iot-data").publish(topic=f"{name}/{unique}", payload=json.dumps({"records": records}))
     assert rules.drain(10)
     stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    return logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+
+
+def test_cloudwatch_logs_batch_mode_writes_one_event_per_element(rules, aws, unique, role_arn):
+    now = int(time.time() * 1000)
+    records = [{"timestamp": now - 1000, "message": "one"}, {"timestamp": now, "message": "two"}]
+    events = _batch_log_events(rules, aws, unique, role_arn, "logsb", records)
     assert [(e["timestamp"], e["message"]) for e in events] == [(now - 1000, "one"), (now, "two")]
 
 
 def test_cloudwatch_logs_batch_mode_writes_object_messages_as_json(rules, aws, unique, role_arn):
     # given a batch whose messages are objects with decimal numbers (IoT SQL Decimals)
-    logs = aws("logs")
-    group = f"/iot/batchobj/{unique}"
-    logs.create_log_group(logGroupName=group)
-    create_rule(
-        aws("iot"),
-        f"logso_{unique}",
-        f"SELECT VALUE records FROM 'logso/{unique}'",
-        [{"cloudwatchLogs": {"logGroupName": group, "roleArn": role_arn, "batchMode": True}}],
-    )
     now = int(time.time() * 1000)
     records = [{"timestamp": now, "message": {"temperature": 21.5, "unit": "C"}}]
     # when it is published
-    aws("iot-data").publish(topic=f"logso/{unique}", payload=json.dumps({"records": records}))
-    assert rules.drain(10)
+    events = _batch_log_events(rules, aws, unique, role_arn, "logso", records)
     # then the event's message is the object as JSON, numbers as they were sent
-    stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
     assert [json.loads(e["message"]) for e in events] == [{"temperature": 21.5, "unit": "C"}]
 
 
