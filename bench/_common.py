@@ -17,7 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline import batches, certificates, objects, workbook  # noqa: E402
+from pipeline import batches, certificates, objects, publish, workbook  # noqa: E402
 from pipeline.analysis import is_parquet  # noqa: E402
+from pipeline.ledger import Ledger  # noqa: E402
 
 # A sample-like telemetry message of about 200 bytes; `sequence` makes every line unique. It
 # carries `run_id`, as the workbook's messages do: template.yaml's NotJsonTopicRule forwards the
@@ -95,11 +96,10 @@ def make_fleet(
 
 
 @dataclass
-class FleetRun:
-    attempted: int = 0
-    acknowledged: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
+class FleetRun(publish.PublishReport):
+    """The notebooks' publish report (attempted, acknowledged, failed, errors) with the timings
+    the benchmark reports."""
+
     connect_s: float = 0.0
     first_publish: float = 0.0  # time.time()
     last_puback: float = 0.0
@@ -242,9 +242,7 @@ class Accounting:
         deadline = time.monotonic() + timeout
         while True:
             figures = self.figures()
-            raw_side = figures["raw_lines"] + figures["rule_errors"]
-            parsed_side = figures["parsed_rows"] + figures["processing_failed"]
-            complete = raw_side >= acknowledged and parsed_side >= figures["raw_lines"]
+            complete = Ledger.of(figures).complete(acknowledged)
             if complete or time.monotonic() > deadline:
                 return {**figures, "complete": complete, "at": time.time()}
             time.sleep(poll)

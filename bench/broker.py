@@ -222,10 +222,6 @@ def main() -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     emulator = build_emulator(port=0, mqtt_port=0, ephemeral=True)
-    if emulator.find("iot") is None:
-        from emulator.iot.core import IotCore
-
-        IotCore(emulator)
     emulator.start()
     consumer = CountingConsumer()
     view = SimpleNamespace(

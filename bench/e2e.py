@@ -70,6 +70,7 @@ def run_once(
     payload_bytes: int = 0,
 ) -> dict:
     from pipeline import workbook
+    from pipeline.ledger import Ledger
 
     environment = f"run{run_id}"  # its own buckets and prefixes
     stack_name = f"bench-e2e-{environment}"
@@ -128,8 +129,7 @@ def run_once(
         spy.wait(30)
     elapsed = done["at"] - run.first_publish
     publish_s = run.last_puback - run.first_publish
-    lost_raw = run.acknowledged - done["raw_lines"] - done["rule_errors"]
-    lost_parsed = done["raw_lines"] - done["parsed_rows"] - done["processing_failed"]
+    ledger = Ledger.of(done)
     return {
         "devices": devices,
         "payload_bytes": len(_common.payload(fleet[0].thing_name, messages, 0, payload_bytes)),
@@ -144,8 +144,8 @@ def run_once(
         "e2e_rate": run.acknowledged / elapsed if elapsed > 0 else 0.0,
         "emulator_cpu_s": cpu,
         "cpu_us_per_msg": cpu / max(run.acknowledged, 1) * 1e6,
-        "lost_before_raw": lost_raw,
-        "lost_before_parsed": lost_parsed,
+        "lost_before_raw": ledger.missing_before_raw(run.acknowledged),
+        "lost_before_parsed": ledger.missing_before_parsed(),
         "failed_reasons": accounting.failed_reasons,
         **{k: done[k] for k in ("raw_lines", "rule_errors", "parsed_rows", "processing_failed")},
         "complete": done["complete"],

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline import batches, certificates, objects, progress, runs, settings, stack, transform
+from pipeline.ledger import Ledger
 from pipeline.paths import TEMPLATE
 from pipeline.target import Target, open_target
 
@@ -321,16 +322,6 @@ def _parquet_run_ids(body: bytes) -> list[str | None]:
     return parquet.read(columns=["run_id"]).column("run_id").to_pylist()
 
 
-def parsed_side(figures: dict[str, Any]) -> int:
-    """Raw records accounted for on the parsed side: rows and every error output."""
-    return (
-        figures["parsed_rows"]
-        + figures["processing_failed"]
-        + figures.get("partitioning_failed", 0)
-        + figures.get("conversion_failed", 0)
-    )
-
-
 def _list(target: Target, out: dict[str, str], environment: str) -> dict[str, list]:
     s3, where = target.client("s3"), prefixes(environment)
     raw, parsed = out["RawBucketName"], out["ParsedBucketName"]
@@ -376,8 +367,7 @@ def count_raw_lines(target: Target, out: dict[str, str], environment: str) -> in
 
 def count_parsed_rows(target: Target, out: dict[str, str], environment: str) -> int:
     """Rows in the parsed bucket plus processing-failed records so far, of every run."""
-    figures = collect(target, out, environment).figures()
-    return parsed_side(figures)
+    return Ledger.of(collect(target, out, environment).figures()).parsed_side
 
 
 def count_rule_errors(target: Target, out: dict[str, str]) -> int:
@@ -438,17 +428,15 @@ def wait_delivered(
     )
     status = progress.Status()
     deadline = time.monotonic() + timeout
-    figures: dict[str, Any] = {}
     while True:
-        figures = collect(target, out, environment, scope).figures()
-        raw_side = figures["raw_lines"] + figures["rule_errors"]
-        parsed = parsed_side(figures)
-        done = raw_side >= acknowledged and parsed >= figures["raw_lines"]
+        ledger = Ledger.of(collect(target, out, environment, scope).figures())
+        raw_side, parsed_side = ledger.raw_side, ledger.parsed_side
+        done = ledger.complete(acknowledged)
         left = expected_by - time.time()
         when = datetime.fromtimestamp(expected_by, UTC).strftime("%H:%M:%S UTC")
         status.show(
             f"run {scope.run_id}: {raw_side} of {acknowledged} acknowledged messages in the raw"
-            f" bucket or the rule's errors, {parsed} of {figures['raw_lines']} raw records"
+            f" bucket or the rule's errors, {parsed_side} of {ledger.raw_lines} raw records"
             " parsed or failed; "
             + (
                 "done."
@@ -463,8 +451,8 @@ def wait_delivered(
         time.sleep(1.0 if target.name == "local" else 5.0)
     return {
         "acknowledged": acknowledged,
-        "raw side": figures["raw_lines"] + figures["rule_errors"],
-        "parsed side": parsed_side(figures),
+        "raw side": ledger.raw_side,
+        "parsed side": ledger.parsed_side,
         "waited up to (s)": timeout,
     }
 

@@ -13,17 +13,23 @@ from typing import Any
 ACCOUNT = "123456789012"
 # Role names the Firehose tests put in RoleARN (firehose_helpers.ROLE, test_aws_cli, ...).
 FIREHOSE_ROLE_NAMES = ("firehose-delivery", "firehose")
-# What AWSLambdaBasicExecutionRole allows (moto does not attach AWS managed policies by default).
-LAMBDA_LOGS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": "*",
-        }
-    ],
-}
+
+
+def logs_policy(resource: str = "*") -> dict[str, Any]:
+    """What AWSLambdaBasicExecutionRole allows, on `resource` (moto attaches no managed policy)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": resource,
+            }
+        ],
+    }
+
+
+LAMBDA_LOGS_POLICY = logs_policy()
 
 
 # What the rule actions' pages list under "Requirements" (firehose, republish, cloudwatchLogs;
@@ -149,13 +155,7 @@ def create_shared_roles(iam: Any) -> None:
         ensure_firehose_role(iam, name)
     # The rules tests' role also delivers the streams they create: it trusts IoT and Firehose.
     trust = firehose_trust()
-    trust["Statement"].append(
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "iot.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    )
+    trust["Statement"] += service_trust("iot.amazonaws.com")["Statement"]
     policy = firehose_delivery_policy()
     policy["Statement"] += IOT_RULE_ACTIONS_POLICY["Statement"]
     ensure_role(iam, "iot-rules", trust, policy)

@@ -163,6 +163,14 @@ def new_stack(
     return stack
 
 
+def _refused_events(
+    stack: Stack, resources: dict[str, Any], problems: dict[str, str], status: str
+) -> None:
+    """One `status` event per resource the emulator refused, with its reason."""
+    for logical_id, reason in problems.items():
+        _event(stack, logical_id, resources[logical_id].get("Type", ""), status, reason=reason)
+
+
 def create_resources(stack: Stack, problems: dict[str, str] | None = None) -> None:
     """Create every resource of `stack.template_dict` in order; roll back on the first failure."""
     template = stack.template_dict
@@ -171,14 +179,7 @@ def create_resources(stack: Stack, problems: dict[str, str] | None = None) -> No
     if problems is None:
         problems = unsupported_resources(template)
     if problems:
-        for logical_id, reason in problems.items():
-            _event(
-                stack,
-                logical_id,
-                resources[logical_id].get("Type", ""),
-                "CREATE_FAILED",
-                reason=reason,
-            )
+        _refused_events(stack, resources, problems, "CREATE_FAILED")
         _roll_back(stack, list(problems))
         return
     resource_map = stack.resource_map
@@ -337,14 +338,7 @@ def update_stack(
     if problems:
         _stack_event(stack, "UPDATE_IN_PROGRESS", "User Initiated")
         resources = json.loads(template_body).get("Resources") or {}
-        for logical_id, reason in problems.items():
-            _event(
-                stack,
-                logical_id,
-                resources[logical_id].get("Type", ""),
-                "UPDATE_FAILED",
-                reason=reason,
-            )
+        _refused_events(stack, resources, problems, "UPDATE_FAILED")
         _stack_event(
             stack,
             "UPDATE_ROLLBACK_IN_PROGRESS",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -140,33 +140,23 @@ class _Handlers:
     # Certificates we issue ----------------------------------------------------------------
     def create_keys_and_certificate(self, request: AwsRequest) -> AwsResponse:
         key = new_rsa_key()
-        cert = self.core.ca.issue_device_certificate(key.public_key(), AWS_IOT_CERTIFICATE_SUBJECT)
-        status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
-        stored = self._store(request, certificate_pem(cert), status)
-        if isinstance(stored, AwsResponse):
-            return stored
-        return json_response(
-            {
-                "certificateArn": stored.arn,
-                "certificateId": stored.certificate_id,
-                "certificatePem": stored.certificate_pem,
-                "keyPair": {
-                    "PublicKey": public_key_pem(key.public_key()),
-                    "PrivateKey": private_key_pem(key),
-                },
-            }
-        )
+        key_pair = {
+            "PublicKey": public_key_pem(key.public_key()),
+            "PrivateKey": private_key_pem(key),
+        }
+        return self._issue(request, key.public_key(), AWS_IOT_CERTIFICATE_SUBJECT, keyPair=key_pair)
 
     def create_certificate_from_csr(self, request: AwsRequest) -> AwsResponse:
         body = request.json()
         text = body.get("certificateSigningRequest") or ""
-        try:
-            csr = x509.load_pem_x509_csr(text.encode())
-        except ValueError as exc:
-            return json_error(
-                "InvalidRequestException",
-                f"certificateSigningRequest is not a PEM certificate signing request: {exc}",
-            )
+        csr = _load_pem(
+            x509.load_pem_x509_csr,
+            text,
+            "InvalidRequestException",
+            "certificateSigningRequest is not a PEM certificate signing request",
+        )
+        if isinstance(csr, AwsResponse):
+            return csr
         if not csr.is_signature_valid:
             return json_error(
                 "InvalidRequestException",
@@ -179,7 +169,14 @@ class _Handlers:
                 f"The key in the certificate signing request is not valid: {problem}",
             )
         # AWS keeps the CSR's subject and signs the CSR's own public key.
-        cert = self.core.ca.issue_device_certificate(csr.public_key(), csr.subject)
+        return self._issue(request, csr.public_key(), csr.subject)
+
+    def _issue(
+        self, request: AwsRequest, public_key: Any, subject: Any, **extra: Any
+    ) -> AwsResponse:
+        """Sign `public_key` for `subject` with our CA, store the certificate (ACTIVE when the
+        request sets setAsActive) and answer its ARN, id and PEM, plus `extra` fields."""
+        cert = self.core.ca.issue_device_certificate(public_key, subject)
         status = "ACTIVE" if _flag(request, "setAsActive") else "INACTIVE"
         stored = self._store(request, certificate_pem(cert), status)
         if isinstance(stored, AwsResponse):
@@ -189,6 +186,7 @@ class _Handlers:
                 "certificateArn": stored.arn,
                 "certificateId": stored.certificate_id,
                 "certificatePem": stored.certificate_pem,
+                **extra,
             }
         )
 
@@ -491,16 +489,25 @@ def _invalid_status(status: str | None) -> AwsResponse:
     )
 
 
+def _load_pem(load: Callable[[bytes], Any], pem: str, code: str, what: str) -> Any:
+    """`load(pem)`, or the error `code` saying `what` is wrong with the text and why."""
+    try:
+        return load(pem.encode())
+    except ValueError as exc:
+        return json_error(code, f"{what}: {exc}")
+
+
 def _parse_certificate(pem: Any) -> x509.Certificate | AwsResponse:
     if not isinstance(pem, str) or not pem.strip():
         return json_error("InvalidRequestException", "certificatePem is required")
-    try:
-        cert = x509.load_pem_x509_certificate(pem.encode())
-    except ValueError as exc:
-        return json_error(
-            "CertificateValidationException",
-            f"certificatePem is not a PEM X.509 certificate: {exc}",
-        )
+    cert = _load_pem(
+        x509.load_pem_x509_certificate,
+        pem,
+        "CertificateValidationException",
+        "certificatePem is not a PEM X.509 certificate",
+    )
+    if isinstance(cert, AwsResponse):
+        return cert
     problem = device_key_problem(cert.public_key())
     if problem:
         # The message AWS returns for a 1024-bit RSA certificate, with the reason appended.

@@ -167,20 +167,7 @@ class CertificateAuthority:
             .not_valid_before(_now())
             .not_valid_after(DEVICE_NOT_AFTER)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage("digital_signature"), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(self._authority_key_identifier(), critical=False)
             .sign(self._root.key, hashes.SHA256())
@@ -226,18 +213,7 @@ class CertificateAuthority:
             .not_valid_after(now + ROOT_CA_LIFETIME)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
+                _key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True
             )
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
@@ -280,3 +256,22 @@ class CertificateAuthority:
         )
         write_private(self.server_key_path, private_key_pem(key).encode())
         _write_public(self.server_cert_path, certificate_pem(cert).encode())
+
+
+# The nine flags of the X.509 key usage extension (RFC 5280 4.2.1.3), in x509.KeyUsage's order.
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """The key usage extension with the `allowed` flags set and every other one clear."""
+    return x509.KeyUsage(**{usage: usage in allowed for usage in _KEY_USAGES})

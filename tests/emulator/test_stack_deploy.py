@@ -13,14 +13,6 @@ from pipeline import stack as pipeline_stack
 from pipeline.paths import TEMPLATE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cloudformation_component(emulator):
-    from emulator.cloudformation import CloudFormationDeployer
-
-    if emulator.find("cloudformation") is None:
-        CloudFormationDeployer(emulator)
-
-
 @pytest.fixture(scope="module")
 def bucket(aws):
     aws("s3").create_bucket(Bucket="stack-helper-artifacts")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+
+from support.cli import run_module
 
 from pipeline.paths import ROOT
 
@@ -23,14 +24,7 @@ def run_aws(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         AWS_EC2_METADATA_DISABLED="true",  # no instance-metadata lookup for credentials
         **env,
     )
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.run", "--target", "aws", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=clean,
-    )
+    return run_module("pipeline.run", "--target", "aws", *args, timeout=120, env=clean)
 
 
 def test_no_region_is_one_line_naming_the_fix(tmp_path):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from support.cli import run_module
 
 from emulator import process
 from pipeline import summary
@@ -124,14 +125,7 @@ def test_a_taken_default_port_moves_to_a_free_one():
 
 def emulator_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "emulator", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-    )
+    return run_module("emulator", *args, env=env)
 
 
 def test_emulator_stop_leaves_nothing_running(tmp_path):

@@ -16,7 +16,6 @@ import functools
 import gzip
 import io
 import json
-import os
 import tempfile
 import threading
 import time
@@ -25,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from iam_roles import ensure_firehose_role
+from iam_roles import ensure_firehose_role, ensure_role, lambda_trust, service_trust
+from support.certs import csr_pem, ec_key, key_pem, write_pair
+from support.streams import processing, processor
+
+from pipeline.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -106,31 +105,14 @@ class DeviceFiles:
 
 def new_device(iot: Any, thing_name: str, policy_name: str, folder: Path) -> DeviceFiles:
     """A thing with a certificate signed from its own P-256 key's CSR (fast to generate)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing_name)]))
-        .sign(key, hashes.SHA256())
-    )
+    key = ec_key()
     answer = iot.create_certificate_from_csr(
-        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(),
-        setAsActive=True,
+        certificateSigningRequest=csr_pem(thing_name, key), setAsActive=True
     )
     iot.create_thing(thingName=thing_name)
     iot.attach_thing_principal(thingName=thing_name, principal=answer["certificateArn"])
     iot.attach_policy(policyName=policy_name, target=answer["certificateArn"])
-    cert_path = folder / f"{thing_name}.cert.pem"
-    key_path = folder / f"{thing_name}.private.key"
-    cert_path.write_text(answer["certificatePem"])
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    cert_path, key_path = write_pair(folder, thing_name, answer["certificatePem"], key_pem(key))
     return DeviceFiles(thing_name, cert_path, key_path, answer["certificateId"])
 
 
@@ -221,9 +203,17 @@ class Accounting:
     # errorAction: AWS IoT logging is their only trace, "rule-error-handling")
     dropped: list[dict] = field(default_factory=list)
 
+    def ledger(self) -> Ledger:
+        return Ledger(
+            raw_lines=len(self.raw),
+            rule_errors=len(self.rule_errors),
+            parsed_rows=len(self.parsed),
+            processing_failed=len(self.failed),
+            dropped=len(self.dropped),
+        )
+
     def complete_for(self, acknowledged: int) -> bool:
-        delivered = len(self.raw) + len(self.rule_errors) + len(self.dropped)
-        return delivered >= acknowledged and len(self.parsed) + len(self.failed) >= len(self.raw)
+        return self.ledger().complete(acknowledged)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -252,23 +242,7 @@ class Pipeline:
     # Resources --------------------------------------------------------------------------
     def lambda_role(self) -> str:
         """The transform's execution role (Lambda checks that it trusts lambda.amazonaws.com)."""
-        iam = self.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        try:
-            return iam.get_role(RoleName="reliability-transform")["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            return iam.create_role(
-                RoleName="reliability-transform", AssumeRolePolicyDocument=json.dumps(trust)
-            )["Role"]["Arn"]
+        return ensure_role(self.client("iam"), "reliability-transform", lambda_trust(), None)
 
     def create(
         self,
@@ -306,23 +280,15 @@ class Pipeline:
                 "ErrorOutputPrefix": ERROR_PREFIX,
                 "BufferingHints": hints,
                 "CompressionFormat": "GZIP",
-                "ProcessingConfiguration": {
-                    "Enabled": True,
-                    "Processors": [
-                        {
-                            "Type": "Lambda",
-                            "Parameters": [
-                                {"ParameterName": "LambdaArn", "ParameterValue": function_arn},
-                                {
-                                    "ParameterName": "NumberOfRetries",
-                                    "ParameterValue": str(retries),
-                                },
-                                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "1"},
-                                {"ParameterName": "BufferSizeInMBs", "ParameterValue": "1"},
-                            ],
-                        }
-                    ],
-                },
+                "ProcessingConfiguration": processing(
+                    processor(
+                        "Lambda",
+                        LambdaArn=function_arn,
+                        NumberOfRetries=str(retries),
+                        BufferIntervalInSeconds="1",
+                        BufferSizeInMBs="1",
+                    )
+                ),
                 "S3BackupMode": "Enabled",
                 "S3BackupConfiguration": {
                     "RoleARN": ROLE,
@@ -366,23 +332,8 @@ class Pipeline:
     def enable_iot_logging(self) -> None:
         """AWS IoT v2 logging at ERROR with a role IoT can assume (account-wide), so that a
         message the rule's SQL cannot evaluate leaves an entry in AWSIotLogsV2."""
-        iam = self.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "iot.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        try:
-            role = iam.get_role(RoleName="reliability-iot-logging")["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(
-                RoleName="reliability-iot-logging", AssumeRolePolicyDocument=json.dumps(trust)
-            )["Role"]["Arn"]
+        trust = service_trust("iot.amazonaws.com")
+        role = ensure_role(self.client("iam"), "reliability-iot-logging", trust, None)
         self.client("iot").set_v2_logging_options(roleArn=role, defaultLogLevel="ERROR")
 
     def device(self, index: int, folder: Path) -> DeviceFiles:
@@ -463,8 +414,7 @@ def assert_every_acknowledged_message_accounted(
         missing.remove(payload)
     assert len(missing) == len(found.dropped), found.summary()
     assert all(not _is_json_object(payload) for payload in missing), missing
-    failed_raw = [base64.b64decode(f["rawData"]) for f in found.failed]
-    assert len(found.parsed) + len(failed_raw) == len(found.raw), found.summary()
+    assert found.ledger().missing_before_parsed() == 0, found.summary()
     parsed_sequences = sorted((row.get("device_id"), row.get("sequence")) for row in found.parsed)
     assert len(set(parsed_sequences)) == len(parsed_sequences), "a row was delivered twice"
 

@@ -43,23 +43,26 @@ def request_bytes(method: str, path: str, headers: dict[str, str], body: bytes =
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def post(emulator, path: str, headers: dict[str, str], body: bytes = b"") -> tuple:
+    """`exchange` of a POST of `body` to `path` with `headers`."""
+    return exchange(emulator, request_bytes("POST", path, headers, body))
+
+
+def firehose_headers(action: str, content_length: str) -> dict[str, str]:
+    """The headers of a signed Firehose JSON call announcing `content_length` body bytes."""
+    return {
+        "Authorization": scope("firehose"),
+        "X-Amz-Target": f"Firehose_20150804.{action}",
+        "Content-Type": "application/x-amz-json-1.1",
+        "Content-Length": content_length,
+    }
+
+
 # ----------------------------------------------------------------------------- framing
 @pytest.mark.parametrize("length", ["-1", "abc", "1e3", "+5", "5, 6"])
 def test_bad_content_length_is_answered_400_at_once(emulator, length):
     started = time.monotonic()
-    status, headers, body = exchange(
-        emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope("firehose"),
-                "X-Amz-Target": "Firehose_20150804.ListDeliveryStreams",
-                "Content-Type": "application/x-amz-json-1.1",
-                "Content-Length": length,
-            },
-        ),
-    )
+    status, headers, body = post(emulator, "/", firehose_headers("ListDeliveryStreams", length))
     assert status == 400
     assert headers["content-type"] == "application/json"
     assert "Content-Length" in json.loads(body)["message"]
@@ -82,13 +85,8 @@ def test_oversized_header_section_is_answered_431(emulator):
 
 
 def test_unsupported_transfer_encoding_is_answered_400(emulator):
-    status, _headers, body = exchange(
-        emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {"Authorization": scope("firehose"), "Transfer-Encoding": "gzip, chunked"},
-        ),
+    status, _headers, body = post(
+        emulator, "/", {"Authorization": scope("firehose"), "Transfer-Encoding": "gzip, chunked"}
     )
     assert status == 400
     assert "Transfer-Encoding" in json.loads(body)["message"]
@@ -98,18 +96,8 @@ def test_unsupported_transfer_encoding_is_answered_400(emulator):
 def test_firehose_body_over_its_cap_is_refused_from_content_length(emulator):
     # 200 MB announced, nothing sent: the answer must not wait for the body.
     started = time.monotonic()
-    status, headers, body = exchange(
-        emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope("firehose"),
-                "X-Amz-Target": "Firehose_20150804.PutRecordBatch",
-                "Content-Type": "application/x-amz-json-1.1",
-                "Content-Length": str(200 * 1024 * 1024),
-            },
-        ),
+    status, headers, body = post(
+        emulator, "/", firehose_headers("PutRecordBatch", str(200 * 1024 * 1024))
     )
     assert status == 413
     assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
@@ -118,26 +106,22 @@ def test_firehose_body_over_its_cap_is_refused_from_content_length(emulator):
 
 
 def test_expect_100_continue_is_refused_before_the_body_is_invited(emulator):
-    status, _headers, body = exchange(
+    status, _headers, body = post(
         emulator,
-        request_bytes(
-            "POST",
-            "/2015-03-31/functions/f/invocations",
-            {
-                "Authorization": scope("lambda"),
-                "Expect": "100-continue",
-                "Content-Length": str(7 * 1024 * 1024),
-            },
-        ),
+        "/2015-03-31/functions/f/invocations",
+        {
+            "Authorization": scope("lambda"),
+            "Expect": "100-continue",
+            "Content-Length": str(7 * 1024 * 1024),
+        },
     )
     assert status == 413  # the first status line is the refusal, not "100 Continue"
     assert json.loads(body)["__type"] == "RequestTooLargeException"
 
 
 def test_unsigned_body_to_an_emulator_path_is_capped(emulator):
-    status, _headers, body = exchange(
-        emulator,
-        request_bytes("POST", "/_emulator/health", {"Content-Length": str(50 * 1024 * 1024)}),
+    status, _headers, body = post(
+        emulator, "/_emulator/health", {"Content-Length": str(50 * 1024 * 1024)}
     )
     assert status == 413
     assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
@@ -178,14 +162,11 @@ def test_chunked_body_over_the_cap_stops_being_read_at_the_cap(emulator):
     # A chunked body (no Content-Length) to iot-data: read up to 128 KiB, then refused.
     chunk = b"x" * 65536
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)) + b"0\r\n\r\n"
-    status, _headers, answer = exchange(
+    status, _headers, answer = post(
         emulator,
-        request_bytes(
-            "POST",
-            "/topics/chunked?qos=0",
-            {"Authorization": scope("iotdata"), "Transfer-Encoding": "chunked"},
-            body,
-        ),
+        "/topics/chunked?qos=0",
+        {"Authorization": scope("iotdata"), "Transfer-Encoding": "chunked"},
+        body,
     )
     assert status == 413
     assert json.loads(answer)["__type"] == "RequestEntityTooLargeException"
@@ -216,19 +197,16 @@ def test_s3_round_trip_still_streams_large_and_chunked_bodies(aws, unique, tmp_p
 )
 def test_malformed_json_gets_400_serialization_exception(emulator, service, target):
     body = b'{"DeliveryStreamName": "x", '
-    status, _headers, answer = exchange(
+    status, _headers, answer = post(
         emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope(service),
-                "X-Amz-Target": target,
-                "Content-Type": "application/x-amz-json-1.1",
-                "Content-Length": str(len(body)),
-            },
-            body,
-        ),
+        "/",
+        {
+            "Authorization": scope(service),
+            "X-Amz-Target": target,
+            "Content-Type": "application/x-amz-json-1.1",
+            "Content-Length": str(len(body)),
+        },
+        body,
     )
     assert status == 400
     assert json.loads(answer)["__type"] == "SerializationException"
@@ -236,18 +214,15 @@ def test_malformed_json_gets_400_serialization_exception(emulator, service, targ
 
 def test_malformed_json_to_iot_gets_400_invalid_request(emulator):
     body = b"{not json"
-    status, _headers, answer = exchange(
+    status, _headers, answer = post(
         emulator,
-        request_bytes(
-            "POST",
-            "/policies/bad-json-policy",
-            {
-                "Authorization": scope("iot"),
-                "Content-Type": "application/json",
-                "Content-Length": str(len(body)),
-            },
-            body,
-        ),
+        "/policies/bad-json-policy",
+        {
+            "Authorization": scope("iot"),
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        },
+        body,
     )
     assert status == 400
     assert json.loads(answer)["__type"] == "InvalidRequestException"
@@ -256,18 +231,15 @@ def test_malformed_json_to_iot_gets_400_invalid_request(emulator):
 @pytest.mark.parametrize("service", ["iam", "cloudformation"])
 def test_non_utf8_form_gets_400_malformed_query_string(emulator, service):
     body = b"Action=ListRoles&Version=2010-05-08&Marker=\xff\xfe"
-    status, headers, answer = exchange(
+    status, headers, answer = post(
         emulator,
-        request_bytes(
-            "POST",
-            "/",
-            {
-                "Authorization": scope(service),
-                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-                "Content-Length": str(len(body)),
-            },
-            body,
-        ),
+        "/",
+        {
+            "Authorization": scope(service),
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Content-Length": str(len(body)),
+        },
+        body,
     )
     assert status == 400
     assert headers["content-type"] == "text/xml"
@@ -275,11 +247,8 @@ def test_non_utf8_form_gets_400_malformed_query_string(emulator, service):
 
 
 def test_unknown_service_scope_gets_400_naming_it(emulator):
-    status, _headers, answer = exchange(
-        emulator,
-        request_bytes(
-            "POST", "/", {"Authorization": scope("no-such-service"), "Content-Length": "2"}, b"{}"
-        ),
+    status, _headers, answer = post(
+        emulator, "/", {"Authorization": scope("no-such-service"), "Content-Length": "2"}, b"{}"
     )
     assert status == 400
     assert "no-such-service" in json.loads(answer)["message"]

@@ -1,8 +1,10 @@
 """Steps of the MQTT tests with the paho clients of tests/emulator/mqtt/conftest.py (`paho_client`
-records what a client sees in `client.seen`)."""
+records what a client sees in `client.seen`), the SDK's clients, and a view of the session
+emulator for a Broker of a test's own."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from support.waiting import wait_until
@@ -49,3 +51,17 @@ def sdk_mqtt5_client(device: Any, port: int, **callbacks: Any) -> Any:
     from awsiot import mqtt5_client_builder
 
     return mqtt5_client_builder.mtls_from_path(**sdk_mtls(device, port), **callbacks)
+
+
+def emulator_view(emulator: Any, **extra: Any) -> SimpleNamespace:
+    """The emulator's IoT registry, account and region, with no shadow service and no gateway:
+    a Broker of a test's own sets itself as `broker` and `activity` on this view, not on the
+    session's emulator."""
+    return SimpleNamespace(
+        shadow=None,
+        iot=emulator.iot,
+        account_id=emulator.account_id,
+        region=emulator.region,
+        gateway=None,
+        **extra,
+    )

@@ -1,22 +1,88 @@
-"""Topic rules and what their actions wrote, for the rule action suites."""
+"""Topic rules for the rules engine's tests, made with boto3 as a user would: create one, hand
+the engine a message as the broker would, and read back what its actions wrote (S3 objects,
+errorAction documents, Kinesis records)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
+
+from emulator.iot.messages import InboundMessage
 
 
 def create_rule(
-    aws: Any,
+    iot: Any,
     name: str,
     sql: str,
     actions: list[dict[str, Any]],
     error_action: dict[str, Any] | None = None,
-) -> None:
-    """CreateTopicRule (SQL version 2016-03-23) through the `aws` client factory."""
-    payload: dict[str, Any] = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": actions}
+    disabled: bool | None = None,
+    version: str | None = "2016-03-23",
+) -> str:
+    """CreateTopicRule; `version` None leaves awsIotSqlVersion out (IoT's default applies).
+    The rule's ARN."""
+    payload: dict[str, Any] = {"sql": sql, "actions": actions}
+    if version is not None:
+        payload["awsIotSqlVersion"] = version
+    if disabled is not None:
+        payload["ruleDisabled"] = disabled
     if error_action:
         payload["errorAction"] = error_action
-    aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
+    iot.create_topic_rule(ruleName=name, topicRulePayload=payload)
+    return iot.get_topic_rule(ruleName=name)["ruleArn"]
+
+
+def inbound(
+    emulator: Any, topic: str, payload: bytes, client_id: str = "sensor-7"
+) -> InboundMessage:
+    """A QoS 1 message as the broker hands it to the rules engine."""
+    return InboundMessage(
+        topic=topic,
+        payload=payload,
+        qos=1,
+        client_id=client_id,
+        principal="ab" * 32,
+        timestamp_ms=int(time.time() * 1000),
+        account_id=emulator.account_id,
+        region=emulator.region,
+    )
+
+
+def s3_action(bucket: str, key: str, role_arn: str) -> dict[str, Any]:
+    """An S3 rule action (or errorAction) writing object `key` of `bucket`."""
+    return {"s3": {"bucketName": bucket, "key": key, "roleArn": role_arn}}
+
+
+def new_bucket(aws: Any, bucket: str) -> Any:
+    """Create `bucket`; the S3 client."""
+    s3 = aws("s3")
+    s3.create_bucket(Bucket=bucket)
+    return s3
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    """The keys in `bucket` (the first page: the tests write a handful)."""
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def error_message(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """The errorAction message an S3 errorAction wrote at `key` (JSON)."""
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def error_documents(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    """Every errorAction document written to `bucket`, oldest key first."""
+    return [error_message(s3, bucket, key) for key in sorted(keys(s3, bucket))]
+
+
+def s3_rule(aws: Any, name: str, sql: str, bucket: str, role_arn: str) -> Any:
+    """`bucket`, and rule `name` writing its output to `out` there and its errorAction message
+    to `error`; the S3 client."""
+    s3 = new_bucket(aws, bucket)
+    actions = [s3_action(bucket, "out", role_arn)]
+    create_rule(aws("iot"), name, sql, actions, error_action=s3_action(bucket, "error", role_arn))
+    return s3
 
 
 def kinesis_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
+from support.layout import LEADING_COLUMNS
 
 from pipeline.analysis import load_parsed
 from pipeline.batches import write_batch
@@ -50,14 +51,7 @@ def test_load_parsed_types_the_columns():
 
 def test_columns_keep_the_lines_order():
     frame = load_parsed([write_batch([parsed_line(0)])])
-    assert list(frame.columns)[:6] == [
-        "topic",
-        "topic_1",
-        "topic_2",
-        "equipment_id",
-        "arrival_time",
-        "device_time",
-    ]
+    assert list(frame.columns)[:6] == LEADING_COLUMNS
 
 
 def test_plain_objects_and_a_missing_final_separator_are_read():
@@ -132,18 +126,7 @@ def test_objects_read_one_by_one_give_the_frame_the_joined_lines_give(monkeypatc
     frame = load_parsed(objects)
     # then the frame is the same: rows, column order, dtypes, values
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
-    assert (
-        list(frame.columns)[:6]
-        == list(expected.columns)[:6]
-        == [
-            "topic",
-            "topic_1",
-            "topic_2",
-            "equipment_id",
-            "arrival_time",
-            "device_time",
-        ]
-    )
+    assert list(frame.columns)[:6] == list(expected.columns)[:6] == LEADING_COLUMNS
     assert pd.isna(frame["note"][1]) and frame["note"][2] == "late"
 
 

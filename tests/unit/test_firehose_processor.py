@@ -152,6 +152,18 @@ def duplicated(event) -> Result:
     return Result(200, json.dumps({"records": out}).encode())
 
 
+def every_record(result: str, data: str):
+    """A respond() answering `result` and `data` for each of the event's records."""
+
+    def respond(event) -> Result:
+        records = [
+            {"recordId": r["recordId"], "result": result, "data": data} for r in event["records"]
+        ]
+        return Result(200, json.dumps({"records": records}).encode())
+
+    return respond
+
+
 @pytest.mark.parametrize(
     ("respond", "code"),
     [
@@ -159,34 +171,8 @@ def duplicated(event) -> Result:
         (duplicated, "Lambda.DuplicatedRecordId"),
         (lambda e: Result(200, b"not json"), "Lambda.JsonProcessingException"),
         (lambda e: Result(200, b'{"records": 1}'), "Lambda.JsonProcessingException"),
-        (
-            lambda e: Result(
-                200,
-                json.dumps(
-                    {
-                        "records": [
-                            {"recordId": r["recordId"], "result": "Maybe", "data": ""}
-                            for r in e["records"]
-                        ]
-                    }
-                ).encode(),
-            ),
-            "Lambda.JsonProcessingException",
-        ),
-        (
-            lambda e: Result(
-                200,
-                json.dumps(
-                    {
-                        "records": [
-                            {"recordId": r["recordId"], "result": "Ok", "data": "%%"}
-                            for r in e["records"]
-                        ]
-                    }
-                ).encode(),
-            ),
-            "Lambda.JsonProcessingException",
-        ),
+        (every_record("Maybe", ""), "Lambda.JsonProcessingException"),
+        (every_record("Ok", "%%"), "Lambda.JsonProcessingException"),
     ],
 )
 def test_malformed_response_fails_the_batch_once(respond, code):

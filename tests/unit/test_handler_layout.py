@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cli import run_module
 
 from pipeline.handler import (
     MAX_RESPONSE_BYTES,
@@ -303,28 +304,12 @@ def test_the_handler_runs_from_the_lambda_layout_alone(tmp_path: Path):
 
 def test_python_m_pipeline_handler_summarises_the_recorded_event():
     # when the local invoke runs on the recorded event (the default)
-    from pipeline.paths import ROOT
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.handler"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
+    proc = run_module("pipeline.handler", check=True)
     lines = proc.stdout.splitlines()
     # then one line per record shows its result and decoded line or reason, then the counts
     assert lines[-1] == "17 records: 11 Ok, 6 ProcessingFailed"
     assert '"equipment_id":"pump-01"' in lines[0] and "Ok" in lines[0]
     assert "reason: not a JSON object but a JSON array" in lines[8]
     # and --json prints exactly the handler's response
-    raw = subprocess.run(
-        [sys.executable, "-m", "pipeline.handler", str(EVENT), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
+    raw = run_module("pipeline.handler", str(EVENT), "--json", check=True)
     assert json.loads(raw.stdout) == json.loads(EXPECTED.read_text())

@@ -34,6 +34,19 @@ def policy(*statements: dict) -> CompiledPolicy:
     return CompiledPolicy.parse(json.dumps({"Version": "2012-10-17", "Statement": statements}))
 
 
+ALLOW_ALL = {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}
+
+
+def deny_publish(**fields) -> dict:
+    """A Deny of iot:Publish on every topic, with `fields` added or replaced."""
+    return {"Effect": "Deny", "Action": "iot:Publish", "Resource": "*", **fields}
+
+
+def allow_all_but(deny: dict) -> CompiledPolicy:
+    """A policy allowing everything except what `deny` denies."""
+    return policy(ALLOW_ALL, deny)
+
+
 def allowed_when(operator: str, key: str, value, context=None) -> bool:
     """Whether a single Allow with this one condition allows a publish."""
     compiled = policy(
@@ -49,15 +62,7 @@ def allowed_when(operator: str, key: str, value, context=None) -> bool:
 
 def denied_by(operator: str, key: str, value, context=None) -> bool:
     """Whether a Deny with this one condition, next to an Allow of everything, denies."""
-    compiled = policy(
-        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
-        {
-            "Effect": "Deny",
-            "Action": "iot:Publish",
-            "Resource": "*",
-            "Condition": {operator: {key: value}},
-        },
-    )
+    compiled = allow_all_but(deny_publish(Condition={operator: {key: value}}))
     return not evaluate([("P", compiled)], "iot:Publish", TOPIC, context or CONTEXT).allowed
 
 
@@ -239,32 +244,15 @@ def test_a_deny_on_a_key_the_emulator_cannot_evaluate_applies_and_an_allow_does_
 
 def test_a_failing_condition_still_decides_next_to_an_unevaluable_one():
     # given a Deny whose other condition is plainly false for this client
-    compiled = policy(
-        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
-        {
-            "Effect": "Deny",
-            "Action": "iot:Publish",
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {UNKNOWN: "x", "iot:ClientId": "someone-else"},
-            },
-        },
-    )
+    condition = {"StringEquals": {UNKNOWN: "x", "iot:ClientId": "someone-else"}}
+    compiled = allow_all_but(deny_publish(Condition=condition))
     # then the Deny does not apply (conditions are ANDed)
     assert evaluate([("P", compiled)], "iot:Publish", TOPIC, CONTEXT).allowed
 
 
 def test_the_reason_of_a_fail_closed_deny_names_the_key():
-    compiled = policy(
-        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
-        {
-            "Sid": "NoOtherDomains",
-            "Effect": "Deny",
-            "Action": "iot:Publish",
-            "Resource": "*",
-            "Condition": {"StringNotEquals": {UNKNOWN: "example.com"}},
-        },
-    )
+    condition = {"StringNotEquals": {UNKNOWN: "example.com"}}
+    compiled = allow_all_but(deny_publish(Sid="NoOtherDomains", Condition=condition))
     result = evaluate([("P", compiled)], "iot:Publish", TOPIC, CONTEXT)
     assert not result.allowed
     assert result.reason == (
@@ -274,10 +262,7 @@ def test_the_reason_of_a_fail_closed_deny_names_the_key():
 
 
 def test_a_deny_whose_resource_variable_cannot_be_resolved_applies():
-    compiled = policy(
-        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
-        {"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{ARN}:topic/${{{UNKNOWN}}}"},
-    )
+    compiled = allow_all_but(deny_publish(Resource=f"{ARN}:topic/${{{UNKNOWN}}}"))
     assert not evaluate([("P", compiled)], "iot:Publish", TOPIC, CONTEXT).allowed
 
 
@@ -291,15 +276,7 @@ def test_a_condition_value_that_cannot_be_parsed_fails_closed():
 
 
 def test_explain_reports_a_fail_closed_deny_as_explicit_and_the_key_as_missing():
-    compiled = policy(
-        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
-        {
-            "Effect": "Deny",
-            "Action": "iot:Publish",
-            "Resource": "*",
-            "Condition": {"StringEquals": {UNKNOWN: "x"}},
-        },
-    )
+    compiled = allow_all_but(deny_publish(Condition={"StringEquals": {UNKNOWN: "x"}}))
     verdict = explain([("P", compiled)], "iot:Publish", TOPIC, CONTEXT)
     assert verdict.decision == "EXPLICIT_DENY"
     assert UNKNOWN in verdict.missing_context
@@ -372,7 +349,7 @@ def test_time_dependence_is_detected_in_keys_and_variables():
     assert policy(
         {"Effect": "Allow", "Action": "iot:*", "Resource": f"{ARN}:topic/${{aws:EpochTime}}"}
     ).time_dependent
-    assert not policy({"Effect": "Allow", "Action": "iot:*", "Resource": "*"}).time_dependent
+    assert not policy(ALLOW_ALL).time_dependent
 
 
 def test_time_context_is_iso_8601_utc_and_epoch_seconds():

@@ -8,6 +8,7 @@ import sys
 import zipfile
 
 import pytest
+from support.cli import run_module
 
 from pipeline.package import HANDLER_MODULES, build_lambda, check_imports, lambda_zip
 from pipeline.paths import BUILD_LAMBDA, ROOT
@@ -85,13 +86,6 @@ def test_a_shipped_module_importing_outside_the_zip_fails_the_build(tmp_path):
 
 
 def test_python_m_pipeline_package_builds_and_prints_the_path():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.package"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-        timeout=60,
-    )
+    proc = run_module("pipeline.package", check=True)
     assert proc.stdout.strip() == str(BUILD_LAMBDA)
     assert (BUILD_LAMBDA / "pipeline" / "handler.py").is_file()

@@ -1,5 +1,5 @@
-"""Fixtures for the CloudFormation tests: the component on the session emulator (added if
-app.py has not wired it), an artifacts bucket, and the project's template packaged into it."""
+"""Fixtures for the CloudFormation tests: an artifacts bucket, and the project's template
+packaged into it."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import json
 import pytest
 
 from pipeline.paths import TEMPLATE
-
-
-@pytest.fixture(scope="session", autouse=True)
-def cloudformation(emulator):
-    from emulator.cloudformation import CloudFormationDeployer
-
-    component = emulator.find("cloudformation")
-    if component is None:
-        component = CloudFormationDeployer(emulator)
-    return component
 
 
 @pytest.fixture(scope="session")

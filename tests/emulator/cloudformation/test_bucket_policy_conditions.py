@@ -25,43 +25,42 @@ def _put_status(s3, bucket: str) -> int:
     return 200
 
 
-def test_deny_without_tls_does_not_deny_the_emulators_endpoint(aws, unique):
-    # The SAM CLI's managed bucket denies requests without TLS; the endpoint stands in for
-    # AWS's HTTPS endpoint, so the owner's uploads go through, as they do on AWS.
+def _deny(action: str, **extra) -> dict:
+    return {"Effect": "Deny", "Action": action, **extra}
+
+
+def _secure_transport(value: str) -> dict:
+    return {"Bool": {"aws:SecureTransport": value}}
+
+
+@pytest.mark.parametrize(
+    ("statement", "status"),
+    [
+        # The SAM CLI's managed bucket denies requests without TLS; the endpoint stands in for
+        # AWS's HTTPS endpoint, so the owner's uploads go through, as they do on AWS.
+        pytest.param(
+            _deny("s3:*", Condition=_secure_transport("false")),
+            200,
+            id="deny-without-tls-does-not-deny-the-emulators-endpoint",
+        ),
+        pytest.param(_deny("s3:PutObject"), 403, id="unconditional-deny"),
+        pytest.param(
+            _deny("s3:Put*", Condition=_secure_transport("true")),
+            403,
+            id="deny-with-condition-that-holds",
+        ),
+        pytest.param(
+            _deny("s3:*", Principal={"Service": "firehose.amazonaws.com"}),
+            200,
+            id="deny-for-a-service-principal-does-not-apply-to-the-owner",
+        ),
+    ],
+)
+def test_deny_statement_is_applied_as_its_condition_says(aws, unique, statement, status):
     s3 = aws("s3")
-    bucket = f"pol-tls-{unique}"
-    _bucket_with_policy(
-        s3,
-        bucket,
-        {
-            "Effect": "Deny",
-            "Action": "s3:*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
-    )
-    assert _put_status(s3, bucket) == 200
-
-
-def test_unconditional_deny_is_applied(aws, unique):
-    s3 = aws("s3")
-    bucket = f"pol-deny-{unique}"
-    _bucket_with_policy(s3, bucket, {"Effect": "Deny", "Action": "s3:PutObject"})
-    assert _put_status(s3, bucket) == 403
-
-
-def test_deny_with_condition_that_holds_is_applied(aws, unique):
-    s3 = aws("s3")
-    bucket = f"pol-holds-{unique}"
-    _bucket_with_policy(
-        s3,
-        bucket,
-        {
-            "Effect": "Deny",
-            "Action": "s3:Put*",
-            "Condition": {"Bool": {"aws:SecureTransport": "true"}},
-        },
-    )
-    assert _put_status(s3, bucket) == 403
+    bucket = f"pol-{unique}"
+    _bucket_with_policy(s3, bucket, statement)
+    assert _put_status(s3, bucket) == status
 
 
 @pytest.mark.parametrize(
@@ -76,14 +75,3 @@ def test_deny_with_condition_not_evaluated_fails_closed(aws, unique, condition):
     bucket = f"pol-unk-{unique}-{len(json.dumps(condition))}"
     _bucket_with_policy(s3, bucket, {"Effect": "Deny", "Action": "s3:*", "Condition": condition})
     assert _put_status(s3, bucket) == 403
-
-
-def test_deny_for_a_service_principal_does_not_apply_to_the_owner(aws, unique):
-    s3 = aws("s3")
-    bucket = f"pol-svc-{unique}"
-    _bucket_with_policy(
-        s3,
-        bucket,
-        {"Effect": "Deny", "Action": "s3:*", "Principal": {"Service": "firehose.amazonaws.com"}},
-    )
-    assert _put_status(s3, bucket) == 200

@@ -26,6 +26,31 @@ def _failed_events(events: list[dict]) -> dict[str, str]:
     }
 
 
+def _rolled_back_reason(cfn, stack_events, stack_name: str, template: dict, resource: str) -> str:
+    """Create the stack, check that it was rolled back, and return `resource`'s failure reason."""
+    stack = _create_and_wait_for_failure(cfn, stack_name, template)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    return _failed_events(stack_events(stack_name))[resource]
+
+
+def _rule_template(sql: str, version: str | None = None, **properties) -> dict:
+    """A template of one topic rule `Rule` republishing to `out` (AwsIotSqlVersion left out when
+    `version` is None)."""
+    payload = {
+        "Sql": sql,
+        "Actions": [
+            {"Republish": {"Topic": "out", "RoleArn": "arn:aws:iam::123456789012:role/republish"}}
+        ],
+    }
+    if version is not None:
+        payload["AwsIotSqlVersion"] = version
+    rule = {
+        "Type": "AWS::IoT::TopicRule",
+        "Properties": {**properties, "TopicRulePayload": payload},
+    }
+    return {"Resources": {"Rule": rule}}
+
+
 def test_unsupported_resource_type_fails_the_stack_before_creating_anything(
     aws, unique, stack_events
 ):
@@ -112,33 +137,10 @@ def test_failed_resource_rolls_back_what_was_created(aws, unique, stack_events):
 def test_service_error_is_the_resource_reason(aws, unique, stack_events):
     # Given a topic rule whose explicit name IoT refuses (`-` is not allowed in rule names)
     cfn = aws("cloudformation")
-    template = {
-        "Resources": {
-            "Rule": {
-                "Type": "AWS::IoT::TopicRule",
-                "Properties": {
-                    "RuleName": f"bad-name-{unique}",
-                    "TopicRulePayload": {
-                        "Sql": "SELECT * FROM 't/+'",
-                        "AwsIotSqlVersion": "2016-03-23",
-                        "Actions": [
-                            {
-                                "Republish": {
-                                    "Topic": "out",
-                                    "RoleArn": "arn:aws:iam::123456789012:role/republish",
-                                }
-                            }
-                        ],
-                    },
-                },
-            }
-        }
-    }
-    # When the stack is created
-    stack = _create_and_wait_for_failure(cfn, f"rule-{unique}", template)
+    template = _rule_template("SELECT * FROM 't/+'", "2016-03-23", RuleName=f"bad-name-{unique}")
+    # When the stack is created, it is rolled back
+    reason = _rolled_back_reason(cfn, stack_events, f"rule-{unique}", template, "Rule")
     # Then the reason is IoT's own validation message
-    reason = _failed_events(stack_events(f"rule-{unique}"))["Rule"]
-    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
     assert "^[a-zA-Z0-9_]+$" in reason
 
 
@@ -231,32 +233,10 @@ def test_iam_and_transform_need_capabilities(aws, unique, packaged_body):
 def test_topic_rule_sql_is_checked_by_the_rules_engine(aws, unique, stack_events):
     # Given a topic rule whose SQL the rules engine cannot parse
     cfn = aws("cloudformation")
-    template = {
-        "Resources": {
-            "Rule": {
-                "Type": "AWS::IoT::TopicRule",
-                "Properties": {
-                    "TopicRulePayload": {
-                        "Sql": "SELECT FROM WHERE 't/+'",
-                        "AwsIotSqlVersion": "2016-03-23",
-                        "Actions": [
-                            {
-                                "Republish": {
-                                    "Topic": "out",
-                                    "RoleArn": "arn:aws:iam::123456789012:role/republish",
-                                }
-                            }
-                        ],
-                    }
-                },
-            }
-        }
-    }
-    # When the stack is created
-    stack = _create_and_wait_for_failure(cfn, f"sql-{unique}", template)
+    template = _rule_template("SELECT FROM WHERE 't/+'", "2016-03-23")
+    # When the stack is created, it is rolled back
+    reason = _rolled_back_reason(cfn, stack_events, f"sql-{unique}", template, "Rule")
     # Then the rule failed with the engine's reason and no rule was created
-    reason = _failed_events(stack_events(f"sql-{unique}"))["Rule"]
-    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
     assert "line 1, column" in reason  # the SqlError's position in the statement
     rules = aws("iot").list_topic_rules()["rules"]
     assert not any(r["ruleName"].startswith(f"sql_{unique}") for r in rules)
@@ -266,26 +246,7 @@ def test_topic_rule_sql_version_defaults_to_2015_10_08(aws, unique, stack_events
     # Given a topic rule without AwsIotSqlVersion (CloudFormation's default is 2015-10-08,
     # "AWS::IoT::TopicRule TopicRulePayload"), which the rules engine may not run
     cfn = aws("cloudformation")
-    template = {
-        "Resources": {
-            "Rule": {
-                "Type": "AWS::IoT::TopicRule",
-                "Properties": {
-                    "TopicRulePayload": {
-                        "Sql": "SELECT * FROM 't/+'",
-                        "Actions": [
-                            {
-                                "Republish": {
-                                    "Topic": "out",
-                                    "RoleArn": "arn:aws:iam::123456789012:role/r",
-                                }
-                            }
-                        ],
-                    }
-                },
-            }
-        }
-    }
+    template = _rule_template("SELECT * FROM 't/+'")
     # When the stack is created
     cfn.create_stack(StackName=f"sqlver-{unique}", TemplateBody=json.dumps(template))
     stack = cfn.describe_stacks(StackName=f"sqlver-{unique}")["Stacks"][0]
@@ -305,25 +266,24 @@ def test_rolled_back_stack_cannot_be_updated(aws, unique):
     cfn = aws("cloudformation")
     template = {"Resources": {"Queue": {"Type": "AWS::AppSync::GraphQLApi"}}}
     _create_and_wait_for_failure(cfn, f"rolledback-{unique}", template)
-    good = {"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}}
+    good = json.dumps({"Resources": {"Group": {"Type": "AWS::Logs::LogGroup"}}})
+
+    def change_set(name: str, kind: str) -> None:
+        cfn.create_change_set(
+            StackName=f"rolledback-{unique}",
+            ChangeSetName=name,
+            ChangeSetType=kind,
+            TemplateBody=good,
+        )
+
     # When it is updated, directly or with a change set, then CloudFormation refuses
     with pytest.raises(ClientError, match="is in ROLLBACK_COMPLETE state and can not be updated"):
-        cfn.update_stack(StackName=f"rolledback-{unique}", TemplateBody=json.dumps(good))
+        cfn.update_stack(StackName=f"rolledback-{unique}", TemplateBody=good)
     with pytest.raises(ClientError, match="is in ROLLBACK_COMPLETE state and can not be updated"):
-        cfn.create_change_set(
-            StackName=f"rolledback-{unique}",
-            ChangeSetName="retry",
-            ChangeSetType="UPDATE",
-            TemplateBody=json.dumps(good),
-        )
+        change_set("retry", "UPDATE")
     # And a CREATE change set for an existing name is refused too
     with pytest.raises(ClientError, match="already exists"):
-        cfn.create_change_set(
-            StackName=f"rolledback-{unique}",
-            ChangeSetName="again",
-            ChangeSetType="CREATE",
-            TemplateBody=json.dumps(good),
-        )
+        change_set("again", "CREATE")
     cfn.delete_stack(StackName=f"rolledback-{unique}")
 
 

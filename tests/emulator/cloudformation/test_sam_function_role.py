@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import json
 
+from support.templates import sam_function
+
 
 def test_sam_default_role_gets_the_basic_execution_policy(aws, unique, packaged_template):
     # Given a SAM function with the project's packaged code and no Role
     code_uri = packaged_template["Resources"]["TransformFunction"]["Properties"]["CodeUri"]
-    template = {
-        "Transform": "AWS::Serverless-2016-10-31",
-        "Resources": {
-            "Fn": {
-                "Type": "AWS::Serverless::Function",
-                "Properties": {
-                    "CodeUri": code_uri,
-                    "Handler": "pipeline.handler.lambda_handler",
-                    "Runtime": "python3.12",
-                },
-            }
-        },
-        "Outputs": {"Role": {"Value": {"Ref": "FnRole"}}},
-    }
+    template = sam_function(code_uri, "pipeline.handler.lambda_handler")
+    template["Outputs"] = {"Role": {"Value": {"Ref": "FnRole"}}}
     cfn, iam = aws("cloudformation"), aws("iam")
     stack_name = f"samrole-{unique}"
     # When the stack is created

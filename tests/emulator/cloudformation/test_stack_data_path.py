@@ -11,30 +11,9 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 
-@pytest.fixture(scope="module")
-def data_path(emulator):
-    """The Lambda runtime, Firehose and rules components on the session emulator (added and
-    started here when app.py has not wired them; stopped with the emulator)."""
-    from emulator.firehose.service import FirehoseService
-    from emulator.lambda_.runtime import LambdaRuntime
-    from emulator.rules.engine import RulesEngine
-
-    for attribute, component in (
-        ("lambdas", LambdaRuntime),
-        ("firehose", FirehoseService),
-        ("rules", RulesEngine),
-    ):
-        if emulator.find(attribute) is None:
-            started = emulator.add(component(emulator))
-            if hasattr(started, "start"):
-                started.start()
-    return emulator
-
-
-def test_records_flow_through_the_deployed_stack(aws, data_path, packaged_body):
+def test_records_flow_through_the_deployed_stack(aws, packaged_body):
     # Given the project's stack deployed with a 1-second buffer
     from pipeline.stack import deploy_stack
 

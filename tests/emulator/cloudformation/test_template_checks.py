@@ -4,6 +4,7 @@ constraints, the SAM transform (no endpoint needed)."""
 from __future__ import annotations
 
 import pytest
+from support.templates import sam_function
 
 from emulator.cloudformation.stacks import creation_order
 from emulator.cloudformation.template import (
@@ -124,20 +125,7 @@ def test_sam_transform_expands_offline_with_the_region():
 
 def test_sam_managed_policy_names_resolve_offline():
     # Given a SAM function naming an AWS managed policy
-    template = {
-        "Transform": "AWS::Serverless-2016-10-31",
-        "Resources": {
-            "Fn": {
-                "Type": "AWS::Serverless::Function",
-                "Properties": {
-                    "CodeUri": "s3://b/k.zip",
-                    "Handler": "app.handler",
-                    "Runtime": "python3.12",
-                    "Policies": ["AWSLambdaBasicExecutionRole"],
-                },
-            }
-        },
-    }
+    template = sam_function("s3://b/k.zip", "app.handler", Policies=["AWSLambdaBasicExecutionRole"])
     # When it is expanded (no network)
     expanded = expand_transforms(template, {}, "us-east-1")
     # Then the role attaches the policy by ARN

@@ -1,5 +1,4 @@
-"""Firehose tests run on the session emulator; the component is added here until app.py wires
-it (emulator.find("firehose") is None until then)."""
+"""Firehose tests run on the session emulator's Firehose component."""
 
 from __future__ import annotations
 
@@ -8,10 +7,4 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def firehose(emulator):
-    service = emulator.find("firehose")
-    if service is None:
-        from emulator.firehose.service import FirehoseService
-
-        service = emulator.add(FirehoseService(emulator))
-        service.start()
-    return service
+    return emulator.firehose

@@ -8,9 +8,19 @@ import io
 import json
 import time
 import zipfile
-from typing import Any
 
-ROLE = "arn:aws:iam::123456789012:role/firehose-delivery"
+from iam_roles import lambda_trust
+from support.streams import (  # noqa: F401 (the Firehose tests import them from here)
+    IMMEDIATE,
+    ROLE,
+    create_stream,
+    error_log,
+    error_log_events,
+    make_stream,
+    processing,
+    processor,
+)
+
 # <prefix><stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid><ext>  (guide: "s3-object-name")
 KEY_SUFFIX = r"{stream}-{version}-\d{{4}}-\d{{2}}-\d{{2}}-\d{{2}}-\d{{2}}-\d{{2}}-[0-9a-f-]{{36}}"
 TIME_PATH = r"\d{4}/\d{2}/\d{2}/\d{2}/"
@@ -22,14 +32,8 @@ def deploy_functions(aws, name: str, module: str, source: str, handlers=("handle
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(f"{module}.py", source)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ],
-    }  # fmt: skip
-    role = aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    trust = json.dumps(lambda_trust())
+    role = aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust)
     return {
         handler: aws("lambda").create_function(
             FunctionName=f"{name}-{handler}",
@@ -45,28 +49,7 @@ def deploy_functions(aws, name: str, module: str, source: str, handlers=("handle
 
 def lambda_processing(arn: str, retries: int = 3) -> dict:
     """ProcessingConfiguration with one Lambda processor (NumberOfRetries: AWS's default 3)."""
-    return {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": arn},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)},
-                ],
-            }
-        ],
-    }
-
-
-def make_stream(aws, name: str, bucket: str, **destination: Any) -> None:
-    aws("s3").create_bucket(Bucket=bucket)
-    config = {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", **destination}
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=name,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration=config,
-    )
+    return processing(processor("Lambda", LambdaArn=arn, NumberOfRetries=str(retries)))
 
 
 def wait_for_objects(s3, bucket: str, count: int = 1, prefix: str = "", timeout: float = 15.0):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from firehose_helpers import ROLE
+from firehose_helpers import ROLE, processing, processor
 
 UNCHECKED = Config(parameter_validation=False)
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:transform"
@@ -29,6 +29,14 @@ def _refused(aws, name: str, **destination) -> tuple[str, str]:
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         aws("firehose").describe_delivery_stream(DeliveryStreamName=name)
     return error["Code"], error["Message"]
+
+
+def _refused_with(aws, unique: str, code: str, destination: dict, message: str) -> str:
+    """`destination` is refused with error `code` and a message that holds `message`."""
+    found, text = _refused(aws, f"v-{unique}", **destination)
+    assert found == code
+    assert message in text, text
+    return text
 
 
 INVALID_ARGUMENT = {
@@ -95,18 +103,9 @@ INVALID_ARGUMENT = {
     ),
     "lambda-buffer-out-of-range": (
         {
-            "ProcessingConfiguration": {
-                "Enabled": True,
-                "Processors": [
-                    {
-                        "Type": "Lambda",
-                        "Parameters": [
-                            {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                            {"ParameterName": "BufferSizeInMBs", "ParameterValue": "4"},
-                        ],
-                    }
-                ],
-            }
+            "ProcessingConfiguration": processing(
+                processor("Lambda", LambdaArn=LAMBDA_ARN, BufferSizeInMBs="4")
+            )
         },
         "BufferSizeInMBs is 4; it must be between 0.2 and 3",
     ),
@@ -123,10 +122,7 @@ INVALID_ARGUMENT = {
 
 @pytest.mark.parametrize("case", sorted(INVALID_ARGUMENT))
 def test_documented_rules_are_refused_with_invalid_argument(aws, unique, case):
-    destination, message = INVALID_ARGUMENT[case]
-    code, text = _refused(aws, f"v-{unique}", **destination)
-    assert code == "InvalidArgumentException"
-    assert message in text, text
+    _refused_with(aws, unique, "InvalidArgumentException", *INVALID_ARGUMENT[case])
 
 
 def test_observed_message_for_prefix_without_error_prefix(aws, unique):
@@ -187,11 +183,8 @@ CONSTRAINTS = {
 
 @pytest.mark.parametrize("case", sorted(CONSTRAINTS))
 def test_model_constraints_are_refused_with_validation_exception(aws, unique, case):
-    destination, message = CONSTRAINTS[case]
-    code, text = _refused(aws, f"v-{unique}", **destination)
-    assert code == "ValidationException"
+    text = _refused_with(aws, unique, "ValidationException", *CONSTRAINTS[case])
     assert text.startswith("1 validation error detected: ")
-    assert message in text, text
 
 
 def test_valid_configuration_is_created(aws, unique):
@@ -205,19 +198,11 @@ def test_valid_configuration_is_created(aws, unique):
         CompressionFormat="HADOOP_SNAPPY",
         FileExtension=".json.snappy",
         CustomTimeZone="Asia/Tokyo",
-        ProcessingConfiguration={
-            "Enabled": True,
-            "Processors": [
-                {
-                    "Type": "Lambda",
-                    "Parameters": [
-                        {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                        {"ParameterName": "BufferSizeInMBs", "ParameterValue": "0.2"},
-                        {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "900"},
-                    ],
-                }
-            ],
-        },
+        ProcessingConfiguration=processing(
+            processor(
+                "Lambda", LambdaArn=LAMBDA_ARN, BufferSizeInMBs="0.2", BufferIntervalInSeconds="900"
+            )
+        ),
         DataFormatConversionConfiguration={"Enabled": False},
         S3BackupMode="Enabled",
         S3BackupConfiguration={

@@ -10,8 +10,13 @@ import time
 import urllib.request
 
 from firehose_helpers import (
+    IMMEDIATE,
     KEY_SUFFIX,
+    ROLE,
     TIME_PATH,
+    create_stream,
+    error_log,
+    error_log_events,
     make_stream,
     read_object,
     wait_for_deliveries,
@@ -78,7 +83,7 @@ def test_custom_prefix_with_timestamp_expression(aws, unique):
         aws, stream, bucket,
         Prefix="data/year=!{timestamp:yyyy}/r=!{firehose:random-string}/",
         ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
+        BufferingHints=IMMEDIATE,
     )  # fmt: skip
 
     # When one record is put
@@ -100,7 +105,7 @@ def test_backup_bucket_receives_the_source_records(aws, unique, firehose):
         BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
         S3BackupMode="Enabled",
         S3BackupConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
+            "RoleARN": ROLE,
             "BucketARN": f"arn:aws:s3:::{backup}",
             "Prefix": "raw/",
             "CompressionFormat": "GZIP",
@@ -130,14 +135,7 @@ def test_backup_bucket_receives_the_source_records(aws, unique, firehose):
 def test_missing_bucket_is_retried_until_it_exists(aws, unique, firehose):
     # Given a stream whose bucket does not exist yet
     stream, bucket = f"nb-{unique}", f"nb-{unique}"
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=stream,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-        },
-    )
+    create_stream(aws, stream, bucket, BufferingHints=IMMEDIATE)
 
     # When a record is put, delivery fails with S3.NoSuchBucket and is kept
     aws("firehose").put_record(DeliveryStreamName=stream, Record={"Data": b"kept"})
@@ -199,33 +197,13 @@ def test_update_destination_takes_effect_with_the_next_version(aws, unique):
 def test_delivery_errors_go_to_the_cloudwatch_logging_destination(aws, unique, firehose):
     # Given a stream with CloudWatch error logging and no bucket
     stream, bucket = f"cw-{unique}", f"cw-{unique}"
-    group = f"/aws/kinesisfirehose/{stream}"
     logs = aws("logs")
-    logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="DestinationDelivery")
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=stream,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-            "CloudWatchLoggingOptions": {
-                "Enabled": True,
-                "LogGroupName": group,
-                "LogStreamName": "DestinationDelivery",
-            },
-        },
-    )
+    group, logging = error_log(logs, stream)
+    create_stream(aws, stream, bucket, BufferingHints=IMMEDIATE, CloudWatchLoggingOptions=logging)
 
     # When a record cannot be delivered
     aws("firehose").put_record(DeliveryStreamName=stream, Record={"Data": b"x"})
-    deadline = time.monotonic() + 10
-    events = []
-    while not events and time.monotonic() < deadline:
-        events = logs.get_log_events(logGroupName=group, logStreamName="DestinationDelivery")[
-            "events"
-        ]
-        time.sleep(0.1)
+    events = error_log_events(logs, group)
 
     # Then the error is logged with Firehose's error code and the stream's ARN
     message = json.loads(events[0]["message"])
@@ -243,14 +221,7 @@ def test_deleting_a_stream_deletes_its_buffered_data(aws, unique, firehose):
 
     # When it is deleted ("deletes a Firehose stream and its data") and created again
     client.delete_delivery_stream(DeliveryStreamName=stream)
-    client.create_delivery_stream(
-        DeliveryStreamName=stream,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-        },
-    )
+    create_stream(aws, stream, bucket, BufferingHints=IMMEDIATE)
     client.put_record(DeliveryStreamName=stream, Record={"Data": b"new\n"})
 
     # Then only the new stream's record is delivered

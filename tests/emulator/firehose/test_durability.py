@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -19,6 +20,18 @@ from iam_roles import ensure_firehose_role
 
 CHILD = Path(__file__).with_name("firehose_child.py")
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def restart(data_dir: Path) -> tuple[subprocess.Popen, Any, Any]:
+    """A new process on `data_dir`, and Firehose and S3 clients bound to it."""
+    child, url = start_child(data_dir)
+    return (child, *clients(url))
+
+
+def kill(child: subprocess.Popen) -> None:
+    """SIGKILL: the process gets no chance to flush or to write anything more."""
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
 
 
 def start_child(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -96,14 +109,12 @@ def test_kill_9_while_buffered_loses_nothing(tmp_path):
             assert answer["FailedPutCount"] == 0
         assert s3.list_objects_v2(Bucket="durable")["KeyCount"] == 0  # still buffered
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        kill(first)
 
     # Then a new process on the same data directory delivers every record once the stream
     # and bucket exist again
-    second, url = start_child(tmp_path)
+    second, firehose, s3 = restart(tmp_path)
     try:
-        firehose, s3 = clients(url)
         recreate_with_short_interval(firehose, s3)
         objects = wait_for_objects(s3, "durable", timeout=20)
         delivered = b"".join(
@@ -112,5 +123,4 @@ def test_kill_9_while_buffered_loses_nothing(tmp_path):
         )
         assert delivered == b"".join(sent)
     finally:
-        second.send_signal(signal.SIGKILL)
-        second.wait(timeout=10)
+        kill(second)

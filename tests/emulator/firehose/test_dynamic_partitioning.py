@@ -15,9 +15,11 @@ import pytest
 from botocore.exceptions import ClientError
 from firehose_helpers import (
     KEY_SUFFIX,
-    ROLE,
+    create_stream,
     deploy_functions,
     make_stream,
+    processing,
+    processor,
     read_object,
     wait_for_deliveries,
     wait_for_objects,
@@ -51,30 +53,18 @@ def keys_function(aws):
 
 
 def jq_processing(query: str, *extra: dict) -> dict:
-    return {
-        "Enabled": True,
-        "Processors": [
-            *extra,
-            {
-                "Type": "MetadataExtraction",
-                "Parameters": [
-                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": query},
-                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
-                ],
-            },
-            {"Type": "AppendDelimiterToRecord", "Parameters": []},
-        ],
-    }
+    return processing(
+        *extra,
+        processor("MetadataExtraction", MetadataExtractionQuery=query, JsonParsingEngine="JQ-1.6"),
+        processor("AppendDelimiterToRecord"),
+    )
 
 
 def lambda_processor(arn: str) -> dict:
-    return {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": arn}]}
+    return processor("Lambda", LambdaArn=arn)
 
 
-DEAGGREGATE_JSON = {
-    "Type": "RecordDeAggregation",
-    "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}],
-}
+DEAGGREGATE_JSON = processor("RecordDeAggregation", SubRecordType="JSON")
 PARTITIONED = {"DynamicPartitioningConfiguration": {"Enabled": True}}
 ERRORS = "errors/!{firehose:error-output-type}/"
 
@@ -90,12 +80,25 @@ def _lines(s3, bucket: str, key: str) -> list[bytes]:
 def make_k_stream(aws, stream: str, interval: int, *processors: dict) -> None:
     """A stream (and its bucket of the same name) partitioned by the records' `k` with jq,
     1 MiB / `interval` s buffering hints; `processors` run before the jq extraction."""
+    make_partitioned_stream(
+        aws,
+        stream,
+        "k=!{partitionKeyFromQuery:k}/",
+        jq_processing("{k: .k}", *processors),
+        interval,
+    )
+
+
+def make_partitioned_stream(aws, stream: str, prefix: str, config: dict, interval: int = 1):
+    """A stream with dynamic partitioning into the bucket of its name: `prefix` (its partition
+    keys), the ERRORS error prefix, 1 MiB / `interval` s buffering hints, and `config` as its
+    ProcessingConfiguration."""
     make_stream(
         aws, stream, stream,
-        Prefix="k=!{partitionKeyFromQuery:k}/",
+        Prefix=prefix,
         ErrorOutputPrefix=ERRORS,
         BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": interval},
-        ProcessingConfiguration=jq_processing("{k: .k}", *processors),
+        ProcessingConfiguration=config,
         **PARTITIONED,
     )  # fmt: skip
 
@@ -103,13 +106,10 @@ def make_k_stream(aws, stream: str, interval: int, *processors: dict) -> None:
 def test_jq_keys_and_timestamp_make_one_object_per_partition(aws, unique):
     # Given a stream partitioned by device (jq) and day, newline-delimited
     stream = bucket = f"dpq-{unique}"
-    make_stream(
-        aws, stream, bucket,
-        Prefix="device=!{partitionKeyFromQuery:device}/dt=!{timestamp:yyyy-MM-dd}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
-        ProcessingConfiguration=jq_processing("{device: .meta.device}"),
-        **PARTITIONED,
+    make_partitioned_stream(
+        aws, stream,
+        "device=!{partitionKeyFromQuery:device}/dt=!{timestamp:yyyy-MM-dd}/",
+        jq_processing("{device: .meta.device}"),
     )  # fmt: skip
     sent = [
         b'{"meta":{"device":"a"},"v":1}',
@@ -145,15 +145,10 @@ def test_jq_keys_and_timestamp_make_one_object_per_partition(aws, unique):
 def test_lambda_keys_with_json_deaggregation(aws, unique, keys_function):
     # Given a stream that deaggregates JSON and partitions by the Lambda's partitionKeys
     stream = bucket = f"dpl-{unique}"
-    make_stream(
-        aws, stream, bucket,
-        Prefix="equipment=!{partitionKeyFromLambda:equipment}/!{timestamp:yyyy}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
-        ProcessingConfiguration={
-            "Enabled": True, "Processors": [DEAGGREGATE_JSON, lambda_processor(keys_function)],
-        },
-        **PARTITIONED,
+    make_partitioned_stream(
+        aws, stream,
+        "equipment=!{partitionKeyFromLambda:equipment}/!{timestamp:yyyy}/",
+        processing(DEAGGREGATE_JSON, lambda_processor(keys_function)),
     )  # fmt: skip
     # one record holding three JSON objects, the last without the key (as AWS's own test)
     record = b'{"equipment":"p1","t":1}{"equipment":"p2","t":2}\n{"t":3}'
@@ -301,15 +296,8 @@ RULES = {
 @pytest.mark.parametrize("case", sorted(RULES))
 def test_create_time_rules(aws, unique, case):
     destination, message = RULES[case]
-    aws("s3").create_bucket(Bucket=f"dpr-{unique}")
     with pytest.raises(ClientError) as caught:
-        aws("firehose").create_delivery_stream(
-            DeliveryStreamName=f"dpr-{unique}",
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::dpr-{unique}", **destination,
-                **PARTITIONED,
-            },
-        )  # fmt: skip
+        make_stream(aws, f"dpr-{unique}", f"dpr-{unique}", **destination, **PARTITIONED)
     error = caught.value.response["Error"]
     assert error["Code"] == "InvalidArgumentException"
     assert message in error["Message"], error["Message"]
@@ -322,12 +310,7 @@ def test_partition_keys_and_processors_need_dynamic_partitioning(aws, unique):
         {"ProcessingConfiguration": JQ},
     ):
         with pytest.raises(ClientError) as caught:
-            aws("firehose").create_delivery_stream(
-                DeliveryStreamName=f"dpn-{unique}",
-                ExtendedS3DestinationConfiguration={
-                    "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::dpn-{unique}", **destination,
-                },
-            )  # fmt: skip
+            create_stream(aws, f"dpn-{unique}", f"dpn-{unique}", **destination)
         assert caught.value.response["Error"]["Code"] == "InvalidArgumentException"
         assert "dynamic partitioning" in caught.value.response["Error"]["Message"]
 
@@ -358,11 +341,7 @@ def test_dynamic_partitioning_cannot_be_enabled_on_an_existing_stream(aws, uniqu
 def test_a_partitioned_stream_can_be_updated(aws, unique):
     # Given a partitioned stream, an update that keeps partitioning (new prefix) is accepted
     stream = bucket = f"dpk-{unique}"
-    make_stream(
-        aws, stream, bucket, Prefix="k=!{partitionKeyFromQuery:k}/", ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
-        ProcessingConfiguration=JQ, **PARTITIONED,
-    )  # fmt: skip
+    make_partitioned_stream(aws, stream, "k=!{partitionKeyFromQuery:k}/", JQ)
     firehose = aws("firehose")
     description = firehose.describe_delivery_stream(DeliveryStreamName=stream)[
         "DeliveryStreamDescription"
@@ -380,16 +359,12 @@ def test_a_partitioned_stream_can_be_updated(aws, unique):
 def test_lambda_and_jq_keys_in_one_prefix(aws, unique, keys_function):
     # Given a Lambda that returns the equipment key and a jq query on its output for the site
     stream = bucket = f"dpj-{unique}"
-    processing = jq_processing("{site: .site}", lambda_processor(keys_function))
-    processing["Processors"].pop()  # the function already ends each record with a newline
-    make_stream(
-        aws, stream, bucket,
-        Prefix="e=!{partitionKeyFromLambda:equipment}/s=!{partitionKeyFromQuery:site}/"
-        "!{timestamp:yyyy}/",
-        ErrorOutputPrefix=ERRORS,
-        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
-        ProcessingConfiguration=processing,
-        **PARTITIONED,
+    both = jq_processing("{site: .site}", lambda_processor(keys_function))
+    both["Processors"].pop()  # the function already ends each record with a newline
+    make_partitioned_stream(
+        aws, stream,
+        "e=!{partitionKeyFromLambda:equipment}/s=!{partitionKeyFromQuery:site}/!{timestamp:yyyy}/",
+        both,
     )  # fmt: skip
     sent = [{"equipment": "p1", "site": "north"}, {"equipment": "p1", "site": "south"}]
 

@@ -4,11 +4,10 @@ the partition already written is not written again."""
 
 from __future__ import annotations
 
-import signal
 import time
 
-from firehose_helpers import ROLE, wait_for_objects
-from test_durability import clients, start_child
+from firehose_helpers import ROLE, processing, processor, wait_for_objects
+from test_durability import clients, kill, restart, start_child
 
 STREAM = "durable-partitions"
 
@@ -27,21 +26,13 @@ def create(firehose, s3, interval: int) -> None:
             "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": interval},
             "DynamicPartitioningConfiguration": {"Enabled": True},
-            "ProcessingConfiguration": {
-                "Enabled": True,
-                "Processors": [
-                    {
-                        "Type": "MetadataExtraction",
-                        "Parameters": [
-                            {
-                                "ParameterName": "MetadataExtractionQuery",
-                                "ParameterValue": "{k:.k}",
-                            },
-                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
-                        ],
-                    }
-                ],
-            },
+            "ProcessingConfiguration": processing(
+                processor(
+                    "MetadataExtraction",
+                    MetadataExtractionQuery="{k:.k}",
+                    JsonParsingEngine="JQ-1.6",
+                )
+            ),
         },
     )
 
@@ -82,13 +73,11 @@ def test_kill_9_keeps_buffered_partitions_and_does_not_rewrite_delivered_ones(tm
         # would deliver "big" again (at least once, as Firehose); give it that moment
         time.sleep(1.0)
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        kill(first)
 
     # When a new process starts on the same data directory
-    second, url = start_child(tmp_path)
+    second, firehose, s3 = restart(tmp_path)
     try:
-        firehose, s3 = clients(url)
         short_interval(firehose, s3)
         # Then "small" is delivered and "big" is still the one object written before
         (delivered,) = wait_for_objects(s3, STREAM, prefix="k=small/", timeout=20)
@@ -97,5 +86,4 @@ def test_kill_9_keeps_buffered_partitions_and_does_not_rewrite_delivered_ones(tm
         big_objects = s3.list_objects_v2(Bucket=STREAM, Prefix="k=big/").get("Contents", [])
         assert [o["Key"] for o in big_objects] == [written["Key"]]
     finally:
-        second.send_signal(signal.SIGKILL)
-        second.wait(timeout=10)
+        kill(second)

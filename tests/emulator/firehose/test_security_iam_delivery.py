@@ -14,7 +14,16 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from firehose_helpers import deploy_functions, lambda_processing, read_object, wait_for_objects
+from firehose_helpers import (
+    IMMEDIATE,
+    deploy_functions,
+    error_log,
+    error_log_events,
+    lambda_processing,
+    make_stream,
+    read_object,
+    wait_for_objects,
+)
 from iam_roles import firehose_delivery_policy, firehose_trust
 
 ACCOUNT = "123456789012"
@@ -38,16 +47,7 @@ def s3_policy(*resources: str, effect: str = "Allow", action: str = "s3:PutObjec
 
 
 def stream_with_role(aws, name: str, bucket: str, role: str, **destination) -> None:
-    aws("s3").create_bucket(Bucket=bucket)
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=name,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": role,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-            **destination,
-        },
-    )
+    make_stream(aws, name, bucket, role, BufferingHints=IMMEDIATE, **destination)
 
 
 def errors_view(emulator, stream: str) -> list[dict]:
@@ -263,31 +263,18 @@ def test_bucket_policy_deny_for_the_role_blocks_delivery(aws, unique, emulator):
 def test_denied_delivery_is_logged_to_cloudwatch(aws, unique, emulator):
     # Given error logging, and a role that may log but not write the bucket
     stream = bucket = f"iam-cw-{unique}"
-    group = f"/aws/kinesisfirehose/{stream}"
     logs = aws("logs")
-    logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="DestinationDelivery")
+    group, logging = error_log(logs, stream)
     policy = s3_policy(f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{group}:*",
                        action="logs:PutLogEvents")  # fmt: skip
     role = make_role(aws, stream, policy)
-    stream_with_role(
-        aws, stream, bucket, role,
-        CloudWatchLoggingOptions={
-            "Enabled": True, "LogGroupName": group, "LogStreamName": "DestinationDelivery",
-        },
-    )  # fmt: skip
+    stream_with_role(aws, stream, bucket, role, CloudWatchLoggingOptions=logging)
 
     # When a record is put
     put(aws, stream, b"x\n")
 
     # Then the error log holds S3.AccessDenied with Firehose's message
-    deadline = time.monotonic() + 10
-    events: list = []
-    while not events and time.monotonic() < deadline:
-        events = logs.get_log_events(logGroupName=group, logStreamName="DestinationDelivery")[
-            "events"
-        ]
-        time.sleep(0.1)
+    events = error_log_events(logs, group)
     message = json.loads(events[0]["message"])
     assert message["errorCode"] == "S3.AccessDenied"
     assert message["message"].startswith("Access was denied.")
@@ -297,17 +284,10 @@ def test_denied_delivery_is_logged_to_cloudwatch(aws, unique, emulator):
 def test_error_log_needs_put_log_events(aws, unique, emulator):
     # Given error logging and a role without logs:PutLogEvents (nor S3 access)
     stream = bucket = f"iam-nocw-{unique}"
-    group = f"/aws/kinesisfirehose/{stream}"
     logs = aws("logs")
-    logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="DestinationDelivery")
+    group, logging = error_log(logs, stream)
     role = make_role(aws, stream, None)
-    stream_with_role(
-        aws, stream, bucket, role,
-        CloudWatchLoggingOptions={
-            "Enabled": True, "LogGroupName": group, "LogStreamName": "DestinationDelivery",
-        },
-    )  # fmt: skip
+    stream_with_role(aws, stream, bucket, role, CloudWatchLoggingOptions=logging)
 
     put(aws, stream, b"x\n")
     wait_for_denial(emulator, stream)

@@ -60,20 +60,14 @@ def info(url: str) -> dict:
         return json.loads(response.read())
 
 
-def test_default_is_enforced():
-    child, lines = start(env={"IOT_EMULATOR_IAM": ""})
+@pytest.mark.parametrize(
+    ("variable", "mode"), [("", "enforced"), ("off", "off")], ids=["default", "variable-off"]
+)
+def test_default_is_enforced_and_the_environment_variable_turns_it_off(variable, mode):
+    child, lines = start(env={"IOT_EMULATOR_IAM": variable})
     try:
-        assert lines["IAM"].startswith("enforced")
-        assert info(endpoint(lines))["iam"] == "enforced"
-    finally:
-        stop(child)
-
-
-def test_environment_variable_turns_it_off():
-    child, lines = start(env={"IOT_EMULATOR_IAM": "off"})
-    try:
-        assert lines["IAM"].startswith("off")
-        assert info(endpoint(lines))["iam"] == "off"
+        assert lines["IAM"].startswith(mode)
+        assert info(endpoint(lines))["iam"] == mode
     finally:
         stop(child)
 

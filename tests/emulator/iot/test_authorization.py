@@ -27,6 +27,13 @@ def policy(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
+def attach_new_policy(iot, name: str, certificate: dict, *statements: dict) -> None:
+    """Create policy `name` with `statements`; attach it to `certificate` (a certificate's ARN
+    holder, such as CreateKeysAndCertificate's answer)."""
+    iot.create_policy(policyName=name, policyDocument=policy(*statements))
+    iot.attach_policy(policyName=name, target=certificate["certificateArn"])
+
+
 @pytest.fixture
 def device(iot, iot_core):
     """An ACTIVE certificate from CreateKeysAndCertificate and its principal."""
@@ -71,13 +78,12 @@ def test_authorize_follows_attach_and_detach_policy(iot, iot_core, device, uniqu
     assert before.reason == f"no policy attached to certificate {principal.certificate_id}"
     # when a policy allowing the topic is attached
     name = f"pub-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy(
-            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/telemetry/*"}
-        ),
+    attach_new_policy(
+        iot,
+        name,
+        response,
+        {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/telemetry/*"},
     )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
     # then the publish is allowed by it
     allowed = iot_core.authorize(principal, "dev1", "iot:Publish", topic)
     assert allowed.allowed and allowed.policy_name == name
@@ -119,17 +125,16 @@ def test_subscribe_is_authorized_on_the_topic_filter(iot, iot_core, device, uniq
     # given a policy allowing the subscription filter "alerts/+" (MQTT + is literal in policies)
     response, principal = device
     name = f"sub-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy(
-            {
-                "Effect": "Allow",
-                "Action": "iot:Subscribe",
-                "Resource": f"{ARN}:topicfilter/alerts/+",
-            }
-        ),
+    attach_new_policy(
+        iot,
+        name,
+        response,
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": f"{ARN}:topicfilter/alerts/+",
+        },
     )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
     # then exactly that filter is allowed, evaluated on a topicfilter ARN
     decision = iot_core.authorize(principal, "c", "iot:Subscribe", "alerts/+")
     assert decision.allowed and decision.resource == f"{ARN}:topicfilter/alerts/+"
@@ -142,23 +147,22 @@ def test_thing_policy_variables_need_the_thing_attached(iot, iot_core, device, u
     thing = f"thing-{unique}"
     iot.create_thing(thingName=thing, attributePayload={"attributes": {"room": "kitchen"}})
     name = f"thing-policy-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy(
-            {
-                "Effect": "Allow",
-                "Action": "iot:Connect",
-                "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
-            },
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": f"{ARN}:topic/${{iot:Connection.Thing.Attributes[room]}}/*",
-                "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-            },
-        ),
+    attach_new_policy(
+        iot,
+        name,
+        response,
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Publish",
+            "Resource": f"{ARN}:topic/${{iot:Connection.Thing.Attributes[room]}}/*",
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        },
     )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
     # when the thing is not attached to the certificate, the variables do not resolve
     assert iot_core.thing_for(principal, thing) is None
     assert not iot_core.authorize(principal, thing, "iot:Connect", thing).allowed
@@ -217,11 +221,7 @@ def test_cached_decision_is_fast(iot, iot_core, device, unique):
     # given an allowed publish, decided once
     response, principal = device
     name = f"fast-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy({"Effect": "Allow", "Action": "iot:*", "Resource": "*"}),
-    )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    attach_new_policy(iot, name, response, {"Effect": "Allow", "Action": "iot:*", "Resource": "*"})
     iot_core.authorize(principal, "c", "iot:Publish", "t/1")
     # when it is asked again many times
     n = 20_000
@@ -266,20 +266,15 @@ def test_certificate_policy_variables(iot, iot_core, device, unique):
     # certificate's id and its subject's common name
     response, principal = device
     name = f"cert-vars-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy(
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": [
-                    f"{ARN}:topic/${{iot:CertificateId}}",
-                    f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}",
-                ],
-            }
-        ),
-    )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    statement = {
+        "Effect": "Allow",
+        "Action": "iot:Publish",
+        "Resource": [
+            f"{ARN}:topic/${{iot:CertificateId}}",
+            f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}",
+        ],
+    }
+    attach_new_policy(iot, name, response, statement)
     # then those topics are allowed and a neighbour is not
     assert iot_core.authorize(principal, "c", "iot:Publish", response["certificateId"]).allowed
     assert iot_core.authorize(principal, "c", "iot:Publish", "cn/AWS IoT Certificate").allowed
@@ -294,17 +289,12 @@ def test_exclusive_thing_association_names_the_thing_whatever_the_client_id(
     thing = f"exclusive-{unique}"
     iot.create_thing(thingName=thing)
     name = f"exclusive-policy-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument=policy(
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*",
-            }
-        ),
-    )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    statement = {
+        "Effect": "Allow",
+        "Action": "iot:Publish",
+        "Resource": f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*",
+    }
+    attach_new_policy(iot, name, response, statement)
     iot.attach_thing_principal(
         thingName=thing, principal=response["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
     )

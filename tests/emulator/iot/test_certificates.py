@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from support import certs
+from support.certs import certificate, csr_pem, ec_key
 
 
 def der_sha256(pem: str) -> str:
@@ -121,33 +123,10 @@ def test_register_certificate_without_ca_rejects_what_is_not_a_certificate(iot):
 
 
 def _ca_and_device(common_name: str) -> tuple[str, str]:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA")])
-    now = dt.datetime.now(dt.UTC)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    device_key = ec.generate_private_key(ec.SECP256R1())
-    device = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name)
-        .public_key(device_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return ca.public_bytes(pem).decode(), device.public_bytes(pem).decode()
+    ca_key = ec_key()
+    ca = certificate(f"{common_name} CA", ca_key, ca=True)
+    device = certificate(common_name, ec_key(), issuer=(ca.subject, ca_key))
+    return certs.cert_pem(ca), certs.cert_pem(device)
 
 
 def test_register_certificate_signed_by_a_registered_ca(iot, unique):
@@ -225,16 +204,22 @@ def test_described_validity_is_the_certificates_own(iot, unique, self_signed):
         assert validity["notAfter"] == cert.not_valid_after_utc
 
 
-def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, unique):
-    # given an INACTIVE certificate with a policy attached
+def _inactive_with_policy(iot, name: str) -> dict:
+    """An INACTIVE certificate (CreateKeysAndCertificate's answer) with policy `name` attached."""
     response = iot.create_keys_and_certificate(setAsActive=False)
-    name = f"left-{unique}"
     iot.create_policy(
         policyName=name,
         policyDocument='{"Version":"2012-10-17","Statement":'
         '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
     )
     iot.attach_policy(policyName=name, target=response["certificateArn"])
+    return response
+
+
+def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, unique):
+    # given an INACTIVE certificate with a policy attached
+    name = f"left-{unique}"
+    response = _inactive_with_policy(iot, name)
     # when it is deleted with forceDelete
     iot.delete_certificate(certificateId=response["certificateId"], forceDelete=True)
     # then the policy has no target left and can be deleted (a stack teardown does this)
@@ -245,14 +230,8 @@ def test_force_deleted_certificate_leaves_no_policy_attachment_behind(iot, uniqu
 
 def test_delete_without_force_still_refuses_attached_policies(iot, unique):
     # given an INACTIVE certificate with a policy attached
-    response = iot.create_keys_and_certificate(setAsActive=False)
     name = f"kept-{unique}"
-    iot.create_policy(
-        policyName=name,
-        policyDocument='{"Version":"2012-10-17","Statement":'
-        '[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
-    )
-    iot.attach_policy(policyName=name, target=response["certificateArn"])
+    response = _inactive_with_policy(iot, name)
     # when it is deleted without forceDelete, then AWS's conflict error comes back
     with pytest.raises(ClientError) as raised:
         iot.delete_certificate(certificateId=response["certificateId"])
@@ -302,19 +281,7 @@ def test_delete_certificate_works_while_a_thing_group_has_a_policy(iot, unique):
 
 
 def _self_signed_with(key, algorithm) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, algorithm)
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return certs.cert_pem(certificate("weak", key, days=1, algorithm=algorithm))
 
 
 @pytest.mark.parametrize(
@@ -339,13 +306,9 @@ def test_registering_a_certificate_aws_would_refuse(iot, key, algorithm, message
 def test_csr_with_a_short_rsa_key_is_refused(iot):
     # given a CSR for a 1024-bit RSA key
     key = rsa.generate_private_key(65537, 1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
     # when IoT is asked to sign it, then the request is invalid, naming the key
     with pytest.raises(ClientError) as raised:
-        iot.create_certificate_from_csr(
-            certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode()
-        )
+        iot.create_certificate_from_csr(certificateSigningRequest=csr_pem("weak", key))
     assert raised.value.response["Error"]["Code"] == "InvalidRequestException"
     assert "2048" in raised.value.response["Error"]["Message"]
 

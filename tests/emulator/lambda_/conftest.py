@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Callable
 
 import pytest
+from iam_roles import ensure_lambda_role
 
 # The function code the tests deploy: one module, several handlers.
 APP_SOURCE = """
@@ -115,49 +116,15 @@ def app_package() -> Callable[[str], bytes]:
 
 @pytest.fixture(scope="session")
 def lambdas(emulator):
-    """The Lambda runtime component, added to the shared emulator if the app did not wire it."""
-    from emulator.lambda_.runtime import LambdaRuntime
-
-    runtime = emulator.find("lambdas")
-    if runtime is None:
-        runtime = emulator.add(LambdaRuntime(emulator))
-    return runtime
-
-
-LOGS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": "*",
-        }
-    ],
-}
+    """The Lambda runtime component of the shared emulator."""
+    return emulator.lambdas
 
 
 @pytest.fixture(scope="session")
 def lambda_role(aws) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = aws("iam").create_role(
-        RoleName="lambda-runtime-tests", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    # Lambda writes the function's logs with this role (what AWSLambdaBasicExecutionRole allows).
-    aws("iam").put_role_policy(
-        RoleName="lambda-runtime-tests",
-        PolicyName="logs",
-        PolicyDocument=json.dumps(LOGS_POLICY),
-    )
-    # The function's own SDK calls are authorised with this role too (app.put_object's bucket).
+    """An execution role that trusts Lambda and allows what AWSLambdaBasicExecutionRole allows,
+    and the function's own SDK calls of these tests (app.put_object's bucket)."""
+    arn = ensure_lambda_role(aws("iam"), "lambda-runtime-tests")
     aws("iam").put_role_policy(
         RoleName="lambda-runtime-tests",
         PolicyName="s3-writes",
@@ -174,7 +141,7 @@ def lambda_role(aws) -> str:
             }
         ),
     )
-    return role["Role"]["Arn"]
+    return arn
 
 
 @pytest.fixture

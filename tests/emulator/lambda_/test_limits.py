@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.lambdas import create_function
 
 from emulator.lambda_.runtime import LambdaError
 
@@ -90,12 +91,8 @@ def test_unknown_invocation_type_is_refused(lambdas, deploy):
 def test_non_python_runtime_is_refused_with_a_reason(aws, lambda_role, lambdas, unique):
     # Given a Node.js function (the emulator runs Python handlers only)
     name = f"node-{unique}"
-    aws("lambda").create_function(
-        FunctionName=name,
-        Runtime="nodejs20.x",
-        Role=lambda_role,
-        Handler="index.handler",
-        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+    create_function(
+        aws, lambda_role, name, b"PK\x05\x06" + b"\x00" * 18, "index.handler", "nodejs20.x"
     )
 
     # When it is invoked

@@ -8,30 +8,10 @@ import io
 import json
 import zipfile
 
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+from iam_roles import lambda_trust, logs_policy
+
+LAMBDA_TRUST = lambda_trust()
 CODE = 'def handler(event, context):\n    print("marker", event["marker"])\n    return "ok"\n'
-
-
-def logs_policy(resource: str = "*") -> dict:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": resource,
-            }
-        ],
-    }
 
 
 def function_with_role(aws, name: str, trust: dict, policy: dict | None) -> str:

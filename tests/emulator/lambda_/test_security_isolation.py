@@ -18,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from iam_roles import lambda_trust
 
 from emulator import process
 from emulator.lambda_ import isolation
@@ -124,18 +125,9 @@ def test_handler_finds_no_emulator_secret_in_its_ancestors(
         assert secret in Path(f"/proc/{info.pid}/environ").read_text(errors="replace")
         session = boto3.session.Session(region_name="us-east-1")
         iam = session.client("iam", endpoint_url=info.endpoint_url)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = iam.create_role(RoleName="probe", AssumeRolePolicyDocument=json.dumps(trust))
-        role = role["Role"]["Arn"]
+        role = iam.create_role(
+            RoleName="probe", AssumeRolePolicyDocument=json.dumps(lambda_trust())
+        )["Role"]["Arn"]
         client = session.client("lambda", endpoint_url=info.endpoint_url)
         _deploy(client, role, "probe-ancestors", "probe.ancestors", probe_package)
 

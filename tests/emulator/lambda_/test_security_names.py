@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support.lambdas import create_function
 
 FUNCTION_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
@@ -12,21 +13,11 @@ FUNCTION_PATTERN = (
 )
 
 
-def _create(aws, role: str, name: str, code: bytes):
-    return aws("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role,
-        Handler="app.echo",
-        Code={"ZipFile": code},
-    )
-
-
 @pytest.mark.parametrize("name", ["../escaped", "..", "a/b", "../../../tmp/x", "fn.name"])
 def test_create_function_refuses_a_name_outside_the_pattern(aws, lambda_role, app_package, name):
     # When a function is created with a name that is not [a-zA-Z0-9-_]
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, name, app_package())
+        create_function(aws, lambda_role, name, app_package())
 
     # Then Lambda's ValidationException names the value, the member and the pattern
     error = raised.value.response["Error"]
@@ -46,9 +37,9 @@ def test_function_name_lengths(aws, lambda_role, app_package, unique):
     ok, too_long = f"n{unique}".ljust(64, "x"), f"n{unique}".ljust(65, "x")
 
     # When both are created
-    _create(aws, lambda_role, ok, app_package())
+    create_function(aws, lambda_role, ok, app_package())
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, too_long, app_package())
+        create_function(aws, lambda_role, too_long, app_package())
 
     # Then only the 64-character name is accepted (the API allows 64 for a bare name)
     assert raised.value.response["Error"] == {

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
+from support.lambdas import create_function
 
 UNZIPPED_LIMIT = 262_144_000
 
@@ -30,32 +31,21 @@ def _bomb(size: int, name: str = "big.bin") -> bytes:
 def _lying(package: bytes, name: str, claimed: int) -> bytes:
     """`package` with the uncompressed size of `name` rewritten to `claimed` in both headers."""
     data = bytearray(package)
-    encoded = name.encode()
-    local = data.find(b"PK\x03\x04")
-    while local != -1:
-        name_length = struct.unpack_from("<H", data, local + 26)[0]
-        if bytes(data[local + 30 : local + 30 + name_length]) == encoded:
-            struct.pack_into("<I", data, local + 22, claimed)
-            break
-        local = data.find(b"PK\x03\x04", local + 4)
-    central = data.find(b"PK\x01\x02")
-    while central != -1:
-        name_length = struct.unpack_from("<H", data, central + 28)[0]
-        if bytes(data[central + 46 : central + 46 + name_length]) == encoded:
-            struct.pack_into("<I", data, central + 24, claimed)
-            break
-        central = data.find(b"PK\x01\x02", central + 4)
+    # (signature, offset of the name length, of the name, of the uncompressed size): the local
+    # file header, then the central directory entry (APPNOTE.TXT 4.3.7 and 4.3.12)
+    for signature, length_at, name_at, size_at in (
+        (b"PK\x03\x04", 26, 30, 22),
+        (b"PK\x01\x02", 28, 46, 24),
+    ):
+        header = data.find(signature)
+        while header != -1:
+            name_length = struct.unpack_from("<H", data, header + length_at)[0]
+            start = header + name_at
+            if bytes(data[start : start + name_length]) == name.encode():
+                struct.pack_into("<I", data, header + size_at, claimed)
+                break
+            header = data.find(signature, header + 4)
     return bytes(data)
-
-
-def _create(aws, role: str, name: str, code: bytes):
-    return aws("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role,
-        Handler="app.echo",
-        Code={"ZipFile": code},
-    )
 
 
 def _error(raised) -> tuple[str, str, int]:
@@ -67,14 +57,14 @@ def _error(raised) -> tuple[str, str, int]:
     )
 
 
-def test_zip_bomb_is_refused_at_create(aws, lambda_role, unique):
+def test_zip_bomb_is_refused_atcreate_function(aws, lambda_role, unique):
     # Given a package of some hundred KB that unzips to more than 250 MB
     package = _bomb(UNZIPPED_LIMIT + (1 << 20))
     assert len(package) < 1_000_000
 
     # When a function is created from it
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, f"bomb-{unique}", package)
+        create_function(aws, lambda_role, f"bomb-{unique}", package)
 
     # Then Lambda's InvalidParameterValueException comes back, and no function exists
     assert _error(raised) == (
@@ -110,7 +100,7 @@ def test_header_that_understates_the_size_is_refused(aws, lambda_role, unique):
 
     # When a function is created from it
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, f"liar-{unique}", package)
+        create_function(aws, lambda_role, f"liar-{unique}", package)
 
     # Then it is refused as a package Lambda cannot unzip
     code, message, status = _error(raised)
@@ -128,7 +118,7 @@ def test_entries_outside_the_package_are_refused(aws, lambda_role, unique, entry
 
     # When a function is created from it
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, f"slip-{unique}", buffer.getvalue())
+        create_function(aws, lambda_role, f"slip-{unique}", buffer.getvalue())
 
     # Then the entry is named in the refusal
     code, message, _ = _error(raised)
@@ -142,7 +132,7 @@ def test_direct_upload_over_the_request_limit_is_refused(aws, lambda_role, uniqu
 
     # When a function is created from it
     with pytest.raises(ClientError) as raised:
-        _create(aws, lambda_role, f"huge-{unique}", package)
+        create_function(aws, lambda_role, f"huge-{unique}", package)
 
     # Then RequestEntityTooLargeException (413) names the limit and the operation
     assert _error(raised) == (

@@ -4,27 +4,20 @@ awsiotsdk, mosquitto_pub/sub) connecting over mutual TLS to 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import ssl
 import struct
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.devices import Device, register_device
+from support.mqtt import emulator_view
 from support.waiting import wait_until
 
 from emulator.mqtt import codec
 from emulator.mqtt.broker import Broker
-
-ALLOW_ALL = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
-}
 
 
 class RecordingConsumer:
@@ -74,27 +67,10 @@ def broker(iot_emulator, consumer):
 
     It gets a view of the emulator so that it does not replace the session's `emulator.broker`.
     """
-    view = SimpleNamespace(
-        shadow=None,
-        iot=iot_emulator.iot,
-        account_id=iot_emulator.account_id,
-        region=iot_emulator.region,
-        gateway=None,
-        activity=None,
-    )
+    view = emulator_view(iot_emulator, activity=None)
     instance = Broker(view, consumer=consumer, port=0).start()
     yield instance
     instance.stop()
-
-
-@dataclass
-class Device:
-    client_id: str
-    certificate_id: str
-    certificate_arn: str
-    cert_path: Path
-    key_path: Path
-    ca_path: Path
 
 
 @pytest.fixture
@@ -106,26 +82,9 @@ def make_device(aws, iot_emulator, tmp_path, unique):
     def make(policy: dict | None = None, name: str | None = None) -> Device:
         count[0] += 1
         thing = name or f"dev-{unique}-{count[0]}"
-        keys = iot.create_keys_and_certificate(setAsActive=True)
         policy_name = f"pol-{unique}-{count[0]}"
-        iot.create_policy(policyName=policy_name, policyDocument=json.dumps(policy or ALLOW_ALL))
-        iot.attach_policy(policyName=policy_name, target=keys["certificateArn"])
-        iot.create_thing(thingName=thing)
-        iot.attach_thing_principal(thingName=thing, principal=keys["certificateArn"])
-        cert_path = tmp_path / f"{thing}.cert.pem"
-        key_path = tmp_path / f"{thing}.private.key"
-        cert_path.write_text(keys["certificatePem"])
-        key_path.touch(mode=0o600)
-        key_path.write_text(keys["keyPair"]["PrivateKey"])
-        os.chmod(key_path, 0o600)
-        return Device(
-            thing,
-            keys["certificateId"],
-            keys["certificateArn"],
-            cert_path,
-            key_path,
-            Path(iot_emulator.iot.root_ca_path),
-        )
+        ca_path = iot_emulator.iot.root_ca_path
+        return register_device(iot, thing, policy_name, tmp_path, ca_path, policy)
 
     return make
 

@@ -26,10 +26,8 @@ def test_events_are_bounded_and_filtered():
 
 
 def test_activity_endpoint_serves_json(iot_emulator):
-    # given a log registered on the emulator's gateway (the broker's, when app.py wires it)
-    log = iot_emulator.find("activity") or ActivityLog(
-        SimpleNamespace(gateway=iot_emulator.gateway)
-    )
+    # given the broker's log, registered on the emulator's gateway
+    log = iot_emulator.activity
     log.record(
         "CONNECT_DENIED",
         "dev-endpoint",

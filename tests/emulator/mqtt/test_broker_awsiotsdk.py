@@ -8,6 +8,15 @@ from awscrt import mqtt, mqtt5
 from awsiot import mqtt_connection_builder
 from support.mqtt import sdk_mqtt5_client, sdk_mtls
 
+# A device may connect, and publish on "allowed" only.
+PUBLISH_ONLY_ON_ALLOWED = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/allowed"},
+    ],
+}
+
 
 def connect_311(device, port, clean_session=True):
     connection = mqtt_connection_builder.mtls_from_path(
@@ -97,28 +106,11 @@ def test_sdk_mqtt5_publish_with_user_properties_reaches_the_consumer(broker, con
 
 def test_sdk_311_denied_publish_is_an_unexpected_hangup(broker, consumer, make_device):
     # given a device that may connect but publish only on "allowed"
-    device = make_device(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Publish",
-                    "Resource": "arn:aws:iot:*:*:topic/allowed",
-                },
-            ],
-        }
-    )
+    device = make_device(PUBLISH_ONLY_ON_ALLOWED)
     interrupted = []
     done = threading.Event()
     connection = mqtt_connection_builder.mtls_from_path(
-        endpoint="localhost",
-        port=broker.port,
-        cert_filepath=str(device.cert_path),
-        pri_key_filepath=str(device.key_path),
-        ca_filepath=str(device.ca_path),
-        client_id=device.client_id,
+        **sdk_mtls(device, broker.port),
         on_connection_interrupted=lambda connection, error, **kw: (
             interrupted.append(error),
             done.set(),
@@ -136,19 +128,7 @@ def test_sdk_311_denied_publish_is_an_unexpected_hangup(broker, consumer, make_d
 
 def test_sdk_mqtt5_denied_publish_gets_not_authorized_and_stays_connected(broker, make_device):
     # given an MQTT 5 SDK client allowed to publish on "allowed" only
-    device = make_device(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Publish",
-                    "Resource": "arn:aws:iot:*:*:topic/allowed",
-                },
-            ],
-        }
-    )
+    device = make_device(PUBLISH_ONLY_ON_ALLOWED)
     connected, stopped, interrupted = threading.Event(), threading.Event(), threading.Event()
     client = sdk_mqtt5_client(
         device,

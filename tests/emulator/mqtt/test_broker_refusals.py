@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 
 import pytest
+from support.certs import self_signed_certificate, write_pair
 
 
 def policy(*statements):
@@ -200,58 +200,22 @@ def test_consumer_failure_means_no_puback(broker, consumer, make_device, paho_cl
     assert v5.seen.pubacks[refused.mid].value == 0x80
 
 
-def test_malformed_packet_closes_the_connection(broker, make_device):
-    # given a raw TLS connection with a device certificate
+def test_malformed_packet_closes_the_connection(broker, make_device, raw_client):
+    # given a raw TLS connection with a device certificate (CONNECT sent, CONNACK read)
     device = make_device()
-    context = ssl.create_default_context(cafile=str(device.ca_path))
-    context.load_cert_chain(str(device.cert_path), str(device.key_path))
-    with socket.create_connection(("127.0.0.1", broker.port)) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            client_id = device.client_id.encode()
-            body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(client_id)) + client_id
-            tls.sendall(b"\x10" + bytes((len(body),)) + body)
-            assert tls.recv(4) == b"\x20\x02\x00\x00"
-            # when it sends a PUBLISH with QoS 3
-            tls.sendall(b"\x36\x05\x00\x01t\x00\x01")
-            # then the broker closes the connection
-            tls.settimeout(5)
-            assert tls.recv(10) == b""
+    tls = raw_client(device, broker.port, device.client_id)
+    # when it sends a PUBLISH with QoS 3
+    tls.sendall(b"\x36\x05\x00\x01t\x00\x01")
+    # then the broker closes the connection
+    tls.settimeout(5)
+    assert tls.recv(10) == b""
     (malformed,) = events(broker, device.client_id, "MALFORMED_PACKET")
     assert "QoS 3" in malformed["reason"]
 
 
 def test_unregistered_certificate_fails_the_tls_handshake(broker, make_device, tmp_path, until):
     # given a self-signed certificate that was never registered
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "stranger.pem", tmp_path / "stranger.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
+    cert_path, key_path = write_pair(tmp_path, "stranger", *self_signed_certificate("stranger"))
     context = ssl.create_default_context(cafile=str(make_device().ca_path))
     context.load_cert_chain(str(cert_path), str(key_path))
     # when it connects, then the server refuses the handshake (TLS 1.3 reports it on first read)

@@ -9,9 +9,9 @@ import ssl
 import struct
 import subprocess
 import time
-from types import SimpleNamespace
 
 import pytest
+from support.mqtt import emulator_view
 
 from emulator.iot.messages import InboundMessage
 from emulator.mqtt import codec
@@ -296,14 +296,7 @@ def test_component_contract_port_and_consumer_found_at_call_time(
     iot_emulator, consumer, make_device, paho_client, until
 ):
     # given a Broker built as app.py builds it: no consumer, port from the emulator (0 = ephemeral)
-    view = SimpleNamespace(
-        shadow=None,
-        iot=iot_emulator.iot,
-        account_id=iot_emulator.account_id,
-        region=iot_emulator.region,
-        gateway=None,
-        _requested_mqtt_port=0,
-    )
+    view = emulator_view(iot_emulator, _requested_mqtt_port=0)
     broker = Broker(view).start()
     try:
         assert view.broker is broker and view.activity is broker.activity and broker.port > 0

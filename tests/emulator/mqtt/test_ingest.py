@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from support.mqtt import emulator_view
 
 from emulator.iot.messages import NO_CLIENT_ID, InboundMessage
 from emulator.mqtt import codec
@@ -79,18 +80,9 @@ def test_a_message_the_consumer_refuses_is_delivered_to_nobody(
 
 def test_ingest_before_start_reaches_the_consumer_and_no_subscriber(iot_emulator, consumer):
     # given a broker that is not listening (nobody can be subscribed)
-    from types import SimpleNamespace
-
     from emulator.mqtt.broker import Broker
 
-    view = SimpleNamespace(
-        shadow=None,
-        iot=iot_emulator.iot,
-        account_id=iot_emulator.account_id,
-        region=iot_emulator.region,
-        gateway=None,
-    )
-    broker = Broker(view, consumer=consumer, port=0)
+    broker = Broker(emulator_view(iot_emulator), consumer=consumer, port=0)
     # when a message is ingested, then the consumer has it and nothing fails
     message = _message(broker, "svc/idle", b"{}")
     broker.ingest(message)

@@ -34,6 +34,20 @@ def attach_deny(aws, device, unique):
     iot.attach_policy(policyName=name, target=device.certificate_arn)
 
 
+def queue_one_while_offline(broker, make_device, paho_client, until, device, topic):
+    """`device`'s persistent session subscribed to `topic` at QoS 1, then offline, and one QoS 1
+    message another device published there queued for it."""
+    first = paho_client(device, broker.port, client_kw={"clean_session": False})
+    _, mid = first.subscribe(topic, qos=1)
+    assert until(lambda: mid in first.seen.subacks)
+    first.disconnect()
+    assert until(lambda: device.client_id not in broker.connections)
+    publisher = paho_client(make_device(), broker.port)
+    info = publisher.publish(topic, b"for the owner only", qos=1)
+    assert until(lambda: info.mid in publisher.seen.pubacks)
+    assert until(lambda: queued(broker, device.client_id) == 1)
+
+
 def queued(broker, client_id):
     session = broker.sessions.get(client_id)
     return len(session.queue) + len(session.inflight) if session else 0
@@ -44,16 +58,8 @@ def test_queued_message_is_not_delivered_to_a_certificate_that_may_not_receive_i
 ):
     # given a persistent session subscribed to inbox/<u> by certificate A, now offline
     owner = make_device()
-    first = paho_client(owner, broker.port, client_kw={"clean_session": False})
-    _, mid = first.subscribe(f"inbox/{unique}", qos=1)
-    assert until(lambda: mid in first.seen.subacks)
-    first.disconnect()
-    assert until(lambda: owner.client_id not in broker.connections)
     # and a QoS 1 message queued for it
-    publisher = paho_client(make_device(), broker.port)
-    info = publisher.publish(f"inbox/{unique}", b"for the owner only", qos=1)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
-    assert until(lambda: queued(broker, owner.client_id) == 1)
+    queue_one_while_offline(broker, make_device, paho_client, until, owner, f"inbox/{unique}")
     # when certificate B, allowed to connect but not to receive inbox/*, takes the client id over
     intruder = make_device(
         {
@@ -85,15 +91,7 @@ def test_queued_message_is_not_delivered_after_a_deny_attached_while_offline(
 ):
     # given a persistent session subscribed to inbox/<u>, offline, with a QoS 1 message queued
     device = make_device()
-    client = paho_client(device, broker.port, client_kw={"clean_session": False})
-    _, mid = client.subscribe(f"inbox/{unique}", qos=1)
-    assert until(lambda: mid in client.seen.subacks)
-    client.disconnect()
-    assert until(lambda: device.client_id not in broker.connections)
-    publisher = paho_client(make_device(), broker.port)
-    info = publisher.publish(f"inbox/{unique}", b"queued", qos=1)
-    assert until(lambda: info.mid in publisher.seen.pubacks)
-    assert until(lambda: queued(broker, device.client_id) == 1)
+    queue_one_while_offline(broker, make_device, paho_client, until, device, f"inbox/{unique}")
     # when a Deny on iot:Receive is attached to its certificate, and it reconnects
     attach_deny(aws, device, unique)
     again = paho_client(device, broker.port, client_kw={"clean_session": False})

@@ -9,8 +9,6 @@ clients and raw TLS sockets over mutual TLS against a Broker of its own.
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import struct
 
 import pytest
@@ -116,24 +114,17 @@ def test_last_will_on_a_reserved_topic_is_not_published(
     ids=["nul", "257-bytes", "8-slashes"],
 )
 def test_invalid_topic_name_from_a_raw_client_closes_the_connection(
-    broker, consumer, make_device, topic
+    broker, consumer, make_device, raw_client, topic
 ):
-    # given a raw TLS connection with a device certificate
+    # given a raw TLS connection with a device certificate (CONNECT sent, CONNACK read)
     device = make_device()
-    context = ssl.create_default_context(cafile=str(device.ca_path))
-    context.load_cert_chain(str(device.cert_path), str(device.key_path))
-    with socket.create_connection(("127.0.0.1", broker.port)) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            cid = device.client_id.encode()
-            body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(cid)) + cid
-            tls.sendall(b"\x10" + codec.encode_varint(len(body)) + body)
-            tls.settimeout(5)
-            assert tls.recv(4) == b"\x20\x02\x00\x00"
-            # when it publishes (QoS 1) to the topic
-            publish = struct.pack("!H", len(topic)) + topic + b"\x00\x01" + b"{}"
-            tls.sendall(b"\x32" + codec.encode_varint(len(publish)) + publish)
-            # then the broker closes the connection without a PUBACK
-            assert tls.recv(10) == b""
+    tls = raw_client(device, broker.port, device.client_id)
+    tls.settimeout(5)
+    # when it publishes (QoS 1) to the topic
+    publish = struct.pack("!H", len(topic)) + topic + b"\x00\x01" + b"{}"
+    tls.sendall(b"\x32" + codec.encode_varint(len(publish)) + publish)
+    # then the broker closes the connection without a PUBACK
+    assert tls.recv(10) == b""
     assert consumer.on_topic("a/") == [] and consumer.on_topic("l/") == []
     # (U+0000 is refused by the packet parser, the others by the topic check)
     refused = events(broker, device.client_id, "PUBLISH_REFUSED")

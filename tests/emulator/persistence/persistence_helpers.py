@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import boto3
+from support.cli import run_module
 
 from emulator import process
 from emulator.process import free_port
@@ -21,14 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     """`python -m emulator <args>` to completion (status, --reset)."""
-    return subprocess.run(
-        [sys.executable, "-m", "emulator", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return run_module("emulator", *args, timeout=120, input=stdin)
 
 
 class EmulatorProcess:

@@ -16,21 +16,13 @@ import time
 import zipfile
 
 from boto3.s3.transfer import TransferConfig
+from iam_roles import lambda_trust
 
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}],
 }
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST = lambda_trust()
 # A plain template (no transform) of types moto knows, with outputs.
 TEMPLATE = {
     "AWSTemplateFormatVersion": "2010-09-09",
@@ -60,15 +52,17 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def clients(emu) -> tuple:
+    """IoT, S3, IAM, Firehose, Lambda, Logs and CloudFormation clients of `emu`."""
+    return tuple(
+        emu.client(service)
+        for service in ("iot", "s3", "iam", "firehose", "lambda", "logs", "cloudformation")
+    )
+
+
 def populate(emu) -> dict:
     """Create one or more of every kind; return what must be found again."""
-    iot, s3, iam = emu.client("iot"), emu.client("s3"), emu.client("iam")
-    firehose, lam, logs, cfn = (
-        emu.client("firehose"),
-        emu.client("lambda"),
-        emu.client("logs"),
-        emu.client("cloudformation"),
-    )
+    iot, s3, iam, firehose, lam, logs, cfn = clients(emu)
     expected: dict = {"objects": {}}
 
     cfn.create_stack(StackName="persist-stack", TemplateBody=json.dumps(TEMPLATE))
@@ -174,13 +168,7 @@ def populate(emu) -> dict:
 
 def check(emu, expected: dict) -> None:
     """Everything `populate` created is there, with its attributes and links."""
-    iot, s3, iam = emu.client("iot"), emu.client("s3"), emu.client("iam")
-    firehose, lam, logs, cfn = (
-        emu.client("firehose"),
-        emu.client("lambda"),
-        emu.client("logs"),
-        emu.client("cloudformation"),
-    )
+    iot, s3, iam, firehose, lam, logs, cfn = clients(emu)
     stack = cfn.describe_stacks(StackName="persist-stack")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}

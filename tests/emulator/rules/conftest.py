@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.devices import register_device
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +75,6 @@ def recording_firehose(emulator):
 def device_client(emulator, aws, tmp_path, unique):
     """Factory: register a thing with an ACTIVE certificate and an allow-all IoT policy, and
     connect a paho-mqtt client to the emulator's broker over mutual TLS."""
-    import json
-    import os
     import threading
 
     import paho.mqtt.client as mqtt
@@ -84,28 +83,9 @@ def device_client(emulator, aws, tmp_path, unique):
     clients = []
 
     def connect(name: str, protocol: int = mqtt.MQTTv311):
-        keys = iot.create_keys_and_certificate(setAsActive=True)
-        policy = f"rules-{name}"
-        iot.create_policy(
-            policyName=policy,
-            policyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
-                }
-            ),
-        )
-        iot.attach_policy(policyName=policy, target=keys["certificateArn"])
-        iot.create_thing(thingName=name)
-        iot.attach_thing_principal(thingName=name, principal=keys["certificateArn"])
-        cert = tmp_path / f"{name}.cert.pem"
-        key = tmp_path / f"{name}.private.key"
-        cert.write_text(keys["certificatePem"])
-        key.touch(mode=0o600)
-        os.chmod(key, 0o600)
-        key.write_text(keys["keyPair"]["PrivateKey"])
+        device = register_device(iot, name, f"rules-{name}", tmp_path, emulator.iot.root_ca_path)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=protocol)
-        client.tls_set(str(emulator.iot.root_ca_path), str(cert), str(key))
+        client.tls_set(str(device.ca_path), str(device.cert_path), str(device.key_path))
         client.messages = []
         connected = threading.Event()
         client.on_connect = lambda c, u, f, rc, p: connected.set()
@@ -113,7 +93,7 @@ def device_client(emulator, aws, tmp_path, unique):
         client.connect("localhost", emulator.mqtt_port)
         client.loop_start()
         assert connected.wait(10), "CONNACK not received"
-        client.certificate_id = keys["certificateId"]
+        client.certificate_id = device.certificate_id
         clients.append(client)
         return client
 

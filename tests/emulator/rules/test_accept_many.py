@@ -10,6 +10,8 @@ import json
 import time
 
 import pytest
+from support.rules import create_rule, error_message, new_bucket, s3_action
+from support.streams import create_stream
 
 from emulator.firehose.service import FirehoseError
 from emulator.iot.messages import InboundMessage
@@ -28,41 +30,28 @@ def firehose(emulator):
 
 
 def _stream(aws, name: str, role_arn: str, bucket: str) -> None:
-    aws("firehose").create_delivery_stream(
-        DeliveryStreamName=name,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": role_arn,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
-        },
+    create_stream(
+        aws, name, bucket, role_arn, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900}
     )
-
-
-def _rule(aws, name: str, sql: str, actions: list, error_action: dict | None = None) -> None:
-    payload = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": actions}
-    if error_action:
-        payload["errorAction"] = error_action
-    aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
 
 
 def test_one_spool_write_per_stream_and_errors_per_message(
     emulator, rules, aws, unique, role_arn, firehose, monkeypatch
 ):
     # given two streams, a rule per stream, and a rule whose stream does not exist
-    s3 = aws("s3")
     bucket = f"many-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     _stream(aws, f"a-{unique}", role_arn, bucket)
     _stream(aws, f"b-{unique}", role_arn, bucket)
     fh = lambda stream: {"firehose": {"deliveryStreamName": stream, "roleArn": role_arn}}  # noqa: E731
-    _rule(aws, f"ma_{unique}", f"SELECT n FROM 'many/{unique}/a'", [fh(f"a-{unique}")])
-    _rule(aws, f"mb_{unique}", f"SELECT n FROM 'many/{unique}/b'", [fh(f"b-{unique}")])
-    _rule(
-        aws,
+    create_rule(aws("iot"), f"ma_{unique}", f"SELECT n FROM 'many/{unique}/a'", [fh(f"a-{unique}")])
+    create_rule(aws("iot"), f"mb_{unique}", f"SELECT n FROM 'many/{unique}/b'", [fh(f"b-{unique}")])
+    create_rule(
+        aws("iot"),
         f"mx_{unique}",
         f"SELECT n FROM 'many/{unique}/x'",
         [fh(f"missing-{unique}")],
-        error_action={"s3": {"bucketName": bucket, "key": "error-${n}", "roleArn": role_arn}},
+        error_action=s3_action(bucket, "error-${n}", role_arn),
     )
     writes = []
     real = firehose.put_checked
@@ -87,7 +76,7 @@ def test_one_spool_write_per_stream_and_errors_per_message(
     ]
     # and the message for the missing stream went to its rule's errorAction
     assert rules.drain(10)
-    error = json.loads(s3.get_object(Bucket=bucket, Key="error-3")["Body"].read())
+    error = error_message(s3, bucket, "error-3")
     assert "ResourceNotFoundException" in error["failures"][0]["errorMessage"]
 
 
@@ -95,17 +84,16 @@ def test_failed_spool_write_refuses_the_batch_and_runs_none_of_its_actions(
     emulator, rules, aws, unique, role_arn, firehose, monkeypatch
 ):
     # given a rule with a firehose and an S3 action, and a spool that cannot be written
-    s3 = aws("s3")
     bucket = f"many-fail-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     _stream(aws, f"f-{unique}", role_arn, bucket)
-    _rule(
-        aws,
+    create_rule(
+        aws("iot"),
         f"mf_{unique}",
         f"SELECT n FROM 'manyfail/{unique}'",
         [
             {"firehose": {"deliveryStreamName": f"f-{unique}", "roleArn": role_arn}},
-            {"s3": {"bucketName": bucket, "key": "copy-${n}", "roleArn": role_arn}},
+            s3_action(bucket, "copy-${n}", role_arn),
         ],
     )
 
@@ -127,8 +115,8 @@ def test_trace_id_is_drawn_only_when_read_and_stays_one_per_message(
     emulator, rules, aws, unique, role_arn, recording_firehose
 ):
     # given a rule that selects traceid() twice
-    _rule(
-        aws,
+    create_rule(
+        aws("iot"),
         f"mt_{unique}",
         f"SELECT traceid() AS a, traceid() AS b FROM 'manytrace/{unique}'",
         [{"firehose": {"deliveryStreamName": "s", "roleArn": role_arn}}],

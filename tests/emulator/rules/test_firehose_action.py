@@ -6,15 +6,7 @@ import json
 import time
 
 import pytest
-from support.topic_rules import inbound
-
-
-def _rule(aws, name, sql, actions, error_action=None):
-    payload = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": actions}
-    if error_action:
-        payload["errorAction"] = error_action
-    aws("iot").create_topic_rule(ruleName=name, topicRulePayload=payload)
-
+from support.rules import create_rule, error_message, inbound, new_bucket, s3_action
 
 _message = inbound  # a message as the broker hands it to the engine
 
@@ -30,7 +22,9 @@ def test_firehose_record_is_the_output_plus_the_separator(
     if separator is not None:
         params["separator"] = separator
     name = f"fh_{unique}_{len(suffix)}{suffix[:1].hex()}"
-    _rule(aws, name, f"SELECT topic() AS topic, * FROM 'fh/{unique}/+'", [{"firehose": params}])
+    create_rule(
+        aws("iot"), name, f"SELECT topic() AS topic, * FROM 'fh/{unique}/+'", [{"firehose": params}]
+    )
     # when the broker hands a message to the engine
     rules.accept(_message(emulator, f"fh/{unique}/m1", b'{"t": 20.5}'))
     # then one record went to put_records before accept returned
@@ -43,8 +37,8 @@ def test_firehose_record_is_the_output_plus_the_separator(
 def test_firehose_batch_mode_sends_one_record_per_array_element(
     emulator, rules, aws, unique, role_arn, recording_firehose
 ):
-    _rule(
-        aws,
+    create_rule(
+        aws("iot"),
         f"fhb_{unique}",
         f"SELECT VALUE readings FROM 'fhb/{unique}'",
         [
@@ -67,20 +61,19 @@ def test_firehose_batch_mode_sends_one_record_per_array_element(
 def test_firehose_batch_mode_over_500_records_fails_to_the_error_action(
     emulator, rules, aws, unique, role_arn, recording_firehose
 ):
-    s3 = aws("s3")
     bucket = f"rules-fhb-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
-        aws,
+    s3 = new_bucket(aws, bucket)
+    create_rule(
+        aws("iot"),
         f"fhx_{unique}",
         f"SELECT VALUE readings FROM 'fhx/{unique}'",
         [{"firehose": {"deliveryStreamName": "s", "roleArn": role_arn, "batchMode": True}}],
-        error_action={"s3": {"bucketName": bucket, "key": "e", "roleArn": role_arn}},
+        error_action=s3_action(bucket, "e", role_arn),
     )
     rules.accept(_message(emulator, f"fhx/{unique}", json.dumps({"readings": [0] * 501}).encode()))
     assert rules.drain(10)
     assert recording_firehose.calls == []
-    [failure] = json.loads(s3.get_object(Bucket=bucket, Key="e")["Body"].read())["failures"]
+    [failure] = error_message(s3, bucket, "e")["failures"]
     assert failure["failedAction"] == "FirehoseAction"
     assert "500" in failure["errorMessage"]
 
@@ -94,20 +87,19 @@ def test_firehose_error_goes_to_the_error_action_with_client_id(
     recording_firehose.fail_with = FirehoseError(
         "ResourceNotFoundException", f"Firehose nope-{unique} under account 123456789012 not found."
     )
-    s3 = aws("s3")
     bucket = f"rules-fhe-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
-        aws,
+    s3 = new_bucket(aws, bucket)
+    create_rule(
+        aws("iot"),
         f"fhe_{unique}",
         f"SELECT * FROM 'fhe/{unique}'",
         [{"firehose": {"deliveryStreamName": f"nope-{unique}", "roleArn": role_arn}}],
-        error_action={"s3": {"bucketName": bucket, "key": "${clientid()}", "roleArn": role_arn}},
+        error_action=s3_action(bucket, "${clientid()}", role_arn),
     )
     # when a device's message arrives, then accept still returns (the failure is the rule's)
     rules.accept(_message(emulator, f"fhe/{unique}", b"{}", client_id="dev-9"))
     assert rules.drain(10)
-    message = json.loads(s3.get_object(Bucket=bucket, Key="dev-9")["Body"].read())
+    message = error_message(s3, bucket, "dev-9")
     assert message["clientId"] == "dev-9"
     [failure] = message["failures"]
     assert failure["failedAction"] == "FirehoseAction"
@@ -120,8 +112,8 @@ def test_firehose_failure_that_is_not_an_aws_error_refuses_the_message(
 ):
     # given a spool that cannot write (not an API error): the broker must not acknowledge
     recording_firehose.fail_with = OSError(28, "No space left on device")
-    _rule(
-        aws,
+    create_rule(
+        aws("iot"),
         f"fho_{unique}",
         f"SELECT * FROM 'fho/{unique}'",
         [{"firehose": {"deliveryStreamName": "s", "roleArn": role_arn}}],
@@ -142,8 +134,8 @@ def test_lambda_action_invokes_asynchronously(emulator, rules, aws, unique, role
     emulator.lambdas = RecordingLambdas()
     try:
         arn = f"arn:aws:lambda:{emulator.region}:{emulator.account_id}:function:f-{unique}"
-        _rule(
-            aws,
+        create_rule(
+            aws("iot"),
             f"lam_{unique}",
             f"SELECT encode(*, 'base64') AS data FROM 'lam/{unique}'",
             [{"lambda": {"functionArn": arn}}],
@@ -159,9 +151,8 @@ def test_lambda_action_invokes_asynchronously(emulator, rules, aws, unique, role
 def test_real_firehose_delivers_the_rule_output_to_s3(emulator, rules, aws, unique, role_arn):
     # given a real delivery stream (the FirehoseService component) with a newline separator rule
     firehose = emulator.firehose
-    s3 = aws("s3")
     bucket = f"rules-real-fh-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     stream = f"rules-{unique}"
     aws("firehose").create_delivery_stream(
         DeliveryStreamName=stream,
@@ -172,8 +163,8 @@ def test_real_firehose_delivers_the_rule_output_to_s3(emulator, rules, aws, uniq
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
         },
     )
-    _rule(
-        aws,
+    create_rule(
+        aws("iot"),
         f"realfh_{unique}",
         f"SELECT topic() AS topic, * FROM 'real/{unique}/+'",
         [{"firehose": {"deliveryStreamName": stream, "roleArn": role_arn, "separator": "\n"}}],

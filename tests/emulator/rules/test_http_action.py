@@ -77,7 +77,7 @@ def test_http_action_posts_only_after_the_destination_is_confirmed(
     assert body["messageType"] == "DestinationConfirmation"
     # and a rule posting to a templated URL under it, with a templated header
     create_rule(
-        aws,
+        aws("iot"),
         f"http_{unique}",
         f"SELECT * FROM 'http/+/{unique}'",
         [
@@ -176,7 +176,7 @@ def test_create_topic_rule_refuses_urls_the_emulator_will_not_send_to(
     rules, aws, unique, http, words
 ):
     with pytest.raises(ClientError) as caught:
-        create_rule(aws, f"httpbad_{unique}", "SELECT * FROM 'a/b'", [{"http": http}])
+        create_rule(aws("iot"), f"httpbad_{unique}", "SELECT * FROM 'a/b'", [{"http": http}])
     assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
     assert words in caught.value.response["Error"]["Message"]
 

@@ -12,14 +12,8 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from support.rules import create_rule
 from support.waiting import wait_until
-
-
-def _rule(iot, name, sql, actions, error_action=None):
-    payload = {"sql": sql, "awsIotSqlVersion": "2016-03-23", "actions": actions}
-    if error_action:
-        payload["errorAction"] = error_action
-    iot.create_topic_rule(ruleName=name, topicRulePayload=payload)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +67,7 @@ def test_republish_to_a_payload_chosen_invalid_topic_goes_to_the_error_action(
     # given a rule that republishes to a topic taken from the payload, with an errorAction
     # republishing to 'errors/<u>', and a subscriber to both the errors and everything else
     name = f"repub_target_{unique}"
-    _rule(
+    create_rule(
         aws("iot"),
         name,
         f"SELECT * FROM 'cmd/{unique}'",

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from iam_roles import ensure_lambda_role, ensure_role, iot_trust, lambda_trust
 from support.packages import function_zip
-from support.topic_rules import create_rule, error_documents, inbound
+from support.rules import create_rule, error_documents, inbound
 from support.waiting import wait_until
 
 SHARED_ROLE = "arn:aws:iam::123456789012:role/iot-rules"  # allowed everything the actions need

@@ -38,7 +38,7 @@ def test_sqs_action_sends_the_output_to_a_templated_queue_url(rules, aws, unique
     sqs, url = _queue(aws, f"rules-sqs-{unique}")
     base = url.rsplit("/", 1)[0]
     create_rule(
-        aws,
+        aws("iot"),
         f"sqs_{unique}",
         f"SELECT temp, topic(2) AS device FROM 'sqs/+/{unique}'",
         [{"sqs": {"queueUrl": base + "/rules-sqs-${topic(3)}", "roleArn": role_arn}}],
@@ -50,7 +50,7 @@ def test_sqs_action_sends_the_output_to_a_templated_queue_url(rules, aws, unique
 def test_sqs_action_use_base64_encodes_the_body(rules, aws, unique, role_arn):
     sqs, url = _queue(aws, f"rules-sqs64-{unique}")
     create_rule(
-        aws,
+        aws("iot"),
         f"sqs64_{unique}",
         f"SELECT * FROM 'sqs64/{unique}'",
         [{"sqs": {"queueUrl": url, "roleArn": role_arn, "useBase64": True}}],
@@ -65,7 +65,7 @@ def test_sqs_failure_reaches_the_error_action_with_aws_fields(rules, aws, unique
     _, url = _queue(aws, f"rules-gone-{unique}")
     aws("sqs").delete_queue(QueueUrl=url)
     create_rule(
-        aws,
+        aws("iot"),
         f"sqserr_{unique}",
         f"SELECT * FROM 'sqserr/{unique}'",
         [{"sqs": {"queueUrl": url, "roleArn": role_arn}}],
@@ -97,7 +97,7 @@ def test_sns_action_publishes_to_the_topic_and_its_subscribers(rules, aws, uniqu
         Attributes={"RawMessageDelivery": "true"},
     )
     create_rule(
-        aws,
+        aws("iot"),
         f"sns_{unique}",
         f"SELECT * FROM 'sns/{unique}'",
         [{"sns": {"targetArn": topic, "roleArn": role_arn, "messageFormat": "RAW"}}],
@@ -129,7 +129,7 @@ def test_dynamodb_action_writes_keys_from_templates_and_the_payload_field(
     table = f"rules-ddb-{unique}"
     ddb = _table(aws, table, "device", "ts")
     create_rule(
-        aws,
+        aws("iot"),
         f"ddb_{unique}",
         f"SELECT temp, unit FROM 'ddb/+/{unique}'",
         [
@@ -159,7 +159,7 @@ def test_dynamodb_action_delete_operation_from_a_template(rules, aws, unique, ro
     ddb = _table(aws, table, "id")
     ddb.put_item(TableName=table, Item={"id": {"S": "a"}, "payload": {"S": "old"}})
     create_rule(
-        aws,
+        aws("iot"),
         f"ddbdel_{unique}",
         f"SELECT * FROM 'ddbdel/{unique}'",
         [
@@ -182,7 +182,7 @@ def test_dynamodb_v2_action_writes_each_attribute_as_a_column(rules, aws, unique
     table = f"rules-ddb2-{unique}"
     ddb = _table(aws, table, "device")
     create_rule(
-        aws,
+        aws("iot"),
         f"ddb2_{unique}",
         f"SELECT topic(2) AS device, temp, tags FROM 'ddb2/+/{unique}'",
         [{"dynamoDBv2": {"putItem": {"tableName": table}, "roleArn": role_arn}}],
@@ -201,7 +201,7 @@ def test_dynamodb_v2_missing_key_goes_to_the_error_action(rules, aws, unique, ro
     _table(aws, table, "device")
     errors, errors_url = _queue(aws, f"rules-ddb2e-{unique}")
     create_rule(
-        aws,
+        aws("iot"),
         f"ddb2e_{unique}",
         f"SELECT temp FROM 'ddb2e/{unique}'",
         [{"dynamoDBv2": {"putItem": {"tableName": table}, "roleArn": role_arn}}],
@@ -222,7 +222,7 @@ def test_kinesis_action_puts_a_record_with_the_templated_partition_key(
     stream = f"rules-kin-{unique}"
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     create_rule(
-        aws,
+        aws("iot"),
         f"kin_{unique}",
         f"SELECT * FROM 'kin/+/{unique}'",
         [{"kinesis": {"streamName": stream, "partitionKey": "${topic(2)}", "roleArn": role_arn}}],
@@ -242,7 +242,7 @@ def test_step_functions_action_starts_an_execution_with_the_prefix(rules, aws, u
         roleArn=role_arn,
     )["stateMachineArn"]
     create_rule(
-        aws,
+        aws("iot"),
         f"sfn_{unique}",
         f"SELECT * FROM 'sfn/{unique}'",
         [
@@ -267,7 +267,7 @@ def test_step_functions_action_starts_an_execution_with_the_prefix(rules, aws, u
 def test_cloudwatch_metric_action_puts_a_datum_from_templates(rules, aws, unique, role_arn):
     namespace = f"rules/{unique}"
     create_rule(
-        aws,
+        aws("iot"),
         f"cwm_{unique}",
         f"SELECT * FROM 'cwm/{unique}'",
         [
@@ -312,7 +312,7 @@ def test_cloudwatch_alarm_action_sets_the_templated_state(rules, aws, unique, ro
         ComparisonOperator="GreaterThanThreshold",
     )
     create_rule(
-        aws,
+        aws("iot"),
         f"cwa_{unique}",
         f"SELECT * FROM 'cwa/{unique}'",
         [

@@ -13,18 +13,11 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from iam_roles import service_trust
+from support.rules import keys, s3_rule
 
 LOG_GROUP = "AWSIotLogsV2"
-TRUST_IOT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "iot.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_IOT = service_trust("iot.amazonaws.com")
 
 
 @pytest.fixture
@@ -48,25 +41,18 @@ def iot_logging(aws, rules):
     assert rules.drain(10)
 
 
-def _rule_with_error_action(aws, unique, role_arn, sql):
-    s3 = aws("s3")
-    bucket = f"sqlfail-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    name = f"sqlfail_{unique}"
-    aws("iot").create_topic_rule(
-        ruleName=name,
-        topicRulePayload={
-            "sql": sql,
-            "awsIotSqlVersion": "2016-03-23",
-            "actions": [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
-            "errorAction": {"s3": {"bucketName": bucket, "key": "error", "roleArn": role_arn}},
-        },
-    )
-    return s3, bucket, name
+def _rule_with_error_action(aws, unique, role_arn):
+    """A rule that adds a field to `*` (needs an empty or JSON object payload) on sqlfail/<u>,
+    with an S3 action and an S3 errorAction into one bucket."""
+    bucket, name = f"sqlfail-{unique}", f"sqlfail_{unique}"
+    sql = f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
+    return s3_rule(aws, name, sql, bucket, role_arn), bucket, name
 
 
-def _keys(s3, bucket):
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+def _publish(rules, aws, unique, payload: bytes) -> None:
+    """Publish `payload` on the rule's topic and wait until the rules engine handled it."""
+    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=payload)
+    assert rules.drain(10)
 
 
 def _entries(aws, rule_name, timeout=10.0):
@@ -95,15 +81,12 @@ def test_sql_failure_runs_no_action_and_no_error_action_and_is_logged(
 ):
     # given a rule that adds a field to `*` (needs an empty or JSON object payload), with an
     # errorAction, and AWS IoT logging on at ERROR with its role
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="ERROR")
     # when a payload that is not a JSON object is published
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=payload)
-    assert rules.drain(10)
+    _publish(rules, aws, unique, payload)
     # then neither the action nor the errorAction wrote anything
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     # and one ERROR entry in AWSIotLogsV2 names the rule, the topic and the reason
     [entry] = _entries(aws, name)
     assert entry["logLevel"] == "ERROR" and entry["status"] == "Failure"
@@ -119,15 +102,12 @@ def test_sql_failure_is_silent_when_logging_is_off(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given the same rule and logging disabled
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="DISABLED")
     # when a non-JSON payload is published
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b"not json")
-    assert rules.drain(10)
+    _publish(rules, aws, unique, b"not json")
     # then nothing is written anywhere: the message vanished, as on AWS
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     assert _entries(aws, name, timeout=1.0) == []
     # but the engine still records it for tests and notebooks
     assert [f.stage for f in rules.rule_failures(name)] == ["sql"]
@@ -135,12 +115,9 @@ def test_sql_failure_is_silent_when_logging_is_off(
 
 def test_no_entry_without_the_logging_role(rules, aws, unique, role_arn, iot_logging):
     # given logging on, but with a role that does not exist (IoT cannot assume it)
-    _, _, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    _, _, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=f"arn:aws:iam::123456789012:role/missing-{unique}", defaultLogLevel="INFO")
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b"not json")
-    assert rules.drain(10)
+    _publish(rules, aws, unique, b"not json")
     assert _entries(aws, name, timeout=1.0) == []
 
 
@@ -148,9 +125,7 @@ def test_client_id_level_overrides_the_default(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given logging disabled by default but ERROR for one client id
-    _, _, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    _, _, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="DISABLED")
     iot = aws("iot")
     from emulator.iot.messages import NO_CLIENT_ID
@@ -203,11 +178,8 @@ def test_json_object_payloads_still_run_the_actions(
     rules, aws, unique, role_arn, logging_role, iot_logging
 ):
     # given logging on: a good payload is not logged as a failure and reaches the action
-    s3, bucket, name = _rule_with_error_action(
-        aws, unique, role_arn, f"SELECT topic() AS topic, * FROM 'sqlfail/{unique}'"
-    )
+    s3, bucket, name = _rule_with_error_action(aws, unique, role_arn)
     iot_logging(roleArn=logging_role, defaultLogLevel="ERROR")
-    aws("iot-data").publish(topic=f"sqlfail/{unique}", payload=b'{"t": 1}')
-    assert rules.drain(10)
-    assert _keys(s3, bucket) == ["out"]
+    _publish(rules, aws, unique, b'{"t": 1}')
+    assert keys(s3, bucket) == ["out"]
     assert _entries(aws, name, timeout=1.0) == []

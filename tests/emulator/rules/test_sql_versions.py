@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support.rules import new_bucket, s3_action
 
 
 def _s3_rule(aws, name, sql, bucket, role_arn, version=None):
     payload = {
         "sql": sql,
-        "actions": [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+        "actions": [s3_action(bucket, "out", role_arn)],
     }
     if version is not None:
         payload["awsIotSqlVersion"] = version
@@ -23,9 +24,8 @@ def test_rule_without_a_version_is_2015_10_08_and_get_topic_rule_says_so(
     rules, aws, unique, role_arn
 ):
     # given a rule created without awsIotSqlVersion
-    s3 = aws("s3")
     bucket = f"sqlv1-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     name = f"sqlv1_{unique}"
     _s3_rule(aws, name, f"SELECT t, sql_version() AS v FROM 'v1/{unique}'", bucket, role_arn)
     # then GetTopicRule reports the version it runs with, 2015-10-08
@@ -39,9 +39,8 @@ def test_rule_without_a_version_is_2015_10_08_and_get_topic_rule_says_so(
 
 
 def test_2016_03_23_processes_whole_number_decimals_as_ints(rules, aws, unique, role_arn):
-    s3 = aws("s3")
     bucket = f"sqlv2-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     _s3_rule(aws, f"sqlv2_{unique}", f"SELECT t FROM 'v2/{unique}'", bucket, role_arn, "2016-03-23")
     aws("iot-data").publish(topic=f"v2/{unique}", payload=b'{"t": 10.0}')
     assert rules.drain(10)

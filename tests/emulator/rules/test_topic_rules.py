@@ -8,22 +8,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-
-
-def _rule(iot, name, sql, actions, error_action=None, disabled=False):
-    payload = {
-        "sql": sql,
-        "awsIotSqlVersion": "2016-03-23",
-        "ruleDisabled": disabled,
-        "actions": actions,
-    }
-    if error_action:
-        payload["errorAction"] = error_action
-    iot.create_topic_rule(ruleName=name, topicRulePayload=payload)
-
-
-def _keys(s3, bucket):
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+from support.rules import create_rule, error_message, keys, new_bucket, s3_action, s3_rule
 
 
 # CreateTopicRule / ReplaceTopicRule ----------------------------------------------------------
@@ -31,7 +16,7 @@ def test_invalid_sql_is_refused_with_sql_parse_exception_naming_the_position(rul
     iot = aws("iot")
     # when a rule with an unknown function is created
     with pytest.raises(ClientError) as caught:
-        _rule(
+        create_rule(
             iot,
             f"bad_sql_{unique}",
             "SELECT temperature,\n  celsius(temperature) AS c FROM 'sensors/+'",
@@ -51,7 +36,9 @@ def test_invalid_sql_is_refused_with_sql_parse_exception_naming_the_position(rul
 def test_replace_topic_rule_validates_the_sql_too(rules, aws, unique, role_arn):
     iot = aws("iot")
     name = f"replace_bad_{unique}"
-    _rule(iot, name, "SELECT * FROM 'a/b'", [{"republish": {"topic": "x", "roleArn": role_arn}}])
+    create_rule(
+        iot, name, "SELECT * FROM 'a/b'", [{"republish": {"topic": "x", "roleArn": role_arn}}]
+    )
     # when the rule is replaced by a statement with GROUP BY
     with pytest.raises(ClientError) as caught:
         iot.replace_topic_rule(
@@ -69,7 +56,7 @@ def test_replace_topic_rule_validates_the_sql_too(rules, aws, unique, role_arn):
 
 def test_unsupported_action_is_refused_not_ignored(rules, aws, unique, role_arn):
     with pytest.raises(ClientError) as caught:
-        _rule(
+        create_rule(
             aws("iot"),
             f"events_{unique}",
             "SELECT * FROM 'a/b'",
@@ -82,10 +69,9 @@ def test_unsupported_action_is_refused_not_ignored(rules, aws, unique, role_arn)
 # S3 action + iot-data Publish ---------------------------------------------------------------
 def test_s3_action_writes_the_rule_output_under_a_templated_key(rules, aws, unique, role_arn):
     # given a bucket and a rule whose key uses substitution templates
-    s3 = aws("s3")
     bucket = f"rules-s3-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
+    s3 = new_bucket(aws, bucket)
+    create_rule(
         aws("iot"),
         f"s3_{unique}",
         f"SELECT *, topic(3) AS device, clientid() AS client FROM 'plant/{unique}/+'",
@@ -111,14 +97,13 @@ def test_s3_action_writes_the_rule_output_under_a_templated_key(rules, aws, uniq
 
 
 def test_binary_payload_select_star_reaches_s3_unchanged(rules, aws, unique, role_arn):
-    s3 = aws("s3")
     bucket = f"rules-bin-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
+    s3 = new_bucket(aws, bucket)
+    create_rule(
         aws("iot"),
         f"bin_{unique}",
         f"SELECT * FROM 'bin/{unique}'",
-        [{"s3": {"bucketName": bucket, "key": "raw", "roleArn": role_arn}}],
+        [s3_action(bucket, "raw", role_arn)],
     )
     payload = bytes(range(256))
     aws("iot-data").publish(topic=f"bin/{unique}", qos=0, payload=payload)
@@ -131,17 +116,17 @@ def test_disabled_rule_does_not_run_and_enabling_it_does(rules, aws, unique, rol
     bucket = f"rules-dis-{unique}"
     s3.create_bucket(Bucket=bucket)
     name = f"dis_{unique}"
-    action = {"s3": {"bucketName": bucket, "key": "${n}", "roleArn": role_arn}}
-    _rule(iot, name, f"SELECT * FROM 'dis/{unique}'", [action], disabled=True)
+    action = s3_action(bucket, "${n}", role_arn)
+    create_rule(iot, name, f"SELECT * FROM 'dis/{unique}'", [action], disabled=True)
     # when a message arrives while the rule is disabled, then nothing is written
     data.publish(topic=f"dis/{unique}", payload=b'{"n": "one"}')
     assert rules.drain(10)
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     # when the rule is enabled, then the next message is written
     iot.enable_topic_rule(ruleName=name)
     data.publish(topic=f"dis/{unique}", payload=b'{"n": "two"}')
     assert rules.drain(10)
-    assert _keys(s3, bucket) == ["two"]
+    assert keys(s3, bucket) == ["two"]
 
 
 def test_replaced_rule_runs_its_new_sql(rules, aws, unique, role_arn):
@@ -149,8 +134,8 @@ def test_replaced_rule_runs_its_new_sql(rules, aws, unique, role_arn):
     bucket = f"rules-rep-{unique}"
     s3.create_bucket(Bucket=bucket)
     name = f"rep_{unique}"
-    action = {"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}
-    _rule(iot, name, f"SELECT a FROM 'rep/{unique}'", [action])
+    action = s3_action(bucket, "out", role_arn)
+    create_rule(iot, name, f"SELECT a FROM 'rep/{unique}'", [action])
     data.publish(topic=f"rep/{unique}", payload=b'{"a": 1, "b": 2}')
     assert rules.drain(10)
     # when the rule is replaced, then the next message is evaluated with the new statement
@@ -160,7 +145,7 @@ def test_replaced_rule_runs_its_new_sql(rules, aws, unique, role_arn):
     )
     data.publish(topic=f"rep/{unique}", payload=b'{"a": 1, "b": 2}')
     assert rules.drain(10)
-    assert json.loads(s3.get_object(Bucket=bucket, Key="out")["Body"].read()) == {"b": 2}
+    assert error_message(s3, bucket, "out") == {"b": 2}
 
 
 # errorAction ----------------------------------------------------------------------------------
@@ -171,11 +156,11 @@ def test_failed_action_sends_aws_shaped_message_to_the_error_action(rules, aws, 
     s3.create_bucket(Bucket=errors)
     missing = f"rules-missing-{unique}"
     name = f"err_{unique}"
-    _rule(
+    create_rule(
         aws("iot"),
         name,
         f"SELECT * FROM 'err/{unique}'",
-        [{"s3": {"bucketName": missing, "key": "k", "roleArn": role_arn}}],
+        [s3_action(missing, "k", role_arn)],
         error_action={
             "s3": {"bucketName": errors, "key": "${topic(1)}-error", "roleArn": role_arn}
         },
@@ -206,7 +191,7 @@ def test_failed_action_sends_aws_shaped_message_to_the_error_action(rules, aws, 
 
 def test_failing_error_action_is_recorded_not_silent(rules, aws, unique, role_arn):
     name = f"err2_{unique}"
-    _rule(
+    create_rule(
         aws("iot"),
         name,
         f"SELECT * FROM 'err2/{unique}'",
@@ -226,29 +211,29 @@ def test_republish_feeds_the_rules_again(rules, aws, unique, role_arn):
     s3, iot = aws("s3"), aws("iot")
     bucket = f"rules-repub-{unique}"
     s3.create_bucket(Bucket=bucket)
-    _rule(
+    create_rule(
         iot,
         f"repub_a_{unique}",
         f"SELECT temp * 10 AS deci FROM 'in/{unique}/+'",
         [{"republish": {"topic": "out/" + unique + "/${topic(3)}", "qos": 1, "roleArn": role_arn}}],
     )
-    _rule(
+    create_rule(
         iot,
         f"repub_b_{unique}",
         f"SELECT *, topic() AS t FROM 'out/{unique}/+'",
-        [{"s3": {"bucketName": bucket, "key": "${topic(3)}", "roleArn": role_arn}}],
+        [s3_action(bucket, "${topic(3)}", role_arn)],
     )
     # when a message arrives on 'in/<u>/d7'
     aws("iot-data").publish(topic=f"in/{unique}/d7", payload=b'{"temp": 2.5}')
     assert rules.drain(10)
     # then rule B saw the republished message
-    stored = json.loads(s3.get_object(Bucket=bucket, Key="d7")["Body"].read())
+    stored = error_message(s3, bucket, "d7")
     assert stored == {"deci": 25, "t": f"out/{unique}/d7"}
 
 
 def test_republish_loop_is_stopped_and_reported(rules, aws, unique, role_arn):
     name = f"loop_{unique}"
-    _rule(
+    create_rule(
         aws("iot"),
         name,
         f"SELECT * FROM 'loop/{unique}'",
@@ -266,7 +251,7 @@ def test_cloudwatch_logs_action_writes_the_output_as_a_log_event(rules, aws, uni
     logs = aws("logs")
     group = f"/iot/rules/{unique}"
     logs.create_log_group(logGroupName=group)
-    _rule(
+    create_rule(
         aws("iot"),
         f"logs_{unique}",
         f"SELECT level, msg FROM 'logs/{unique}'",
@@ -279,61 +264,54 @@ def test_cloudwatch_logs_action_writes_the_output_as_a_log_event(rules, aws, uni
     assert [json.loads(e["message"]) for e in events["events"]] == [{"level": "WARN", "msg": "hot"}]
 
 
-def test_cloudwatch_logs_batch_mode_writes_one_event_per_element(rules, aws, unique, role_arn):
+def _batch_log_events(rules, aws, unique, role_arn, name: str, records: list) -> list[dict]:
+    """Publish `{"records": records}` through a rule whose cloudwatchLogs action runs in batch
+    mode on `SELECT VALUE records`; the events of the log group's stream."""
     logs = aws("logs")
-    group = f"/iot/batch/{unique}"
+    group = f"/iot/{name}/{unique}"
     logs.create_log_group(logGroupName=group)
-    _rule(
+    create_rule(
         aws("iot"),
-        f"logsb_{unique}",
-        f"SELECT VALUE records FROM 'logsb/{unique}'",
+        f"{name}_{unique}",
+        f"SELECT VALUE records FROM '{name}/{unique}'",
         [{"cloudwatchLogs": {"logGroupName": group, "roleArn": role_arn, "batchMode": True}}],
     )
-    now = int(time.time() * 1000)
-    records = [{"timestamp": now - 1000, "message": "one"}, {"timestamp": now, "message": "two"}]
-    aws("iot-data").publish(topic=f"logsb/{unique}", payload=json.dumps({"records": records}))
+    aws("iot-data").publish(topic=f"{name}/{unique}", payload=json.dumps({"records": records}))
     assert rules.drain(10)
     stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    return logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+
+
+def test_cloudwatch_logs_batch_mode_writes_one_event_per_element(rules, aws, unique, role_arn):
+    now = int(time.time() * 1000)
+    records = [{"timestamp": now - 1000, "message": "one"}, {"timestamp": now, "message": "two"}]
+    events = _batch_log_events(rules, aws, unique, role_arn, "logsb", records)
     assert [(e["timestamp"], e["message"]) for e in events] == [(now - 1000, "one"), (now, "two")]
 
 
 def test_cloudwatch_logs_batch_mode_writes_object_messages_as_json(rules, aws, unique, role_arn):
     # given a batch whose messages are objects with decimal numbers (IoT SQL Decimals)
-    logs = aws("logs")
-    group = f"/iot/batchobj/{unique}"
-    logs.create_log_group(logGroupName=group)
-    _rule(
-        aws("iot"),
-        f"logso_{unique}",
-        f"SELECT VALUE records FROM 'logso/{unique}'",
-        [{"cloudwatchLogs": {"logGroupName": group, "roleArn": role_arn, "batchMode": True}}],
-    )
     now = int(time.time() * 1000)
     records = [{"timestamp": now, "message": {"temperature": 21.5, "unit": "C"}}]
     # when it is published
-    aws("iot-data").publish(topic=f"logso/{unique}", payload=json.dumps({"records": records}))
-    assert rules.drain(10)
+    events = _batch_log_events(rules, aws, unique, role_arn, "logso", records)
     # then the event's message is the object as JSON, numbers as they were sent
-    stream = logs.describe_log_streams(logGroupName=group)["logStreams"][0]["logStreamName"]
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
     assert [json.loads(e["message"]) for e in events] == [{"temperature": 21.5, "unit": "C"}]
 
 
 def test_cloudwatch_logs_missing_group_goes_to_the_error_action(rules, aws, unique, role_arn):
-    s3 = aws("s3")
     bucket = f"rules-logerr-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
+    s3 = new_bucket(aws, bucket)
+    create_rule(
         aws("iot"),
         f"logse_{unique}",
         f"SELECT * FROM 'logse/{unique}'",
         [{"cloudwatchLogs": {"logGroupName": f"/missing/{unique}", "roleArn": role_arn}}],
-        error_action={"s3": {"bucketName": bucket, "key": "e", "roleArn": role_arn}},
+        error_action=s3_action(bucket, "e", role_arn),
     )
     aws("iot-data").publish(topic=f"logse/{unique}", payload=b"{}")
     assert rules.drain(10)
-    [failure] = json.loads(s3.get_object(Bucket=bucket, Key="e")["Body"].read())["failures"]
+    [failure] = error_message(s3, bucket, "e")["failures"]
     assert failure["failedAction"] == "CloudwatchLogsAction"
     assert failure["failedResource"] == f"/missing/{unique}"
 
@@ -343,59 +321,49 @@ def test_star_with_fields_on_a_binary_payload_runs_no_action_and_no_error_action
     rules, aws, unique, role_arn
 ):
     # given SELECT *, <field> (needs a JSON payload: "binary-payloads") and an errorAction
-    s3 = aws("s3")
-    bucket = f"rules-binerr-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    name = f"binerr_{unique}"
-    _rule(
-        aws("iot"),
-        name,
-        f"SELECT *, timestamp() AS ts FROM 'binerr/{unique}'",
-        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
-        error_action={"s3": {"bucketName": bucket, "key": "error", "roleArn": role_arn}},
-    )
+    bucket, name = f"rules-binerr-{unique}", f"binerr_{unique}"
+    sql = f"SELECT *, timestamp() AS ts FROM 'binerr/{unique}'"
+    s3 = s3_rule(aws, name, sql, bucket, role_arn)
     # when a non-JSON payload arrives
     aws("iot-data").publish(topic=f"binerr/{unique}", payload=b"\xff\x00binary")
     assert rules.drain(10)
     # then nothing was written: the errorAction is for rule actions, SQL problems are only
     # visible in AWS IoT logging ("rule-error-handling"); the engine records it
-    assert _keys(s3, bucket) == []
+    assert keys(s3, bucket) == []
     [failure] = rules.rule_failures(name)
     assert failure.stage == "sql" and "not a JSON object" in failure.failures[0]["errorMessage"]
 
 
 def test_basic_ingest_topic_reaches_only_the_named_rule(rules, aws, unique, role_arn):
     # given a rule whose FROM is some other topic ("iot-basic-ingest" ignores it)
-    s3 = aws("s3")
     bucket = f"rules-ingest-{unique}"
-    s3.create_bucket(Bucket=bucket)
+    s3 = new_bucket(aws, bucket)
     name = f"ingest_{unique}"
-    _rule(
+    create_rule(
         aws("iot"),
         name,
         "SELECT *, topic() AS t, topic(1) AS first FROM 'unused/topic'",
-        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+        [s3_action(bucket, "out", role_arn)],
     )
     # when a message is published to $aws/rules/<rule>/plant/line
     aws("iot-data").publish(topic=f"$aws/rules/{name}/plant/line", payload=b'{"v": 3}')
     assert rules.drain(10)
     # then the rule ran and topic() does not include the $aws/rules/<rule> prefix
-    stored = json.loads(s3.get_object(Bucket=bucket, Key="out")["Body"].read())
+    stored = error_message(s3, bucket, "out")
     assert stored == {"v": 3, "t": "plant/line", "first": "plant"}
 
 
 def test_get_user_properties_reads_iot_data_user_properties(rules, aws, unique, role_arn):
-    s3 = aws("s3")
     bucket = f"rules-props-{unique}"
-    s3.create_bucket(Bucket=bucket)
-    _rule(
+    s3 = new_bucket(aws, bucket)
+    create_rule(
         aws("iot"),
         f"props_{unique}",
         f"SELECT get(get_user_properties('site'), 0) AS site FROM 'props/{unique}'",
-        [{"s3": {"bucketName": bucket, "key": "out", "roleArn": role_arn}}],
+        [s3_action(bucket, "out", role_arn)],
     )
     aws("iot-data").publish(
         topic=f"props/{unique}", payload=b"{}", userProperties=json.dumps([{"site": "north"}])
     )
     assert rules.drain(10)
-    assert json.loads(s3.get_object(Bucket=bucket, Key="out")["Body"].read()) == {"site": "north"}
+    assert error_message(s3, bucket, "out") == {"site": "north"}
