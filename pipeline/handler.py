@@ -3,20 +3,8 @@
 Decode the event, transform each record (`pipeline.transform`), build the response. Standard
 library only: the deployment zip holds just this package's handler modules.
 
-Contract (Firehose developer guide, "data-transformation" and "data-transformation-status-model"):
-every input `recordId` comes back exactly once, in input order, with `result` Ok or
-ProcessingFailed and base64 `data`. One bad record never fails the invocation; an invalid event
-(no `records` list, a record without `recordId`) does, so Firehose retries it.
-
-Response size: a synchronous Lambda response is at most 6 MB (6,291,456 bytes; Lambda developer
-guide, "Lambda quotas"); a larger one fails the whole invocation. The response is ~2.7x the raw
-input for the sample telemetry, so keep the processor's BufferSizeInMBs at 2 or less (the
-template's default is 1). Over the limit, records stay Ok in input order while they fit; the
-others come back ProcessingFailed with their original data and the reason "response size", so
-Firehose writes them to its `processing-failed/` output and every recordId is accounted for.
-
-Why records failed goes to the function's log ("data-transformation-failure-handling"): one JSON
-line per invocation with the counts, the count of each reason and the first failures.
+The contract with Firehose, the 6 MB response limit and the function's log line are described
+in docs/parsed-records.md ("The batch and the response").
 """
 
 from __future__ import annotations
@@ -33,8 +21,7 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 LOGGED_FAILURES = 20  # failures named one by one in the log line; the rest are counted
 
 logger = logging.getLogger(__name__)
-# json.dumps' defaults, without the check for circular references (a cost per entry): the
-# response is built here from strings.
+# json.dumps' defaults minus the circular-reference check (the response is built from strings).
 _LAMBDA_JSON = json.JSONEncoder(check_circular=False)
 
 

@@ -2,45 +2,8 @@
 
 Standard library only: this module is shipped in the Lambda zip (see `pipeline.package`).
 
-What arrives. The topic rule `SELECT topic() AS topic, * FROM '<T>/+'` with a Firehose action
-whose separator is "\\n" sends each MQTT message as one record: the payload's JSON object with a
-`topic` field merged in, followed by "\\n" (IoT developer guide, "firehose-rule-action"). Firehose
-hands records to the Lambda base64-encoded, with `approximateArrivalTimestamp` in epoch
-milliseconds (Firehose developer guide, "data-transformation").
-
-What leaves, for a good record (result `Ok`): ONE flat JSON object followed by "\\n", UTF-8,
-compact separators, keys in this order:
-
-- `topic`: the full topic, as the rule selected it;
-- `topic_1`, `topic_2`, ...: each topic level, 1-based like IoT SQL's `topic(n)`;
-- `equipment_id`: the last topic level. The template's topic layout is `<T>/<equipment id>`
-  (the rule reads `<T>/+`), so the last level names the equipment;
-- `arrival_time`: `approximateArrivalTimestamp` as ISO 8601 UTC with milliseconds and `Z`;
-- `device_time`: the device's own clock, from the first of the payload's top-level keys
-  `timestamp`, `ts`, `time` that is present (see `device_time`), same format; null when the
-  payload has none of them or its value cannot be read as a time;
-- then every payload field, flattened (see `flatten`).
-
-Flattening: nested objects join their keys with "_" (`{"status": {"code": 2}}` ->
-`status_code`). Arrays and empty objects are kept as their compact JSON text
-(`{"samples": [1, 2]}` -> `"samples": "[1,2]"`), so a column has one scalar type whatever the
-array's length or content: that is what a columnar reader (pandas, pyarrow, Parquet) needs.
-Collisions: names are claimed first come, first served, in the order above (our fields, then the
-payload in document order). A later field whose name is taken gets the first free suffix among
-`__2`, `__3`, ...: a payload field `arrival_time` becomes `arrival_time__2`, and of
-`{"a_b": 1, "a": {"b": 2}}` the second becomes `a_b__2`. Nothing is silently overwritten.
-
-A record fails (result `ProcessingFailed`, data = the ORIGINAL base64 data, so Firehose writes the
-untouched bytes to its `processing-failed/` error output) when its data is not base64, is empty,
-is not UTF-8, is not JSON (NaN and Infinity included: they are not JSON), is not a JSON object,
-or has no string `topic` field, or nests too deeply for Python's parser, or is what the
-template's second rule forwards for a payload that is not a JSON object (exactly the fields
-`topic` and `payload_base64`: the first rule's SQL cannot evaluate such a payload, so without the
-second rule IoT Core would acknowledge it and deliver it nowhere). When what that rule forwarded
-is a JSON object after all (one without `run_id`, which both rules match), the record is
-`Dropped`: the first rule delivered that message already. The reason is returned alongside, for
-the function's log. Any other error while transforming one record (a bug) also fails only that
-record, with the exception as its reason: the rest of the batch goes on.
+What arrives, what leaves (the column layout, flattening, collisions) and when a record fails
+is described in docs/parsed-records.md; the functions below say what each step does.
 """
 
 from __future__ import annotations
@@ -233,7 +196,7 @@ def _forwarded_not_json(encoded: Any) -> Exception:
 
 
 def transform_message(message: dict[str, Any], arrival_ms: int | float | None) -> dict[str, Any]:
-    """The flat output object of one parsed message (see the module's docstring for the layout)."""
+    """The flat output object of one parsed message (docs/parsed-records.md)."""
     if message.keys() == NOT_JSON_RECORD_KEYS:
         raise _forwarded_not_json(message[NOT_JSON_FIELD])
     topic = message.get("topic")
