@@ -534,7 +534,10 @@ class Gateway:
         if "status" not in held:  # a lazy application: it answers as it is iterated
             return _answer_lazily(body, held, start_response)
         status = int(held["status"].split()[0])
-        if status in (404, 405) and _is_html(held.get("headers", ())):
+        # S3's URL rules match every path, so its 404 is an answer (HeadObject of a missing key
+        # carries moto's default text/html content type and no body), never a missing route.
+        s3_answer = (context.service or context.answering_service) == "s3"
+        if status in (404, 405) and _is_html(held.get("headers", ())) and not s3_answer:
             close = getattr(body, "close", None)
             if close is not None:
                 close()

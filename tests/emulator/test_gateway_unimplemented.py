@@ -115,3 +115,13 @@ def test_s3_bucket_read_moto_lacks_is_not_answered_as_a_listing(
     assert f"s3 {operation}" in error["Error"]["Message"]
     # and what moto serves still works
     assert s3.get_bucket_versioning(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_head_of_a_missing_s3_key_is_a_404_not_an_unimplemented_operation(aws, unique):
+    # given a bucket without the key
+    s3 = aws("s3")
+    s3.create_bucket(Bucket=f"head-{unique}")
+    # when a client asks for the key's metadata, then S3 answers 404 (NoSuchKey has no body)
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=f"head-{unique}", Key="missing")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
