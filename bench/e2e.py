@@ -1,6 +1,7 @@
 """End to end: devices over mutual TLS -> topic rule -> Firehose -> Lambda -> both buckets.
 
     .venv/bin/python bench/e2e.py [--quick] [--devices 1,10,100] [--messages N] [--profile]
+                                  [--iam-compare ROUNDS]
 
 The emulator runs in its own process (`python -m emulator --ephemeral`, as `make run` starts
 it); template.yaml is deployed unchanged with 1 s buffering intervals (Firehose and its Lambda
@@ -15,6 +16,8 @@ Figures: msg/s from the first publish to the moment the last parsed row is in S3
 drop with no errorAction, are raw lines too: template.yaml's NotJsonTopicRule forwards them and
 they end as processing-failed, counted under "not a JSON object" in the failure reasons; the
 bench's own messages are JSON objects with `run_id`, so it expects none)
+With --iam-compare ROUNDS, emulators with IAM enforcement on and off alternate ROUNDS times
+each, and the medians and on/off ratios of the rate and the CPU per message are printed.
 With --profile, py-spy (pip install py-spy) records the emulator process during the 10-device run
 and prints its top functions.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,6 +179,60 @@ def report(row: dict) -> None:
     )
 
 
+def run_series(counts: list[int], sizes: list[int], total: int, profile: bool) -> list[dict]:
+    """One emulator process (IAM as IOT_EMULATOR_IAM says), each device count and size once."""
+    from emulator import process
+    from pipeline.target import open_target
+
+    work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    port, mqtt_port = process.free_port(), process.free_port()
+    info = process.ensure_running(
+        port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=work / "emulator.log"
+    )
+    rows = []
+    try:
+        target = open_target("local", port=port, mqtt_port=mqtt_port)
+        for run_id, (devices, size) in enumerate((d, b) for b in sizes for d in counts):
+            per_device = max(1, total // devices)
+            row = run_once(
+                target, info, run_id, devices, per_device, work, profile and devices == 10, size
+            )
+            report(row)
+            rows.append(row)
+    finally:
+        process.stop(info)
+        if profile:
+            print(f"profiles kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def compare_iam(counts: list[int], sizes: list[int], total: int, rounds: int) -> list[dict]:
+    """Alternate emulators with IAM enforcement on and off (`rounds` each) and print, per device
+    count, the medians and the on/off ratios of the end-to-end rate and the CPU per message."""
+    figures: dict[tuple[str, int], list[dict]] = {}
+    rows = []
+    for _ in range(rounds):
+        for mode in ("on", "off"):
+            os.environ["IOT_EMULATOR_IAM"] = mode
+            print(f"-- IAM enforcement {mode}", flush=True)
+            for row in run_series(counts, sizes, total, False):
+                figures.setdefault((mode, row["devices"]), []).append(row)
+                rows.append(row)
+    os.environ.pop("IOT_EMULATOR_IAM", None)
+    for devices in counts:
+        on, off = figures[("on", devices)], figures[("off", devices)]
+        rate = [statistics.median(r["e2e_rate"] for r in side) for side in (on, off)]
+        cpu = [statistics.median(r["cpu_us_per_msg"] for r in side) for side in (on, off)]
+        print(
+            f"{devices:>4} devices, median of {rounds}: IAM on {rate[0]:,.0f} msg/s "
+            f"({cpu[0]:.0f} us/msg), off {rate[1]:,.0f} msg/s ({cpu[1]:.0f} us/msg); "
+            f"rate ratio on/off {rate[0] / rate[1]:.2f}, CPU ratio on/off {cpu[0] / cpu[1]:.2f}"
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 and 10 devices, ~3,000 messages")
@@ -186,44 +244,24 @@ def main() -> int:
         "--payload-bytes", default="0", help="comma-separated message sizes (0: ~260 B)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the 10-device run")
+    parser.add_argument(
+        "--iam-compare",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="alternate IAM enforcement on and off ROUNDS times each and print the ratios",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.devices.split(",")]
     total = args.messages
     if args.quick:
         counts, total = [1, 10], 3_000
-
-    from emulator import process
-    from pipeline.target import open_target
-
+    sizes = [int(b) for b in args.payload_bytes.split(",")]
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    port, mqtt_port = process.free_port(), process.free_port()
-    info = process.ensure_running(
-        port=port, mqtt_port=mqtt_port, ephemeral=True, log_path=work / "emulator.log"
-    )
-    rows = []
-    try:
-        target = open_target("local", port=port, mqtt_port=mqtt_port)
-        sizes = [int(b) for b in args.payload_bytes.split(",")]
-        for run_id, (devices, size) in enumerate((d, b) for b in sizes for d in counts):
-            row = run_once(
-                target,
-                info,
-                run_id,
-                devices,
-                max(1, total // devices),
-                work,
-                args.profile and devices == 10,
-                size,
-            )
-            report(row)
-            rows.append(row)
-    finally:
-        process.stop(info)
-        if args.profile:
-            print(f"profiles kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    if args.iam_compare:
+        rows = compare_iam(counts, sizes, total, args.iam_compare)
+    else:
+        rows = run_series(counts, sizes, total, args.profile)
     lost = sum(r["lost_before_raw"] + r["lost_before_parsed"] for r in rows)
     zero_loss = lost == 0 and all(r["complete"] for r in rows)
     print(f"zero loss: {'yes' if zero_loss else 'NO'}")
