@@ -83,7 +83,11 @@ class Ledger:
             found.append(
                 f"raw lines {self.raw_lines} != parsed rows {self.parsed_rows}"
                 f" + processing-failed {self.processing_failed}"
-                f" + partitioning-failed {self.partitioning_failed}"
-                f" + conversion-failed {self.conversion_failed}"
+                + (
+                    f" + partitioning-failed {self.partitioning_failed}"
+                    f" + conversion-failed {self.conversion_failed}"
+                    if self.partitioning_failed or self.conversion_failed
+                    else ""
+                )
             )
         return found

@@ -153,9 +153,14 @@ def create_shared_roles(iam: Any) -> None:
     """The roles the suite's stream fixtures name, on a fresh emulator."""
     for name in FIREHOSE_ROLE_NAMES:
         ensure_firehose_role(iam, name)
-    # The rules tests' role also delivers the streams they create: it trusts IoT and Firehose.
+    ensure_pipeline_role(iam, "iot-rules")
+
+
+def ensure_pipeline_role(iam: Any, name: str) -> str:
+    """A role for both a topic rule's actions and the delivery stream they feed: it trusts IoT
+    and Firehose, and allows what each needs."""
     trust = firehose_trust()
     trust["Statement"] += service_trust("iot.amazonaws.com")["Statement"]
     policy = firehose_delivery_policy()
     policy["Statement"] += IOT_RULE_ACTIONS_POLICY["Statement"]
-    ensure_role(iam, "iot-rules", trust, policy)
+    return ensure_role(iam, name, trust, policy)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iam_roles import ensure_firehose_role, ensure_role, lambda_trust, service_trust
+from iam_roles import ensure_pipeline_role, ensure_role, lambda_trust, service_trust
 from support.certs import csr_pem, ec_key, key_pem, write_pair
 from support.streams import processing, processor
 
@@ -254,8 +254,8 @@ class Pipeline:
         create_parsed_bucket: bool = True,
     ) -> Pipeline:
         role = self.lambda_role()
-        # Firehose delivers with ROLE: trust for firehose.amazonaws.com and its S3/Lambda access.
-        ensure_firehose_role(self.client("iam"), ROLE.rsplit("/", 1)[-1])
+        # The rule's actions and Firehose act with ROLE: it trusts both and allows what each needs.
+        ensure_pipeline_role(self.client("iam"), ROLE.rsplit("/", 1)[-1])
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self.raw_bucket)
         if create_parsed_bucket:

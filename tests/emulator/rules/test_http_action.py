@@ -130,7 +130,10 @@ def test_create_topic_rule_makes_the_destination_of_a_hardcoded_url(
 ):
     url = f"{https_server.base}/direct-{unique}"
     create_rule(
-        aws, f"httpnew_{unique}", f"SELECT * FROM 'httpnew/{unique}'", [{"http": {"url": url}}]
+        aws("iot"),
+        f"httpnew_{unique}",
+        f"SELECT * FROM 'httpnew/{unique}'",
+        [{"http": {"url": url}}],
     )
     # the url is its own confirmation URL: a destination exists and was sent its request
     summaries = aws("iot").list_topic_rule_destinations()["destinationSummaries"]

@@ -366,7 +366,10 @@ def test_create_topic_rule_refuses_what_the_action_cannot_run(
     ((kind, params),) = action.items()
     with pytest.raises(ClientError) as caught:
         create_rule(
-            aws, f"bad_{unique}", "SELECT * FROM 'a/b'", [{kind: {**params, "roleArn": role_arn}}]
+            aws("iot"),
+            f"bad_{unique}",
+            "SELECT * FROM 'a/b'",
+            [{kind: {**params, "roleArn": role_arn}}],
         )
     error = caught.value.response["Error"]
     assert error["Code"] == "InvalidRequestException"
