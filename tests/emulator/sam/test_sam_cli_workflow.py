@@ -206,7 +206,7 @@ def test_sam_deploy_guided_answers_prompts_and_saves_samconfig(
         f"g{suffix}",  # Parameter Environment
         f"guided-{suffix}",  # Parameter IotTopicName
         f"guided-{suffix}",  # Parameter BucketNamePrefix
-        "", "", "", "", "", "",  # buffering, retention and HotPathTable: defaults
+        "", "", "", "", "", "", "",  # buffering, parsed buffer, retention, HotPathTable: defaults
         "N",  # Confirm changes before deploy
         "Y",  # Allow SAM CLI IAM role creation
         "N",  # Disable rollback
