@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator.iam.authorizer import source_context
+from emulator.iam.authorizer import enforcing, source_context
 from emulator.iam.evaluator import Decision
 
 FIREHOSE_PRINCIPAL = "firehose.amazonaws.com"
@@ -35,12 +35,7 @@ class RoleAccess:
         self._emulator = emulator
 
     def _iam(self) -> Any | None:
-        if not getattr(self._emulator, "iam_enforced", True):
-            return None
-        iam = self._emulator.find("iam")
-        if iam is None:  # enforcement asked for but no evaluator: refuse rather than allow
-            raise RuntimeError("IAM enforcement is on but the emulator has no IAM component")
-        return iam
+        return enforcing(self._emulator)
 
     def assume(self, role_arn: str, account_id: str, stream_arn: str) -> Decision | None:
         iam = self._iam()

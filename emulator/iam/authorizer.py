@@ -85,6 +85,22 @@ def _decode(document: str) -> str:
     return text if text.startswith("{") else unquote(text)
 
 
+class NoEvaluator(RuntimeError):
+    """IAM enforcement is on but the emulator has no IAM component."""
+
+
+def enforcing(emulator: Any) -> Any | None:
+    """The emulator's IAM component when enforcement is on (`--no-iam` / IOT_EMULATOR_IAM=off
+    turn it off), None when it is off. Enforcement without an evaluator raises `NoEvaluator`:
+    a caller refuses then, never allows for want of an answer."""
+    if not getattr(emulator, "iam_enforced", True):
+        return None
+    iam = emulator.find("iam")
+    if iam is None:
+        raise NoEvaluator("IAM enforcement is on but the emulator has no IAM component")
+    return iam
+
+
 def source_context(source_arn: str) -> dict[str, str]:
     """The confused-deputy keys a service sets when it acts for a resource, e.g. IoT Core for
     a topic rule: aws:SourceArn, and aws:SourceAccount (the account in that ARN).

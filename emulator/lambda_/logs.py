@@ -26,6 +26,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from emulator.iam.authorizer import NoEvaluator, enforcing
+
 log = logging.getLogger(__name__)
 
 
@@ -52,11 +54,12 @@ class ExecutionRoleAccess:
         self._emulator = emulator
 
     def denied(self, batch: LogBatch, action: str, resource: str) -> str | None:
-        if not getattr(self._emulator, "iam_enforced", True):
-            return None
-        iam = self._emulator.find("iam")
+        try:
+            iam = enforcing(self._emulator)
+        except NoEvaluator as exc:
+            return str(exc)
         if iam is None:
-            return "IAM enforcement is on but the emulator has no IAM component"
+            return None
         role = batch.role or "(no execution role)"
         decision = iam.can_assume(role, LAMBDA_PRINCIPAL)
         if decision.allowed:

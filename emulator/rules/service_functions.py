@@ -33,6 +33,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal
 from typing import Any
 
+from emulator.iam.authorizer import NoEvaluator, enforcing
 from emulator.rules.values import (
     UNDEFINED,
     SqlEvaluationError,
@@ -81,12 +82,10 @@ class ServiceCalls:
         self._lambda_pool.shutdown(wait=False, cancel_futures=True)
 
     def _iam(self) -> Any | None:
-        if not getattr(self.emulator, "iam_enforced", True):
-            return None
-        iam = self.emulator.find("iam")
-        if iam is None:  # enforcement asked for but no evaluator: refuse rather than allow
-            raise SqlEvaluationError("IAM enforcement is on but the emulator has no IAM component")
-        return iam
+        try:
+            return enforcing(self.emulator)
+        except NoEvaluator as exc:
+            raise SqlEvaluationError(str(exc)) from None
 
     def check_role(
         self,
