@@ -37,6 +37,11 @@ ANY = None
 Spec = dict[str, Any]
 
 
+def _json_text(document: Any) -> str:
+    """A policy document as the APIs take it: templates give an object or JSON text."""
+    return document if isinstance(document, str) else json.dumps(document)
+
+
 class ResourceFailed(Exception):
     """A resource could not be created, updated or deleted; the message is the StatusReason."""
 
@@ -252,9 +257,7 @@ class IotPolicy(EmulatedResource, CloudFormationModel):
 
     @classmethod
     def create(cls, name, props, account_id, region, named):
-        document = props["PolicyDocument"]
-        if not isinstance(document, str):
-            document = json.dumps(document)
+        document = _json_text(props["PolicyDocument"])
         out = Services.client("iot", region).create_policy(policyName=name, policyDocument=document)
         return out["policyName"], {"Arn": out["policyArn"], "Id": out["policyName"]}
 
@@ -267,9 +270,7 @@ class IotPolicy(EmulatedResource, CloudFormationModel):
         # reference, AWS::IoT::Policy): a new default version, so the certificates the policy
         # is attached to keep it. A replacement would have to delete an attached policy, which
         # IoT refuses (DeleteConflictException). The oldest non-default version makes room.
-        document = props["PolicyDocument"]
-        if not isinstance(document, str):
-            document = json.dumps(document)
+        document = _json_text(props["PolicyDocument"])
         iot = Services.client("iot", region)
         name = original.physical_resource_id
         versions = iot.list_policy_versions(policyName=name)["policyVersions"]
@@ -619,9 +620,7 @@ class IamRole(EmulatedResource, CloudFormationModel):
         document = props["AssumeRolePolicyDocument"]
         kwargs: dict[str, Any] = {
             "RoleName": name,
-            "AssumeRolePolicyDocument": document
-            if isinstance(document, str)
-            else json.dumps(document),
+            "AssumeRolePolicyDocument": _json_text(document),
         }
         for key in ("Description", "Path", "PermissionsBoundary"):
             if key in props:
@@ -636,7 +635,7 @@ class IamRole(EmulatedResource, CloudFormationModel):
             iam.put_role_policy(
                 RoleName=name,
                 PolicyName=policy["PolicyName"],
-                PolicyDocument=doc if isinstance(doc, str) else json.dumps(doc),
+                PolicyDocument=_json_text(doc),
             )
         for arn in props.get("ManagedPolicyArns", []):
             _ensure_aws_managed_policy(account_id, region, arn)
@@ -838,9 +837,7 @@ class BucketPolicy(EmulatedResource, CloudFormationModel):
 
     @classmethod
     def create(cls, name, props, account_id, region, named):
-        document = props["PolicyDocument"]
-        if not isinstance(document, str):
-            document = json.dumps(document)
+        document = _json_text(props["PolicyDocument"])
         bucket = str(props["Bucket"])
         Services.client("s3", region).put_bucket_policy(Bucket=bucket, Policy=document)
         return name, {}
@@ -850,9 +847,7 @@ class BucketPolicy(EmulatedResource, CloudFormationModel):
         # Bucket requires replacement, PolicyDocument does not (property reference above).
         if str(props["Bucket"]) != str(original.properties["Bucket"]):
             return None
-        document = props["PolicyDocument"]
-        if not isinstance(document, str):
-            document = json.dumps(document)
+        document = _json_text(props["PolicyDocument"])
         Services.client("s3", region).put_bucket_policy(
             Bucket=str(props["Bucket"]), Policy=document
         )
