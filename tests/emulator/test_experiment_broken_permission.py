@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.targets import deploy_fast, local_target
+from support.targets import deployed_with_device
 
-from pipeline import certificates, experiments, publish, runs, workbook
+from pipeline import experiments, publish, runs, workbook
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -19,15 +19,9 @@ ENV = "brk"
 
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
-    target = local_target(emulator)
     stack_name = "broken-permission"
-    out = deploy_fast(target, stack_name, ENV)
-    device = certificates.create_from_csr(
-        target.client("iot"),
-        out["ThingName"],
-        out["PolicyName"],
-        secrets_dir=tmp_path_factory.mktemp("secrets"),
-    )
+    secrets = tmp_path_factory.mktemp("secrets")
+    target, out, device = deployed_with_device(emulator, stack_name, ENV, secrets)
     yield target, stack_name, out, device
     experiments.restore_s3_writes(target, stack_name)
     workbook.teardown(target, stack_name)

@@ -16,10 +16,10 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support.targets import deploy_fast, local_target
+from support.targets import deployed_with_device
 from support.waiting import wait_until
 
-from pipeline import batches, certificates, publish, workbook
+from pipeline import batches, publish, workbook
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,13 +28,9 @@ ENV = "e2e"
 
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
-    target = local_target(emulator)
     stack_name = "e2e-pipeline"
-    out = deploy_fast(target, stack_name, ENV)
     secrets = tmp_path_factory.mktemp("secrets")
-    device = certificates.create_from_csr(
-        target.client("iot"), out["ThingName"], out["PolicyName"], secrets_dir=secrets
-    )
+    target, out, device = deployed_with_device(emulator, stack_name, ENV, secrets)
     yield target, out, device
     workbook.teardown(target, stack_name)
 

@@ -1,4 +1,5 @@
-"""The workbook's `Target` for the session emulator, and a stack deployed with short buffering."""
+"""The workbook's `Target` for the session emulator, and a stack deployed with short buffering
+(with its device, for the tests that publish)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from pipeline import workbook
+from pipeline import certificates, workbook
 from pipeline.target import LOCAL_CREDENTIALS, Target
 
 
@@ -36,3 +37,16 @@ def deploy_fast(target: Target, stack_name: str, environment: str) -> dict[str, 
             "ProcessorBufferIntervalSeconds": 1,
         },
     )
+
+
+def deployed_with_device(
+    emulator: Any, stack_name: str, environment: str, secrets_dir: Any
+) -> tuple[Target, dict[str, str], Any]:
+    """The session emulator's target, template.yaml deployed with short buffering (its outputs)
+    and the stack's device with a certificate from its CSR (secrets in `secrets_dir`)."""
+    target = local_target(emulator)
+    out = deploy_fast(target, stack_name, environment)
+    device = certificates.create_from_csr(
+        target.client("iot"), out["ThingName"], out["PolicyName"], secrets_dir=secrets_dir
+    )
+    return target, out, device
