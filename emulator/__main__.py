@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     from emulator.firehose.service import TIME_SCALE_ENV, time_scale_from_environment
 
     if args.time_scale is not None:
+        if not args.time_scale >= 1:  # checked before the environment is changed (NaN too)
+            print(
+                f"error: --time-scale {args.time_scale}: give a number >= 1 (1: AWS's timing)",
+                file=sys.stderr,
+            )
+            return 2
         os.environ[TIME_SCALE_ENV] = repr(args.time_scale)
     try:
         time_scale = time_scale_from_environment()
