@@ -12,6 +12,7 @@ import binascii
 import json
 import math
 from bisect import bisect_right
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -63,8 +64,7 @@ def _reject_constant(name: str) -> Any:
     raise RecordError(f"not valid JSON: {name} is not a JSON value (RFC 8259)")
 
 
-# Made once: json.loads/dumps given an option build a decoder/encoder per call (a third of the
-# parse's cost). The output object comes from json.loads: no circular reference to check for.
+# Made once (json.loads/dumps given an option build one per call); parsed JSON has no cycles.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
@@ -91,13 +91,7 @@ def epoch_ms_to_iso(epoch_ms: int | float) -> str:
 
 
 def device_time(value: Any) -> str | None:
-    """The device's timestamp as ISO 8601 UTC, or None when it cannot be read as a time.
-
-    Numbers (or strings of a number) are epoch time in seconds, milliseconds, microseconds or
-    nanoseconds, told apart by magnitude (`_UNIT_BOUNDS`). Other strings are ISO 8601 (`Z` or an
-    offset; a time without an offset is taken as UTC). The result keeps milliseconds (finer
-    digits are cut). Booleans, objects, arrays and out-of-range values give None.
-    """
+    """The device's timestamp as ISO 8601 UTC, or None (docs/parsed-records.md, `device_time`)."""
     try:
         if isinstance(value, str):
             value = _parse_clock(value.strip())
@@ -116,10 +110,8 @@ def device_time(value: Any) -> str | None:
 def _parse_clock(text: str) -> int | float | datetime:
     """A clock sent as text: the number it spells, else its ISO 8601 time (ValueError)."""
     for number in (int, float):
-        try:
+        with suppress(ValueError):
             return number(text)
-        except ValueError:
-            pass
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=moment.tzinfo or UTC)
 
@@ -130,14 +122,16 @@ def flatten(obj: dict[str, Any], out: dict[str, Any] | None = None, prefix: str 
     out = {} if out is None else out
     for key, value in obj.items():
         name = prefix + key
-        if type(value) in (dict, list):
-            if value and type(value) is dict:
-                flatten(value, out, name + "_")
-                continue
+        kind = type(value)
+        if kind is dict and value:
+            flatten(value, out, name + "_")
+            continue
+        if kind is dict or kind is list:
             value = _COMPACT.encode(value)  # an array or {}: its JSON text
-        base, n = name, 2
-        while name in out:
-            name, n = f"{base}__{n}", n + 1
+        if name in out:
+            base, n = name, 2
+            while name in out:
+                name, n = f"{base}__{n}", n + 1
         out[name] = value
     return out
 
@@ -250,4 +244,4 @@ def transform_record(record: dict[str, Any]) -> TransformedRecord:
         reason = f"transform error: {type(exc).__name__}: {exc}"
         return TransformedRecord(record_id, PROCESSING_FAILED, original, reason)
     data = binascii.b2a_base64(line, newline=False).decode()
-    return TransformedRecord(record_id, OK, data, partition_keys={EQUIPMENT_ID: equipment})
+    return TransformedRecord(record_id, OK, data, None, {EQUIPMENT_ID: equipment})

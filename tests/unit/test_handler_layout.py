@@ -17,6 +17,7 @@ from support.cli import run_module
 from pipeline.handler import (
     MAX_RESPONSE_BYTES,
     InvalidEvent,
+    _size_bound,
     firehose_response,
     fit_response,
     lambda_handler,
@@ -203,6 +204,20 @@ def test_any_records_are_fitted_by_the_greedy_rule_on_json_dumps_sizes(items, da
         assert (t == transformed[n]) == (response_bytes(trial) <= limit), n
         if t != transformed[n]:  # failed for size: the untouched input data and the reason
             assert t.data == records[n]["data"] and "response size" in t.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(ids, input_data, odd_text | st.text(max_size=12)), min_size=1))
+def test_the_size_bound_that_spares_the_encoding_is_never_below_the_response_size(items):
+    # given records of any id and data, the Ok ones with any partition key value
+    transformed = []
+    for record_id, data, key in items:
+        t = transform_record({"recordId": record_id, "data": data})
+        transformed.append(
+            t._replace(partition_keys={"equipment_id": key}) if t.result == OK else t
+        )
+    # then the bound fit_response trusts to skip the encoding is at least the encoded size
+    assert _size_bound(transformed) >= response_bytes(transformed)
 
 
 @pytest.mark.parametrize("record_id", ["rec", 'q"uote-é-😀'])
