@@ -63,6 +63,16 @@ IOT_RULE_ACTIONS_POLICY = {
 }
 
 
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    """An IAM (or IoT) policy document of `statements`."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def statement(effect: str, action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    """One policy statement: `effect` ("Allow" or "Deny") of `action` on `resource`."""
+    return {"Effect": effect, "Action": action, "Resource": resource}
+
+
 def service_trust(service: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
     """A trust policy letting `service` assume the role (under `condition`)."""
     statement: dict[str, Any] = {
