@@ -15,9 +15,7 @@ CONNECT_AND_PUBLISH = statement("Allow", ["iot:Connect", "iot:Publish"], "*")
 
 def deny_publish(topic: str, condition: dict) -> dict:
     """A Deny of iot:Publish on `topic` under `condition`."""
-    return statement("Deny", "iot:Publish", f"arn:aws:iot:*:*:topic/{topic}") | {
-        "Condition": condition
-    }
+    return statement("Deny", "iot:Publish", f"arn:aws:iot:*:*:topic/{topic}", condition)
 
 
 @pytest.fixture
@@ -74,8 +72,8 @@ def test_connect_allowed_only_from_an_address_range(
     broker, make_device, paho_client, cidr, connects
 ):
     # given a policy allowing iot:Connect only from `cidr` ("basic-policy-variables" example)
-    connect = statement("Allow", "iot:Connect", "*")
-    device = make_device(policy(connect | {"Condition": {"IpAddress": {"aws:SourceIp": cidr}}}))
+    source = {"IpAddress": {"aws:SourceIp": cidr}}
+    device = make_device(policy(statement("Allow", "iot:Connect", "*", source)))
     # when the device connects from 127.0.0.1
     client = paho_client(device, broker.port, version=5)
     # then it is accepted only when the range holds the address
