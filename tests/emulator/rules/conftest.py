@@ -34,7 +34,12 @@ def topic_rule(aws, unique):
 @pytest.fixture
 def rule_bucket(aws, unique):
     """Factory: create bucket `rules-<name>-<unique>`; its name and the S3 client."""
-    return lambda name: (f"rules-{name}-{unique}", new_bucket(aws, f"rules-{name}-{unique}"))
+
+    def create(name: str):
+        bucket = f"rules-{name}-{unique}"
+        return bucket, new_bucket(aws, bucket)
+
+    return create
 
 
 @pytest.fixture
