@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from pipeline import batches, objects, publish, runs, transform, workbook
+from pipeline import batches, objects, publish, runs, workbook
 from pipeline.target import Target
 from pipeline.workbook import Delivered
 
@@ -33,16 +33,6 @@ def _same_message(doc: Any, message: publish.Message, run_id: str) -> bool:
     )
 
 
-def _forwarded_payload(doc: Any) -> bytes | None:
-    """The payload NotJsonTopicRule forwarded in a raw line (`topic` + `payload_base64`)."""
-    if not isinstance(doc, dict) or doc.keys() != transform.NOT_JSON_RECORD_KEYS:
-        return None
-    try:
-        return base64.b64decode(doc[transform.NOT_JSON_FIELD], validate=True)
-    except (ValueError, TypeError):
-        return None
-
-
 def trace(
     target: Target, found: Delivered, message: publish.Message, index: int
 ) -> list[dict[str, Any]]:
@@ -57,7 +47,7 @@ def trace(
                 if (
                     _same_message(doc, message, run_id)
                     and (where == "raw batch" or doc.get("equipment_id") == message.equipment)
-                ) or (where == "raw batch" and _forwarded_payload(doc) == message.payload):
+                ) or (where == "raw batch" and workbook.forwarded_payload(doc) == message.payload):
                     places.append(
                         {"where": where, "key": obj.key, "line": line.line, "record": doc}
                     )

@@ -486,6 +486,17 @@ def batching_timeline(found: Delivered, buffer_size_mbs: int) -> list[dict[str, 
     ]
 
 
+def forwarded_payload(doc: Any) -> bytes | None:
+    """The payload NotJsonTopicRule forwarded in `doc` (a decoded raw line or failed record:
+    `topic` + `payload_base64`), or None for any other document."""
+    if not isinstance(doc, dict) or doc.keys() != transform.NOT_JSON_RECORD_KEYS:
+        return None
+    try:
+        return base64.b64decode(doc[transform.NOT_JSON_FIELD], validate=True)
+    except (ValueError, TypeError):
+        return None
+
+
 def not_json_payload(record: batches.FailedRecord) -> bytes | None:
     """The original payload of a record the template's NotJsonTopicRule forwarded (a message
     whose payload is not a JSON object), or None for any other record."""
@@ -493,12 +504,7 @@ def not_json_payload(record: batches.FailedRecord) -> bytes | None:
         value = json.loads(record.raw_data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(value, dict) or value.keys() != transform.NOT_JSON_RECORD_KEYS:
-        return None
-    try:
-        return base64.b64decode(value[transform.NOT_JSON_FIELD], validate=True)
-    except (ValueError, TypeError):
-        return None
+    return forwarded_payload(value)
 
 
 def is_not_json_record(record: batches.FailedRecord) -> bool:

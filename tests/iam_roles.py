@@ -63,6 +63,23 @@ IOT_RULE_ACTIONS_POLICY = {
 }
 
 
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    """An IAM (or IoT) policy document of `statements`."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def statement(
+    effect: str,
+    action: str | list[str],
+    resource: str | list[str],
+    condition: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One policy statement: `effect` ("Allow" or "Deny") of `action` on `resource` (under
+    `condition`)."""
+    result = {"Effect": effect, "Action": action, "Resource": resource}
+    return result | {"Condition": condition} if condition else result
+
+
 def service_trust(service: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
     """A trust policy letting `service` assume the role (under `condition`)."""
     statement: dict[str, Any] = {

@@ -21,10 +21,9 @@ ENV = "brk"
 def deployed(emulator, tmp_path_factory):
     stack_name = "broken-permission"
     secrets = tmp_path_factory.mktemp("secrets")
-    target, out, device = deployed_with_device(emulator, stack_name, ENV, secrets)
-    yield target, stack_name, out, device
-    experiments.restore_s3_writes(target, stack_name)
-    workbook.teardown(target, stack_name)
+    with deployed_with_device(emulator, stack_name, ENV, secrets) as (target, out, device):
+        yield target, stack_name, out, device
+        experiments.restore_s3_writes(target, stack_name)
 
 
 def test_a_denied_s3_write_holds_records_back_until_the_permission_is_restored(deployed):

@@ -28,11 +28,9 @@ ENV = "e2e"
 
 @pytest.fixture(scope="module")
 def deployed(emulator, tmp_path_factory):
-    stack_name = "e2e-pipeline"
     secrets = tmp_path_factory.mktemp("secrets")
-    target, out, device = deployed_with_device(emulator, stack_name, ENV, secrets)
-    yield target, out, device
-    workbook.teardown(target, stack_name)
+    with deployed_with_device(emulator, "e2e-pipeline", ENV, secrets) as deployment:
+        yield deployment
 
 
 def test_messages_published_over_mqtt_land_in_aws_formats(deployed):

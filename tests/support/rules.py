@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 from emulator.iot.messages import InboundMessage
+from emulator.rules.actions import ActionRun
+from emulator.rules.sql import MessageContext
 
 
 def create_rule(
@@ -33,20 +35,42 @@ def create_rule(
     return iot.get_topic_rule(ruleName=name)["ruleArn"]
 
 
+def message(
+    topic: str, payload: bytes, account_id: str, region: str, **sender: Any
+) -> InboundMessage:
+    """A QoS 1 message as the broker hands it to the rules engine; `sender` sets client_id,
+    principal and timestamp_ms (default "c", None, 0)."""
+    fields = {"client_id": "c", "principal": None, "timestamp_ms": 0, **sender}
+    return InboundMessage(topic, payload, qos=1, account_id=account_id, region=region, **fields)
+
+
 def inbound(
     emulator: Any, topic: str, payload: bytes, client_id: str = "sensor-7"
 ) -> InboundMessage:
-    """A QoS 1 message as the broker hands it to the rules engine."""
-    return InboundMessage(
-        topic=topic,
-        payload=payload,
-        qos=1,
+    """A device's message to the session emulator, now, as the broker hands it to the engine."""
+    now_ms = int(time.time() * 1000)
+    return message(
+        topic,
+        payload,
+        emulator.account_id,
+        emulator.region,
         client_id=client_id,
         principal="ab" * 32,
-        timestamp_ms=int(time.time() * 1000),
-        account_id=emulator.account_id,
-        region=emulator.region,
+        timestamp_ms=now_ms,
     )
+
+
+def action_run(
+    kind: str,
+    params: dict[str, Any],
+    run_message: InboundMessage,
+    rule: str = "r",
+    services: Any = None,
+) -> ActionRun:
+    """Action `kind` of rule `rule` for `run_message`, outside an engine (`services` stands in
+    for the engine's ActionContext where the code under test reads it)."""
+    context = MessageContext(topic=run_message.topic)
+    return ActionRun(services, kind, params, run_message, context, rule, 0)
 
 
 def s3_action(bucket: str, key: str, role_arn: str) -> dict[str, Any]:

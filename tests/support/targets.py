@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -39,14 +41,19 @@ def deploy_fast(target: Target, stack_name: str, environment: str) -> dict[str, 
     )
 
 
+@contextmanager
 def deployed_with_device(
     emulator: Any, stack_name: str, environment: str, secrets_dir: Any
-) -> tuple[Target, dict[str, str], Any]:
+) -> Iterator[tuple[Target, dict[str, str], Any]]:
     """The session emulator's target, template.yaml deployed with short buffering (its outputs)
-    and the stack's device with a certificate from its CSR (secrets in `secrets_dir`)."""
+    and the stack's device with a certificate from its CSR (secrets in `secrets_dir`); the
+    stack is torn down on leaving."""
     target = local_target(emulator)
     out = deploy_fast(target, stack_name, environment)
     device = certificates.create_from_csr(
         target.client("iot"), out["ThingName"], out["PolicyName"], secrets_dir=secrets_dir
     )
-    return target, out, device
+    try:
+        yield target, out, device
+    finally:
+        workbook.teardown(target, stack_name)

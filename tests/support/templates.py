@@ -21,3 +21,9 @@ def sam_function(code_uri: str, handler: str, **properties: Any) -> dict[str, An
             }
         },
     }
+
+
+def resource(type_: str, properties: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A template resource of `type_` with `properties` and resource attributes (DependsOn,
+    DeletionPolicy, UpdateReplacePolicy, ...)."""
+    return {"Type": type_, **attributes, "Properties": properties}

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
+from support import firehose_lambdas
 
 from emulator.firehose import processor
 from emulator.firehose.buffering import BufferedRecord
@@ -41,22 +42,7 @@ class FakeLambda:
 
 
 def ok_upper(event) -> Result:
-    out = []
-    for r in event["records"]:
-        data = base64.b64decode(r["data"])
-        if data.startswith(b"drop"):
-            out.append({"recordId": r["recordId"], "result": "Dropped"})
-        elif data.startswith(b"bad"):
-            out.append({"recordId": r["recordId"], "result": "ProcessingFailed", "data": r["data"]})
-        else:
-            out.append(
-                {
-                    "recordId": r["recordId"],
-                    "result": "Ok",
-                    "data": base64.b64encode(data.upper()).decode(),
-                }
-            )
-    return Result(200, json.dumps({"records": out}).encode())
+    return Result(200, json.dumps(firehose_lambdas.transform(event, None)).encode())
 
 
 def make_records(*datas: bytes) -> list[BufferedRecord]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.iot_sql import refusal
 
 from emulator.rules.sql import MessageContext, SqlError, compile_sql
 from emulator.rules.templates import check_templates, compile_template
@@ -35,12 +36,6 @@ def output(sql: str, payload: object = None, context: MessageContext = MQTT5, ve
     raw = b"" if payload is None else json.dumps(payload).encode()
     result = compile_sql(sql, version).evaluate(raw, context)
     return None if result is None else json.loads(result.to_bytes())
-
-
-def refusal(sql: str, version: str = V2) -> str:
-    with pytest.raises(SqlError) as caught:
-        compile_sql(sql, version)
-    return caught.value.reason
 
 
 # get_or_default (iot-sql-functions) ------------------------------------------------------

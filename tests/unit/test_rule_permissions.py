@@ -5,28 +5,17 @@ kind without an entry (fail closed). Pure: no emulator, no IAM evaluation."""
 from __future__ import annotations
 
 import pytest
+from support.rules import action_run, message
 
-from emulator.iot.messages import InboundMessage
 from emulator.rules.actions import ActionContext, ActionFailure, ActionRun
 from emulator.rules.permissions import PERMISSIONS, RuleAccess, role_pairs, rule_arn
-from emulator.rules.sql import MessageContext
 
 REGION, ACCOUNT = "eu-west-1", "111122223333"
 
 
 def _run(kind: str, params: dict, payload: bytes = b'{"d": "pump-7"}') -> ActionRun:
-    message = InboundMessage(
-        topic="t/pump-7",
-        payload=payload,
-        qos=1,
-        client_id="c",
-        principal=None,
-        timestamp_ms=0,
-        account_id=ACCOUNT,
-        region=REGION,
-    )
     services = ActionContext(None, None, lambda: None, lambda m, d: None, 8)  # type: ignore[arg-type]
-    return ActionRun(services, kind, params, message, MessageContext(topic=message.topic), "r1", 0)
+    return action_run(kind, params, message("t/pump-7", payload, ACCOUNT, REGION), "r1", services)
 
 
 def test_firehose_needs_put_record_or_put_record_batch_on_the_stream():

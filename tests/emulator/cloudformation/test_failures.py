@@ -7,6 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
+from support.templates import resource
 
 
 def _create_and_wait_for_failure(cfn, stack_name: str, template: dict) -> dict:
@@ -112,12 +113,8 @@ def test_failed_resource_rolls_back_what_was_created(aws, unique, stack_events):
     bucket = f"cfn-rollback-{unique}"
     template = {
         "Resources": {
-            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
-            "Group": {
-                "Type": "AWS::Logs::LogGroup",
-                "DependsOn": "Bucket",
-                "Properties": {"RetentionInDays": 13},
-            },
+            "Bucket": resource("AWS::S3::Bucket", {"BucketName": bucket}),
+            "Group": resource("AWS::Logs::LogGroup", {"RetentionInDays": 13}, DependsOn="Bucket"),
         }
     }
     # When the stack is created
@@ -308,21 +305,17 @@ def test_rollback_keeps_retain_and_deletes_retain_except_on_create(aws, unique, 
     cfn, s3 = aws("cloudformation"), aws("s3")
     template = {
         "Resources": {
-            "Kept": {
-                "Type": "AWS::S3::Bucket",
-                "DeletionPolicy": "Retain",
-                "Properties": {"BucketName": f"cfn-kept-{unique}"},
-            },
-            "Dropped": {
-                "Type": "AWS::S3::Bucket",
-                "DeletionPolicy": "RetainExceptOnCreate",
-                "Properties": {"BucketName": f"cfn-dropped-{unique}"},
-            },
-            "Group": {
-                "Type": "AWS::Logs::LogGroup",
-                "DependsOn": ["Kept", "Dropped"],
-                "Properties": {"RetentionInDays": 2},
-            },
+            "Kept": resource(
+                "AWS::S3::Bucket", {"BucketName": f"cfn-kept-{unique}"}, DeletionPolicy="Retain"
+            ),
+            "Dropped": resource(
+                "AWS::S3::Bucket",
+                {"BucketName": f"cfn-dropped-{unique}"},
+                DeletionPolicy="RetainExceptOnCreate",
+            ),
+            "Group": resource(
+                "AWS::Logs::LogGroup", {"RetentionInDays": 2}, DependsOn=["Kept", "Dropped"]
+            ),
         }
     }
     # When the create fails and rolls back

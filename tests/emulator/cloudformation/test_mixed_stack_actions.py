@@ -8,19 +8,11 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from iam_roles import service_trust
 from support.rules import kinesis_records
 from test_moto_resource_types import WAIT, _mixed_template
 
-RULE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "iot.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+RULE_TRUST = service_trust("iot.amazonaws.com")
 
 
 def _with_rule(unique: str) -> dict:

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
+from support.templates import resource
 
 WAIT = {"Delay": 1, "MaxAttempts": 60}
 
@@ -190,11 +191,11 @@ def test_bucket_policy_update_and_bad_policy(aws, unique, stack_events):
     bucket = f"cfn-pol-{unique}"
     template = {
         "Resources": {
-            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
-            "Policy": {
-                "Type": "AWS::S3::BucketPolicy",
-                "Properties": {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": _policy(bucket)},
-            },
+            "Bucket": resource("AWS::S3::Bucket", {"BucketName": bucket}),
+            "Policy": resource(
+                "AWS::S3::BucketPolicy",
+                {"Bucket": {"Ref": "Bucket"}, "PolicyDocument": _policy(bucket)},
+            ),
         }
     }
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))

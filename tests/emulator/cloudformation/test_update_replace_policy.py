@@ -7,6 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import WaiterError
+from support.templates import resource
 
 WAIT = {"Delay": 1, "MaxAttempts": 60}
 
@@ -57,11 +58,9 @@ def test_retain_on_replace_for_a_moto_type_is_refused_with_the_type(aws, unique,
     name = f"urp-moto-{unique}"
     template = {
         "Resources": {
-            "Queue": {
-                "Type": "AWS::SQS::Queue",
-                "UpdateReplacePolicy": "Retain",
-                "Properties": {"QueueName": f"urp-{unique}"},
-            }
+            "Queue": resource(
+                "AWS::SQS::Queue", {"QueueName": f"urp-{unique}"}, UpdateReplacePolicy="Retain"
+            )
         }
     }
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))

@@ -24,32 +24,18 @@ from firehose_helpers import (
     wait_for_deliveries,
     wait_for_objects,
 )
+from support.firehose_lambdas import SOURCE
 
 from emulator.firehose import partitioning
-
-PARTITION_KEYS = """
-import base64
-import json
-
-
-def handler(event, context):
-    out = []
-    for record in event["records"]:
-        payload = json.loads(base64.b64decode(record["data"]))
-        keys = {"equipment": payload.get("equipment")}
-        if keys["equipment"] is None:
-            keys = {}
-        out.append({"recordId": record["recordId"], "result": "Ok",
-                    "data": base64.b64encode(json.dumps(payload).encode() + b"\\n").decode(),
-                    "metadata": {"partitionKeys": keys}})
-    return {"records": out}
-"""
 
 
 @pytest.fixture(scope="module")
 def keys_function(aws):
     """A real function in the emulator's Lambda runtime that returns partition keys."""
-    return deploy_functions(aws, "firehose-partition-keys", "keys", PARTITION_KEYS)["handler"]
+    functions = deploy_functions(
+        aws, "firehose-partition-keys", "processors", SOURCE, ("partition_keys",)
+    )
+    return functions["partition_keys"]
 
 
 def jq_processing(query: str, *extra: dict) -> dict:

@@ -18,37 +18,14 @@ from firehose_helpers import (
     read_object,
     wait_for_objects,
 )
-
-TRANSFORM = """
-import base64
-
-
-def handler(event, context):
-    out = []
-    for record in event["records"]:
-        data = base64.b64decode(record["data"])
-        if data.startswith(b"drop"):
-            out.append({"recordId": record["recordId"], "result": "Dropped"})
-        elif data.startswith(b"bad"):
-            out.append({"recordId": record["recordId"], "result": "ProcessingFailed",
-                        "data": record["data"]})
-        else:
-            out.append({"recordId": record["recordId"], "result": "Ok",
-                        "data": base64.b64encode(data.upper()).decode()})
-    return {"records": out}
-
-
-def broken(event, context):
-    raise RuntimeError("transform exploded")
-"""
+from support.firehose_lambdas import SOURCE
 
 
 @pytest.fixture(scope="module")
 def transform_function(aws):
     """Real functions in the emulator's Lambda runtime: a transform and a broken one."""
-    return deploy_functions(
-        aws, "firehose-transform", "transform", TRANSFORM, ("handler", "broken")
-    )
+    handlers = ("transform", "broken")
+    return deploy_functions(aws, "firehose-transform", "processors", SOURCE, handlers)
 
 
 def test_transformed_records_and_processing_failed_output(aws, unique, transform_function):
@@ -61,7 +38,7 @@ def test_transformed_records_and_processing_failed_output(aws, unique, transform
         Prefix="parsed/",
         BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 1},
         CompressionFormat="GZIP",
-        ProcessingConfiguration=lambda_processing(transform_function["handler"]),
+        ProcessingConfiguration=lambda_processing(transform_function["transform"]),
         S3BackupMode="Enabled",
         S3BackupConfiguration={
             "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{raw}",
@@ -91,7 +68,7 @@ def test_transformed_records_and_processing_failed_output(aws, unique, transform
     ]  # fmt: skip
     assert error["errorCode"] == "Lambda.ProcessingFailedStatus"
     assert error["rawData"] == "YmFkIHJlY29yZAo="  # base64 of b"bad record\n"
-    assert error["lambdaArn"] == transform_function["handler"]
+    assert error["lambdaArn"] == transform_function["transform"]
     assert error["attemptEndingTimestamp"] >= error["arrivalTimestamp"]
     # and the backup holds every source record, untransformed
     (backup,) = wait_for_objects(s3, raw)

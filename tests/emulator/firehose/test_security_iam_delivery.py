@@ -24,26 +24,23 @@ from firehose_helpers import (
     read_object,
     wait_for_objects,
 )
-from iam_roles import firehose_delivery_policy, firehose_trust
+from iam_roles import firehose_delivery_policy, firehose_trust, policy, statement
 
 ACCOUNT = "123456789012"
 
 
-def make_role(aws, name: str, policy: dict | None, trust: dict | None = None, **extra) -> str:
+def make_role(aws, name: str, access: dict | None, trust: dict | None = None, **extra) -> str:
     iam = aws("iam")
     arn = iam.create_role(
         RoleName=name, AssumeRolePolicyDocument=json.dumps(trust or firehose_trust()), **extra
     )["Role"]["Arn"]
-    if policy is not None:
-        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(policy))
+    if access is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(access))
     return arn
 
 
 def s3_policy(*resources: str, effect: str = "Allow", action: str = "s3:PutObject") -> dict:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": effect, "Action": action, "Resource": list(resources)}],
-    }
+    return policy(statement(effect, action, list(resources)))
 
 
 def stream_with_role(aws, name: str, bucket: str, role: str, **destination) -> None:
@@ -229,23 +226,9 @@ def test_bucket_policy_deny_for_the_role_blocks_delivery(aws, unique, emulator):
     stream = bucket = f"iam-bucketpol-{unique}"
     role = make_role(aws, stream, firehose_delivery_policy(bucket))
     stream_with_role(aws, stream, bucket, role)
-    aws("s3").put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "NoFirehose",
-                        "Effect": "Deny",
-                        "Principal": {"AWS": role},
-                        "Action": "s3:PutObject",
-                        "Resource": f"arn:aws:s3:::{bucket}/*",
-                    }
-                ],
-            }
-        ),
-    )
+    deny = {"Sid": "NoFirehose", "Principal": {"AWS": role}}
+    deny |= statement("Deny", "s3:PutObject", f"arn:aws:s3:::{bucket}/*")
+    aws("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy(deny)))
 
     # When a record is put
     put(aws, stream, b"x\n")

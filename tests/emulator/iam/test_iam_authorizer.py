@@ -6,12 +6,12 @@ CloudFormation); the decisions are what the services will ask before acting for 
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
+from support.lambdas import create_function
+from support.packages import function_zip
 
 ACCOUNT = "123456789012"
 V12 = "2012-10-17"
@@ -211,23 +211,12 @@ def test_bucket_policy_deny_for_the_role_wins(emulator, aws, role, unique):
     assert f"bucket policy of b-{unique}, Sid 'DenyTheRole'" in decision.message()
 
 
-def _function_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
-
-
 def test_function_policy_must_allow_iot_to_invoke(emulator, aws, role, unique):
     execution_role = role(trust_document=trust("lambda.amazonaws.com"), name=f"exec-{unique}")
     lam = aws("lambda")
-    function_arn = lam.create_function(
-        FunctionName=f"f-{unique}",
-        Runtime="python3.11",
-        Role=execution_role,
-        Handler="app.handler",
-        Code={"ZipFile": _function_zip()},
-    )["FunctionArn"]
+    code = function_zip({"app.py": "def handler(event, context):\n    return event\n"})
+    created = create_function(aws, execution_role, f"f-{unique}", code, "app.handler")
+    function_arn = created["FunctionArn"]
     rule_arn = f"arn:aws:iot:us-east-1:{ACCOUNT}:rule/r_{unique}"
     context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from iam_roles import policy, statement
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
 
@@ -17,32 +18,10 @@ def setup(iot, unique):
     an admin topic."""
     cert = iot.create_keys_and_certificate(setAsActive=True)
     allow, deny = f"allow-{unique}", f"deny-{unique}"
-    iot.create_policy(
-        policyName=allow,
-        policyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Publish",
-                        "Resource": f"{ARN}:topic/${{iot:ClientId}}/*",
-                    }
-                ],
-            }
-        ),
-    )
-    iot.create_policy(
-        policyName=deny,
-        policyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{ARN}:topic/*/admin"}
-                ],
-            }
-        ),
-    )
+    own_topics = statement("Allow", "iot:Publish", f"{ARN}:topic/${{iot:ClientId}}/*")
+    iot.create_policy(policyName=allow, policyDocument=json.dumps(policy(own_topics)))
+    admin = statement("Deny", "iot:Publish", f"{ARN}:topic/*/admin")
+    iot.create_policy(policyName=deny, policyDocument=json.dumps(policy(admin)))
     for name in (allow, deny):
         iot.attach_policy(policyName=name, target=cert["certificateArn"])
     return cert, allow, deny

@@ -8,21 +8,28 @@ import json
 import time
 
 import pytest
+from iam_roles import policy, statement
 
-CONNECT_AND_PUBLISH = {"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish"], "Resource": "*"}
-
-
-def document(*statements: dict) -> dict:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
+CONNECT_AND_PUBLISH = statement("Allow", ["iot:Connect", "iot:Publish"], "*")
 
 
 def deny_publish(topic: str, condition: dict) -> dict:
-    return {
-        "Effect": "Deny",
-        "Action": "iot:Publish",
-        "Resource": f"arn:aws:iot:*:*:topic/{topic}",
-        "Condition": condition,
-    }
+    """A Deny of iot:Publish on `topic` under `condition`."""
+    return statement("Deny", "iot:Publish", f"arn:aws:iot:*:*:topic/{topic}", condition)
+
+
+@pytest.fixture
+def denied_publisher(broker, make_device, paho_client):
+    """Factory: a device allowed to connect and publish except on the topics of `denials`
+    ({topic: Condition of a Deny of iot:Publish there}), connected with paho-mqtt (MQTT 5);
+    the device and its client."""
+
+    def connect(denials: dict[str, dict]):
+        denies = [deny_publish(topic, condition) for topic, condition in denials.items()]
+        device = make_device(policy(CONNECT_AND_PUBLISH, *denies))
+        return device, paho_client(device, broker.port, version=5)
+
+    return connect
 
 
 def publish_results(client, until, *topics: str) -> list[int]:
@@ -48,11 +55,10 @@ def publish_results(client, until, *topics: str) -> list[int]:
     ],
 )
 def test_a_deny_on_the_source_ip_sees_the_clients_address(
-    broker, make_device, paho_client, until, condition, denied
+    denied_publisher, until, condition, denied
 ):
     # given a device whose policy denies publishing on "blocked" by the client's address
-    device = make_device(document(CONNECT_AND_PUBLISH, deny_publish("blocked", condition)))
-    client = paho_client(device, broker.port, version=5)
+    _, client = denied_publisher({"blocked": condition})
     assert str(client.seen.connack) == "Success"
     # when it publishes on "blocked" and on "open"
     blocked, open_ = publish_results(client, until, "blocked", "open")
@@ -66,62 +72,38 @@ def test_connect_allowed_only_from_an_address_range(
     broker, make_device, paho_client, cidr, connects
 ):
     # given a policy allowing iot:Connect only from `cidr` ("basic-policy-variables" example)
-    device = make_device(
-        document(
-            {
-                "Effect": "Allow",
-                "Action": "iot:Connect",
-                "Resource": "*",
-                "Condition": {"IpAddress": {"aws:SourceIp": cidr}},
-            }
-        )
-    )
+    source = {"IpAddress": {"aws:SourceIp": cidr}}
+    device = make_device(policy(statement("Allow", "iot:Connect", "*", source)))
     # when the device connects from 127.0.0.1
     client = paho_client(device, broker.port, version=5)
     # then it is accepted only when the range holds the address
     assert str(client.seen.connack) == ("Success" if connects else "Not authorized")
 
 
-def test_a_date_condition_on_a_deny_is_evaluated(broker, make_device, paho_client, until):
+def test_a_date_condition_on_a_deny_is_evaluated(denied_publisher, until):
     # given a Deny on "frozen" after a date long past, and one before it (Date operators)
-    device = make_device(
-        document(
-            CONNECT_AND_PUBLISH,
-            deny_publish(
-                "frozen", {"DateGreaterThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}
-            ),
-            deny_publish("past", {"DateLessThan": {"aws:EpochTime": "946684800"}}),
-        )
+    _, client = denied_publisher(
+        {
+            "frozen": {"DateGreaterThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}},
+            "past": {"DateLessThan": {"aws:EpochTime": "946684800"}},
+        }
     )
-    client = paho_client(device, broker.port, version=5)
     # then the first applies and the second does not
     assert publish_results(client, until, "frozen", "past") == [0x87, 0]
 
 
-def test_a_deny_with_a_set_operator_is_evaluated(broker, make_device, paho_client, until):
+def test_a_deny_with_a_set_operator_is_evaluated(denied_publisher, until):
     # given a Deny with ForAnyValue:StringLike on the client id (a single-valued key: a set
     # of one)
-    device = make_device(
-        document(
-            CONNECT_AND_PUBLISH,
-            deny_publish("ops", {"ForAnyValue:StringLike": {"iot:ClientId": "dev-*"}}),
-        )
-    )
-    client = paho_client(device, broker.port, version=5)
+    _, client = denied_publisher({"ops": {"ForAnyValue:StringLike": {"iot:ClientId": "dev-*"}}})
     assert publish_results(client, until, "ops", "other") == [0x87, 0]
 
 
-def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(
-    broker, make_device, paho_client, until
-):
+def test_a_deny_on_a_key_the_emulator_cannot_evaluate_is_applied(broker, denied_publisher, until):
     # given a Deny reading aws:PrincipalTag/team, which the emulator does not set
-    device = make_device(
-        document(
-            CONNECT_AND_PUBLISH,
-            deny_publish("domain", {"StringEquals": {"aws:PrincipalTag/team": "guests"}}),
-        )
+    device, client = denied_publisher(
+        {"domain": {"StringEquals": {"aws:PrincipalTag/team": "guests"}}}
     )
-    client = paho_client(device, broker.port, version=5)
     # then publishing on its topic is refused (fail closed), and the activity log says why
     assert publish_results(client, until, "domain", "other") == [0x87, 0]
     (denied,) = [
@@ -134,7 +116,7 @@ def test_a_time_dependent_decision_changes_while_connected(
     aws, broker, make_device, paho_client, until, unique
 ):
     # given a connected device allowed to publish
-    device = make_device(document(CONNECT_AND_PUBLISH))
+    device = make_device(policy(CONNECT_AND_PUBLISH))
     client = paho_client(device, broker.port, version=5)
     assert str(client.seen.connack) == "Success"
     # and, attached now, a Deny on "window" until a moment three seconds away
@@ -143,7 +125,7 @@ def test_a_time_dependent_decision_changes_while_connected(
     name = f"window-{unique}"
     condition = {"DateLessThan": {"aws:EpochTime": str(until_epoch)}}
     iot.create_policy(
-        policyName=name, policyDocument=json.dumps(document(deny_publish("window", condition)))
+        policyName=name, policyDocument=json.dumps(policy(deny_publish("window", condition)))
     )
     iot.attach_policy(policyName=name, target=device.certificate_arn)
     # when the device publishes before and after that moment on one connection

@@ -14,6 +14,7 @@ import json
 import pytest
 from awscrt import mqtt
 from awsiot import iotshadow
+from iam_roles import policy, statement
 from support.shadow_clients import sdk_device
 from support.waiting import wait_until
 
@@ -25,30 +26,14 @@ def shadow_policy(emulator, subscribe_thing: str = THING) -> dict:
     """The guide's example: connect as the thing, get/update its own shadow, and subscribe to
     and receive the answers (`subscribe_thing` widens the Subscribe statement only)."""
     arn = f"arn:aws:iot:{emulator.region}:{emulator.account_id}"
-    base = f"$aws/things/{THING}/shadow"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/{THING}"},
-            {
-                "Effect": "Allow",
-                "Action": "iot:Publish",
-                "Resource": [f"{arn}:topic/{base}/update", f"{arn}:topic/{base}/get"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": "iot:Subscribe",
-                "Resource": [
-                    f"{arn}:topicfilter/$aws/things/{subscribe_thing}/shadow/{a}" for a in ANSWERS
-                ],
-            },
-            {
-                "Effect": "Allow",
-                "Action": "iot:Receive",
-                "Resource": [f"{arn}:topic/{base}/{a}" for a in ANSWERS],
-            },
-        ],
-    }
+    shadow = f"{arn}:topic/$aws/things/{THING}/shadow"
+    answers = [f"{arn}:topicfilter/$aws/things/{subscribe_thing}/shadow/{a}" for a in ANSWERS]
+    return policy(
+        statement("Allow", "iot:Connect", f"{arn}:client/{THING}"),
+        statement("Allow", "iot:Publish", [f"{shadow}/update", f"{shadow}/get"]),
+        statement("Allow", "iot:Subscribe", answers),
+        statement("Allow", "iot:Receive", [f"{shadow}/{a}" for a in ANSWERS]),
+    )
 
 
 def shadow_exists(aws, thing: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from support.devices import register_device
+from support.rules import create_rule, new_bucket
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,43 @@ def rules(emulator):
 @pytest.fixture
 def role_arn():
     return "arn:aws:iam::123456789012:role/iot-rules"
+
+
+@pytest.fixture
+def topic_rule(aws, unique):
+    """Factory: `support.rules.create_rule` for rule `<name>_<unique>` with the test's IoT client
+    (same options); the rule's name."""
+
+    def create(name: str, sql: str, actions: list, **options) -> str:
+        rule = f"{name}_{unique}"
+        create_rule(aws("iot"), rule, sql, actions, **options)
+        return rule
+
+    return create
+
+
+@pytest.fixture
+def rule_bucket(aws, unique):
+    """Factory: create bucket `rules-<name>-<unique>`; its name and the S3 client."""
+
+    def create(name: str):
+        bucket = f"rules-{name}-{unique}"
+        return bucket, new_bucket(aws, bucket)
+
+    return create
+
+
+@pytest.fixture
+def publish_drained(aws, rules):
+    """Factory: iot-data Publish, then wait until the rules engine has run what it started; the
+    Publish answer."""
+
+    def publish(topic: str, payload: bytes | str, **options):
+        response = aws("iot-data").publish(topic=topic, payload=payload, **options)
+        assert rules.drain(10)
+        return response
+
+    return publish
 
 
 @pytest.fixture

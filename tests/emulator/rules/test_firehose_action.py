@@ -59,17 +59,12 @@ def test_firehose_batch_mode_sends_one_record_per_array_element(
 
 
 def test_firehose_batch_mode_over_500_records_fails_to_the_error_action(
-    emulator, rules, aws, unique, role_arn, recording_firehose
+    emulator, rules, unique, role_arn, recording_firehose, topic_rule, rule_bucket
 ):
-    bucket = f"rules-fhb-{unique}"
-    s3 = new_bucket(aws, bucket)
-    create_rule(
-        aws("iot"),
-        f"fhx_{unique}",
-        f"SELECT VALUE readings FROM 'fhx/{unique}'",
-        [{"firehose": {"deliveryStreamName": "s", "roleArn": role_arn, "batchMode": True}}],
-        error_action=s3_action(bucket, "e", role_arn),
-    )
+    bucket, s3 = rule_bucket("fhb")
+    batch = {"firehose": {"deliveryStreamName": "s", "roleArn": role_arn, "batchMode": True}}
+    sql = f"SELECT VALUE readings FROM 'fhx/{unique}'"
+    topic_rule("fhx", sql, [batch], error_action=s3_action(bucket, "e", role_arn))
     rules.accept(_message(emulator, f"fhx/{unique}", json.dumps({"readings": [0] * 501}).encode()))
     assert rules.drain(10)
     assert recording_firehose.calls == []
@@ -79,7 +74,7 @@ def test_firehose_batch_mode_over_500_records_fails_to_the_error_action(
 
 
 def test_firehose_error_goes_to_the_error_action_with_client_id(
-    emulator, rules, aws, unique, role_arn, recording_firehose
+    emulator, rules, unique, role_arn, recording_firehose, topic_rule, rule_bucket
 ):
     from emulator.firehose.service import FirehoseError
 
@@ -87,15 +82,10 @@ def test_firehose_error_goes_to_the_error_action_with_client_id(
     recording_firehose.fail_with = FirehoseError(
         "ResourceNotFoundException", f"Firehose nope-{unique} under account 123456789012 not found."
     )
-    bucket = f"rules-fhe-{unique}"
-    s3 = new_bucket(aws, bucket)
-    create_rule(
-        aws("iot"),
-        f"fhe_{unique}",
-        f"SELECT * FROM 'fhe/{unique}'",
-        [{"firehose": {"deliveryStreamName": f"nope-{unique}", "roleArn": role_arn}}],
-        error_action=s3_action(bucket, "${clientid()}", role_arn),
-    )
+    bucket, s3 = rule_bucket("fhe")
+    missing = {"firehose": {"deliveryStreamName": f"nope-{unique}", "roleArn": role_arn}}
+    error_action = s3_action(bucket, "${clientid()}", role_arn)
+    topic_rule("fhe", f"SELECT * FROM 'fhe/{unique}'", [missing], error_action=error_action)
     # when a device's message arrives, then accept still returns (the failure is the rule's)
     rules.accept(_message(emulator, f"fhe/{unique}", b"{}", client_id="dev-9"))
     assert rules.drain(10)
@@ -122,7 +112,7 @@ def test_firehose_failure_that_is_not_an_aws_error_refuses_the_message(
         rules.accept(_message(emulator, f"fho/{unique}", b"{}"))
 
 
-def test_lambda_action_invokes_asynchronously(emulator, rules, aws, unique, role_arn):
+def test_lambda_action_invokes_asynchronously(emulator, rules, unique, topic_rule):
     # given a stand-in with the Lambda runtime's invoke signature
     calls = []
 
@@ -134,12 +124,8 @@ def test_lambda_action_invokes_asynchronously(emulator, rules, aws, unique, role
     emulator.lambdas = RecordingLambdas()
     try:
         arn = f"arn:aws:lambda:{emulator.region}:{emulator.account_id}:function:f-{unique}"
-        create_rule(
-            aws("iot"),
-            f"lam_{unique}",
-            f"SELECT encode(*, 'base64') AS data FROM 'lam/{unique}'",
-            [{"lambda": {"functionArn": arn}}],
-        )
+        sql = f"SELECT encode(*, 'base64') AS data FROM 'lam/{unique}'"
+        topic_rule("lam", sql, [{"lambda": {"functionArn": arn}}])
         rules.accept(_message(emulator, f"lam/{unique}", b"\x00\x01"))
         assert rules.drain(10)
     finally:

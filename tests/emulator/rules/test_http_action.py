@@ -126,15 +126,10 @@ def test_http_action_posts_only_after_the_destination_is_confirmed(
 
 
 def test_create_topic_rule_makes_the_destination_of_a_hardcoded_url(
-    rules, aws, unique, https_server
+    rules, aws, unique, https_server, topic_rule
 ):
     url = f"{https_server.base}/direct-{unique}"
-    create_rule(
-        aws("iot"),
-        f"httpnew_{unique}",
-        f"SELECT * FROM 'httpnew/{unique}'",
-        [{"http": {"url": url}}],
-    )
+    topic_rule("httpnew", f"SELECT * FROM 'httpnew/{unique}'", [{"http": {"url": url}}])
     # the url is its own confirmation URL: a destination exists and was sent its request
     summaries = aws("iot").list_topic_rule_destinations()["destinationSummaries"]
     (mine,) = [s for s in summaries if s["httpUrlSummary"]["confirmationUrl"] == url]

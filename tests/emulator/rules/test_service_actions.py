@@ -9,12 +9,9 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from support.rules import create_rule, kinesis_records
+from support.rules import action_run, create_rule, kinesis_records, message
 
-from emulator.iot.messages import InboundMessage
-from emulator.rules.actions import ActionRun
 from emulator.rules.service_actions import PERMISSIONS
-from emulator.rules.sql import MessageContext
 
 
 def _publish(aws, rules, topic, payload):
@@ -377,21 +374,6 @@ def test_create_topic_rule_refuses_what_the_action_cannot_run(
 
 
 # PERMISSIONS (the pairs IAM authorisation of actions checks) ---------------------------------
-def _run(kind, params, payload=b'{"t": "tbl", "dev": "d1"}'):
-    message = InboundMessage(
-        topic="a/b",
-        payload=payload,
-        qos=0,
-        client_id="c",
-        principal=None,
-        timestamp_ms=0,
-        account_id="123456789012",
-        region="eu-west-1",
-    )
-    context = MessageContext(topic="a/b", account_id="123456789012")
-    return ActionRun(None, kind, params, message, context, "r", 0)  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(
     ("kind", "params", "expected"),
     [
@@ -434,4 +416,5 @@ def _run(kind, params, payload=b'{"t": "tbl", "dev": "d1"}'):
     ],
 )
 def test_permissions_name_the_iam_action_and_rendered_resource(kind, params, expected):
-    assert PERMISSIONS[kind](_run(kind, params)) == expected
+    sent = message("a/b", b'{"t": "tbl", "dev": "d1"}', "123456789012", "eu-west-1")
+    assert PERMISSIONS[kind](action_run(kind, params, sent)) == expected

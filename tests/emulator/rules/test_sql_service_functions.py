@@ -8,14 +8,14 @@ action runs, and the failure is recorded (and logged to AWSIotLogsV2 when loggin
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
 from iam_roles import ensure_lambda_role, ensure_role, lambda_trust
+from support.lambdas import create_function
+from support.packages import function_zip
 
 ACCOUNT = "123456789012"
 TRUST_IOT = {
@@ -304,20 +304,11 @@ def doubling_function(aws):
     warmed by one Invoke so that a rule's call is not a cold start (the rules engine allows
     2000 ms)."""
     unique = uuid.uuid4().hex[:8]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", LAMBDA_SOURCE)
     role = ensure_lambda_role(aws("iam"), f"sqlfn-fn-{unique}")
-    client = aws("lambda")
-    arn = client.create_function(
-        FunctionName=f"sqlfn-double-{unique}",
-        Runtime="python3.11",
-        Role=role,
-        Handler="app.double",
-        Code={"ZipFile": buffer.getvalue()},
-        Timeout=10,
-    )["FunctionArn"]
-    client.invoke(FunctionName=arn, Payload=b'{"n": 0}')
+    code = function_zip({"app.py": LAMBDA_SOURCE})
+    name = f"sqlfn-double-{unique}"
+    arn = create_function(aws, role, name, code, "app.double", Timeout=10)["FunctionArn"]
+    aws("lambda").invoke(FunctionName=arn, Payload=b'{"n": 0}')
     return arn
 
 
