@@ -23,6 +23,7 @@ from typing import Any
 
 from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.rules.md2 import md2_hex
+from emulator.rules.operators import arithmetic, numbers
 from emulator.rules.service_functions import MACHINE_LEARNING_RETIRED, SERVICE_FUNCTIONS
 from emulator.rules.timefmt import format_time, parse_epoch_ms
 from emulator.rules.values import (
@@ -31,7 +32,6 @@ from emulator.rules.values import (
     dumps,
     from_double,
     is_number,
-    make_decimal,
     normalize,
     parse_json,
     to_decimal,
@@ -106,20 +106,6 @@ def _rounding(mode: str) -> Function:
     return fn
 
 
-def _arith(left: Any, right: Any, op: Callable[[Any, Any], Any]) -> Any:
-    a, b = _number_arg(left), _number_arg(right)
-    if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
-        return UNDEFINED
-    try:
-        with decimal.localcontext(DECIMAL_CONTEXT):
-            result = op(a, b)
-    except (ZeroDivisionError, ArithmeticError, ValueError):
-        return UNDEFINED
-    if type(result) is Decimal:
-        return normalize(make_decimal(result))
-    return result
-
-
 def java_mod(a: Any, b: Any) -> Any:
     """Remainder with the sign of the dividend (Java's %), Int for two Ints."""
     if type(a) is int and type(b) is int:
@@ -131,9 +117,8 @@ def java_mod(a: Any, b: Any) -> Any:
     return DECIMAL_CONTEXT.remainder(Decimal(a), Decimal(b))
 
 
-@_arity(2)
-def mod(left: Any, right: Any) -> Any:
-    return _arith(left, right, java_mod)
+# mod(): the arithmetic of the `%` operator ("iot-sql-functions", mod).
+mod = _arity(2)(arithmetic(java_mod))
 
 
 def _double_op(op: Callable[[float, float], float]) -> Function:
@@ -141,11 +126,11 @@ def _double_op(op: Callable[[float, float], float]) -> Function:
 
     @_arity(2)
     def fn(left: Any, right: Any) -> Any:
-        a, b = _number_arg(left), _number_arg(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+        pair = numbers(left, right)
+        if pair is None:
             return UNDEFINED
         try:
-            return from_double(op(float(a), float(b)))
+            return from_double(op(float(pair[0]), float(pair[1])))
         except (ValueError, OverflowError, ZeroDivisionError):
             return UNDEFINED
 
