@@ -337,20 +337,20 @@ class Broker:
         subscribers, each checked for iot:Receive. Any thread."""
         now = int(time.time() * 1000)
         for out in messages:
-            message = InboundMessage(
-                out.topic,
-                out.payload,
-                out.qos,
-                NO_CLIENT_ID,
-                None,
-                now,
-                self.account_id,
-                self.region,
-            )
-            try:
-                self.ingest(message)
-            except Exception:
-                log.exception("shadow message on %s not accepted by the consumer", out.topic)
+            self._ingest_own(out.topic, out.payload, out.qos, now, "shadow message")
+
+    def _ingest_own(
+        self, topic: str, payload: bytes, qos: int, timestamp_ms: int, what: str
+    ) -> None:
+        """`ingest` a message IoT Core itself publishes (no client id, no principal); one the
+        consumer refuses is logged (as `what`), not raised to the caller."""
+        message = InboundMessage(
+            topic, payload, qos, NO_CLIENT_ID, None, timestamp_ms, self.account_id, self.region
+        )
+        try:
+            self.ingest(message)
+        except Exception:
+            log.exception("%s on %s not accepted by the consumer", what, topic)
 
     def _certificate_changed(self, certificate_id: str, status: str | None) -> None:
         """IotCore's listener (another thread): drop connections of a no longer ACTIVE cert."""
@@ -1063,20 +1063,7 @@ class Broker:
         client_id = body["clientId"]
         if not client_id or "#" in client_id or "+" in client_id:
             return  # "Client IDs that contain # or + do not receive lifecycle events."
-        message = InboundMessage(
-            topic,
-            json.dumps(body).encode(),
-            0,
-            NO_CLIENT_ID,
-            None,
-            body["timestamp"],
-            self.account_id,
-            self.region,
-        )
-        try:
-            self.ingest(message)
-        except Exception:
-            log.exception("event on %s not accepted by the consumer", message.topic)
+        self._ingest_own(topic, json.dumps(body).encode(), 0, body["timestamp"], "event")
 
     # Housekeeping -----------------------------------------------------------------------
     async def _sweep(self) -> None:

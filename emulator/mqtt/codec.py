@@ -371,13 +371,22 @@ def parse_packet_id_and_reason(body: bytes, v5: bool) -> tuple[int, int]:
     return packet_id, reason
 
 
-def parse_subscribe(first_byte: int, body: bytes, v5: bool) -> Subscribe:
+def _subscription_header(
+    name: str, first_byte: int, body: bytes, v5: bool
+) -> tuple[int, Properties, int]:
+    """SUBSCRIBE's and UNSUBSCRIBE's fixed header flags (0010), packet identifier and MQTT 5
+    properties; the position of the topic filters that follow."""
     if first_byte & 0x0F != 0x02:
-        raise MalformedPacket("SUBSCRIBE fixed header flags must be 0010")
+        raise MalformedPacket(f"{name} fixed header flags must be 0010")
     packet_id, pos = _u16(body, 0)
     props: Properties = {}
     if v5:
         props, pos = decode_properties(body, pos)
+    return packet_id, props, pos
+
+
+def parse_subscribe(first_byte: int, body: bytes, v5: bool) -> Subscribe:
+    packet_id, props, pos = _subscription_header("SUBSCRIBE", first_byte, body, v5)
     filters = []
     while pos < len(body):
         topic_filter, pos = _str(body, pos)
@@ -394,12 +403,7 @@ def parse_subscribe(first_byte: int, body: bytes, v5: bool) -> Subscribe:
 
 
 def parse_unsubscribe(first_byte: int, body: bytes, v5: bool) -> Unsubscribe:
-    if first_byte & 0x0F != 0x02:
-        raise MalformedPacket("UNSUBSCRIBE fixed header flags must be 0010")
-    packet_id, pos = _u16(body, 0)
-    props: Properties = {}
-    if v5:
-        props, pos = decode_properties(body, pos)
+    packet_id, props, pos = _subscription_header("UNSUBSCRIBE", first_byte, body, v5)
     filters = []
     while pos < len(body):
         topic_filter, pos = _str(body, pos)

@@ -17,7 +17,6 @@ that was acknowledged survives `kill -9`.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 from emulator.mqtt import codec
 from emulator.mqtt.limits import MAX_RETAINED_MESSAGES
-from emulator.mqtt.session import props_from_record, props_to_record
+from emulator.mqtt.session import message_from_record, message_to_record
 from emulator.persistence.records import RecordFiles
 
 log = logging.getLogger(__name__)
@@ -59,22 +58,17 @@ class RetainedMessage:
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "payload": base64.b64encode(self.payload).decode(),
-            "qos": self.qos,
-            "props": props_to_record(self.props),
+            **message_to_record(self.payload, self.qos, self.props),
             "last_modified_ms": self.last_modified_ms,
             "expires_at_ms": self.expires_at_ms,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RetainedMessage:
+        payload, qos, props = message_from_record(record)
+        last_modified_ms = int(record["last_modified_ms"])
         return cls(
-            record["key"],
-            base64.b64decode(record["payload"]),
-            int(record["qos"]),
-            props_from_record(record["props"]),
-            int(record["last_modified_ms"]),
-            record.get("expires_at_ms"),
+            record["key"], payload, qos, props, last_modified_ms, record.get("expires_at_ms")
         )
 
 

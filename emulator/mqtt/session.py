@@ -29,22 +29,12 @@ class QueuedMessage:
     props: dict
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "topic": self.topic,
-            "payload": base64.b64encode(self.payload).decode(),
-            "qos": self.qos,
-            "props": props_to_record(self.props),
-        }
+        return {"topic": self.topic, **message_to_record(self.payload, self.qos, self.props)}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> QueuedMessage:
-        return cls(
-            record["topic"],
-            base64.b64decode(record["payload"]),
-            int(record["qos"]),
-            False,
-            props_from_record(record.get("props", [])),
-        )
+        payload, qos, props = message_from_record(record)
+        return cls(record["topic"], payload, qos, False, props)
 
 
 @dataclass
@@ -104,6 +94,25 @@ class Session:
         session.queued_bytes = sum(len(m.payload) for m in session.queue)
         session.disconnected_at = time.monotonic() - (now - offline_since)
         return session
+
+
+def message_to_record(payload: bytes, qos: int, props: dict) -> dict[str, Any]:
+    """What the record of a queued or a retained message keeps of it: the payload (base64), the
+    QoS and the MQTT 5 properties."""
+    return {
+        "payload": base64.b64encode(payload).decode(),
+        "qos": qos,
+        "props": props_to_record(props),
+    }
+
+
+def message_from_record(record: dict[str, Any]) -> tuple[bytes, int, dict]:
+    """(payload, qos, props) of a `message_to_record` record."""
+    return (
+        base64.b64decode(record["payload"]),
+        int(record["qos"]),
+        props_from_record(record.get("props", [])),
+    )
 
 
 def props_to_record(props: dict) -> list:

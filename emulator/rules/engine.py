@@ -336,11 +336,7 @@ class RulesEngine:
                 context.batch.actions, kind, params, message, context, rule.rule_name, depth
             )
             if kind in SYNCHRONOUS:
-                try:
-                    run.run(result)
-                except ActionFailure as failure:
-                    failures.append(failure.as_dict())
-                    denials.extend([failure.denial] if failure.denial else [])
+                _run_action(run, result, failures, denials)
             else:
                 background.append(run)
         if background:
@@ -363,10 +359,7 @@ class RulesEngine:
     ) -> None:
         for run in runs:
             try:
-                run.run(result)
-            except ActionFailure as failure:
-                failures.append(failure.as_dict())
-                denials.extend([failure.denial] if failure.denial else [])
+                _run_action(run, result, failures, denials)
             except Exception as exc:  # a bug of ours still reaches the error action
                 log.exception("rule %s: action %s failed", rule.rule_name, run.kind)
                 failures.append(_failure(run.kind, rule.rule_name, exc))
@@ -483,6 +476,21 @@ class RulesEngine:
 
     def rule_failures(self, rule_name: str | None = None) -> list[RuleFailure]:
         return [f for f in list(self.failures) if rule_name is None or f.rule_name == rule_name]
+
+
+def _run_action(
+    run: ActionRun,
+    result: Result,
+    failures: list[dict[str, str]],
+    denials: list[dict[str, Any]],
+) -> None:
+    """Run one action; its ActionFailure joins `failures` (and the denial behind it, if any,
+    `denials`) for the rule's error action."""
+    try:
+        run.run(result)
+    except ActionFailure as failure:
+        failures.append(failure.as_dict())
+        denials.extend([failure.denial] if failure.denial else [])
 
 
 def _failure(action: str, resource: str, error: Exception) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from emulator.constants import IOT_MESSAGE_MAX_BYTES
 from emulator.rules.md2 import md2_hex
+from emulator.rules.operators import arithmetic, numbers
 from emulator.rules.service_functions import MACHINE_LEARNING_RETIRED, SERVICE_FUNCTIONS
 from emulator.rules.timefmt import format_time, parse_epoch_ms
 from emulator.rules.values import (
@@ -31,7 +32,6 @@ from emulator.rules.values import (
     dumps,
     from_double,
     is_number,
-    make_decimal,
     normalize,
     parse_json,
     to_decimal,
@@ -106,20 +106,6 @@ def _rounding(mode: str) -> Function:
     return fn
 
 
-def _arith(left: Any, right: Any, op: Callable[[Any, Any], Any]) -> Any:
-    a, b = _number_arg(left), _number_arg(right)
-    if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
-        return UNDEFINED
-    try:
-        with decimal.localcontext(DECIMAL_CONTEXT):
-            result = op(a, b)
-    except (ZeroDivisionError, ArithmeticError, ValueError):
-        return UNDEFINED
-    if type(result) is Decimal:
-        return normalize(make_decimal(result))
-    return result
-
-
 def java_mod(a: Any, b: Any) -> Any:
     """Remainder with the sign of the dividend (Java's %), Int for two Ints."""
     if type(a) is int and type(b) is int:
@@ -131,9 +117,8 @@ def java_mod(a: Any, b: Any) -> Any:
     return DECIMAL_CONTEXT.remainder(Decimal(a), Decimal(b))
 
 
-@_arity(2)
-def mod(left: Any, right: Any) -> Any:
-    return _arith(left, right, java_mod)
+# mod(): the arithmetic of the `%` operator ("iot-sql-functions", mod).
+mod = _arity(2)(arithmetic(java_mod))
 
 
 def _double_op(op: Callable[[float, float], float]) -> Function:
@@ -141,11 +126,11 @@ def _double_op(op: Callable[[float, float], float]) -> Function:
 
     @_arity(2)
     def fn(left: Any, right: Any) -> Any:
-        a, b = _number_arg(left), _number_arg(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+        pair = numbers(left, right)
+        if pair is None:
             return UNDEFINED
         try:
-            return from_double(op(float(a), float(b)))
+            return from_double(op(float(pair[0]), float(pair[1])))
         except (ValueError, OverflowError, ZeroDivisionError):
             return UNDEFINED
 
@@ -183,42 +168,26 @@ def _sign(value: Any) -> Any:
     return (number > 0) - (number < 0)
 
 
-def _string_fn(op: Callable[[str], Any]) -> Function:
-    @_arity(1)
-    def fn(value: Any) -> Any:
-        text = to_string(value)
-        return UNDEFINED if text is UNDEFINED else op(text)
-
-    return fn
-
-
 def _strings(*values: Any) -> list[str] | None:
     converted = [to_string(v) for v in values]
     return None if any(v is UNDEFINED for v in converted) else converted
 
 
-@_arity(2)
-def startswith(text: Any, prefix: Any) -> Any:
-    pair = _strings(text, prefix)
-    return UNDEFINED if pair is None else pair[0].startswith(pair[1])
+def _string_fn(op: Callable[..., Any], count: int = 1) -> Function:
+    """A function of `count` String arguments: each converted to a String, Undefined when one
+    cannot be; an invalid regular expression (the regexp_* functions) also gives Undefined."""
 
+    @_arity(count)
+    def fn(*values: Any) -> Any:
+        args = _strings(*values)
+        if args is None:
+            return UNDEFINED
+        try:
+            return op(*args)
+        except re.error:
+            return UNDEFINED
 
-@_arity(2)
-def endswith(text: Any, suffix: Any) -> Any:
-    pair = _strings(text, suffix)
-    return UNDEFINED if pair is None else pair[0].endswith(pair[1])
-
-
-@_arity(2)
-def indexof(text: Any, part: Any) -> Any:
-    pair = _strings(text, part)
-    return UNDEFINED if pair is None else pair[0].find(pair[1])
-
-
-@_arity(3)
-def replace(text: Any, old: Any, new: Any) -> Any:
-    args = _strings(text, old, new)
-    return UNDEFINED if args is None else args[0].replace(args[1], args[2])
+    return fn
 
 
 @_arity(2, 3)
@@ -346,44 +315,13 @@ def _hash(name: str) -> Function:
     return _string_fn(lambda text: hashlib.new(name, text.encode("utf-8")).hexdigest())
 
 
-@_arity(1)
-def numbytes(value: Any) -> Any:
-    text = to_string(value)
-    return UNDEFINED if text is UNDEFINED else len(text.encode("utf-8"))
+def _regexp_replace(text: str, pattern: str, replacement: str) -> str:
+    # Java's $1 group references become Python's \1.
+    return re.sub(pattern, re.sub(r"\$(\d+)", r"\\\1", replacement), text)
 
 
-@_arity(2)
-def regexp_matches(text: Any, pattern: Any) -> Any:
-    args = _strings(text, pattern)
-    if args is None:
-        return UNDEFINED
-    try:
-        return re.search(args[1], args[0]) is not None
-    except re.error:
-        return UNDEFINED
-
-
-@_arity(3)
-def regexp_replace(text: Any, pattern: Any, replacement: Any) -> Any:
-    args = _strings(text, pattern, replacement)
-    if args is None:
-        return UNDEFINED
-    try:
-        # Java's $1 group references become Python's \1.
-        return re.sub(args[1], re.sub(r"\$(\d+)", r"\\\1", args[2]), args[0])
-    except re.error:
-        return UNDEFINED
-
-
-@_arity(2)
-def regexp_substr(text: Any, pattern: Any) -> Any:
-    args = _strings(text, pattern)
-    if args is None:
-        return UNDEFINED
-    try:
-        found = re.search(args[1], args[0])
-    except re.error:
-        return UNDEFINED
+def _regexp_substr(text: str, pattern: str) -> str:
+    found = re.search(pattern, text)
     return found.group(0) if found else ""
 
 
@@ -463,12 +401,12 @@ FUNCTIONS: dict[str, Function] = {
     "cos": _math1(math.cos),
     "cosh": _math1(math.cosh),
     "decode": decode,
-    "endswith": endswith,
+    "endswith": _string_fn(str.endswith, 2),
     "exp": _math1(math.exp),
     "floor": _rounding(decimal.ROUND_FLOOR),
     "get": get,
     "get_or_default": get_or_default,
-    "indexof": indexof,
+    "indexof": _string_fn(str.find, 2),
     "isnull": is_null,
     "isundefined": is_undefined,
     "length": _string_fn(len),
@@ -482,15 +420,15 @@ FUNCTIONS: dict[str, Function] = {
     "mod": mod,
     "nanvl": nanvl,
     "newuuid": _arity(0)(lambda: str(uuid.uuid4())),
-    "numbytes": numbytes,
+    "numbytes": _string_fn(lambda text: len(text.encode("utf-8"))),
     "parse_time": parse_time,
     "power": _double_op(math.pow),
     "rand": _arity(0)(random.random),
-    "regexp_matches": regexp_matches,
-    "regexp_replace": regexp_replace,
-    "regexp_substr": regexp_substr,
+    "regexp_matches": _string_fn(lambda text, pattern: re.search(pattern, text) is not None, 2),
+    "regexp_replace": _string_fn(_regexp_replace, 3),
+    "regexp_substr": _string_fn(_regexp_substr, 2),
     "remainder": mod,
-    "replace": replace,
+    "replace": _string_fn(str.replace, 3),
     # round(): "If the Decimal is equidistant from two Int values ... rounded up", and the
     # examples show round(-1.5) = -2: half away from zero.
     "round": _rounding(decimal.ROUND_HALF_UP),
@@ -505,7 +443,7 @@ FUNCTIONS: dict[str, Function] = {
     "sin": _math1(math.sin),
     "sinh": _math1(math.sinh),
     "sqrt": _math1(math.sqrt),
-    "startswith": startswith,
+    "startswith": _string_fn(str.startswith, 2),
     "substring": substring,
     "time_to_epoch": time_to_epoch,
     "transform": transform,

@@ -24,14 +24,21 @@ from emulator.rules.values import (
 )
 
 
+def numbers(left: Any, right: Any) -> tuple[Any, Any] | None:
+    """Both operands as numbers (numeric Strings converted), or None when either is a Boolean,
+    Null, Undefined or another type: the operation then gives Undefined."""
+    if type(left) is bool or type(right) is bool:
+        return None
+    a, b = to_decimal(left), to_decimal(right)
+    if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+        return None
+    return a, b
+
+
 def comparison(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
     def compare(left: Any, right: Any) -> Any:
-        if type(left) is bool or type(right) is bool:
-            return UNDEFINED
-        a, b = to_decimal(left), to_decimal(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
-            return UNDEFINED
-        return op(a, b)
+        pair = numbers(left, right)
+        return UNDEFINED if pair is None else op(*pair)
 
     return compare
 
@@ -46,14 +53,12 @@ def divide(a: Any, b: Any) -> Any:
 
 def arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def arithmetic(left: Any, right: Any) -> Any:
-        if type(left) is bool or type(right) is bool:
-            return UNDEFINED
-        a, b = to_decimal(left), to_decimal(right)
-        if a is UNDEFINED or b is UNDEFINED or a is None or b is None:
+        pair = numbers(left, right)
+        if pair is None:
             return UNDEFINED
         try:
             with decimal.localcontext(DECIMAL_CONTEXT):
-                result = op(a, b)
+                result = op(*pair)
         except (ZeroDivisionError, ArithmeticError, ValueError):
             return UNDEFINED
         if type(result) is Decimal:

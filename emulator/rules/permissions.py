@@ -115,35 +115,46 @@ RESOURCE_POLICY_KINDS = {"lambda"}
 # https://docs.aws.amazon.com/iot/latest/developerguide/https-rule-action.html
 ROLELESS_KINDS = {"http"}
 
-# How each action words an access failure in its errorAction message: (resource, error).
-_WORDING: dict[str, Callable[[ActionRun, str, str], tuple[str, str]]] = {
-    "firehose": lambda run, code, text: (
-        run.param("deliveryStreamName"),
-        f"Failed to send message to Firehose stream {run.param('deliveryStreamName')}. "
-        f"{code}: {text}",
+# How each action words an access failure in its errorAction message: the parameter that names
+# the failed resource, and the message. {code} and {text} are the denial's, {message_topic} the
+# topic the message arrived on; any other field is the action's parameter of that name.
+_WORDING: dict[str, tuple[str, str]] = {
+    "firehose": (
+        "deliveryStreamName",
+        "Failed to send message to Firehose stream {deliveryStreamName}. {code}: {text}",
     ),
-    "s3": lambda run, code, text: (
-        run.param("bucketName"),
-        f"Failed to put S3 object. The error received was {text} (Service: Amazon S3; "
-        f"Status Code: 403; Error Code: {code}). Message arrived on: {run.message.topic}, "
-        f'Action: s3, Bucket: {run.param("bucketName")}, Key: "{run.param("key")}".',
+    "s3": (
+        "bucketName",
+        "Failed to put S3 object. The error received was {text} (Service: Amazon S3; "
+        "Status Code: 403; Error Code: {code}). Message arrived on: {message_topic}, "
+        'Action: s3, Bucket: {bucketName}, Key: "{key}".',
     ),
-    "republish": lambda run, code, text: (
-        run.param("topic"),
-        f"Failed to republish: {code}: {text}",
+    "republish": ("topic", "Failed to republish: {code}: {text}"),
+    "cloudwatchLogs": (
+        "logGroupName",
+        "Failed to put log events to {logGroupName}. The error received was {text} "
+        "(Service: AWSLogs; Status Code: 400; Error Code: {code}).",
     ),
-    "cloudwatchLogs": lambda run, code, text: (
-        run.param("logGroupName"),
-        f"Failed to put log events to {run.param('logGroupName')}. "
-        f"The error received was {text} (Service: AWSLogs; Status Code: 400; "
-        f"Error Code: {code}).",
-    ),
-    "lambda": lambda run, code, text: (
-        str(run.params.get("functionArn", "")),
+    "lambda": (
+        "functionArn",
         "Failed to invoke lambda function. Received Server error from Lambda. "
-        f"The error code is {code}: {text}",
+        "The error code is {code}: {text}",
     ),
 }
+
+
+class _WordingFields(dict):
+    """The fields of a `_WORDING` message: those given, else the action's parameter (rendered,
+    substitution templates applied) of that name, looked up only when the message uses it."""
+
+    def __init__(self, run: ActionRun, **given: str) -> None:
+        super().__init__(given)
+        self.run = run
+
+    def __missing__(self, name: str) -> str:
+        return self.run.param(name)
+
+
 # The service's own error code for a denied call (its API reference).
 _DENIED_CODES = {"s3": "AccessDenied", "republish": "ForbiddenException"}
 
@@ -271,12 +282,14 @@ class RuleAccess:
         code = _DENIED_CODES.get(run.kind, "AccessDeniedException")
         if denial.decision.action == "sts:AssumeRole":
             code = "AccessDenied"  # STS's code for a role that may not be assumed
-        wording = _WORDING.get(run.kind)
         text = denial.decision.message()
-        if wording is None:
+        if run.kind not in _WORDING:
             resource, error = run.rule_name, f"{code}: {text}"
         else:
-            resource, error = wording(run, code, text)
+            parameter, wording = _WORDING[run.kind]
+            resource = run.param(parameter)
+            fields = _WordingFields(run, code=code, text=text, message_topic=run.message.topic)
+            error = wording.format_map(fields)
         raise ActionFailure(run.kind, resource, error, denial=denial.as_dict())
 
     def _report(self, run: ActionRun, denial: Denial) -> None:

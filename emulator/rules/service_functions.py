@@ -197,6 +197,16 @@ def _failed(function: str, error: Exception) -> SqlEvaluationError:
     return SqlEvaluationError(f"{function}(): {code or type(error).__name__}: {message}")
 
 
+def _calling(function: str, call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args)`: a service's (or moto's) error becomes the SQL error of `function`()."""
+    try:
+        return call(*args)
+    except SqlEvaluationError:
+        raise
+    except Exception as error:
+        raise _failed(function, error) from None
+
+
 _ABSENT: Any = object()
 
 
@@ -222,18 +232,16 @@ def aws_lambda(context: Any, function_arn: Any, input_json: Any) -> Any:
     services = _services(context, "aws_lambda")
     from moto.awslambda.models import lambda_backends
 
-    try:
-        fn = lambda_backends[context.account_id][context.region].get_function(function_arn)
-    except Exception as error:
-        raise _failed("aws_lambda", error) from None
+    fn = _calling(
+        "aws_lambda",
+        lambda: lambda_backends[context.account_id][context.region].get_function(function_arn),
+    )
     policy = json.dumps(fn.policy.get_policy()["Policy"]) if fn.policy.statements else None
     services.check_function_policy(context, fn.function_arn, policy)
-    try:
-        result = services.invoke_lambda(context, function_arn, dumps(input_json).encode("utf-8"))
-    except SqlEvaluationError:
-        raise
-    except Exception as error:
-        raise _failed("aws_lambda", error) from None
+    result = _calling(
+        "aws_lambda",
+        lambda: services.invoke_lambda(context, function_arn, dumps(input_json).encode("utf-8")),
+    )
     if result.function_error:
         raise SqlEvaluationError(
             f"aws_lambda(): {function_arn} failed ({result.function_error}): "
@@ -296,10 +304,7 @@ def get_dynamodb(context: Any, *args: Any) -> Any:
     from moto.dynamodb.models import dynamodb_backends
 
     backend = dynamodb_backends[context.account_id][context.region]
-    try:
-        table = backend.get_table(table_name)
-    except Exception as error:
-        raise _failed("get_dynamodb", error) from None
+    table = _calling("get_dynamodb", backend.get_table, table_name)
     services.check_role("get_dynamodb", context, role_arn, ("dynamodb:GetItem",), table.table_arn)
     keys = {}
     for name, value, attr, kind in (
@@ -322,10 +327,7 @@ def get_dynamodb(context: Any, *args: Any) -> Any:
                 + ")"
             )
         keys[name] = typed
-    try:
-        item = backend.get_item(table.name, keys)
-    except Exception as error:
-        raise _failed("get_dynamodb", error) from None
+    item = _calling("get_dynamodb", backend.get_item, table.name, keys)
     if item is None:
         return UNDEFINED
     attributes = item.to_json()["Attributes"]
@@ -354,10 +356,7 @@ def get_secret(context: Any, *args: Any) -> Any:
     from moto.secretsmanager.models import secretsmanager_backends
 
     backend = secretsmanager_backends[context.account_id][context.region]
-    try:
-        secret = backend.describe_secret(secret_id)
-    except Exception as error:
-        raise _failed("get_secret", error) from None
+    secret = _calling("get_secret", backend.describe_secret, secret_id)
     services.check_role(
         "get_secret",
         context,
@@ -366,10 +365,7 @@ def get_secret(context: Any, *args: Any) -> Any:
         secret.arn,
         getattr(secret, "policy", None),
     )
-    try:
-        value = backend.get_secret_value(secret_id, None, "AWSCURRENT")  # type: ignore[arg-type]
-    except Exception as error:
-        raise _failed("get_secret", error) from None
+    value = _calling("get_secret", backend.get_secret_value, secret_id, None, "AWSCURRENT")
     if secret_type == "SecretBinary":
         if key is not _ABSENT:
             raise SqlEvaluationError("get_secret(): a key cannot be given with SecretBinary")
