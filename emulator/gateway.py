@@ -83,6 +83,16 @@ class AwsResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class ServiceError(Exception):
+    """An error of a service's API in AWS's terms: its error code, message and HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
 def json_response(
     payload: Any, status: int = 200, content_type: str = "application/json"
 ) -> AwsResponse:

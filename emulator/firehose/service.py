@@ -45,7 +45,7 @@ from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
 from emulator.firehose.s3 import S3_ERROR_MESSAGES, DeliveryError, S3Writer, encode
 from emulator.firehose.spool import Spool
-from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
+from emulator.gateway import AwsRequest, AwsResponse, ServiceError, json_error, json_response
 
 if TYPE_CHECKING:
     from emulator.server import Emulator
@@ -117,14 +117,8 @@ class LambdaAccessDenied(Exception):
         self.message = message
 
 
-class FirehoseError(Exception):
+class FirehoseError(ServiceError):
     """An error of the Firehose API, in AWS's terms."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def _validation_error(path: str, constraint: str) -> FirehoseError:
