@@ -246,11 +246,7 @@ def _addressed(scope_service: str | None, path: str, has_target: bool) -> str | 
 
 @cache
 def _botocore_knows(service: str) -> bool:
-    try:
-        _protocol(service)
-    except Exception:
-        return False
-    return True
+    return service in botocore.session.get_session().get_available_services()
 
 
 @cache
