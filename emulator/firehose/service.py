@@ -467,20 +467,21 @@ class FirehoseService:
         name = request.json().get("DeliveryStreamName", "")
         self._put_configs.pop((request.account_id, request.region, name), None)
 
-    def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+    def _changed_stream(self, request: AwsRequest) -> _Stream | None:
+        """After a request changed a stream: its put config is stale; the live stream, if any."""
         self._forget_put_config(request)
         name = request.json().get("DeliveryStreamName", "")
         with self._lock:
-            stream = self._streams.get((request.account_id, request.region, name))
+            return self._streams.get((request.account_id, request.region, name))
+
+    def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        stream = self._changed_stream(request)
         if stream is not None:
             self._discard(stream)
 
     def _after_update(self, request: AwsRequest, _status: int, _body: bytes) -> None:
         # New buffering hints apply to what is buffered now: look again at once.
-        self._forget_put_config(request)
-        name = request.json().get("DeliveryStreamName", "")
-        with self._lock:
-            stream = self._streams.get((request.account_id, request.region, name))
+        stream = self._changed_stream(request)
         if stream is not None:
             with stream.cond:
                 stream.wake = True
