@@ -158,14 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from emulator.app import build_emulator
 
+    # These options are the Emulator's parameters of the same name, passed on as given.
+    given = ("host", "port", "mqtt_port", "data_dir", "region", "ephemeral")
     emulator = build_emulator(
-        host=args.host,
-        port=args.port,
-        mqtt_port=args.mqtt_port,
-        data_dir=args.data_dir,
-        region=args.region,
-        ephemeral=args.ephemeral,
-        iam=False if args.no_iam else None,
+        **{name: getattr(args, name) for name in given}, iam=False if args.no_iam else None
     )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

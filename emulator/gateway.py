@@ -83,6 +83,16 @@ class AwsResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class ServiceError(Exception):
+    """An error of a service's API in AWS's terms: its error code, message and HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
 def json_response(
     payload: Any, status: int = 200, content_type: str = "application/json"
 ) -> AwsResponse:
@@ -236,11 +246,7 @@ def _addressed(scope_service: str | None, path: str, has_target: bool) -> str | 
 
 @cache
 def _botocore_knows(service: str) -> bool:
-    try:
-        _protocol(service)
-    except Exception:
-        return False
-    return True
+    return service in botocore.session.get_session().get_available_services()
 
 
 @cache

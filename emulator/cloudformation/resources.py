@@ -92,12 +92,6 @@ def _lower_first_keys(value: Any) -> Any:
     return value
 
 
-def _name_from_generated(generated: str, pattern: str, max_len: int) -> str:
-    """A generated physical name made valid for the service (e.g. `-` is not allowed in
-    topic rule names: `^[a-zA-Z0-9_]+$`, IoT API reference, "CreateTopicRule")."""
-    return re.sub(pattern, "_", generated)[:max_len]
-
-
 class EmulatedResource:
     """Mixin giving a resource type moto's CloudFormationModel interface.
 
@@ -109,6 +103,12 @@ class EmulatedResource:
     PROPERTIES: ClassVar[Spec] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     ATTRIBUTES: ClassVar[tuple[str, ...]] = ()
+    # A name CloudFormation generates (`<stack>-<logical id>-<suffix>`) made valid for the
+    # service: characters outside NAME_CHARS become `_`, and it is cut to NAME_MAX_LENGTH.
+    NAME_CHARS: ClassVar[str | None] = None
+    NAME_MAX_LENGTH: ClassVar[int | None] = None
+    # The call that deletes a resource: (service, operation, the member naming it).
+    DELETE: ClassVar[tuple[str, str, str] | None] = None
 
     def __init__(
         self, physical_id: str, attributes: dict[str, Any], region: str, properties: dict[str, Any]
@@ -153,14 +153,15 @@ class EmulatedResource:
         **kwargs: Any,
     ) -> EmulatedResource:
         properties = cloudformation_json.get("Properties") or {}
-        named = bool(cls.NAME_PROPERTY and cls.NAME_PROPERTY in properties)
-        if named:
+        if cls.NAME_PROPERTY and cls.NAME_PROPERTY in properties:
             # moto picks the name property from its own model for the type, which is wrong for
             # some (IoT things: "Thing"); the template's name always wins, as on AWS.
             resource_name = str(properties[cls.NAME_PROPERTY])
-        physical_id, attributes = cls.create(
-            resource_name, properties, account_id, region_name, named
-        )
+        else:
+            if cls.NAME_CHARS:
+                resource_name = re.sub(f"[^{cls.NAME_CHARS}]", "_", resource_name)
+            resource_name = resource_name[: cls.NAME_MAX_LENGTH]
+        physical_id, attributes = cls.create(resource_name, properties, account_id, region_name)
         return cls(physical_id, attributes, region_name, properties)
 
     @classmethod
@@ -216,13 +217,16 @@ class EmulatedResource:
     # What a type implements --------------------------------------------------------------
     @classmethod
     def create(
-        cls, name: str, props: dict[str, Any], account_id: str, region: str, named: bool
+        cls, name: str, props: dict[str, Any], account_id: str, region: str
     ) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
     @classmethod
     def remove(cls, physical_id: str, props: dict[str, Any], region: str) -> None:
-        raise NotImplementedError
+        if cls.DELETE is None:
+            raise NotImplementedError
+        service, operation, member = cls.DELETE
+        getattr(Services.client(service, region), operation)(**{member: physical_id})
 
 
 # ------------------------------------------------------------------------------------ IoT
@@ -231,9 +235,11 @@ class IotThing(EmulatedResource, CloudFormationModel):
     NAME_PROPERTY = "ThingName"
     PROPERTIES = {"ThingName": ANY, "AttributePayload": {"Attributes": ANY}}
     ATTRIBUTES = ("Arn", "Id")
+    # Fails (DELETE_FAILED) while a principal is attached, as on AWS.
+    DELETE = ("iot", "delete_thing", "thingName")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         kwargs: dict[str, Any] = {"thingName": name}
         if "AttributePayload" in props:
             kwargs["attributePayload"] = {
@@ -241,11 +247,6 @@ class IotThing(EmulatedResource, CloudFormationModel):
             }
         out = Services.client("iot", region).create_thing(**kwargs)
         return out["thingName"], {"Arn": out["thingArn"], "Id": out["thingId"]}
-
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        # Fails (DELETE_FAILED) while a principal is attached, as on AWS.
-        Services.client("iot", region).delete_thing(thingName=physical_id)
 
 
 class IotPolicy(EmulatedResource, CloudFormationModel):
@@ -256,7 +257,7 @@ class IotPolicy(EmulatedResource, CloudFormationModel):
     ATTRIBUTES = ("Arn", "Id")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         document = _json_text(props["PolicyDocument"])
         out = Services.client("iot", region).create_policy(policyName=name, policyDocument=document)
         return out["policyName"], {"Arn": out["policyArn"], "Id": out["policyName"]}
@@ -349,12 +350,13 @@ class IotTopicRule(EmulatedResource, CloudFormationModel):
     }
     REQUIRED = ("TopicRulePayload",)
     ATTRIBUTES = ("Arn",)
+    # Rule names are `^[a-zA-Z0-9_]+$` (IoT API reference, "CreateTopicRule"), so the `-` of
+    # generated names becomes `_`.
+    NAME_CHARS, NAME_MAX_LENGTH = "A-Za-z0-9_", 128
+    DELETE = ("iot", "delete_topic_rule", "ruleName")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
-        if not named:
-            # CloudFormation's generated names contain `-`, which rule names may not.
-            name = _name_from_generated(name, r"[^A-Za-z0-9_]", 128)
+    def create(cls, name, props, account_id, region):
         payload = dict(props["TopicRulePayload"])
         if "Sql" not in payload or "Actions" not in payload:
             raise ResourceFailed(
@@ -380,10 +382,6 @@ class IotTopicRule(EmulatedResource, CloudFormationModel):
         iot.create_topic_rule(ruleName=name, topicRulePayload=api_payload)
         arn = iot.get_topic_rule(ruleName=name)["ruleArn"]
         return name, {"Arn": arn}
-
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("iot", region).delete_topic_rule(ruleName=physical_id)
 
 
 # ------------------------------------------------------------------------------- Firehose
@@ -428,11 +426,11 @@ class DeliveryStream(EmulatedResource, CloudFormationModel):
     }
     REQUIRED = ("ExtendedS3DestinationConfiguration",)
     ATTRIBUTES = ("Arn",)
+    NAME_CHARS, NAME_MAX_LENGTH = "a-zA-Z0-9_.-", 64
+    DELETE = ("firehose", "delete_delivery_stream", "DeliveryStreamName")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
-        if not named:
-            name = _name_from_generated(name, r"[^a-zA-Z0-9_.-]", 64)
+    def create(cls, name, props, account_id, region):
         stream_type = props.get("DeliveryStreamType", "DirectPut")
         if stream_type != "DirectPut":
             raise ResourceFailed(
@@ -513,10 +511,6 @@ class DeliveryStream(EmulatedResource, CloudFormationModel):
         )
         return original.attributes
 
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("firehose", region).delete_delivery_stream(DeliveryStreamName=physical_id)
-
 
 # ------------------------------------------------------------------------------------- S3
 class Bucket(EmulatedResource, CloudFormationModel):
@@ -541,9 +535,11 @@ class Bucket(EmulatedResource, CloudFormationModel):
         "Tags": ANY,
     }
     ATTRIBUTES = ("Arn", "DomainName", "RegionalDomainName", "DualStackDomainName")
+    # S3 refuses to delete a bucket that holds objects (BucketNotEmpty), as on AWS.
+    DELETE = ("s3", "delete_bucket", "Bucket")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         s3 = Services.client("s3", region)
         kwargs: dict[str, Any] = {"Bucket": name}
         if region != "us-east-1":
@@ -588,11 +584,6 @@ class Bucket(EmulatedResource, CloudFormationModel):
             "DualStackDomainName": f"{name}.s3.dualstack.{region}.amazonaws.com",
         }
 
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        # S3 refuses to delete a bucket that holds objects (BucketNotEmpty), as on AWS.
-        Services.client("s3", region).delete_bucket(Bucket=physical_id)
-
 
 # ------------------------------------------------------------------------------------ IAM
 class IamRole(EmulatedResource, CloudFormationModel):
@@ -611,11 +602,10 @@ class IamRole(EmulatedResource, CloudFormationModel):
     }
     REQUIRED = ("AssumeRolePolicyDocument",)
     ATTRIBUTES = ("Arn", "RoleId")
+    NAME_MAX_LENGTH = 64
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
-        if not named:
-            name = name[:64]
+    def create(cls, name, props, account_id, region):
         iam = Services.client("iam", region)
         document = props["AssumeRolePolicyDocument"]
         kwargs: dict[str, Any] = {
@@ -699,11 +689,11 @@ class LambdaFunction(EmulatedResource, CloudFormationModel):
     }
     REQUIRED = ("Code", "Role")
     ATTRIBUTES = ("Arn",)
+    NAME_MAX_LENGTH = 64
+    DELETE = ("lambda", "delete_function", "FunctionName")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
-        if not named:
-            name = name[:64]
+    def create(cls, name, props, account_id, region):
         code = dict(props["Code"])
         if "ZipFile" in code:
             # Inline source becomes index.<ext> in a .zip (CloudFormation, "Function Code").
@@ -722,10 +712,6 @@ class LambdaFunction(EmulatedResource, CloudFormationModel):
             kwargs["Tags"] = _tags_dict(props["Tags"])
         out = Services.client("lambda", region).create_function(**kwargs)
         return out["FunctionName"], {"Arn": out["FunctionArn"]}
-
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("lambda", region).delete_function(FunctionName=physical_id)
 
 
 # ----------------------------------------------------------------------- CloudWatch Logs
@@ -760,9 +746,10 @@ class LogGroup(EmulatedResource, CloudFormationModel):
     NAME_PROPERTY = "LogGroupName"
     PROPERTIES = {"LogGroupName": ANY, "RetentionInDays": ANY, "Tags": ANY}
     ATTRIBUTES = ("Arn",)
+    DELETE = ("logs", "delete_log_group", "logGroupName")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         logs = Services.client("logs", region)
         retention = props.get("RetentionInDays")
         if retention is not None and _int(retention) not in RETENTION_DAYS:
@@ -798,10 +785,6 @@ class LogGroup(EmulatedResource, CloudFormationModel):
             )
         return original.attributes
 
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("logs", region).delete_log_group(logGroupName=physical_id)
-
 
 class LogStream(EmulatedResource, CloudFormationModel):
     TYPE = "AWS::Logs::LogStream"
@@ -810,7 +793,7 @@ class LogStream(EmulatedResource, CloudFormationModel):
     REQUIRED = ("LogGroupName",)
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         Services.client("logs", region).create_log_stream(
             logGroupName=props["LogGroupName"], logStreamName=name
         )
@@ -836,7 +819,7 @@ class BucketPolicy(EmulatedResource, CloudFormationModel):
     REQUIRED = ("Bucket", "PolicyDocument")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         document = _json_text(props["PolicyDocument"])
         bucket = str(props["Bucket"])
         Services.client("s3", region).put_bucket_policy(Bucket=bucket, Policy=document)
@@ -882,9 +865,10 @@ class SnsSubscription(EmulatedResource, CloudFormationModel):
     }
     REQUIRED = ("TopicArn", "Protocol")
     _ATTRIBUTE_NAMES = ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy")
+    DELETE = ("sns", "unsubscribe", "SubscriptionArn")
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         attributes: dict[str, str] = {}
         for key in cls._ATTRIBUTE_NAMES:
             if key in props:
@@ -906,10 +890,6 @@ class SnsSubscription(EmulatedResource, CloudFormationModel):
         out = Services.client("sns", region).subscribe(**kwargs)
         return out["SubscriptionArn"], {}
 
-    @classmethod
-    def remove(cls, physical_id, props, region):
-        Services.client("sns", region).unsubscribe(SubscriptionArn=physical_id)
-
 
 # --------------------------------------------------------------------- Glue Data Catalog
 class _GlueCatalogEntry(EmulatedResource):
@@ -930,7 +910,7 @@ class _GlueCatalogEntry(EmulatedResource):
         getattr(client, f"{verb}_{cls.NOUN}")(**cls._scope(props), **kwargs)
 
     @classmethod
-    def create(cls, name, props, account_id, region, named):
+    def create(cls, name, props, account_id, region):
         entry = {"Name": name.lower(), **props[cls.INPUT]}
         cls._glue("create", props, region, **{cls.INPUT: entry})
         return entry["Name"], {}

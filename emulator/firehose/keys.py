@@ -91,31 +91,25 @@ def _field(letter: str, count: int, when: datetime) -> str:
     )
 
 
+# Text in single quotes; '' is a literal single quote, both alone and inside quoted text.
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
 def format_java(pattern: str, when: datetime) -> str:
     """Format `when` with a Java DateTimeFormatter pattern (letters, 'quoted text', '')."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
         char = pattern[i]
-        if char == "'":
-            # '' is a literal single quote, both alone and inside quoted text.
-            if pattern[i + 1 : i + 2] == "'":
-                out.append("'")
-                i += 2
-                continue
-            j = i + 1
-            while True:
-                if j >= len(pattern):
-                    raise PrefixError(f"unterminated quote in timestamp pattern {pattern!r}")
-                if pattern[j] == "'":
-                    if pattern[j + 1 : j + 2] == "'":
-                        out.append("'")
-                        j += 2
-                        continue
-                    break
-                out.append(pattern[j])
-                j += 1
-            i = j + 1
+        if pattern.startswith("''", i):
+            out.append("'")
+            i += 2
+        elif char == "'":
+            quoted = _QUOTED.match(pattern, i)
+            if quoted is None:
+                raise PrefixError(f"unterminated quote in timestamp pattern {pattern!r}")
+            out.append(quoted.group(1).replace("''", "'"))
+            i = quoted.end()
         elif char.isascii() and char.isalpha():
             j = i
             while j < len(pattern) and pattern[j] == char:

@@ -8,12 +8,10 @@ path adds nothing else from a request without checking it (`spool_path`).
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
 
-import botocore.session
-
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error
+from emulator.members import Member, constraint_errors, members_named, validation_message
 
 # What the spool's directories are made of: an account id and a region name.
 _ACCOUNT = re.compile(r"\d{12}")
@@ -24,35 +22,15 @@ class UnsafeName(ValueError):
     """A name that must not become part of a path."""
 
 
-@cache
-def _constraints() -> dict[str, tuple[re.Pattern[str], int, int]]:
-    """Operation -> (pattern, min, max) of its DeliveryStreamName member."""
-    model = botocore.session.get_session().get_service_model("firehose")
-    out = {}
-    for operation in model.operation_names:
-        shape = model.operation_model(operation).input_shape
-        if shape is None or "DeliveryStreamName" not in shape.members:
-            continue
-        meta = shape.members["DeliveryStreamName"].metadata
-        out[operation] = (re.compile(meta["pattern"]), int(meta["min"]), int(meta["max"]))
-    return out
-
-
-def _problems(value: str, pattern: re.Pattern[str], low: int, high: int) -> list[str]:
-    problems = []
-    if len(value) < low:
-        problems.append(f"Member must have length greater than or equal to {low}")
-    if len(value) > high:
-        problems.append(f"Member must have length less than or equal to {high}")
-    if value and not pattern.fullmatch(value):
-        problems.append(f"Member must satisfy regular expression pattern: {pattern.pattern}")
-    return problems
+def _stream_name_members() -> dict[str, Member]:
+    """Operation -> its DeliveryStreamName member, from Firehose's service model."""
+    return members_named("firehose", "DeliveryStreamName", "deliveryStreamName")
 
 
 def check_stream_name(request: AwsRequest) -> AwsResponse | None:
     """ValidationException, in AWS's wording, for a DeliveryStreamName Firehose would refuse."""
-    constraint = _constraints().get(request.operation or "")
-    if constraint is None:
+    member = _stream_name_members().get(request.operation or "")
+    if member is None:
         return None
     try:
         body = request.json()
@@ -61,27 +39,20 @@ def check_stream_name(request: AwsRequest) -> AwsResponse | None:
     value = body.get("DeliveryStreamName") if isinstance(body, dict) else None
     if not isinstance(value, str):
         return None
-    problems = _problems(value, *constraint)
+    problems = constraint_errors(value, member)
     if not problems:
         return None
-    count = len(problems)
-    clauses = "; ".join(
-        f"Value '{value}' at 'deliveryStreamName' failed to satisfy constraint: {p}"
-        for p in problems
-    )
-    noun = "validation error" if count == 1 else "validation errors"
-    return json_error("ValidationException", f"{count} {noun} detected: {clauses}")
+    return json_error("ValidationException", validation_message(value, member.label, problems))
 
 
 def register(gateway: Gateway) -> None:
-    for operation in _constraints():
+    for operation in _stream_name_members():
         gateway.on("firehose", operation, check_stream_name)
 
 
 def spool_path(root: Path, account_id: str, region: str, name: str) -> Path:
     """`<root>/<account>/<region>/<name>.spool`, each part checked: never outside `root`."""
-    pattern, low, high = _constraints()["CreateDeliveryStream"]
-    if _problems(name, pattern, low, high):
+    if constraint_errors(name, _stream_name_members()["CreateDeliveryStream"]):
         raise UnsafeName(f"delivery stream name {name!r} is not [a-zA-Z0-9_.-]{{1,64}}")
     if not _ACCOUNT.fullmatch(account_id) or not _REGION.fullmatch(region):
         raise UnsafeName(f"account {account_id!r} / region {region!r} is not a valid pair")

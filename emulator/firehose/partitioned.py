@@ -168,6 +168,13 @@ class Partitioner:
         failures: list[tuple[Piece, str, str, str]] = []  # piece, output type, code, message
         processing_failed: list[tuple[str, int, bytes]] = []  # record id, arrival, line
         pieces: list[Piece] = []
+
+        def extraction_failed(piece: Piece, exc: PartitioningError) -> None:
+            failures.append(
+                (piece, partitioning.PARTITIONING_FAILED,
+                 partitioning.METADATA_EXTRACTION_FAILED, str(exc))
+            )  # fmt: skip
+
         for index, record in enumerate(records):
             state.outstanding.setdefault(record.record_id, 0)
             whole = Piece(index, record.arrival_ms, record.data, record.data)
@@ -178,10 +185,7 @@ class Partitioner:
             try:
                 parts = partitioning.deaggregate(record.data, deaggregation)
             except PartitioningError as exc:
-                failures.append(
-                    (whole, partitioning.PARTITIONING_FAILED,
-                     partitioning.METADATA_EXTRACTION_FAILED, str(exc))
-                )  # fmt: skip
+                extraction_failed(whole, exc)
                 continue
             pieces.extend(Piece(index, record.arrival_ms, part, part) for part in parts)
 
@@ -215,10 +219,7 @@ class Partitioner:
                 when = keys.arrival_instant(piece.arrival_ms, target.time_zone)
                 prefix = partitioning.partition_prefix(target.prefix, piece, when)
             except PartitioningError as exc:
-                failures.append(
-                    (piece, partitioning.PARTITIONING_FAILED,
-                     partitioning.METADATA_EXTRACTION_FAILED, str(exc))
-                )  # fmt: skip
+                extraction_failed(piece, exc)
                 continue
             if delimiter is not None:
                 piece.data += delimiter

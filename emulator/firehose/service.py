@@ -45,7 +45,7 @@ from emulator.firehose.buffering import BufferedRecord
 from emulator.firehose.config import S3Target, StreamConfig, StreamNotFound, load
 from emulator.firehose.s3 import S3_ERROR_MESSAGES, DeliveryError, S3Writer, encode
 from emulator.firehose.spool import Spool
-from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
+from emulator.gateway import AwsRequest, AwsResponse, ServiceError, json_error, json_response
 
 if TYPE_CHECKING:
     from emulator.server import Emulator
@@ -117,14 +117,8 @@ class LambdaAccessDenied(Exception):
         self.message = message
 
 
-class FirehoseError(Exception):
+class FirehoseError(ServiceError):
     """An error of the Firehose API, in AWS's terms."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def _validation_error(path: str, constraint: str) -> FirehoseError:
@@ -473,20 +467,21 @@ class FirehoseService:
         name = request.json().get("DeliveryStreamName", "")
         self._put_configs.pop((request.account_id, request.region, name), None)
 
-    def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+    def _changed_stream(self, request: AwsRequest) -> _Stream | None:
+        """After a request changed a stream: its put config is stale; the live stream, if any."""
         self._forget_put_config(request)
         name = request.json().get("DeliveryStreamName", "")
         with self._lock:
-            stream = self._streams.get((request.account_id, request.region, name))
+            return self._streams.get((request.account_id, request.region, name))
+
+    def _after_delete(self, request: AwsRequest, _status: int, _body: bytes) -> None:
+        stream = self._changed_stream(request)
         if stream is not None:
             self._discard(stream)
 
     def _after_update(self, request: AwsRequest, _status: int, _body: bytes) -> None:
         # New buffering hints apply to what is buffered now: look again at once.
-        self._forget_put_config(request)
-        name = request.json().get("DeliveryStreamName", "")
-        with self._lock:
-            stream = self._streams.get((request.account_id, request.region, name))
+        stream = self._changed_stream(request)
         if stream is not None:
             with stream.cond:
                 stream.wake = True

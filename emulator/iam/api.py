@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from emulator.gateway import AwsRequest, AwsResponse, Gateway, query_error
+from emulator.gateway import AwsRequest, AwsResponse, Gateway, ServiceError, query_error
 from emulator.iam.authorizer import compile_policy
 from emulator.iam.conditions import PolicyError
 from emulator.iam.evaluator import (
@@ -48,10 +48,8 @@ _LIST_TYPES = {
 _CONTEXT_TYPES = {"string", "numeric", "boolean", "ip", "binary", "date"} | _LIST_TYPES
 
 
-class _InputError(Exception):
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+class _InputError(ServiceError):
+    """A request IAM refuses, answered in the query protocol's error shape."""
 
 
 def register(service: IamService, gateway: Gateway) -> None:

@@ -186,17 +186,8 @@ class IamAuthorizer:
         trust = compile_policy(
             role.assume_role_policy_document, f"trust policy of role {role.name}", "trust"
         )
-        request = Request(
-            Principal.service(service_principal),
-            "sts:AssumeRole",
-            role.arn,
-            {**self._service_context(service_principal), **(context or {})},
-        )
-        return self._decide(
-            key,
-            request,
-            lambda r: evaluate(r, resource_policy=trust, identity_applies=False),
-            [trust],
+        return self._service_decision(
+            key, service_principal, "sts:AssumeRole", role.arn, trust, context
         )
 
     def authorize_service(
@@ -219,18 +210,7 @@ class IamAuthorizer:
             if resource_policy
             else None
         )
-        request = Request(
-            Principal.service(service_principal),
-            action,
-            resource,
-            {**self._service_context(service_principal), **(context or {})},
-        )
-        return self._decide(
-            key,
-            request,
-            lambda r: evaluate(r, resource_policy=compiled, identity_applies=False),
-            [compiled],
-        )
+        return self._service_decision(key, service_principal, action, resource, compiled, context)
 
     def role_policies(self, role_arn: str) -> tuple[list[Policy], Policy | None] | None:
         """The role's compiled identity-based policies and boundary (None: no such role)."""
@@ -334,6 +314,30 @@ class IamAuthorizer:
         for tag in role.tags or []:
             context[f"aws:PrincipalTag/{tag['Key']}"] = tag["Value"]
         return context
+
+    def _service_decision(
+        self,
+        key: tuple,
+        service_principal: str,
+        action: str,
+        resource: str,
+        policy: Policy | None,
+        context: Mapping[str, Any] | None,
+    ) -> Decision:
+        """A service principal is judged by one policy on the resource's side (a trust or
+        resource-based policy): no identity policy applies to it."""
+        request = Request(
+            Principal.service(service_principal),
+            action,
+            resource,
+            {**self._service_context(service_principal), **(context or {})},
+        )
+        return self._decide(
+            key,
+            request,
+            lambda r: evaluate(r, resource_policy=policy, identity_applies=False),
+            [policy],
+        )
 
     def _service_context(self, service_principal: str) -> dict[str, Any]:
         return {

@@ -95,23 +95,27 @@ _INTERNAL_STATUSES = {"PENDING_TRANSFER", "PENDING_ACTIVATION"}
 
 def register(core: IotCore, gateway: Gateway) -> None:
     handlers = _Handlers(core)
-    gateway.on("iot", "CreateKeysAndCertificate", handlers.create_keys_and_certificate)
-    gateway.on("iot", "CreateCertificateFromCsr", handlers.create_certificate_from_csr)
-    gateway.on("iot", "RegisterCertificate", handlers.register_certificate)
-    gateway.on("iot", "RegisterCertificateWithoutCA", handlers.register_certificate_without_ca)
-    gateway.on("iot", "RegisterCACertificate", handlers.check_ca_certificate)
-    gateway.on("iot", "DescribeEndpoint", handlers.describe_endpoint)
-    gateway.on("iot", "CreatePolicy", handlers.check_policy_document)
-    gateway.on("iot", "CreatePolicyVersion", handlers.check_policy_document)
-    gateway.on("iot", "UpdateCertificate", handlers.before_update_certificate)
+    before_moto = {
+        "CreateKeysAndCertificate": handlers.create_keys_and_certificate,
+        "CreateCertificateFromCsr": handlers.create_certificate_from_csr,
+        "RegisterCertificate": handlers.register_certificate,
+        "RegisterCertificateWithoutCA": handlers.register_certificate_without_ca,
+        "RegisterCACertificate": handlers.check_ca_certificate,
+        "DescribeEndpoint": handlers.describe_endpoint,
+        "CreatePolicy": handlers.check_policy_document,
+        "CreatePolicyVersion": handlers.check_policy_document,
+        "UpdateCertificate": handlers.before_update_certificate,
+        "DeleteCertificate": handlers.delete_certificate,
+        "TestAuthorization": handlers.test_authorization,
+        "GetEffectivePolicies": handlers.get_effective_policies,
+    }
+    for operation, handler in before_moto.items():
+        gateway.on("iot", operation, handler)
     gateway.after("iot", "UpdateCertificate", handlers.after_update_certificate)
-    gateway.on("iot", "DeleteCertificate", handlers.delete_certificate)
     gateway.after("iot", "AttachThingPrincipal", handlers.after_attach_thing_principal)
     gateway.after("iot", "DetachThingPrincipal", handlers.after_detach_thing_principal)
     for operation in _INVALIDATING:
         gateway.after("iot", operation, handlers.invalidate)
-    gateway.on("iot", "TestAuthorization", handlers.test_authorization)
-    gateway.on("iot", "GetEffectivePolicies", handlers.get_effective_policies)
     gateway.route("/_emulator/root-ca.pem", handlers.root_ca)
 
 

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from emulator.gateway import ServiceError
 from emulator.lambda_.runtime_api import Invocation
 
 # Invoke quotas (API reference "Invoke"): 6 MB request and response for synchronous calls,
@@ -28,14 +29,8 @@ LOG_TAIL_BYTES = 4096
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 
-class LambdaError(Exception):
+class LambdaError(ServiceError):
     """An Invoke error in Lambda's terms (the API error, not a function error)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def validated_payload(payload: bytes | str | None, invocation_type: str) -> bytes:

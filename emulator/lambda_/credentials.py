@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -32,13 +32,19 @@ _ACCESS_KEY = re.compile(r"Credential=(ASIA[A-Z2-7]{16})/")
 _PRESIGNED_KEY = re.compile(r"X-Amz-Credential=(ASIA[A-Z2-7]{16})(?:/|%2F)")
 
 
+def _temporary_access_key_id() -> str:
+    return "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
+
+
 @dataclass(frozen=True)
 class SessionCredentials:
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
+    """Temporary credentials of `role_arn` for one execution environment of a function."""
+
     role_arn: str
     function_name: str
+    access_key_id: str = field(default_factory=_temporary_access_key_id)
+    secret_access_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
+    session_token: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
     def environment(self) -> dict[str, str]:
         return {
@@ -56,12 +62,9 @@ class CredentialStore:
         self._lock = threading.Lock()
 
     def issue(self, role_arn: str, function_name: str) -> SessionCredentials:
-        key = "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
-        issued = SessionCredentials(
-            key, secrets.token_urlsafe(30), secrets.token_urlsafe(48), role_arn, function_name
-        )
+        issued = SessionCredentials(role_arn, function_name)
         with self._lock:
-            self._by_key[key] = issued
+            self._by_key[issued.access_key_id] = issued
         return issued
 
     def revoke(self, access_key_id: str) -> None:

@@ -14,14 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
-
-import botocore.session
 
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_error
 from emulator.lambda_.code import DeploymentPackageError, check_package
+from emulator.members import Member, constraint_errors, members_named, validation_message
 
 # "If you specify only the function name, it is limited to 64 characters in length."
 # (API reference, CreateFunction, FunctionName).
@@ -35,59 +32,9 @@ MAX_CODE_REQUEST_BYTES = 70_167_211
 STORED_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-@dataclass(frozen=True)
-class _Member:
-    label: str  # the member as AWS names it in validation messages, e.g. "functionName"
-    location: str | None  # "uri", or None for the JSON body
-    wire_name: str  # path label or body key
-    pattern: re.Pattern[str] | None
-    min_length: int | None
-    max_length: int | None
-
-
-@cache
-def _function_name_members() -> dict[str, _Member]:
+def _function_name_members() -> dict[str, Member]:
     """Operation -> its FunctionName member, from Lambda's service model."""
-    model = botocore.session.get_session().get_service_model("lambda")
-    members = {}
-    for operation in model.operation_names:
-        shape = model.operation_model(operation).input_shape
-        if shape is None or "FunctionName" not in shape.members:
-            continue
-        member = shape.members["FunctionName"]
-        pattern = member.metadata.get("pattern")
-        members[operation] = _Member(
-            label="functionName",
-            location=member.serialization.get("location"),
-            wire_name=member.serialization.get("name", "FunctionName"),
-            pattern=re.compile(pattern) if pattern else None,
-            min_length=member.metadata.get("min"),
-            max_length=member.metadata.get("max"),
-        )
-    return members
-
-
-def constraint_errors(value: str, member: _Member) -> list[str]:
-    """AWS's wording of each constraint `value` breaks (empty when it is valid)."""
-    problems = []
-    if member.min_length is not None and len(value) < member.min_length:
-        problems.append(f"Member must have length greater than or equal to {member.min_length}")
-    if member.max_length is not None and len(value) > member.max_length:
-        problems.append(f"Member must have length less than or equal to {member.max_length}")
-    if member.pattern is not None and value and not member.pattern.fullmatch(value):
-        problems.append(f"Member must satisfy regular expression pattern: {member.pattern.pattern}")
-    return problems
-
-
-def validation_message(value: str, label: str, problems: list[str]) -> str:
-    """The message of AWS's ValidationException (one clause per broken constraint)."""
-    count = len(problems)
-    noun = "validation error" if count == 1 else "validation errors"
-    clauses = "; ".join(
-        f"Value '{value}' at '{label}' failed to satisfy constraint: {problem}"
-        for problem in problems
-    )
-    return f"{count} {noun} detected: {clauses}"
+    return members_named("lambda", "FunctionName", "functionName")
 
 
 def name_part(function: str) -> str:
@@ -101,7 +48,7 @@ def name_part(function: str) -> str:
     return parts[0]
 
 
-def _function_name(request: AwsRequest, member: _Member) -> str | None:
+def _function_name(request: AwsRequest, member: Member) -> str | None:
     if member.location == "uri":
         return request.path_params.get(member.wire_name)
     try:

@@ -13,7 +13,7 @@ import copy
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SECTIONS = ("desired", "reported")
@@ -74,14 +74,7 @@ class Shadow:
         return f"{self.thing}~{self.name}" if self.name else self.thing
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "thing": self.thing,
-            "name": self.name,
-            "state": self.state,
-            "metadata": self.metadata,
-            "version": self.version,
-            "deleted_at": self.deleted_at,
-        }
+        return asdict(self)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Shadow:
