@@ -154,6 +154,7 @@ class Broker:
         self._stored_sessions: set[str] = set()  # client ids with a record on disk
         self._dirty_sessions: set[str] = set()  # persistent sessions changed since written
         self._writer: ThreadPoolExecutor | None = None  # one thread: writes stay in order
+        self._flushing: Future | None = None  # the periodic write of dirty sessions under way
         self._pending: set[Connection] = set()  # TLS done, maybe no CONNECT yet
         # Descriptor bounds: connections after their TLS handshake, handshakes under way, and
         # the caps (limits.mqtt_connection_limit); half of the cap at most for connections that
@@ -942,11 +943,11 @@ class Broker:
         elif session.client_id in self._stored_sessions:
             self._write_sessions([(session.client_id, None)], wait)
 
-    def _write_sessions(self, changes: list, wait: bool = False) -> None:
+    def _write_sessions(self, changes: list, wait: bool = False) -> Future | None:
         """Hand records to the writer thread (in order); `wait` for the disk."""
         files, writer = self._session_files, self._writer
         if files is None or writer is None:
-            return
+            return None
         for client_id, record in changes:
             if record is None:
                 self._stored_sessions.discard(client_id)
@@ -956,9 +957,16 @@ class Broker:
         future.add_done_callback(_log_write_failure)
         if wait:
             future.result()
+        return future
 
     def _flush_sessions(self) -> None:
-        """Write the persistent sessions whose queue or in-flight window changed."""
+        """Write the persistent sessions whose queue or in-flight window changed.
+
+        While the previous flush is still being written, the sessions stay dirty for the next
+        tick: a large queue that changes all the time is written as often as the disk allows,
+        instead of piling up writes of every version of it behind each other."""
+        if self._flushing is not None and not self._flushing.done():
+            return
         dirty, self._dirty_sessions = self._dirty_sessions, set()
         changes = []
         for client_id in dirty:
@@ -966,13 +974,14 @@ class Broker:
             if session is not None and session.persistent:
                 changes.append((client_id, session.to_record()))
         if changes:
-            self._write_sessions(changes)
+            self._flushing = self._write_sessions(changes)
 
     def _save_all_sessions(self) -> None:
         """At a clean stop: every persistent session as it is now (the loop has stopped)."""
         if self._writer is None:
             return
         self._dirty_sessions = {s.client_id for s in self.sessions.values() if s.persistent}
+        self._flushing = None  # the writer runs what it has in order, then this last version
         self._flush_sessions()
         self._writer.shutdown(wait=True)
         self._writer = None

@@ -27,9 +27,17 @@ class QueuedMessage:
     qos: int
     retain: bool
     props: dict
+    # Its record, made once: a queue is written again whenever it changes, and encoding every
+    # payload each time made a 32 MiB queue cost ~40 MB of base64 per write.
+    _record: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_record(self) -> dict[str, Any]:
-        return {"topic": self.topic, **message_to_record(self.payload, self.qos, self.props)}
+        if self._record is None:
+            self._record = {
+                "topic": self.topic,
+                **message_to_record(self.payload, self.qos, self.props),
+            }
+        return self._record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> QueuedMessage:

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from types import SimpleNamespace
 
@@ -42,6 +43,11 @@ def brokers(broker, consumer, tmp_path):
 PERSISTENT = {"client_kw": {"clean_session": False}}
 
 
+def _stored(record) -> dict:
+    """A session record as written: a header line, then the record's JSON."""
+    return json.loads(record.read_bytes().partition(b"\n")[2])
+
+
 def persistent_subscriber(broker, device, paho_client, **kwargs):
     """A client of `device` with a persistent session (3.1.1 unless told), subscribed to cmd/#."""
     client = paho_client(device, broker.port, **(kwargs or PERSISTENT))
@@ -71,6 +77,36 @@ def test_a_persistent_session_and_its_queue_survive_a_restart(
     again.publish("cmd/later", b"after", qos=1)
     assert until(lambda: len(back.seen.messages) == 4)
     assert back.seen.messages[3].payload == b"after"
+
+
+def test_while_the_disk_is_busy_a_changing_queue_is_written_once_more_not_once_a_tick(
+    brokers, make_device, paho_client, until
+):
+    # given an offline persistent session on a broker whose state writer is held busy (a slow
+    # disk), and the session writes it asks for counted
+    first, device = brokers(), make_device()
+    left_offline(first, persistent_subscriber(first, device, paho_client), device.client_id)
+    files, writes = first._session_files, []
+    save_many = files.save_many
+    files.save_many = lambda changes: (writes.append(changes), save_many(changes))
+    disk_free = threading.Event()
+    first._writer.submit(disk_free.wait, 30)
+    # when its queue keeps changing for several of the broker's half-second ticks
+    publisher = paho_client(make_device(), first.port)
+    for i in range(8):
+        published(publisher, f"cmd/{i}", f"c{i}".encode())
+        time.sleep(0.25)
+    # then, once the disk is free, one write of the sessions changed meanwhile is made, not
+    # one per tick, and the last version reaches the disk
+    disk_free.set()
+    assert until(lambda: len(first.sessions[device.client_id].queue) == 8)
+    record = first.emulator.data_dir / "mqtt" / "sessions" / record_name(device.client_id)
+    assert until(lambda: len(_stored(record)["messages"]) == 8)
+    assert len(writes) <= 2, [len(changes) for changes in writes]
+    first.stop()
+    back = paho_client(device, brokers().port, **PERSISTENT)
+    assert until(lambda: len(back.seen.messages) == 8)
+    assert payloads(back) == [f"c{i}".encode() for i in range(8)]
 
 
 def test_a_clean_session_leaves_nothing_behind_and_ends_a_stored_one(
