@@ -91,7 +91,8 @@ def _field(letter: str, count: int, when: datetime) -> str:
     )
 
 
-# Text in single quotes; '' is a literal single quote, both alone and inside quoted text.
+# Text in single quotes, '' inside it a quote; quotes around nothing ('') are a quote too. As
+# DateTimeFormatterBuilder.appendPattern reads them: '''' is one quote, not two.
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -101,14 +102,11 @@ def format_java(pattern: str, when: datetime) -> str:
     i = 0
     while i < len(pattern):
         char = pattern[i]
-        if pattern.startswith("''", i):
-            out.append("'")
-            i += 2
-        elif char == "'":
+        if char == "'":
             quoted = _QUOTED.match(pattern, i)
             if quoted is None:
                 raise PrefixError(f"unterminated quote in timestamp pattern {pattern!r}")
-            out.append(quoted.group(1).replace("''", "'"))
+            out.append(quoted.group(1).replace("''", "'") or "'")
             i = quoted.end()
         elif char.isascii() and char.isalpha():
             j = i

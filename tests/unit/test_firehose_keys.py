@@ -94,6 +94,8 @@ def test_bad_expressions_are_errors():
         ("DDD", "239"),
         ("'it''s' yyyy", "it's 2018"),
         ("''", "'"),
+        ("''''", "'"),  # one quoted quote, as Java reads it
+        ("yyyy''MM", "2018'08"),
     ],
 )
 def test_java_date_time_formatter_patterns(pattern, expected):
