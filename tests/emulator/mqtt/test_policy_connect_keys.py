@@ -9,7 +9,8 @@ paho-mqtt (MQTT 3.1.1 and 5) over mutual TLS, policies created with boto3.
 from __future__ import annotations
 
 import pytest
-from test_policy_conditions_mqtt import CONNECT_AND_PUBLISH, document, publish_results
+from iam_roles import policy, statement
+from test_policy_conditions_mqtt import CONNECT_AND_PUBLISH, publish_results
 
 WILL = {"will": {"topic": "wills/last", "payload": b"gone", "qos": 1}}
 
@@ -17,16 +18,16 @@ WILL = {"will": {"topic": "wills/last", "payload": b"gone", "qos": 1}}
 def connect_with(condition: dict, effect: str = "Allow") -> dict:
     """A policy allowing Publish, and Connect under `condition` (or, for a Deny, everything
     except Connect when `condition` holds)."""
-    connect = {"Effect": effect, "Action": "iot:Connect", "Resource": "*", "Condition": condition}
+    connect = statement(effect, "iot:Connect", "*", condition)
     if effect == "Deny":
-        return document(CONNECT_AND_PUBLISH, connect)
-    return document({"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"}, connect)
+        return policy(CONNECT_AND_PUBLISH, connect)
+    return policy(statement("Allow", "iot:Publish", "*"), connect)
 
 
 def connect_and_publish(**publish: object) -> dict:
     """A policy allowing iot:Connect, and iot:Publish as `publish` says (Resource, Condition)."""
-    allow_publish = {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*", **publish}
-    return document({"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}, allow_publish)
+    allow_publish = {**statement("Allow", "iot:Publish", "*"), **publish}
+    return policy(statement("Allow", "iot:Connect", "*"), allow_publish)
 
 
 def session_expiry(seconds: int):
