@@ -95,6 +95,9 @@ class Emulator:
         return component
 
     def start(self) -> Emulator:
+        # Directories 0700 and files without group/other bits below the data dir before anything
+        # is served, also those an older version left 0755/0644.
+        make_private(self.data_dir)
         self.persistence.load()  # raises StateFormatError for a state it cannot read
         self._server = ApiServer(
             self.host,
@@ -109,9 +112,7 @@ class Emulator:
         for component in self.components:
             if hasattr(component, "start"):
                 component.start()
-        # Directories 0700 and files without group/other bits below the data dir, also those a
-        # component just created and those an older version left 0755/0644.
-        make_private(self.data_dir)
+        make_private(self.data_dir)  # and what the components just created
         log.info("IAM: %s", self.iam_mode())
         return self
 
