@@ -10,7 +10,15 @@ destination yet creates one ("url"/"confirmationUrl" in https-rule-action.html).
 
 The emulator sends only to https://127.0.0.1 or https://localhost (any port), and verifies the
 server's certificate against the system's CAs and the emulator's own root CA; anything else is
-refused when the destination or rule is created. State is kept in memory only.
+refused when the destination or rule is created.
+
+State: every destination (what Get/List return, and the confirmation token of one that is
+IN_PROGRESS) is a record under `<data_dir>/rules/destinations/`, one file per destination named
+by the SHA-256 of its ARN (persistence/records.py: written fsync'ed before the API answers,
+0600 in 0700 directories, an unreadable record quarantined) and loaded by the rules engine's
+start(), so the topic rules moto keeps find their destinations after a restart, and a
+destination still IN_PROGRESS can be confirmed with its token. An --ephemeral emulator (and one
+built without a data directory) keeps them in memory only and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ import ssl
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
+from emulator.persistence.quarantine import Quarantine
+from emulator.persistence.records import RecordFiles, record_name
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,19 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 REQUEST_TIMEOUT_SECONDS = 3.0
 URL_LIMIT = 2000  # confirmationUrl / url: "Maximum length of 2000" (API_HttpAction)
 STATUSES = ("ENABLED", "IN_PROGRESS", "DISABLED", "ERROR", "DELETING")
+KIND = "iot-topic-rule-destination"  # the format header's kind of a destination's record
+# A stored destination's fields and their types (the record also has RecordFiles' "key": the ARN).
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "accountId": str,
+    "region": str,
+    "arn": str,
+    "status": str,
+    "statusReason": str,
+    "confirmationUrl": str,
+    "token": str,
+    "createdAt": (int, float),
+    "lastUpdatedAt": (int, float),
+}
 
 
 def url_problem(url: str, member: str) -> str | None:
@@ -59,8 +83,37 @@ class TopicRuleDestinations:
 
     def __init__(self, emulator: Any) -> None:
         self.emulator = emulator
+        # Held while a change is written, so that the files change in the order memory does.
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        data_dir = getattr(emulator, "data_dir", None)
+        self._files = (
+            RecordFiles(Path(data_dir) / "rules" / "destinations", KIND, Path(data_dir))
+            if data_dir is not None and not getattr(emulator, "ephemeral", False)
+            else None
+        )
+
+    def load(self) -> None:
+        """Read the stored destinations (the rules engine's start()); a record without the
+        fields of a destination goes to the quarantine like an unreadable one."""
+        if self._files is None:
+            return
+        loaded = []
+        for record in self._files.load():
+            problem = _record_problem(record)
+            if problem:
+                Quarantine(self._files.data_dir).move(
+                    self._files.directory / record_name(record["key"]),
+                    f"an unusable {KIND} record ({problem})",
+                )
+                continue
+            loaded.append({name: record[name] for name in RECORD_FIELDS})
+        with self._lock:
+            for item in loaded:
+                # One made by a request answered while the engine started stays as it is.
+                self._scope(item["accountId"], item["region"]).setdefault(item["arn"], item)
+        if loaded:
+            log.info("%d topic rule destination(s) loaded", len(loaded))
 
     def register(self, gateway: Any) -> None:
         gateway.on("iot", "CreateTopicRuleDestination", self.create)
@@ -93,10 +146,6 @@ class TopicRuleDestinations:
     # Engine side -----------------------------------------------------------------------
     def ensure(self, account_id: str, region: str, confirmation_url: str) -> None:
         """The destination CreateTopicRule makes for an http action's URL, if none exists."""
-        with self._lock:
-            for item in self._scope(account_id, region).values():
-                if item["confirmationUrl"] == confirmation_url:
-                    return
         self._new(account_id, region, confirmation_url)
 
     def status_for(self, account_id: str, region: str, url: str) -> str | None:
@@ -163,18 +212,13 @@ class TopicRuleDestinations:
         problem = url_problem(url, "confirmationUrl")
         if problem:
             return json_error("InvalidRequestException", problem)
-        with self._lock:
-            taken = any(
-                i["confirmationUrl"] == url
-                for i in self._scope(request.account_id, request.region).values()
-            )
-        if taken:
+        item = self._new(request.account_id, request.region, url)
+        if item is None:
             return json_error(
                 "ResourceAlreadyExistsException",
                 f"A topic rule destination for {url} already exists",
                 status=409,
             )
-        item = self._new(request.account_id, request.region, url)
         return json_response({"topicRuleDestination": _describe(item)})
 
     def get(self, request: AwsRequest) -> AwsResponse:
@@ -208,25 +252,30 @@ class TopicRuleDestinations:
         # Allowed changes ("Updating/Enabling/Disabling", rule-destination-http-managing.html):
         # ENABLED <-> DISABLED; IN_PROGRESS sends a new confirmation request.
         if status == "IN_PROGRESS":
-            self._set(item, "IN_PROGRESS", "Awaiting confirmation")
+            if not self._set(item, "IN_PROGRESS", "Awaiting confirmation"):
+                return _not_found(arn)
             self._send_confirmation(item)
             return json_response({})
         allowed = {"ENABLED": "DISABLED", "DISABLED": "ENABLED"}
-        if status not in ("ENABLED", "DISABLED") or allowed[status] != item["status"]:
+        if status not in allowed or not self._set(item, status, "", expect=allowed[status]):
             return json_error(
                 "ConflictingResourceUpdateException",
                 f"Cannot change topic rule destination {arn} from {item['status']} to "
                 f"{status}: only ENABLED <-> DISABLED, or IN_PROGRESS to confirm again",
                 status=409,
             )
-        self._set(item, status, "")
         return json_response({})
 
     def delete(self, request: AwsRequest) -> AwsResponse:
         arn = _arn_from_path(request)
         with self._lock:
-            removed = self._scope(request.account_id, request.region).pop(arn, None)
-        if removed is None:
+            scope = self._scope(request.account_id, request.region)
+            found = scope.get(arn)
+            if found is not None:
+                if self._files is not None:
+                    self._files.remove(found["arn"])
+                del scope[arn]
+        if found is None:
             return _not_found(arn)
         return json_response({})
 
@@ -253,7 +302,13 @@ class TopicRuleDestinations:
                 f"Topic rule destination {item['arn']} is {item['status']}, not IN_PROGRESS",
                 status=409,
             )
-        self._set(item, "ENABLED", "")
+        if not self._set(item, "ENABLED", "", expect="IN_PROGRESS"):
+            return json_error(
+                "ConflictingResourceUpdateException",
+                f"Topic rule destination {item['arn']} changed while it was confirmed: "
+                "get it and try again",
+                status=409,
+            )
         return json_response({})
 
     # Helpers ---------------------------------------------------------------------------
@@ -264,12 +319,16 @@ class TopicRuleDestinations:
         with self._lock:
             return self._scope(request.account_id, request.region).get(arn)
 
-    def _new(self, account_id: str, region: str, url: str) -> dict[str, Any]:
+    def _new(self, account_id: str, region: str, url: str) -> dict[str, Any] | None:
+        """A new IN_PROGRESS destination for `url`, stored, its confirmation request sent;
+        None when the account already has one for that URL."""
         from moto.utilities.utils import get_partition  # moto only once a destination is made
 
         partition = get_partition(region)
         now = time.time()
         item = {
+            "accountId": account_id,
+            "region": region,
             "arn": f"arn:{partition}:iot:{region}:{account_id}:ruledestination/http/{uuid.uuid4()}",
             "status": "IN_PROGRESS",
             "statusReason": "Awaiting confirmation",
@@ -277,16 +336,36 @@ class TopicRuleDestinations:
             "token": secrets.token_urlsafe(48),
             "createdAt": now,
             "lastUpdatedAt": now,
-            "region": region,
         }
         with self._lock:
-            self._scope(account_id, region)[item["arn"]] = item
+            scope = self._scope(account_id, region)
+            if any(i["confirmationUrl"] == url for i in scope.values()):
+                return None
+            self._save(item)
+            scope[item["arn"]] = item
         self._send_confirmation(item)
         return item
 
-    def _set(self, item: dict[str, Any], status: str, reason: str) -> None:
+    def _set(
+        self, item: dict[str, Any], status: str, reason: str, expect: str | None = None
+    ) -> bool:
+        """Change a destination's status, on disk first; False (and nothing changed) if it was
+        deleted meanwhile or, with `expect`, is no longer in that status."""
         with self._lock:
-            item.update(status=status, statusReason=reason, lastUpdatedAt=time.time())
+            if self._scope(item["accountId"], item["region"]).get(item["arn"]) is not item:
+                return False
+            if expect is not None and item["status"] != expect:
+                return False
+            changed = {**item, "status": status, "statusReason": reason}
+            changed["lastUpdatedAt"] = time.time()
+            self._save(changed)
+            item.update(changed)
+        return True
+
+    def _save(self, item: dict[str, Any]) -> None:
+        """Write a destination's record (under the lock, before the caller answers)."""
+        if self._files is not None:
+            self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
 
     def _send_confirmation(self, item: dict[str, Any]) -> None:
         threading.Thread(target=self._confirmation, args=(item,), daemon=True).start()
@@ -311,9 +390,8 @@ class TopicRuleDestinations:
             reason = "" if 200 <= status < 300 else f"the confirmation URL answered {status}"
         except Exception as exc:
             reason = f"the confirmation request failed: {type(exc).__name__}: {exc}"
-        if reason and item["status"] == "IN_PROGRESS":
+        if reason and self._set(item, "ERROR", reason, expect="IN_PROGRESS"):
             log.warning("topic rule destination %s: %s", item["arn"], reason)
-            self._set(item, "ERROR", reason)
 
 
 def _describe(item: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +403,18 @@ def _describe(item: dict[str, Any]) -> dict[str, Any]:
         "lastUpdatedAt": item["lastUpdatedAt"],
         "httpUrlProperties": {"confirmationUrl": item["confirmationUrl"]},
     }
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What a stored record lacks to be a destination, or None."""
+    for name, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(name), kind):
+            return f"no valid {name}"
+    if record["key"] != record["arn"]:
+        return "its key is not its arn"
+    if record["status"] not in STATUSES:
+        return f"unknown status {record['status']!r}"
+    return None
 
 
 def _arn_from_path(request: AwsRequest) -> str:

@@ -193,6 +193,7 @@ class RulesEngine:
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        self.destinations.load()  # before the broker takes messages for their http actions
         self._ensure_worker()
 
     def stop(self) -> None:
