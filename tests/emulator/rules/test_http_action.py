@@ -5,56 +5,22 @@ Destination, delivery only once ENABLED, and the URLs the emulator refuses."""
 from __future__ import annotations
 
 import json
-import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
+from support.https_receiver import confirmation, confirmation_token, https_receiver
 from support.rules import create_rule
-from support.waiting import wait_until
 
 
 @pytest.fixture
 def https_server(emulator):
     """An HTTPS server on 127.0.0.1 with the emulator CA's server certificate (for localhost);
     `requests` holds (path, headers, body) of each POST; it answers 200."""
-    received: list[tuple[str, dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((self.path, dict(self.headers), body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca = emulator.iot.ca
-    context.load_cert_chain(ca.server_cert_path, ca.server_key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.requests = received
-    server.base = f"https://localhost:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _confirmation(server):
-    """The confirmation request the destination got: (path, headers, JSON body)."""
-    found = wait_until(
-        lambda: [r for r in server.requests if "confirmationToken=" in r[0]], timeout=10
-    )
-    assert found, "no confirmation request arrived"
-    path, headers, body = found[-1]
-    return path, headers, json.loads(body)
+    with https_receiver(
+        emulator.iot.ca.server_cert_path, emulator.iot.ca.server_key_path
+    ) as server:
+        yield server
 
 
 def test_http_action_posts_only_after_the_destination_is_confirmed(
@@ -68,8 +34,8 @@ def test_http_action_posts_only_after_the_destination_is_confirmed(
     )["topicRuleDestination"]
     assert created["status"] == "IN_PROGRESS"
     assert created["arn"].startswith("arn:aws:iot:us-east-1:123456789012:ruledestination/http/")
-    path, headers, body = _confirmation(https_server)
-    token = parse_qs(urlsplit(path).query)["confirmationToken"][0]
+    path, headers, body = confirmation(https_server)
+    token = confirmation_token(path)
     assert urlsplit(path).path == f"/hook-{unique}/"
     assert headers["x-amz-rules-engine-message-type"] == "DestinationConfirmation"
     assert headers["x-amz-rules-engine-destination-arn"] == created["arn"]
@@ -134,7 +100,7 @@ def test_create_topic_rule_makes_the_destination_of_a_hardcoded_url(
     summaries = aws("iot").list_topic_rule_destinations()["destinationSummaries"]
     (mine,) = [s for s in summaries if s["httpUrlSummary"]["confirmationUrl"] == url]
     assert mine["status"] == "IN_PROGRESS"
-    path, _, body = _confirmation(https_server)
+    path, _, body = confirmation(https_server)
     assert path.startswith(f"/direct-{unique}/?confirmationToken=")
     assert body["arn"] == mine["arn"]
 
