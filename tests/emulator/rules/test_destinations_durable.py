@@ -29,13 +29,9 @@ from persistence_helpers import started_emulators  # noqa: E402
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def emulators(data_dir: Path):
-    yield from started_emulators(data_dir)
+def emulators(tmp_path: Path):
+    """Emulator processes, one after the other, on one data directory (`.data_dir`)."""
+    yield from started_emulators(tmp_path / "state")
 
 
 def destination(iot, url: str) -> dict:
@@ -48,8 +44,9 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_destinations_survive_a_restart(emulators, data_dir):
+def test_destinations_survive_a_restart(emulators):
     first = emulators()
+    data_dir = first.data_dir
     ca = data_dir / "iot"  # the emulator's CA, kept in the data directory across the restart
     with https_receiver(ca / "server.pem", ca / "server.key") as hooks:
         iot = first.client("iot")
