@@ -99,7 +99,7 @@ class TopicRuleDestinations:
         fields of a destination goes to the quarantine like an unreadable one."""
         if self._files is None:
             return
-        self._private_parent()
+        _private_parent(self._files)
         loaded = []
         for record in self._files.load():
             problem = _record_problem(record)
@@ -367,14 +367,8 @@ class TopicRuleDestinations:
     def _save(self, item: dict[str, Any]) -> None:
         """Write a destination's record (under the lock, before the caller answers)."""
         if self._files is not None:
-            self._private_parent()
+            _private_parent(self._files)
             self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
-
-    def _private_parent(self) -> None:
-        """<data_dir>/rules 0700 too: private_dir makes only its last component 0700 (mkdir
-        gives the parents it creates the umask's mode)."""
-        assert self._files is not None
-        private_dir(self._files.directory.parent)
 
     def _send_confirmation(self, item: dict[str, Any]) -> None:
         threading.Thread(target=self._confirmation, args=(item,), daemon=True).start()
@@ -412,6 +406,12 @@ def _describe(item: dict[str, Any]) -> dict[str, Any]:
         "lastUpdatedAt": item["lastUpdatedAt"],
         "httpUrlProperties": {"confirmationUrl": item["confirmationUrl"]},
     }
+
+
+def _private_parent(files: RecordFiles) -> None:
+    """<data_dir>/rules 0700 too: private_dir makes only its last component 0700 (mkdir gives
+    the parents it creates the umask's mode)."""
+    private_dir(files.directory.parent)
 
 
 def _record_problem(record: dict[str, Any]) -> str | None:
