@@ -50,8 +50,15 @@ DIR_MODE = 0o700
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) as 0700, or make an existing one 0700."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create `path` and its missing parents as 0700, or make an existing `path` 0700.
+
+    One level at a time: mkdir(parents=True) gives the parents it creates the umask's mode."""
+    missing, directory = [], path
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
     if path.stat().st_mode & 0o777 != DIR_MODE:
         os.chmod(path, DIR_MODE)
     return path

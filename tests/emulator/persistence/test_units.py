@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.persistence.blobs import BlobStore
-from emulator.persistence.fileformat import StateFormatError, read_checked, write_atomic
+from emulator.persistence.fileformat import (
+    StateFormatError,
+    private_dir,
+    read_checked,
+    write_atomic,
+)
 from emulator.persistence.logjournal import LogJournals, journal_name
 from emulator.persistence.middleware import PersistenceMiddleware, Plan
 
@@ -235,3 +242,20 @@ def test_a_new_stream_with_a_reused_name_starts_a_new_journal(tmp_path):
     # Then its journal holds only its own events
     fresh = LogJournals(tmp_path / "logs", tmp_path)
     assert fresh.load(journal_name(new), FakeStream("x")) == ["new"]
+
+
+def test_a_private_dir_and_every_parent_it_creates_are_0700_whatever_the_umask(tmp_path):
+    # given an existing folder left 0755, and the usual umask
+    (tmp_path / "kept").mkdir(mode=0o755)
+    old_umask = os.umask(0o022)
+    try:
+        # when a folder three levels below it is made private
+        private_dir(tmp_path / "kept" / "a" / "b" / "c")
+    finally:
+        os.umask(old_umask)
+    # then it and the two parents created for it are 0700; the folder that existed is left
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode)
+        for p in (tmp_path / "kept", *(tmp_path / "kept").rglob("*"))
+    }
+    assert modes == {"kept": 0o755, "a": 0o700, "b": 0o700, "c": 0o700}
