@@ -36,7 +36,6 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from emulator.gateway import AwsRequest, AwsResponse, json_error, json_response
-from emulator.persistence.fileformat import private_dir
 from emulator.persistence.quarantine import Quarantine
 from emulator.persistence.records import RecordFiles, record_name
 
@@ -99,7 +98,6 @@ class TopicRuleDestinations:
         fields of a destination goes to the quarantine like an unreadable one."""
         if self._files is None:
             return
-        _private_parent(self._files)
         loaded = []
         for record in self._files.load():
             problem = _record_problem(record)
@@ -367,8 +365,7 @@ class TopicRuleDestinations:
     def _save(self, item: dict[str, Any]) -> None:
         """Write a destination's record (under the lock, before the caller answers)."""
         if self._files is not None:
-            _private_parent(self._files)
-            self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
+                self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
 
     def _send_confirmation(self, item: dict[str, Any]) -> None:
         threading.Thread(target=self._confirmation, args=(item,), daemon=True).start()
@@ -406,12 +403,6 @@ def _describe(item: dict[str, Any]) -> dict[str, Any]:
         "lastUpdatedAt": item["lastUpdatedAt"],
         "httpUrlProperties": {"confirmationUrl": item["confirmationUrl"]},
     }
-
-
-def _private_parent(files: RecordFiles) -> None:
-    """<data_dir>/rules 0700 too: private_dir makes only its last component 0700 (mkdir gives
-    the parents it creates the umask's mode)."""
-    private_dir(files.directory.parent)
 
 
 def _record_problem(record: dict[str, Any]) -> str | None:
