@@ -365,7 +365,7 @@ class TopicRuleDestinations:
     def _save(self, item: dict[str, Any]) -> None:
         """Write a destination's record (under the lock, before the caller answers)."""
         if self._files is not None:
-                self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
+            self._files.save(item["arn"], {name: item[name] for name in RECORD_FIELDS})
 
     def _send_confirmation(self, item: dict[str, Any]) -> None:
         threading.Thread(target=self._confirmation, args=(item,), daemon=True).start()
