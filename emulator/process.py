@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 
 from emulator.constants import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT
@@ -96,13 +97,46 @@ def find_running(data_dir: str | Path) -> EmulatorInfo | None:
 
 
 def fetch_info(endpoint_url: str, timeout: float = 1.0) -> EmulatorInfo | None:
-    """The info of the emulator answering at `endpoint_url`, or None if nothing answers."""
+    """The info of the emulator answering at `endpoint_url`, or None if nothing answers or what
+    answers is not an emulator (another program on the port, e.g. a notebook kernel's socket)."""
     try:
         with urllib.request.urlopen(f"{endpoint_url}/_emulator/info", timeout=timeout) as response:
             data = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
+        return EmulatorInfo(**{k: data[k] for k in EmulatorInfo.__dataclass_fields__})
+    except (urllib.error.URLError, OSError, ValueError, HTTPException, KeyError, TypeError):
         return None
-    return EmulatorInfo(**{k: data[k] for k in EmulatorInfo.__dataclass_fields__})
+
+
+def wait_started(
+    child: subprocess.Popen,
+    *,
+    endpoint_url: str | None = None,
+    data_dir: str | Path | None = None,
+    timeout: float = 60.0,
+    log_path: str | Path | None = None,
+) -> EmulatorInfo:
+    """The info of the emulator `child` (a `python -m emulator`) once it answers at
+    `endpoint_url`, or, without one, at the endpoint its state file in `data_dir` names (so that
+    `--port 0` works). Only an answer with the child's own pid counts, never another emulator
+    that took the port in the meantime."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(
+                f"the emulator exited with code {child.returncode} while starting"
+                + (f"; see {log_path}" if log_path else "")
+            )
+        url = endpoint_url
+        if url is None and data_dir is not None:
+            state = read_state(data_dir) or {}
+            url = state.get("endpoint_url") if state.get("pid") == child.pid else None
+        info = fetch_info(url) if url else None
+        if info is not None and info.pid == child.pid:
+            return info
+        time.sleep(0.1)
+    child.kill()
+    where = endpoint_url or f"the endpoint in {Path(data_dir or '.') / STATE_FILE}"
+    raise TimeoutError(f"the emulator did not answer on {where} within {timeout:.0f} s")
 
 
 def ensure_running(
@@ -116,13 +150,18 @@ def ensure_running(
     """Return the running emulator on `port`, starting one in the background if needed.
 
     A port held by another program is refused with the one-line fix (PortTakenError) instead
-    of an emulator that exits at once."""
-    endpoint_url = f"http://{DEFAULT_HOST}:{port}"
-    info = fetch_info(endpoint_url)
+    of an emulator that exits at once. `port=0` always starts a new emulator on free ports (it
+    needs a `data_dir`, not ephemeral, where the emulator writes the endpoint it got)."""
+    if port == 0 and (data_dir is None or ephemeral):
+        raise ValueError(
+            "port=0 needs a data_dir (not ephemeral): the emulator names its endpoint there"
+        )
+    endpoint_url = f"http://{DEFAULT_HOST}:{port}" if port else None
+    info = fetch_info(endpoint_url) if endpoint_url else None
     if info is not None:
         return info
     for taken, variable in ((port, "IOT_EMULATOR_PORT"), (mqtt_port, "IOT_EMULATOR_MQTT_PORT")):
-        if port_in_use(taken):
+        if taken and port_in_use(taken):
             raise PortTakenError(
                 f"port {taken} is taken by another program (not the emulator): stop it, or set"
                 f" {variable} to a free port (e.g. {variable}={free_port()}) and restart the kernel"
@@ -143,19 +182,9 @@ def ensure_running(
         start_new_session=True,  # survives the notebook kernel's restarts
         cwd=Path(__file__).resolve().parents[1],
     )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the emulator exited with code {process.returncode} while starting"
-                + (f"; see {log_path}" if log_path else "")
-            )
-        info = fetch_info(endpoint_url)
-        if info is not None:
-            return info
-        time.sleep(0.2)
-    process.kill()
-    raise TimeoutError(f"the emulator did not answer on {endpoint_url} within {timeout:.0f} s")
+    return wait_started(
+        process, endpoint_url=endpoint_url, data_dir=data_dir, timeout=timeout, log_path=log_path
+    )
 
 
 def _alive(pid: int) -> bool:

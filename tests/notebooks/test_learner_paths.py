@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 from support.cli import run_module
@@ -32,14 +33,14 @@ def notebooks(*names: str):
 @pytest.fixture(scope="module")
 def persistent_emulator(tmp_path_factory):
     """One emulator with saved state (not ephemeral), found by the kernels through the env."""
-    port, mqtt_port = free_port(), free_port()
     data_dir = tmp_path_factory.mktemp("emulator-state")
     log = tmp_path_factory.mktemp("emulator-log") / "emulator.log"
+    # (ports the emulator chooses itself: none chosen beforehand can be taken in the meantime)
+    info = process.ensure_running(port=0, mqtt_port=0, data_dir=data_dir, log_path=log)
     monkey = pytest.MonkeyPatch()
-    monkey.setenv("IOT_EMULATOR_PORT", str(port))
-    monkey.setenv("IOT_EMULATOR_MQTT_PORT", str(mqtt_port))
+    monkey.setenv("IOT_EMULATOR_PORT", str(urlsplit(info.endpoint_url).port))
+    monkey.setenv("IOT_EMULATOR_MQTT_PORT", str(info.mqtt_port))
     monkey.setenv("IOT_EMULATOR_DATA_DIR", str(data_dir))
-    info = process.ensure_running(port=port, mqtt_port=mqtt_port, data_dir=data_dir, log_path=log)
     yield info
     process.stop(info)
     monkey.undo()
@@ -130,11 +131,9 @@ def emulator_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_emulator_stop_leaves_nothing_running(tmp_path):
     # given an emulator started in the background as the notebooks start it
-    port, mqtt_port = free_port(), free_port()
     log = tmp_path / "emulator.log"
-    info = process.ensure_running(
-        port=port, mqtt_port=mqtt_port, data_dir=tmp_path / "state", log_path=log
-    )
+    info = process.ensure_running(port=0, mqtt_port=0, data_dir=tmp_path / "state", log_path=log)
+    port, mqtt_port = urlsplit(info.endpoint_url).port, info.mqtt_port
     try:
         # when status runs, then it shows the instance: pid, ports, data dir, log
         shown = emulator_cli("status", "--data-dir", str(tmp_path / "state"))

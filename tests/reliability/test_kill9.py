@@ -22,7 +22,6 @@ from reliability_harness import (
 )
 
 from emulator import process
-from emulator.process import free_port
 
 MESSAGES = 300
 
@@ -34,10 +33,9 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def start(data_dir: Path, port: int, mqtt_port: int, log: Path) -> process.EmulatorInfo:
-    return process.ensure_running(
-        port=port, mqtt_port=mqtt_port, data_dir=data_dir, timeout=60, log_path=log
-    )
+def start(data_dir: Path, log: Path) -> process.EmulatorInfo:
+    """A new emulator process on `data_dir`, on ports it chooses itself (free at that moment)."""
+    return process.ensure_running(port=0, mqtt_port=0, data_dir=data_dir, timeout=60, log_path=log)
 
 
 def kill_9(info: process.EmulatorInfo) -> None:
@@ -57,18 +55,17 @@ def kill_9(info: process.EmulatorInfo) -> None:
 @pytest.fixture
 def emulator_process(tmp_path):
     data_dir = tmp_path / "data"
-    port, mqtt_port = free_port(), free_port()
     running: list[process.EmulatorInfo] = []
 
     def launch() -> process.EmulatorInfo:
-        info = start(data_dir, port, mqtt_port, tmp_path / "emulator.log")
+        info = start(data_dir, tmp_path / "emulator.log")
         running.append(info)
         return info
 
     yield launch
     for info in running:
         answering = process.fetch_info(info.endpoint_url, timeout=0.2)
-        if answering is not None and answering.pid == info.pid:  # (both share one port)
+        if answering is not None and answering.pid == info.pid:
             kill_9(info)
 
 

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 from support.cli import run_module
 
 from emulator import process
-from emulator.process import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,39 +25,31 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 
 class EmulatorProcess:
-    """`python -m emulator --port <free> --mqtt-port 0 --data-dir <dir>` as a child process."""
+    """`python -m emulator --port 0 --mqtt-port 0 --data-dir <dir>` as a child process; its
+    endpoint (and port) are known once it started (read from the state file it writes, so no port
+    chosen beforehand can be taken by another process in the meantime)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.endpoint_url = ""
         self.child: subprocess.Popen | None = None
         self.log = data_dir.parent / f"{data_dir.name}-emulator.log"
 
     def start(self, timeout: float = 60.0) -> EmulatorProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "emulator",
-            "--port",
-            str(self.port),
-            "--mqtt-port",
-            "0",
-            "--data-dir",
-            str(self.data_dir),
-        ]
+        command = [sys.executable, "-m", "emulator", "--port", "0", "--mqtt-port", "0"]
+        command += ["--data-dir", str(self.data_dir)]
         with open(self.log, "ab") as log:
             self.child = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.child.poll() is not None:
-                raise RuntimeError(f"emulator exited with {self.child.returncode}: {self.output()}")
-            if process.fetch_info(self.endpoint_url, timeout=0.5) is not None:
-                return self
-            time.sleep(0.1)
-        raise TimeoutError(f"emulator did not answer: {self.output()}")
+        try:
+            info = process.wait_started(self.child, data_dir=self.data_dir, timeout=timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}: {self.output()}") from None
+        self.endpoint_url = info.endpoint_url
+        self.port = urlsplit(info.endpoint_url).port
+        return self
 
     def stop(self) -> int:
         """A clean stop (SIGTERM); the exit code."""
