@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
-from emulator.process import fetch_info, free_port
+from emulator.process import wait_started
 
 ROOT = Path(__file__).resolve().parents[2]
 NOFILE = 300  # the emulator's cap is then 300 - 256 reserved = 44 connections
@@ -32,22 +33,20 @@ def _limit_descriptors() -> None:
 
 
 def test_a_flood_beyond_the_descriptor_limit_neither_spins_nor_stops_the_api(tmp_path):
-    port = free_port()
+    data_dir = tmp_path / "data"
     child = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--ephemeral", "--port", str(port), "--mqtt-port", "0"],
+        [sys.executable, "-m", "emulator", "--data-dir", str(data_dir), "--port", "0"]
+        + ["--mqtt-port", "0"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         preexec_fn=_limit_descriptors,  # noqa: PLW1509 (only setrlimit, before exec)
     )
-    endpoint = f"http://127.0.0.1:{port}"
     held: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while fetch_info(endpoint, timeout=0.5) is None:
-            assert child.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        endpoint = wait_started(child, data_dir=data_dir, timeout=60).endpoint_url
+        port = urlsplit(endpoint).port
         # When more connections than the process has descriptors hold incomplete headers
         for _ in range(NOFILE + 100):
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)

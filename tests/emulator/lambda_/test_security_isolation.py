@@ -22,7 +22,6 @@ from iam_roles import lambda_trust
 
 from emulator import process
 from emulator.lambda_ import isolation
-from emulator.process import free_port
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="workers change uid only under root")
 
@@ -120,7 +119,7 @@ def test_handler_finds_no_emulator_secret_in_its_ancestors(
     # Given an emulator process started with a secret in its environment
     secret = f"emulator-secret-{os.urandom(8).hex()}"
     monkeypatch.setenv("EMULATOR_TEST_SECRET", secret)
-    info = process.ensure_running(port=free_port(), mqtt_port=free_port(), data_dir=tmp_path)
+    info = process.ensure_running(port=0, mqtt_port=0, data_dir=tmp_path)
     try:
         assert secret in Path(f"/proc/{info.pid}/environ").read_text(errors="replace")
         session = boto3.session.Session(region_name="us-east-1")
