@@ -8,7 +8,6 @@ moto keeps its state in module globals, so there is one `Emulator` per process.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -82,8 +81,12 @@ class Emulator:
         # certificateId = SHA-256 of the DER, as on AWS (moto hashes the PEM text otherwise).
         default_user_config.setdefault("iot", {})["use_valid_cert"] = True
         self.gateway = Gateway(DomainDispatcherApplication(create_backend_app), self.account_id)
+        # Both answer 503 until every component has started (the AWS API itself answers earlier,
+        # as components may call it while they start): whoever waits for them to answer, as
+        # process.ensure_running does, sees a whole emulator (e.g. the MQTT port, not None).
+        self._ready = threading.Event()
         self.gateway.route("/_emulator/health", self._health)
-        self.gateway.route("/_emulator/info", lambda _req: json_response(self.info()))
+        self.gateway.route("/_emulator/info", self._info)
         self.components: list[Any] = []
         # moto's state under data_dir/moto (S3 bodies as files even when ephemeral).
         self.persistence = Persistence(self.data_dir, durable=not ephemeral)
@@ -114,6 +117,7 @@ class Emulator:
                 component.start()
         make_private(self.data_dir)  # and what the components just created
         log.info("IAM: %s", self.iam_mode())
+        self._ready.set()
         return self
 
     def iam_mode(self) -> str:
@@ -126,6 +130,7 @@ class Emulator:
         return "off (service roles are not checked: every role may do everything)"
 
     def stop(self) -> None:
+        self._ready.clear()
         for component in reversed(self.components):
             if hasattr(component, "stop"):
                 try:
@@ -176,6 +181,11 @@ class Emulator:
         }
 
     def _health(self, _request: AwsRequest) -> AwsResponse:
-        return AwsResponse(
-            200, json.dumps({"status": "ok"}).encode(), {"Content-Type": "application/json"}
-        )
+        return json_response({"status": "ok"}) if self._ready.is_set() else self._not_ready()
+
+    def _info(self, _request: AwsRequest) -> AwsResponse:
+        return json_response(self.info()) if self._ready.is_set() else self._not_ready()
+
+    @staticmethod
+    def _not_ready() -> AwsResponse:
+        return json_response({"status": "starting or stopping"}, status=503)
