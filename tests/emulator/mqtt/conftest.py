@@ -142,6 +142,10 @@ def paho_client():
         client.connect("localhost", port, keepalive=kw.pop("keepalive", 60), **kw)
         # Our own network loop instead of loop_start(): a refused client must stay refused
         # (loop_start reconnects) and stopping must not wait out paho's one-second sleeps.
+        # Only that loop's thread touches the TLS socket, as with loop_start(): without a
+        # socket-write callback paho writes a publish/subscribe from the calling thread, and
+        # an SSL object used by two threads at once fails ("[SSL: BAD_LENGTH] bad length").
+        client.on_socket_register_write = lambda *_: None  # queued writes wake the loop
         stop = threading.Event()
 
         def network_loop():
@@ -152,6 +156,17 @@ def paho_client():
         thread = threading.Thread(target=network_loop, daemon=True)
         thread.start()
         client.loop_stop = lambda: (stop.set(), thread.join(5))
+        queue_disconnect = client.disconnect
+
+        def disconnect(*args, **kwargs):
+            """paho's disconnect, returning once the DISCONNECT is written (by the loop)."""
+            before = len(seen.disconnects)
+            code = queue_disconnect(*args, **kwargs)
+            if code == mqtt.MQTT_ERR_SUCCESS and thread.is_alive():
+                wait_until(lambda: len(seen.disconnects) > before, timeout=5)
+            return code
+
+        client.disconnect = disconnect
         seen.event.wait(10)
         client.seen = seen
         clients.append(client)
