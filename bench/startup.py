@@ -5,8 +5,9 @@
     .venv/bin/python bench/startup.py --costs    # also: cost per change, per PutObject, RSS
 
 Builds the state through boto3 against `python -m emulator --data-dir <tmp>`, stops it cleanly,
-then starts it again and times it until `/_emulator/info` answers; then kills it with SIGKILL and
-times a start again. With `--costs` it also measures, on the same emulator:
+then starts it again and times it until `/_emulator/info` answers (it does once every component
+has started); then kills it with SIGKILL and times a start again. With `--costs` it also
+measures, on the same emulator:
 - the time the emulator spends saving per state-changing call and per S3 PutObject (from
   `/_emulator/persistence`), and the client-side latency of such calls next to a read-only call;
 - the emulator's resident memory before and after a 200 MB object is uploaded with
