@@ -107,6 +107,30 @@ def fetch_info(endpoint_url: str, timeout: float = 1.0) -> EmulatorInfo | None:
         return None
 
 
+def _busy(endpoint_url: str) -> bool:
+    """Whether an emulator at `endpoint_url` says it is starting or stopping (503 from
+    /_emulator/health with the emulator's own body)."""
+    try:
+        urllib.request.urlopen(f"{endpoint_url}/_emulator/health", timeout=1.0).close()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code == 503 and b'"starting or stopping"' in exc.read(200)
+    except (OSError, HTTPException, ValueError):
+        return False
+    return False
+
+
+def _answering(endpoint_url: str, timeout: float) -> EmulatorInfo | None:
+    """The emulator at `endpoint_url`, waiting for one that is still starting; None when none
+    answers, or one that was stopping is gone."""
+    deadline = time.monotonic() + timeout
+    while (info := fetch_info(endpoint_url)) is None and time.monotonic() < deadline:
+        if not _busy(endpoint_url):
+            return fetch_info(endpoint_url)  # (it may have become ready in between)
+        time.sleep(0.1)
+    return info
+
+
 def wait_started(
     child: subprocess.Popen,
     *,
@@ -157,7 +181,7 @@ def ensure_running(
             "port=0 needs a data_dir (not ephemeral): the emulator names its endpoint there"
         )
     endpoint_url = f"http://{DEFAULT_HOST}:{port}" if port else None
-    info = fetch_info(endpoint_url) if endpoint_url else None
+    info = _answering(endpoint_url, timeout) if endpoint_url else None
     if info is not None:
         return info
     for taken, variable in ((port, "IOT_EMULATOR_PORT"), (mqtt_port, "IOT_EMULATOR_MQTT_PORT")):
