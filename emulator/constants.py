@@ -19,6 +19,9 @@ DEFAULT_PORT = 4566
 # MQTT over TLS: "8883 ... MQTT ... X.509 client certificate".
 # https://docs.aws.amazon.com/iot/latest/developerguide/protocols.html
 DEFAULT_MQTT_PORT = 8883
+# The status /_emulator/info and /_emulator/health answer (503) until every component has
+# started, and again while stopping; process.ensure_running waits on it.
+NOT_READY = "starting or stopping"
 
 # Basic Ingest: a device publishes to `$aws/rules/<rule name>/...` to reach one rule directly.
 # https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html

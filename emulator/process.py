@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from emulator.constants import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT
+from emulator.constants import DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_PORT, NOT_READY
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class EmulatorInfo:
     root_ca_path: str
     data_dir: str
     pid: int
+
+    @property
+    def port(self) -> int:
+        """The AWS API port (of `endpoint_url`)."""
+        return int(self.endpoint_url.rsplit(":", 1)[1])
 
 
 def free_port() -> int:
@@ -96,39 +101,35 @@ def find_running(data_dir: str | Path) -> EmulatorInfo | None:
     return info
 
 
-def fetch_info(endpoint_url: str, timeout: float = 1.0) -> EmulatorInfo | None:
-    """The info of the emulator answering at `endpoint_url`, or None if nothing answers or what
-    answers is not an emulator (another program on the port, e.g. a notebook kernel's socket)."""
+def _probe(endpoint_url: str, timeout: float = 1.0) -> EmulatorInfo | str | None:
+    """One request to `endpoint_url`: the emulator's info; NOT_READY when an emulator answers that
+    it is starting or stopping; None when nothing answers or what answers is not an emulator
+    (another program on the port, e.g. a notebook kernel's socket)."""
     try:
         with urllib.request.urlopen(f"{endpoint_url}/_emulator/info", timeout=timeout) as response:
             data = json.loads(response.read())
         return EmulatorInfo(**{k: data[k] for k in EmulatorInfo.__dataclass_fields__})
-    except (urllib.error.URLError, OSError, ValueError, HTTPException, KeyError, TypeError):
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return NOT_READY if exc.code == 503 and NOT_READY.encode() in exc.read(200) else None
+    except (OSError, ValueError, HTTPException, KeyError, TypeError):
         return None
 
 
-def _busy(endpoint_url: str) -> bool:
-    """Whether an emulator at `endpoint_url` says it is starting or stopping (503 from
-    /_emulator/health with the emulator's own body)."""
-    try:
-        urllib.request.urlopen(f"{endpoint_url}/_emulator/health", timeout=1.0).close()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code == 503 and b'"starting or stopping"' in exc.read(200)
-    except (OSError, HTTPException, ValueError):
-        return False
-    return False
+def fetch_info(endpoint_url: str, timeout: float = 1.0) -> EmulatorInfo | None:
+    """The info of the emulator answering at `endpoint_url`, or None if nothing answers, what
+    answers is not an emulator, or the emulator is not ready."""
+    found = _probe(endpoint_url, timeout)
+    return found if isinstance(found, EmulatorInfo) else None
 
 
 def _answering(endpoint_url: str, timeout: float) -> EmulatorInfo | None:
     """The emulator at `endpoint_url`, waiting for one that is still starting; None when none
     answers, or one that was stopping is gone."""
     deadline = time.monotonic() + timeout
-    while (info := fetch_info(endpoint_url)) is None and time.monotonic() < deadline:
-        if not _busy(endpoint_url):
-            return fetch_info(endpoint_url)  # (it may have become ready in between)
+    while (found := _probe(endpoint_url)) == NOT_READY and time.monotonic() < deadline:
         time.sleep(0.1)
-    return info
+    return found if isinstance(found, EmulatorInfo) else None
 
 
 def wait_started(

@@ -25,6 +25,7 @@ from emulator.constants import (
     DEFAULT_MQTT_PORT,
     DEFAULT_PORT,
     DEFAULT_REGION,
+    NOT_READY,
 )
 from emulator.gateway import AwsRequest, AwsResponse, Gateway, json_response
 from emulator.httpserver import ApiServer, ErrorShield
@@ -188,4 +189,4 @@ class Emulator:
 
     @staticmethod
     def _not_ready() -> AwsResponse:
-        return json_response({"status": "starting or stopping"}, status=503)
+        return json_response({"status": NOT_READY}, status=503)

@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-from urllib.parse import urlsplit
 
 import pytest
 from support.cli import run_module
@@ -38,7 +37,7 @@ def persistent_emulator(tmp_path_factory):
     # (ports the emulator chooses itself: none chosen beforehand can be taken in the meantime)
     info = process.ensure_running(port=0, mqtt_port=0, data_dir=data_dir, log_path=log)
     monkey = pytest.MonkeyPatch()
-    monkey.setenv("IOT_EMULATOR_PORT", str(urlsplit(info.endpoint_url).port))
+    monkey.setenv("IOT_EMULATOR_PORT", str(info.port))
     monkey.setenv("IOT_EMULATOR_MQTT_PORT", str(info.mqtt_port))
     monkey.setenv("IOT_EMULATOR_DATA_DIR", str(data_dir))
     yield info
@@ -133,7 +132,7 @@ def test_emulator_stop_leaves_nothing_running(tmp_path):
     # given an emulator started in the background as the notebooks start it
     log = tmp_path / "emulator.log"
     info = process.ensure_running(port=0, mqtt_port=0, data_dir=tmp_path / "state", log_path=log)
-    port, mqtt_port = urlsplit(info.endpoint_url).port, info.mqtt_port
+    port, mqtt_port = info.port, info.mqtt_port
     try:
         # when status runs, then it shows the instance: pid, ports, data dir, log
         shown = emulator_cli("status", "--data-dir", str(tmp_path / "state"))

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -45,8 +44,8 @@ def test_a_flood_beyond_the_descriptor_limit_neither_spins_nor_stops_the_api(tmp
     )
     held: list[socket.socket] = []
     try:
-        endpoint = wait_started(child, data_dir=data_dir, timeout=60).endpoint_url
-        port = urlsplit(endpoint).port
+        started = wait_started(child, data_dir=data_dir, timeout=60)
+        endpoint, port = started.endpoint_url, started.port
         # When more connections than the process has descriptors hold incomplete headers
         for _ in range(NOFILE + 100):
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import boto3
 from support.cli import run_module
@@ -48,7 +47,7 @@ class EmulatorProcess:
         except (RuntimeError, TimeoutError) as exc:
             raise type(exc)(f"{exc}: {self.output()}") from None
         self.endpoint_url = info.endpoint_url
-        self.port = urlsplit(info.endpoint_url).port
+        self.port = info.port
         return self
 
     def stop(self) -> int:
